@@ -1,0 +1,1 @@
+"""Feature preparation (issue [features]): specs live in `spec`."""

@@ -1,0 +1,37 @@
+"""Shared fixtures: one SparkSession for the whole session, built by driftline's own builder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from driftline.config.schema import RuntimeConfig
+from driftline.runtime import build_spark
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def spark_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("spark-workspace")
+
+
+@pytest.fixture(scope="session")
+def spark(spark_workspace: Path) -> Iterator[object]:
+    """Local[2] session with UI off and two shuffle partitions: small data, fast tests."""
+    os.environ.setdefault("TZ", "UTC")
+    session = build_spark(
+        RuntimeConfig(master="local[2]", shuffle_partitions=2, app_name="driftline-tests"),
+        workspace=spark_workspace,
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def conf_dir() -> Path:
+    """The project's own conf/ folder (read only)."""
+    return ROOT / "conf"
