@@ -241,7 +241,9 @@ def _describe(exc: ValidationError, origin: dict[KeyPath, str], model_file: str)
             detail = "required key is missing"
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            detail = f"{msg[0].lower()}{msg[1:]}, found {err.get('input')!r}"
+            detail = f"{msg[0].lower()}{msg[1:]}"
+            if "found" not in msg:  # our own validators already say what they found
+                detail += f", found {err.get('input')!r}"
         parts.append(f"{source}: {key}: {detail}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more

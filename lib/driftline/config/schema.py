@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from driftline.config.base import IDENTIFIER, Frozen, Identifier
 from driftline.features.spec import FeatureSpec, SourcesConfig
+from driftline.quality.spec import QualityConfig
 from driftline.tables.spec import StorageConfig
 
 __all__ = ["IDENTIFIER", "DriftlineConfig", "Frozen", "Identifier", "RuntimeConfig", "StorageConfig"]
@@ -124,6 +125,7 @@ class DriftlineConfig(Frozen):
     entity_key: Identifier
     sources: SourcesConfig
     features: list[FeatureSpec] = Field(min_length=1)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
     estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

@@ -1,0 +1,1 @@
+"""Command line: the ``driftline`` command and the shared job runner."""

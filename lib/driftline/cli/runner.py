@@ -1,0 +1,258 @@
+"""The shared job runner: arguments, logging, config, Spark, exit codes.
+
+Every job (``jobs/<job>.py`` under spark-submit, or ``driftline <job>``) goes through `run_job`:
+
+1. parse ``--model``, ``--date`` | ``--from/--to``, ``--conf-dir``, ``--workspace``, ``--set``;
+2. load and validate the layered config (errors exit 2 before Spark starts);
+3. refuse a job whose capability is not built yet (exit 2, nothing run or written);
+4. log the resolved config (secrets masked) and its hash, build the one SparkSession;
+5. call the job function with a `JobContext` and map the outcome to an exit code:
+   0 ok · 1 unexpected (traceback) · 2 config/usage/environment · 3 data-quality gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from driftline.config import LoadedConfig, load_config
+from driftline.context import JobContext, new_run_id
+from driftline.errors import DriftlineError, NotBuiltError, UsageError
+
+log = logging.getLogger("driftline")
+
+MAX_RANGE_DAYS = 3660
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job: one-line summary, longer help, and the ``module:function`` that runs it."""
+
+    summary: str
+    description: str
+    target: str | None  # None: not built yet
+    issue: str
+    reads: str
+    writes: str
+
+
+JOBS: dict[str, JobSpec] = {
+    "prepare_features": JobSpec(
+        "compute the model's feature table for a date or a date range",
+        "Compute one feature row per entity and as_of_date from the model's source tables, using only "
+        "events strictly before the date (00:00 UTC), run the data-quality gate and write "
+        "<model>__features (partition as_of_date).",
+        None, "[features]", "source tables", "<model>__features, quality_results, quarantine",
+    ),
+    "train": JobSpec(
+        "train a model version and register it behind the promotion gate",
+        "Fit the configured scikit-learn pipeline on features joined point-in-time with matured labels, "
+        "evaluate on a later validation window, register the version in MLflow with its reference "
+        "profile, and move the champion alias only if the promotion gate passes.",
+        None, "[training]", "<model>__features, labels", "MLflow run + model version, reference_profiles",
+    ),
+    "score": JobSpec(
+        "score the feature partition of a date with the champion (and shadow challenger)",
+        "Load the champion (and challenger) after verifying its artifact hash, validate the features "
+        "against the model signature and write <model>__predictions (partition score_date).",
+        None, "[scoring]", "<model>__features, MLflow registry", "<model>__predictions",
+    ),
+    "monitor": JobSpec(
+        "profile the window ending at a date: drift, data quality, late-label performance",
+        "Profile features and predictions of the window in one distributed pass, compare with the "
+        "reference profile and the previous window, and write monitor_metrics, monitor_runs and an "
+        "HTML report.",
+        None, "[monitoring]", "features, predictions, labels, reference profile",
+        "monitor_metrics, monitor_runs, HTML report",
+    ),
+    "retrain": JobSpec(
+        "evaluate the retrain policy on the monitoring history and retrain when it fires",
+        "Evaluate the retrain policy over recent monitoring windows, record the decision, and when it "
+        "fires train a challenger and run the promotion gate.",
+        None, "[retrain]", "monitor_metrics, monitor_runs", "retrain_decisions, MLflow",
+    ),
+    "pipeline": JobSpec(
+        "run prepare_features → score → monitor → retrain for a date or a backfill range",
+        "Run the jobs in order for each date, stopping at the first failure with that step's exit "
+        "code; dates already completed are skipped unless --force.",
+        None, "[retrain]", "—", "everything the steps write",
+    ),
+}
+
+EPILOG = """exit codes: 0 ok · 1 unexpected error (traceback) · 2 configuration, usage or environment
+problem (nothing ran) · 3 data-quality gate failed (nothing written)
+
+examples:
+  driftline {job} --model churn --date 2026-03-01
+  driftline {job} --model churn --from 2026-02-01 --to 2026-02-28 --set runtime.shuffle_partitions=16
+  spark-submit jobs/{job}.py --model churn --date 2026-03-01 --conf-dir conf"""
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def iso_date(text: str) -> dt.date:
+    """Parse a strict ``YYYY-MM-DD`` calendar date (anything else is a usage error)."""
+    if not _ISO_DATE.match(text or ""):
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, found {text!r}")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a real calendar date as YYYY-MM-DD, found {text!r}") from None
+
+
+def build_parser(job: str, prog: str | None = None) -> argparse.ArgumentParser:
+    spec = JOBS[job]
+    parser = argparse.ArgumentParser(
+        prog=prog or f"driftline {job}",
+        description=f"{spec.description}\n\nreads: {spec.reads}\nwrites: {spec.writes}",
+        epilog=EPILOG.format(job=job),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, metavar="NAME",
+                        help="model name; its config is <conf-dir>/models/NAME.yaml")
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD",
+                      help="logical date of the run (UTC calendar day)")
+    when.add_argument("--from", dest="date_from", type=iso_date, metavar="YYYY-MM-DD",
+                      help="first date of a range (inclusive); needs --to")
+    parser.add_argument("--to", dest="date_to", type=iso_date, metavar="YYYY-MM-DD",
+                        help="last date of a range (inclusive); needs --from")
+    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
+                        help="folder with base.yaml and models/ (default: $DRIFTLINE_CONF_DIR or ./conf)")
+    parser.add_argument("--workspace", metavar="DIR",
+                        help="workspace folder for tables, MLflow store and reports (overrides the config key "
+                             "'workspace', default ./.driftline)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override one config key, e.g. --set monitoring.drift.psi_threshold=0.3 "
+                             "(repeatable; values are parsed as YAML: 3 → int, 0.3 → float, true → bool)")
+    parser.add_argument("--force", action="store_true",
+                        help="redo work already recorded as complete (pipeline backfills)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="driftline log level (default: the config key logging.level)")
+    return parser
+
+
+def resolve_dates(args: argparse.Namespace) -> tuple[dt.date, ...]:
+    if args.date is not None:
+        if args.date_to is not None:
+            raise UsageError("--to: only valid with --from, found it with --date")
+        return (args.date,)
+    if args.date_to is None:
+        raise UsageError("--from: expected --to with the last date of the range, found none")
+    if args.date_to < args.date_from:
+        raise UsageError(f"--from/--to: expected --from <= --to, found {args.date_from} > {args.date_to}")
+    days = (args.date_to - args.date_from).days + 1
+    if days > MAX_RANGE_DAYS:
+        raise UsageError(f"--from/--to: expected at most {MAX_RANGE_DAYS} days, found {days}")
+    return tuple(args.date_from + dt.timedelta(days=i) for i in range(days))
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def setup_logging(level: str, json_lines: bool = False) -> None:
+    """Log driftline's records to stderr; quiet the chatty libraries."""
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("driftline")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    for noisy in ("py4j", "mlflow", "alembic", "urllib3", "deltalake"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+        })
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_job(job: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run ``job`` with command-line ``argv``; return the process exit code (never raises)."""
+    parser = build_parser(job, prog)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help → 0, usage error → 2 (message already printed)
+        return int(exc.code or 0)
+    name = prog or f"driftline {job}"
+    try:
+        dates = resolve_dates(args)
+        loaded = load_config(args.model, args.conf_dir, args.overrides, args.workspace)
+        setup_logging(args.log_level or loaded.config.logging.level, loaded.config.logging.json_lines)
+        target = _job_function(job)
+        return _execute(job, target, loaded, dates, force=args.force)
+    except DriftlineError as exc:
+        _fail(name, str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _fail(name, "interrupted")
+        return 130
+    except Exception:  # unexpected: the traceback is the useful part
+        traceback.print_exc()
+        return 1
+
+
+def _job_function(job: str) -> Callable[[JobContext], object]:
+    spec = JOBS[job]
+    if spec.target is None:
+        raise NotBuiltError(
+            f"the {job} job is not built yet (planned in issue {spec.issue}); nothing was run or written"
+        )
+    module, _, func = spec.target.partition(":")
+    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+
+
+def _execute(job: str, target: Callable[[JobContext], object], loaded: LoadedConfig,
+             dates: tuple[dt.date, ...], force: bool) -> int:
+    from driftline.runtime import build_spark
+
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    run_id = new_run_id(job, started)
+    cfg = loaded.config
+    when = str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]} ({len(dates)} days)"
+    log.info("%s: model=%s date=%s run_id=%s config_hash=%s files=%s overrides=%s",
+             job, cfg.name, when, run_id, loaded.config_hash, ",".join(loaded.files),
+             " ".join(loaded.overrides) or "-")
+    log.info("resolved config: %s", json.dumps(loaded.redacted(), sort_keys=True))
+
+    from pyspark.sql import SparkSession
+
+    owned = SparkSession.getActiveSession() is None
+    os.makedirs(cfg.workspace, exist_ok=True)
+    spark = build_spark(cfg.runtime, cfg.workspace)
+    ctx = JobContext(job=job, loaded=loaded, dates=dates, spark=spark, run_id=run_id,
+                     started_at=started, force=force)
+    t0 = time.monotonic()
+    try:
+        target(ctx)
+    finally:
+        if owned:
+            spark.stop()
+    log.info("%s: done in %.1f s (run_id=%s)", job, time.monotonic() - t0, run_id)
+    return 0
+
+
+def _fail(name: str, message: str) -> None:
+    line = " ".join(message.split())  # one line, whatever the message held
+    print(f"{name}: error: {line}", file=sys.stderr)

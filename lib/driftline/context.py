@@ -1,0 +1,88 @@
+"""What a job function receives: the resolved config, the dates, the run identity and the session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import driftline
+from driftline.config import DriftlineConfig, LoadedConfig
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from driftline.tables import CommitInfo, TableStore
+
+
+@cache
+def code_version() -> str:
+    """Package version plus the git commit of the source tree when there is one (``0.1.0+g1a2b3c4``)."""
+    version = driftline.__version__
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=7", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        sha = ""
+    return f"{version}+g{sha}" if sha else version
+
+
+def new_run_id(job: str, started_at: dt.datetime) -> str:
+    """Sortable, unique run id: ``<job>-<UTC timestamp>-<8 hex>``."""
+    return f"{job}-{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class JobContext:
+    """Everything one job run needs; built by the runner, passed to the job function."""
+
+    job: str
+    loaded: LoadedConfig
+    dates: tuple[dt.date, ...]
+    spark: SparkSession
+    run_id: str
+    started_at: dt.datetime
+    force: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    _store: TableStore | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> DriftlineConfig:
+        return self.loaded.config
+
+    @property
+    def config_hash(self) -> str:
+        return self.loaded.config_hash
+
+    @property
+    def code_version(self) -> str:
+        return code_version()
+
+    @property
+    def workspace(self) -> Path:
+        return Path(self.config.workspace)
+
+    @property
+    def store(self) -> TableStore:
+        """The table layer for this run (opened once, on first use)."""
+        if self._store is None:
+            from driftline.tables import open_store
+
+            self._store = open_store(self.spark, self.config.storage, self.workspace)
+        return self._store
+
+    def commit_info(self, key: str, **extra: str) -> CommitInfo:
+        """Commit metadata for a write keyed by ``key`` (a logical date or partition)."""
+        from driftline.tables import CommitInfo
+
+        return CommitInfo(
+            job=self.job, run_id=self.run_id, key=key,
+            code_version=self.code_version, config_hash=self.config_hash, extra=dict(extra),
+        )
