@@ -1,0 +1,1 @@
+"""Data quality: schema contracts, checks, quarantine."""
