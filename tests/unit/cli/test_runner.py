@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -206,3 +207,21 @@ def test_job_files_are_thin() -> None:
         text = (ROOT / "jobs" / f"{job}.py").read_text()
         assert f'run_job("{job}"' in text
         assert len(text.splitlines()) <= 10
+
+
+def test_spark_submit_keeps_the_submitters_master_and_resources(tmp_path: Path, conf: Path) -> None:
+    """Under spark-submit the runner applies session SQL settings but not master or resources."""
+    bindir = Path(sys.executable).parent
+    out = tmp_path / "probe.json"
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "PYSPARK_PYTHON": sys.executable,
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "PROBE_OUT": str(out), "PYTHONPATH": str(ROOT)}
+    cmd = [str(bindir / "spark-submit"), "--master", "local[1]", "--driver-memory", "700m",
+           "--conf", "spark.ui.enabled=false", str(ROOT / "tests" / "unit" / "cli" / "submit_probe.py"),
+           "--model", "m1", "--date", "2026-01-05", "--conf-dir", str(conf), "--workspace", str(tmp_path / "ws"),
+           "--set", "runtime.master=local[2]", "--set", "runtime.driver_memory=2g", "--set", "runtime.shuffle_partitions=3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(out.read_text()) == {
+        "master": "local[1]", "driver_memory": "700m", "time_zone": "UTC",
+        "timestamp_type": "TIMESTAMP_MICROS", "shuffle_partitions": "3", "rows": 5,
+    }
