@@ -1,36 +1,62 @@
-"""Configuration slice of feature preparation: sources and feature definitions."""
+"""Configuration slice of feature preparation: sources, population and feature definitions.
+
+Every model is frozen and forbids unknown keys. Cross-references between features (a ratio's
+numerator, a flag's column) are checked when the features are compiled (`driftline.features.compile`),
+still before any Spark action.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from driftline.config.base import Frozen, Identifier
 
-DURATION = re.compile(r"^(\d+)d$")
+DURATION = re.compile(r"^([1-9]\d{0,3})d$")
+FUNCTION_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def window_days(window: str) -> int:
+    """Number of whole UTC days in a window string such as ``'30d'``."""
+    match = DURATION.match(window)
+    if not match:
+        raise ValueError(f"expected a window like '7d' (1..9999 days), found {window!r}")
+    return int(match.group(1))
 
 
 class EventSource(Frozen):
-    """Fact/event table: one row per event of an entity."""
+    """Fact/event table: one row per event of an entity, with an event timestamp (TIMESTAMP, UTC instant)."""
 
     table: Identifier
     key: Identifier
     timestamp: Identifier
+    # R7: a date whose input day (D-1, UTC) holds no event fails the job unless this is true.
+    allow_empty: bool = False
 
 
 class EntitySource(Frozen):
-    """Entity/dimension table with optional validity dates (slowly changing attributes)."""
+    """Entity/dimension table with optional validity dates (slowly changing attributes).
+
+    A row is valid as of D when ``valid_from <= D`` and (``valid_to`` is null or ``D < valid_to``);
+    DATE columns compare as calendar dates, TIMESTAMP columns against the instant D 00:00 UTC.
+    """
 
     table: Identifier
     key: Identifier
     valid_from: Identifier | None = None
     valid_to: Identifier | None = None
 
+    @model_validator(mode="after")
+    def _validity_pair(self) -> EntitySource:
+        if self.valid_to is not None and self.valid_from is None:
+            raise ValueError("valid_to needs valid_from as well, found only valid_to")
+        return self
+
 
 class LabelSource(Frozen):
-    """Label table: when the outcome of an entity became known and its value."""
+    """Label table: when the outcome of an entity became known and its value (never read by features)."""
 
     table: Identifier
     key: Identifier
@@ -38,36 +64,86 @@ class LabelSource(Frozen):
     value: Identifier
 
 
+class PopulationConfig(Frozen):
+    """Which entities get a feature row on D.
+
+    ``active``: entities with an entity-table row valid as of D. ``seen``: entities with at least
+    one event in the ``lookback`` days before D (default: the longest feature window).
+    """
+
+    rule: Literal["active", "seen"] = "seen"
+    lookback: str | None = None
+
+    @field_validator("lookback")
+    @classmethod
+    def _lookback(cls, v: str | None) -> str | None:
+        if v is not None:
+            window_days(v)
+        return v
+
+
 class SourcesConfig(Frozen):
     events: EventSource
     entities: EntitySource | None = None
     labels: LabelSource | None = None
+    population: PopulationConfig = Field(default_factory=PopulationConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourcesConfig:
+        if self.population.rule == "active" and self.entities is None:
+            raise ValueError("population.rule 'active' needs an entities source, found none")
+        if self.labels is not None:
+            # Labels are for training/monitoring only; a feature source must never be the label table.
+            used = {self.events.table, *([self.entities.table] if self.entities else [])}
+            if self.labels.table in used:
+                raise ValueError(
+                    f"labels.table {self.labels.table!r} is also a feature source; "
+                    "expected the label table to be separate (labels must never be visible to features)"
+                )
+        return self
 
 
 AggregateName = Literal[
     "count", "sum", "mean", "min", "max", "stddev", "distinct_count", "last", "days_since_last"
 ]
+FlagOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "is_null", "not_null"]
 
 
 class FeatureSpec(Frozen):
-    """One feature. ``kind`` selects which of the other keys apply (checked below)."""
+    """One feature. ``kind`` selects which of the other keys apply (checked below).
+
+    - ``aggregate``: ``agg`` of ``column`` over the events of the trailing ``window`` before D.
+    - ``attribute``: ``column`` of the entity row valid as of D.
+    - ``ratio``: ``numerator / denominator`` (two earlier features); null when the denominator is 0 or null.
+    - ``flag``: ``column`` (an earlier feature) compared with ``value`` by ``op``; false when the input is null.
+    - ``custom``: ``function`` (``package.module:name``), a ``DataFrame -> DataFrame`` that adds column ``name``.
+    """
 
     name: Identifier
-    kind: Literal["aggregate", "attribute", "ratio", "flag"]
+    kind: Literal["aggregate", "attribute", "ratio", "flag", "custom"]
     column: Identifier | None = None
     agg: AggregateName | None = None
     window: str | None = None
     numerator: Identifier | None = None
     denominator: Identifier | None = None
-    op: Literal["eq", "ne", "lt", "le", "gt", "ge"] | None = None
+    op: FlagOp | None = None
     value: float | int | str | bool | None = None
+    function: str | None = None
     categorical: bool = False
+    description: str = ""
 
     @field_validator("window")
     @classmethod
     def _window(cls, v: str | None) -> str | None:
-        if v is not None and not DURATION.match(v):
-            raise ValueError(f"expected a window like '7d', found {v!r}")
+        if v is not None:
+            window_days(v)
+        return v
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, v: str | None) -> str | None:
+        if v is not None and not FUNCTION_REF.match(v):
+            raise ValueError(f"expected 'package.module:function', found {v!r}")
         return v
 
     @model_validator(mode="after")
@@ -76,11 +152,38 @@ class FeatureSpec(Frozen):
             "aggregate": ("agg", "window"),
             "attribute": ("column",),
             "ratio": ("numerator", "denominator"),
-            "flag": ("column", "op", "value"),
+            "flag": ("column", "op"),
+            "custom": ("function",),
         }[self.kind]
         missing = [k for k in needed if getattr(self, k) is None]
         if missing:
-            raise ValueError(f"feature kind {self.kind!r} needs {', '.join(missing)}")
-        if self.kind == "aggregate" and self.agg not in ("count", "days_since_last") and not self.column:
-            raise ValueError(f"aggregate {self.agg!r} needs a column")
+            raise ValueError(f"feature kind {self.kind!r} needs {', '.join(missing)}, found them missing")
+        allowed = {
+            "aggregate": {"agg", "window", "column"},
+            "attribute": {"column"},
+            "ratio": {"numerator", "denominator"},
+            "flag": {"column", "op", "value"},
+            "custom": {"function"},
+        }[self.kind]
+        stray = [k for k in ("column", "agg", "window", "numerator", "denominator", "op", "value", "function")
+                 if k not in allowed and getattr(self, k) is not None]
+        if stray:
+            raise ValueError(f"feature kind {self.kind!r} does not use {', '.join(stray)}")
+        if self.kind == "aggregate":
+            if self.agg in ("count", "days_since_last"):
+                if self.agg == "days_since_last" and self.column is not None:
+                    raise ValueError("aggregate 'days_since_last' counts any event, expected no column")
+            elif self.column is None:
+                raise ValueError(f"aggregate {self.agg!r} needs a column, found none")
+        if self.kind == "flag":
+            if self.op in ("is_null", "not_null"):
+                if self.value is not None:
+                    raise ValueError(f"flag op {self.op!r} takes no value, found {self.value!r}")
+            elif self.value is None:
+                raise ValueError(f"flag op {self.op!r} needs a value, found none")
         return self
+
+    @property
+    def days(self) -> int | None:
+        """Window length in days (aggregates only)."""
+        return window_days(self.window) if self.window else None

@@ -1,0 +1,303 @@
+"""The ``prepare_features`` job: point-in-time features for a date or a range, behind a data-quality gate.
+
+Order of work (docs/features.md, "Write ordering"):
+
+1. compile the feature definitions and check config references (ConfigError, exit 2);
+2. open the sources and check their schema contracts — metadata only, before any Spark action (R9);
+3. one pass over the events of the read range: per-UTC-day counts, newest event, row-check
+   violations (R7 input presence, freshness, row counts, not-null/range/...);
+4. compute the features of every date in one job (persisted), check entities and features;
+5. the gate: any failed error-severity check raises `QualityGateError` (exit 3) — NOTHING is
+   written, not even ``quality_results`` (the failed checks are logged, one line each);
+6. only then write ``quarantine``, ``quality_results`` and last ``<model>__features``, each an
+   atomic replace of the run's (model,) as_of_date partitions, so a rerun replaces, never duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from driftline.errors import ConfigError, QualityGateError
+from driftline.features.compile import DAY, FeaturePlan, compile_features, event_type_problems
+from driftline.features.pit import (
+    compute_features,
+    dates_frame,
+    day_number,
+    entity_rows_as_of,
+    filter_event_days,
+)
+from driftline.quality.checks import (
+    ROW_KINDS,
+    CheckResult,
+    ContractCheck,
+    InputPresentCheck,
+    RowCheck,
+    aggregate_violations,
+    freshness_results,
+    gate,
+    input_present_results,
+    results_frame,
+    row_count_results,
+    row_results,
+    schema_results,
+    violation_column,
+    with_violations,
+)
+from driftline.quality.quarantine import QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, QUARANTINE_TABLE, quarantine_rows
+from driftline.quality.spec import FreshnessCheck, RowCountCheck, SchemaCheck, UniqueCheck
+
+if TYPE_CHECKING:
+    from driftline.context import JobContext
+    from driftline.tables import TableStore
+
+log = logging.getLogger(__name__)
+
+RESULTS_TABLE = "quality_results"
+RESULTS_PARTITIONS = ["model", "as_of_date"]
+FEATURES_PARTITIONS = ["as_of_date"]
+DATE_TYPES = ("date", "timestamp")
+
+
+def features_table(model: str) -> str:
+    return f"{model}__features"
+
+
+def commit_key(dates: Sequence[dt.date]) -> str:
+    """The logical key of a run: the date, or ``first..last`` for a range."""
+    return str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
+
+
+def run(ctx: JobContext) -> None:
+    """Compute, check and write the features of ``ctx.dates`` for ``ctx.config``'s model."""
+    cfg = ctx.config
+    dates = tuple(sorted(set(ctx.dates)))
+    plan = compile_features(cfg.entity_key, cfg.sources, cfg.features)
+    checks = list(cfg.quality.checks)
+    _check_feature_columns(plan, checks)
+    store = ctx.store
+    spark = ctx.spark
+
+    # -- 2. sources and contracts: schema only, no Spark action yet (R9).
+    events = _read_source(store, plan.sources.events.table, "events")
+    entities = _read_source(store, plan.sources.entities.table, "entities") if plan.sources.entities else None
+    results: list[CheckResult] = []
+    results += schema_results(ContractCheck("events", _event_contract(plan, checks)), events.schema, dates,
+                              event_type_problems(plan, events.schema))
+    if entities is not None:
+        results += schema_results(ContractCheck("entities", _entity_contract(plan, checks)), entities.schema, dates)
+    for check in checks:
+        if isinstance(check, SchemaCheck) and check.target != "features":
+            source = events if check.target == "events" else entities
+            if source is None:
+                raise ConfigError(f"quality.checks.{check.check_name}: target entities needs sources.entities")
+            results += schema_results(check, source.schema, dates)
+    gate(results)  # a contract failure stops here, before any Spark action
+
+    # -- 3. events: one pass over the read range, grouped by UTC day.
+    days = [day_number(d) for d in dates]
+    history_days = max([c.history for c in checks if isinstance(c, RowCountCheck) and c.target == "events"],
+                       default=0)
+    first_day = days[0] - max(plan.lookback_days, history_days + 1)
+    ev_ts = plan.sources.events.timestamp
+    ev_rows = (
+        events.transform(filter_event_days, ev_ts, first_day, days[-1])
+        .withColumn("_ts_us", F.unix_micros(F.col(ev_ts)))
+        .withColumn(DAY, F.floor(F.col("_ts_us") / F.lit(86_400_000_000)).cast("int"))
+    )
+    ev_checks = _row_checks(checks, "events")
+    ev_checked = with_violations(ev_rows, ev_checks, DAY)
+    per_day = aggregate_violations(ev_checked, ev_checks, DAY, [F.max("_ts_us").alias("_newest_us")])
+    log.info("events: %d rows in %d UTC days read (%s .. %s)", sum(s["_rows"] for s in per_day.values()),
+             len(per_day), _date_of(first_day), _date_of(days[-1] - 1))
+    results += _event_results(checks, ev_checks, per_day, dates, plan.sources.events.allow_empty)
+
+    drop = [c for c in ev_checks if c.drop]
+    events_in = events
+    if drop:
+        keep = ~_any([F.col(violation_column(c)) for c in drop])
+        events_in = ev_checked.filter(keep).select(*events.columns)
+
+    # -- 4. features (one job for all dates), entity and feature checks.
+    features = compute_features(plan, events_in, entities, dates).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        ent_checked = None
+        ent_checks = _row_checks(checks, "entities")
+        if entities is not None and (ent_checks or _has(checks, "entities", RowCountCheck)):
+            ent_rows = entity_rows_as_of(entities, plan, dates_frame(spark, dates))
+            ent_checked = with_violations(ent_rows, ent_checks, "as_of_date")
+            stats = aggregate_violations(ent_checked, ent_checks, "as_of_date")
+            results += row_results(ent_checks, stats, dates, "rows valid as of the date")
+            counts = {d: s["_rows"] for d, s in stats.items()}
+            for c in checks:
+                if isinstance(c, RowCountCheck) and c.target == "entities":
+                    results += row_count_results(c, counts, counts, dates, "rows valid as of the date")
+
+        ft_checks = _row_checks(checks, "features") + [
+            UniqueCheck(kind="unique", target="features", columns=[plan.entity_key], name="key_unique_features")
+        ]
+        ft_checked = with_violations(features, ft_checks, "as_of_date")
+        ft_stats = aggregate_violations(ft_checked, ft_checks, "as_of_date")
+        results += row_results(ft_checks, ft_stats, dates, "feature rows")
+        ft_counts = {d: s["_rows"] for d, s in ft_stats.items()}
+        log.info("features: %d rows for %d dates", sum(ft_counts.values()), len(dates))
+        row_count_checks = [c for c in checks if isinstance(c, RowCountCheck) and c.target == "features"]
+        if row_count_checks:
+            history = {**_feature_history(store, features_table(cfg.name), dates), **ft_counts}
+            for c in row_count_checks:
+                results += row_count_results(c, ft_counts, history, dates, "feature rows")
+
+        # -- 5. the gate: nothing has been written so far, and nothing is if it fails.
+        gate(results)
+
+        # -- 6. writes: quarantine, quality_results, then the features (the run's commit point).
+        commit_of = ctx.commit_info
+        key = commit_key(dates)
+        model_parts = [{"model": cfg.name, "as_of_date": d} for d in dates]
+        common = {"run_id": ctx.run_id, "model": cfg.name, "config_hash": ctx.config_hash}
+        parts: list[DataFrame] = []
+        if any(per_day.get(d - 1, {}).get(violation_column(c), 0) for d in days for c in ev_checks):
+            input_days = ev_checked.filter(F.col(DAY).isin([d - 1 for d in days])).withColumn(
+                "as_of_date", F.date_from_unix_date(F.col(DAY) + 1))
+            parts.append(quarantine_rows(input_days, ev_checks, target="events", key=plan.sources.events.key,
+                                         columns=events.columns, **common))
+        if ent_checked is not None and entities is not None and _violated(results, "entities"):
+            parts.append(quarantine_rows(ent_checked, ent_checks, target="entities", key=plan.entity_key,
+                                         columns=[plan.entity_key, *[c for c in entities.columns
+                                                                      if c != plan.sources.entities.key]],
+                                         **common))
+        if _violated(results, "features"):
+            parts.append(quarantine_rows(ft_checked, ft_checks, target="features", key=plan.entity_key,
+                                         columns=features.columns, **common))
+        quarantined = spark.createDataFrame([], QUARANTINE_SCHEMA)
+        for part in parts:
+            quarantined = quarantined.unionByName(part)
+        q = store.replace_partitions(QUARANTINE_TABLE, quarantined, QUARANTINE_PARTITIONS, commit_of(key),
+                                     partitions=model_parts)
+        r = store.replace_partitions(RESULTS_TABLE, results_frame(spark, results, **common), RESULTS_PARTITIONS,
+                                     commit_of(key), partitions=model_parts)
+        out = features.select(
+            *features.columns, F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.config_hash).alias("config_hash")
+        )
+        w = store.replace_partitions(features_table(cfg.name), out, FEATURES_PARTITIONS, commit_of(key),
+                                     partitions=[{"as_of_date": d} for d in dates])
+        warned = sum(1 for x in results if x.status == "warn")
+        log.info("wrote %s: %d rows (version %s); %s: %d results, %d warnings; %s: %d rows",
+                 features_table(cfg.name), w.rows, w.version, RESULTS_TABLE, r.rows, warned, QUARANTINE_TABLE, q.rows)
+    finally:
+        features.unpersist()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_source(store: TableStore, table: str, role: str) -> DataFrame:
+    if not store.exists(table):
+        raise QualityGateError(
+            f"sources.{role}: expected source table {table!r} to exist, found no table; nothing was written"
+        )
+    return store.read(table)
+
+
+def _any(cols: Sequence[object]) -> object:
+    out = F.lit(False)
+    for c in cols:
+        out = out | c  # type: ignore[operator]
+    return out
+
+
+def _has(checks: Sequence[object], target: str, kind: type) -> bool:
+    return any(isinstance(c, kind) and c.target == target for c in checks)  # type: ignore[attr-defined]
+
+
+def _row_checks(checks: Sequence[object], target: str) -> list[RowCheck]:
+    return [c for c in checks if getattr(c, "kind", None) in ROW_KINDS and c.target == target]  # type: ignore
+
+
+def _violated(results: Sequence[CheckResult], target: str) -> bool:
+    return any(r.target == target and r.kind in ROW_KINDS and (r.observed or 0) > 0 for r in results)
+
+
+def _date_of(day_no: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=day_no)
+
+
+def _columns_of_checks(checks: Sequence[object], target: str) -> list[str]:
+    cols: list[str] = []
+    for c in checks:
+        if getattr(c, "target", None) == target and getattr(c, "kind", None) in ROW_KINDS:
+            cols += c.columns_of()  # type: ignore[attr-defined]
+    return cols
+
+
+def _event_contract(plan: FeaturePlan, checks: Sequence[object]) -> dict[str, str | tuple[str, ...] | None]:
+    ev = plan.sources.events
+    contract: dict[str, str | tuple[str, ...] | None] = {ev.key: None, ev.timestamp: "timestamp"}
+    for c in [*plan.event_columns(), *_columns_of_checks(checks, "events")]:
+        contract.setdefault(c, None)
+    return contract
+
+
+def _entity_contract(plan: FeaturePlan, checks: Sequence[object]) -> dict[str, str | tuple[str, ...] | None]:
+    ent = plan.sources.entities
+    if ent is None:
+        return {}
+    contract: dict[str, str | tuple[str, ...] | None] = {ent.key: None}
+    for c in (ent.valid_from, ent.valid_to):
+        if c is not None:
+            contract[c] = DATE_TYPES
+    for c in [*plan.entity_columns(), *_columns_of_checks(checks, "entities")]:
+        contract.setdefault(c, None)
+    return contract
+
+
+def _check_feature_columns(plan: FeaturePlan, checks: Sequence[object]) -> None:
+    """Feature-target checks may only name produced columns (a config error otherwise, exit 2)."""
+    known = {plan.entity_key, "as_of_date", *plan.names}
+    for c in checks:
+        if getattr(c, "target", None) != "features":
+            continue
+        if isinstance(c, (SchemaCheck, FreshnessCheck)):
+            raise ConfigError(f"quality.checks.{c.check_name}: expected target events or entities for "
+                              f"{c.kind}, found features")
+        unknown = [x for x in c.columns_of() if x not in known]  # type: ignore[attr-defined]
+        if unknown:
+            raise ConfigError(f"quality.checks.{c.check_name}: expected feature columns ({', '.join(sorted(known))}), "
+                              f"found unknown {', '.join(unknown)}")
+
+
+def _event_results(checks: Sequence[object], ev_checks: Sequence[RowCheck], per_day: dict[object, dict[str, int]],
+                   dates: Sequence[dt.date], allow_empty: bool) -> list[CheckResult]:
+    """Event checks of each as_of_date D, evaluated on its input day D-1 (and the days before for history)."""
+    by_date = {d: per_day.get(day_number(d) - 1, {}) for d in dates}
+    counts = {d: s.get("_rows", 0) for d, s in by_date.items()}
+    results = input_present_results(InputPresentCheck("warn" if allow_empty else "error"), counts, dates)
+    results += row_results(ev_checks, by_date, dates, "events of the input day")
+    history = {_date_of(int(day) + 1): s["_rows"] for day, s in per_day.items() if s["_rows"] > 0}  # type: ignore
+    for c in checks:
+        if isinstance(c, RowCountCheck) and c.target == "events":
+            results += row_count_results(c, counts, history, dates, "events of the input day")
+        if isinstance(c, FreshnessCheck):
+            newest = {}
+            for d in dates:
+                before = [s["_newest_us"] for day, s in per_day.items() if int(day) < day_number(d)]  # type: ignore
+                newest[d] = (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=max(before))
+                             if before else None)
+            results += freshness_results(c, newest, dates)
+    return results
+
+
+def _feature_history(store: TableStore, table: str, dates: Sequence[dt.date]) -> dict[dt.date, int]:
+    """Row counts of the existing feature partitions before the run's dates (for row_count checks)."""
+    if not store.exists(table):
+        return {}
+    since = dates[0] - dt.timedelta(days=400)
+    rows = (store.read(table).filter((F.col("as_of_date") >= F.lit(since)) & ~F.col("as_of_date").isin(list(dates)))
+            .groupBy("as_of_date").count().collect())
+    return {r["as_of_date"]: int(r["count"]) for r in rows}
