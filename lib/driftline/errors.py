@@ -48,3 +48,8 @@ class TableError(DriftlineError):
 
 class ConcurrentRunError(TableError):
     """Another run committed the same (job, table, partition) first."""
+
+
+class ArtifactIntegrityError(DriftlineError):
+    """A model artifact does not match the SHA-256 recorded at registration, or holds untrusted types:
+    refused before it is deserialized (R16, R17)."""

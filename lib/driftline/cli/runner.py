@@ -53,14 +53,15 @@ JOBS: dict[str, JobSpec] = {
         "Compute one feature row per entity and as_of_date from the model's source tables, using only "
         "events strictly before the date (00:00 UTC), run the data-quality gate and write "
         "<model>__features (partition as_of_date).",
-        None, "[features]", "source tables", "<model>__features, quality_results, quarantine",
+        "driftline.features.job:run", "[features]", "source tables", "<model>__features, quality_results, quarantine",
     ),
     "train": JobSpec(
         "train a model version and register it behind the promotion gate",
         "Fit the configured scikit-learn pipeline on features joined point-in-time with matured labels, "
         "evaluate on a later validation window, register the version in MLflow with its reference "
         "profile, and move the champion alias only if the promotion gate passes.",
-        None, "[training]", "<model>__features, labels", "MLflow run + model version, reference_profiles",
+        "driftline.training.job:run", "[training]", "<model>__features, labels",
+        "MLflow run + model version, reference_profiles",
     ),
     "score": JobSpec(
         "score the feature partition of a date with the champion (and shadow challenger)",

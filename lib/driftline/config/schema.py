@@ -18,6 +18,7 @@ from driftline.config.base import IDENTIFIER, Frozen, Identifier
 from driftline.features.spec import FeatureSpec, SourcesConfig
 from driftline.quality.spec import QualityConfig
 from driftline.tables.spec import StorageConfig
+from driftline.training.spec import TrainingConfig
 
 __all__ = ["IDENTIFIER", "DriftlineConfig", "Frozen", "Identifier", "RuntimeConfig", "StorageConfig"]
 
@@ -128,6 +129,7 @@ class DriftlineConfig(Frozen):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     label: LabelConfig = Field(default_factory=LabelConfig)
     estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 

@@ -1,0 +1,1 @@
+"""Monitoring (issue [monitoring]): the distributed profiler lives in `profile`."""

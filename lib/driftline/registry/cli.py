@@ -1,0 +1,129 @@
+"""``driftline models list | promote VERSION | rollback``: look at and move the registry aliases.
+
+Exit codes: 0 ok · 2 configuration or usage (unknown version, nothing to roll back) · 1 any other
+failure (e.g. the artifact of the version to promote fails its hash check). Errors are one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from driftline.errors import DriftlineError
+
+if TYPE_CHECKING:
+    from driftline.registry.client import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Registered versions of a model and its aliases in the MLflow registry.
+
+  list             every version: aliases, creation time, training date, gate outcome, artifact hash
+  promote VERSION  make VERSION the champion (its artifact hash is verified first); the old
+                   champion becomes 'previous'
+  rollback         make the 'previous' version champion again"""
+
+EPILOG = """exit codes: 0 ok · 2 configuration/usage (unknown version, no previous version) · 1 other error
+
+examples:
+  driftline models list --model churn
+  driftline models promote 3 --model churn
+  driftline models rollback --model churn --workspace /data/driftline"""
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", required=True, metavar="NAME", help="model name (conf/models/NAME.yaml)")
+    common.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
+                        help="folder with base.yaml and models/ (default: $DRIFTLINE_CONF_DIR or ./conf)")
+    common.add_argument("--workspace", metavar="DIR", help="workspace folder (overrides the config key 'workspace')")
+    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override one config key, e.g. --set mlflow.tracking_uri=http://mlflow:5000")
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,promote,rollback}")
+    sub.add_parser("list", parents=[common], help="list versions and aliases",
+                   description="List every registered version of the model with its aliases.")
+    promote = sub.add_parser("promote", parents=[common], help="make VERSION the champion",
+                             description="Verify the artifact of VERSION, then move 'champion' to it "
+                                         "('previous' keeps the old champion).")
+    promote.add_argument("version", metavar="VERSION", help="registered version number")
+    sub.add_parser("rollback", parents=[common], help="make the previous version champion again",
+                   description="Move 'champion' back to the version holding 'previous' (then drop 'previous').")
+    return parser
+
+
+def models_command(argv: Sequence[str], prog: str = "driftline models") -> int:
+    """Run ``driftline models ...``; returns the exit code (never raises)."""
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:  # --help → 0, usage error → 2 (argparse printed the message)
+        return int(exc.code or 0)
+    for noisy in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return _dispatch(args)
+    except DriftlineError as exc:
+        _fail(prog, str(exc))
+        return exc.exit_code
+    except Exception:
+        traceback.print_exc()
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from driftline.config import load_config
+    from driftline.registry.client import ModelRegistry, tracking_setup
+
+    loaded = load_config(args.model, args.conf_dir, args.overrides, args.workspace)
+    cfg = loaded.config
+    registry = ModelRegistry(tracking_setup(cfg.mlflow, cfg.workspace), cfg.name)
+    if args.action == "list":
+        print_versions(registry)
+    elif args.action == "promote":
+        target = registry.get(args.version)
+        current = registry.alias("champion")
+        if current is not None and current.version == target.version:
+            print(f"{cfg.name}: v{target.version} is already the champion; nothing changed")
+            return 0
+        old = registry.promote(target.version, "manual: driftline models promote")
+        print(f"{cfg.name}: champion is now v{target.version}"
+              + (f" (previous: v{old.version})" if old else " (no previous champion)"))
+    else:
+        restored, demoted = registry.rollback("manual: driftline models rollback")
+        print(f"{cfg.name}: rolled back champion v{demoted.version if demoted else '-'} → v{restored.version}")
+    return 0
+
+
+def print_versions(registry: ModelRegistry) -> None:
+    """CLI output: one line per version (newest first)."""
+    versions = registry.versions()
+    if not versions:
+        print(f"{registry.name}: no registered versions")
+        return
+    header = ("VERSION", "ALIASES", "CREATED (UTC)", "DATE", "GATE", "METRIC", "SHA256")
+    rows = []
+    for v in reversed(versions):
+        t = v.tags
+        gate = {"true": "passed", "false": "failed"}.get(t.get("driftline.gate.passed", ""), "-")
+        metric = (f"{t['driftline.gate.metric']}={float(t['driftline.gate.challenger']):.4f}"
+                  if "driftline.gate.metric" in t and "driftline.gate.challenger" in t else "-")
+        rows.append((v.version, ",".join(v.aliases) or "-", f"{v.created:%Y-%m-%d %H:%M:%S}",
+                     t.get("driftline.date", "-"), gate, metric, (v.sha256 or "-")[:12]))
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    for r in (header, *rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _fail(prog: str, message: str) -> None:
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(models_command(sys.argv[1:]))

@@ -1,0 +1,395 @@
+"""The train job: training set → fit → evaluate → MLflow run + version → reference profile → gate.
+
+Order matters for what a failure leaves behind: nothing is registered before the model is fitted
+and evaluated; the reference profile is written before the gate runs; the ``champion`` alias moves
+last, only when the gate passes. A rerun for the same date, config, code version and input table
+versions finds the version it registered and does nothing (``--force`` trains again).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from driftline.errors import ArtifactIntegrityError, ConfigError, UsageError
+from driftline.registry.client import (
+    CHAMPION,
+    ModelRegistry,
+    configure,
+    ensure_experiment,
+    log_model,
+    tracking_setup,
+)
+from driftline.registry.profiles import PREDICTION, ProfileProvenance, clean_value, write_reference_rows
+from driftline.training import dataset as ds
+from driftline.training.evaluate import (
+    baseline_scores,
+    calibration_table,
+    prefixed,
+    task_metrics,
+)
+from driftline.training.gate import GateDecision, decide
+from driftline.training.pipeline import (
+    build_pipeline,
+    check_estimator_task,
+    estimator_params,
+    model_frame,
+    predict_scores,
+)
+from driftline.training.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from driftline.config.schema import DriftlineConfig
+    from driftline.context import JobContext
+    from driftline.tables import TableStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the config asks for, validated before any Spark action."""
+
+    task: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    gate_metric: str
+    gate_direction: str
+    features_table: str
+    labels_table: str
+    label_as_of: str
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return (*self.numeric, *self.categorical)
+
+
+def plan_training(cfg: DriftlineConfig) -> Plan:
+    """Check the config slices the train job needs; `ConfigError` naming the key otherwise."""
+    if cfg.sources.labels is None:
+        raise ConfigError("sources.labels: the train job needs a label table, found none configured")
+    task = cfg.label.task
+    check_estimator_task(cfg.estimator.type, task)
+    estimator_params(cfg.estimator)  # unknown estimator.params fail here, before Spark
+    gate = cfg.training.gate
+    metric = gate.metric_for(task)
+    allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    if metric not in allowed:
+        raise ConfigError(
+            f"training.gate.metric: expected one of {', '.join(allowed)} for label.task {task!r}, found {metric!r}"
+        )
+    return Plan(
+        task=task,
+        numeric=tuple(f.name for f in cfg.features if not f.categorical),
+        categorical=tuple(f.name for f in cfg.features if f.categorical),
+        gate_metric=metric,
+        gate_direction=gate.direction_for(task),
+        features_table=f"{cfg.name}__features",
+        labels_table=cfg.sources.labels.table,
+        label_as_of=getattr(cfg.sources.labels, "as_of", None) or ds.AS_OF,
+    )
+
+
+@dataclass
+class TrainingData:
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    train_capped: bool
+    validation_capped: bool
+    table_versions: dict[str, int]
+
+
+def input_versions(store: TableStore, plan: Plan) -> dict[str, int]:
+    """Latest version of the features and labels tables (the versions this run reads and records)."""
+    for table in (plan.features_table, plan.labels_table):
+        if not store.exists(table):
+            raise ds.TrainingDataError(
+                f"table {table}: expected it to exist for training, found none (run prepare_features / load labels)"
+            )
+    return {t: store.version(t) for t in (plan.features_table, plan.labels_table)}
+
+
+def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, windows: ds.Windows,
+                       versions: dict[str, int]) -> TrainingData:
+    """Read the given table versions, join matured labels, collect the two splits (capped)."""
+    from pyspark.sql import functions as F
+
+    features = store.read(plan.features_table, version=versions[plan.features_table],
+                          partitions={ds.AS_OF: windows.feature_dates()})
+    missing = [c for c in (cfg.entity_key, ds.AS_OF, *plan.features) if c not in features.columns]
+    if missing:
+        raise ds.TrainingDataError(
+            f"table {plan.features_table}: expected columns {', '.join(missing)}, found them missing"
+        )
+    features = features.select(
+        F.col(cfg.entity_key).cast("string").alias(cfg.entity_key), F.col(ds.AS_OF).cast("date").alias(ds.AS_OF),
+        *[F.col(c).cast("double").alias(c) for c in plan.numeric],
+        *[F.col(c).cast("string").alias(c) for c in plan.categorical],
+    )
+    source = cfg.sources.labels
+    if source is None:
+        raise ConfigError("sources.labels: the train job needs a label table, found none configured")
+    labels = ds.matured_labels(store.read(plan.labels_table, version=versions[plan.labels_table]),
+                               source, plan.label_as_of, windows.date)
+    data = ds.with_labels(ds.filter_window(features, windows.train_start, windows.validation_end),
+                          labels, cfg.entity_key, plan.features)
+    tcfg = cfg.training
+    train, train_capped = ds.collect_sample(ds.filter_window(data, windows.train_start, windows.train_end),
+                                            cfg.entity_key, tcfg.sample_cap, tcfg.sample_seed)
+    val, val_capped = ds.collect_sample(ds.filter_window(data, windows.validation_start, windows.validation_end),
+                                        cfg.entity_key, tcfg.sample_cap, tcfg.sample_seed)
+    ds.check_rows(len(train), tcfg.min_train_rows, "training", f"{windows.train_start}..{windows.train_end}",
+                  "min_train_rows")
+    ds.check_rows(len(val), tcfg.min_validation_rows, "validation",
+                  f"{windows.validation_start}..{windows.validation_end}", "min_validation_rows")
+    for split, frame, capped in (("training", train, train_capped), ("validation", val, val_capped)):
+        log.info("%s set: %d rows%s", split, len(frame),
+                 f" (capped at training.sample_cap={tcfg.sample_cap}, seed {tcfg.sample_seed})" if capped else "")
+    return TrainingData(train, val, train_capped, val_capped, versions)
+
+
+@dataclass
+class FitResult:
+    model: Any
+    train_scores: np.ndarray
+    validation_scores: np.ndarray
+    metrics: dict[str, float]
+    calibration: pd.DataFrame | None
+
+
+def fit_and_evaluate(cfg: DriftlineConfig, plan: Plan, data: TrainingData) -> FitResult:
+    """Fit the configured pipeline on the training split; metrics on both splits and the baseline."""
+    task, thr = plan.task, cfg.label.threshold
+    x_train = model_frame(data.train, plan.numeric, plan.categorical)
+    x_val = model_frame(data.validation, plan.numeric, plan.categorical)
+    y_train = ds.check_labels(data.train[ds.LABEL], task, "training")
+    y_val = ds.check_labels(data.validation[ds.LABEL], task, "validation")
+    if task == "classification" and len(np.unique(y_train)) < 2:
+        raise ds.TrainingDataError(
+            f"training labels: expected both classes 0 and 1, found only {int(y_train[0])}"
+        )
+    model = build_pipeline(cfg.estimator, plan.numeric, plan.categorical).fit(x_train, y_train)
+    s_train = predict_scores(model, x_train, task)
+    s_val = predict_scores(model, x_val, task)
+    metrics = {
+        **prefixed(task_metrics(task, y_val, s_val, thr), "val_"),
+        **prefixed(task_metrics(task, y_train, s_train, thr), "train_"),
+        **prefixed(task_metrics(task, y_val, baseline_scores(task, y_train, len(y_val)), thr), "baseline_val_"),
+    }
+    calib = calibration_table(y_val, s_val) if task == "classification" else None
+    return FitResult(model, s_train, s_val, metrics, calib)
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def run(ctx: JobContext) -> None:
+    """Train, register, profile and gate one model version for the run's single date."""
+    if len(ctx.dates) != 1:
+        raise UsageError(f"train: expected one --date, found a range of {len(ctx.dates)} days")
+    cfg = ctx.config
+    plan = plan_training(cfg)
+    windows = ds.training_windows(ctx.dates[0], cfg.label.horizon_days, cfg.training)
+    log.info("train %s for %s: training %s..%s, validation %s..%s", cfg.name, windows.date,
+             windows.train_start, windows.train_end, windows.validation_start, windows.validation_end)
+
+    setup = tracking_setup(cfg.mlflow, ctx.workspace)
+    registry = ModelRegistry(setup, cfg.name)
+    store = ctx.store
+    versions = input_versions(store, plan)
+    done = find_previous_run(registry, windows, ctx.config_hash, ctx.code_version, versions)
+    if done is not None and not ctx.force:
+        log.info("train: version %s already trained for %s with config %s and the same input versions; "
+                 "nothing to do (use --force to train again)", done, windows.date, ctx.config_hash)
+        return
+
+    data = load_training_data(store, cfg, plan, windows, versions)
+    fit = fit_and_evaluate(cfg, plan, data)
+    log.info("validation: %s", ", ".join(f"{k}={v:.4f}" for k, v in fit.metrics.items() if k.startswith("val_")))
+    record = log_and_register(ctx, registry, plan, windows, data, fit)
+    write_reference_profile(ctx, registry, plan, data, fit, record)
+    decision = run_gate(registry, cfg, plan, data, fit, record)
+    log.info("gate: %s — %s", "passed" if decision.passed else "failed", decision.reason)
+
+
+def find_previous_run(registry: ModelRegistry, windows: ds.Windows, config_hash: str, code_version: str,
+                      table_versions: dict[str, int]) -> str | None:
+    """The version already trained (gate run) for this date, config, code and input table versions, if any."""
+    want = {"driftline.date": windows.date.isoformat(), "driftline.config_hash": config_hash,
+            "driftline.code_version": code_version,
+            **{f"driftline.table_version.{t}": str(v) for t, v in table_versions.items()}}
+    for info in reversed(registry.versions()):
+        if all(info.tags.get(k) == v for k, v in want.items()) and "driftline.gate.passed" in info.tags:
+            return info.version
+    return None
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: str
+    mlflow_run_id: str
+    sha256: str
+
+
+def run_tags(ctx: JobContext, windows: ds.Windows, data: TrainingData) -> dict[str, str]:
+    """Provenance tags shared by the MLflow run and the model version."""
+    return {
+        "driftline.model_name": ctx.config.name,
+        "driftline.run_id": ctx.run_id,
+        "driftline.code_version": ctx.code_version,
+        "driftline.config_hash": ctx.config_hash,
+        **windows.tags(),
+        **{f"driftline.table_version.{t}": str(v) for t, v in data.table_versions.items()},
+    }
+
+
+def log_and_register(ctx: JobContext, registry: ModelRegistry, plan: Plan, windows: ds.Windows,
+                     data: TrainingData, fit: FitResult) -> Registered:
+    """MLflow run (params, metrics, tags, calibration, skops model) and a registered version with its hash."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    cfg = ctx.config
+    configure(registry.setup)
+    experiment_id = ensure_experiment(registry.client, registry.setup)
+    tags = run_tags(ctx, windows, data)
+    params: dict[str, Any] = {
+        "task": plan.task, "estimator": cfg.estimator.type, "scale_numeric": cfg.estimator.scale_numeric,
+        "seed": cfg.estimator.seed, "threshold": cfg.label.threshold, "horizon_days": cfg.label.horizon_days,
+        "numeric_features": ",".join(plan.numeric), "categorical_features": ",".join(plan.categorical),
+        "train_rows": len(data.train), "validation_rows": len(data.validation),
+        "sample_cap": cfg.training.sample_cap, "sample_seed": cfg.training.sample_seed,
+        "train_capped": data.train_capped, "validation_capped": data.validation_capped,
+        **{f"estimator.{k}": v for k, v in sorted(estimator_params(cfg.estimator).items())},
+    }
+    x_val = model_frame(data.validation, plan.numeric, plan.categorical)
+    example = model_frame(data.train.head(5), plan.numeric, plan.categorical)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=ctx.run_id, tags=tags) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: v for k, v in fit.metrics.items() if math.isfinite(v)})
+        if fit.calibration is not None:
+            mlflow.log_text(fit.calibration.to_csv(index=False), "evaluation/calibration.csv")
+        signature = infer_signature(x_val.head(100), fit.validation_scores[:100])
+        logged = log_model(registry, fit.model, example, signature)
+        mlflow.set_tags({"driftline.artifact_sha256": logged.sha256})
+        version = registry.register(logged.model_uri, run.info.run_id, logged.sha256, logged.size, tags)
+        mlflow.set_tag("driftline.model_version", version.version)
+    log.info("MLflow run %s → %s version %s", run.info.run_id, cfg.name, version.version)
+    return Registered(version.version, run.info.run_id, logged.sha256)
+
+
+# --------------------------------------------------------------------------- reference profile
+
+
+def reference_frame(spark: SparkSession, plan: Plan, data: TrainingData, fit: FitResult) -> DataFrame:
+    """The reference rows as a Spark DataFrame: training + validation rows with their prediction."""
+    from pyspark.sql.types import DateType, DoubleType, StringType, StructField, StructType
+
+    parts = []
+    for split, frame, scores in (("train", data.train, fit.train_scores), ("validation", data.validation,
+                                                                          fit.validation_scores)):
+        x = model_frame(frame, plan.numeric, plan.categorical)
+        x.insert(0, ds.AS_OF, frame[ds.AS_OF].to_numpy())
+        x[PREDICTION] = scores
+        x["split"] = split
+        parts.append(x)
+    pdf = pd.concat(parts, ignore_index=True)
+    schema = StructType(
+        [StructField(ds.AS_OF, DateType())]
+        + [StructField(c, DoubleType()) for c in plan.numeric]
+        + [StructField(c, StringType()) for c in plan.categorical]
+        + [StructField(PREDICTION, DoubleType()), StructField("split", StringType())]
+    )
+    pdf[ds.AS_OF] = pd.to_datetime(pdf[ds.AS_OF]).dt.date
+    return spark.createDataFrame(pdf.astype(object).where(pdf.notna(), None), schema=schema)
+
+
+def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan, data: TrainingData,
+                            fit: FitResult, record: Registered) -> int:
+    """Profile features and prediction of the reference rows; write ``reference_profiles`` + MLflow artifacts."""
+    import mlflow
+
+    from driftline.monitoring.profile import bins_to_json, fit_reference_bins, profile, profile_rows
+
+    cfg = ctx.config
+    drift = cfg.monitoring.drift
+    ref = reference_frame(ctx.spark, plan, data, fit).cache()
+    try:
+        numeric = [*plan.numeric, PREDICTION]
+        bins = fit_reference_bins(ref, numeric, plan.categorical, bins=drift.bins, top_k=drift.top_k)
+        prof = profile(ref, [*plan.features, PREDICTION], bins)
+    finally:
+        ref.unpersist()
+    rows = profile_rows(prof)
+    who = ProfileProvenance(cfg.name, record.version, record.mlflow_run_id, ctx.run_id, ctx.config_hash,
+                            ctx.started_at)
+    write_reference_rows(ctx.spark, ctx.store, rows, who, ctx.commit_info(f"{cfg.name}@{record.version}"))
+    with mlflow.start_run(run_id=record.mlflow_run_id):
+        mlflow.log_text(bins_to_json(bins), "reference_profile/bins.json")
+        mlflow.log_text(json.dumps([{**r, "value": clean_value(r["value"])} for r in rows], indent=0),
+                        "reference_profile/profile.json")
+    registry.set_tags(record.version, {"driftline.profile_rows": str(len(rows))})
+    log.info("reference profile: %d rows for %s v%s", len(rows), cfg.name, record.version)
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- gate
+
+
+def run_gate(registry: ModelRegistry, cfg: DriftlineConfig, plan: Plan, data: TrainingData, fit: FitResult,
+             record: Registered) -> GateDecision:
+    """Challenger vs champion (or the baseline for a first model) on the same validation window."""
+    import mlflow
+
+    gate = cfg.training.gate
+    challenger = fit.metrics[f"val_{plan.gate_metric}"]
+    champion = registry.alias(CHAMPION)
+    failure: ArtifactIntegrityError | None = None
+    if champion is None:
+        reference = fit.metrics[f"baseline_val_{plan.gate_metric}"]
+        decision = decide(challenger, reference, gate, metric=plan.gate_metric, direction=plan.gate_direction,
+                          reference_kind="baseline")
+    else:
+        try:
+            reference = champion_metric(registry, champion.version, cfg, plan, data)
+            decision = decide(challenger, reference, gate, metric=plan.gate_metric, direction=plan.gate_direction,
+                              reference_kind="champion", reference_version=champion.version)
+        except ArtifactIntegrityError as exc:
+            failure = exc
+            decision = _not_compared(plan, challenger, champion.version, f"champion artifact refused: {exc}")
+        except Exception as exc:  # e.g. the champion expects features this config no longer has
+            decision = _not_compared(plan, challenger, champion.version,
+                                     f"champion v{champion.version} could not score the validation window: "
+                                     f"{type(exc).__name__}: {exc}")
+    tags = decision.tags()
+    registry.set_tags(record.version, tags)
+    with mlflow.start_run(run_id=record.mlflow_run_id):
+        mlflow.set_tags(tags)
+    if decision.passed:
+        registry.promote(record.version, f"gate: {decision.reason}")
+    if failure is not None:
+        raise failure
+    return decision
+
+
+def _not_compared(plan: Plan, challenger: float, version: str, reason: str) -> GateDecision:
+    return GateDecision(False, reason, plan.gate_metric, plan.gate_direction, float(challenger), math.nan,
+                        "champion", version, math.nan, math.nan)
+
+
+def champion_metric(registry: ModelRegistry, version: str, cfg: DriftlineConfig, plan: Plan,
+                    data: TrainingData) -> float:
+    """The champion's gate metric on this run's validation rows (artifact verified before loading)."""
+    model = registry.load(version)
+    x_val = model_frame(data.validation, plan.numeric, plan.categorical)
+    y_val = ds.check_labels(data.validation[ds.LABEL], plan.task, "validation")
+    scores = predict_scores(model, x_val, plan.task)
+    return task_metrics(plan.task, y_val, scores, cfg.label.threshold)[plan.gate_metric]

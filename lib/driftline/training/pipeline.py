@@ -1,0 +1,136 @@
+"""scikit-learn pipelines built from config: preprocessing + one estimator.
+
+Preprocessing: numeric columns are median-imputed (and standard-scaled when
+``estimator.scale_numeric``); categorical columns are imputed with ``"__missing__"`` and one-hot
+encoded with ``handle_unknown="ignore"`` (a category never seen in training encodes as all zeros).
+Only standard scikit-learn classes are used, so the fitted pipeline serializes with skops and
+loads with a short list of trusted types (`driftline.registry.artifact`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from driftline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from driftline.config.schema import EstimatorConfig
+
+log = logging.getLogger(__name__)
+
+MISSING_CATEGORY = "__missing__"
+
+CLASSIFIERS = ("logistic_regression", "hist_gradient_boosting", "random_forest")
+REGRESSORS = ("ridge", "hist_gradient_boosting_regressor")
+
+# Defaults that differ from scikit-learn's own, chosen for tabular churn-like data.
+_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "logistic_regression": {"max_iter": 1000},
+    "random_forest": {"n_estimators": 200, "min_samples_leaf": 5, "n_jobs": 1},
+}
+
+
+def estimator_class(kind: str) -> type:
+    """The scikit-learn class of an ``estimator.type``."""
+    from sklearn.ensemble import (
+        HistGradientBoostingClassifier,
+        HistGradientBoostingRegressor,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    classes: dict[str, type] = {
+        "logistic_regression": LogisticRegression,
+        "hist_gradient_boosting": HistGradientBoostingClassifier,
+        "random_forest": RandomForestClassifier,
+        "ridge": Ridge,
+        "hist_gradient_boosting_regressor": HistGradientBoostingRegressor,
+    }
+    if kind not in classes:
+        raise ConfigError(f"estimator.type: expected one of {', '.join(classes)}, found {kind!r}")
+    return classes[kind]
+
+
+def check_estimator_task(kind: str, task: str) -> None:
+    """`ConfigError` when ``estimator.type`` does not fit ``label.task``."""
+    allowed = CLASSIFIERS if task == "classification" else REGRESSORS
+    if kind not in allowed:
+        raise ConfigError(
+            f"estimator.type: expected one of {', '.join(allowed)} for label.task {task!r}, found {kind!r}"
+        )
+
+
+def estimator_params(cfg: EstimatorConfig) -> dict[str, Any]:
+    """Keyword arguments of the estimator: driftline defaults, then ``estimator.params``, then the seed."""
+    cls = estimator_class(cfg.type)
+    accepted = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(cfg.params) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"estimator.params: {', '.join(unknown)} not accepted by {cls.__name__}; "
+            f"expected some of {', '.join(sorted(accepted))}"
+        )
+    params = {**_DEFAULT_PARAMS.get(cfg.type, {}), **cfg.params}
+    if "random_state" in accepted and "random_state" not in cfg.params:
+        params["random_state"] = cfg.seed
+    return params
+
+
+def build_pipeline(cfg: EstimatorConfig, numeric: Sequence[str], categorical: Sequence[str]) -> Pipeline:
+    """An unfitted ``Pipeline([("prep", ColumnTransformer), ("model", estimator)])``."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    num_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+    if cfg.scale_numeric:
+        num_steps.append(("scale", StandardScaler()))
+    cat_steps = [
+        ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY, missing_values=None)),
+        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+    ]
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        transformers.append(("num", Pipeline(num_steps), list(numeric)))
+    if categorical:
+        transformers.append(("cat", Pipeline(cat_steps), list(categorical)))
+    prep = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
+    model = estimator_class(cfg.type)(**estimator_params(cfg))
+    return Pipeline([("prep", prep), ("model", model)])
+
+
+def model_frame(pdf: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]) -> pd.DataFrame:
+    """The pipeline's input: numeric columns as float64 (null → NaN), categorical as object (null → None).
+
+    Scoring must hand the model the same frame, so this is the one place the conversion lives.
+    """
+    missing = [c for c in [*numeric, *categorical] if c not in pdf.columns]
+    if missing:
+        raise ConfigError(f"model input: expected feature columns {', '.join(missing)}, found them missing")
+    out = pd.DataFrame(index=pdf.index)
+    for c in numeric:
+        out[c] = pd.to_numeric(pdf[c], errors="coerce").astype("float64")
+    for c in categorical:
+        col = pdf[c].astype(object)
+        out[c] = col.where(col.notna(), None).map(lambda v: v if v is None else str(v))
+    return out
+
+
+def predict_scores(model: Pipeline, frame: pd.DataFrame, task: str) -> np.ndarray:
+    """Positive-class probability (classification) or the prediction (regression), as float64."""
+    if task == "classification":
+        proba = model.predict_proba(frame)
+        classes = list(model.classes_)
+        if 1 in classes:
+            return np.asarray(proba[:, classes.index(1)], dtype="float64")
+        return np.zeros(len(frame), dtype="float64")
+    return np.asarray(model.predict(frame), dtype="float64")

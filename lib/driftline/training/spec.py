@@ -1,0 +1,62 @@
+"""Configuration slice of the train job (``training:`` in the config): windows, sampling, gate.
+
+Every key is documented in ``docs/training.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from driftline.config.base import Frozen
+
+Task = Literal["classification", "regression"]
+
+CLASSIFICATION_METRICS = ("auc", "log_loss", "brier", "accuracy", "precision", "recall", "f1")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+HIGHER_IS_BETTER = frozenset({"auc", "accuracy", "precision", "recall", "f1", "r2"})
+
+MetricName = Literal["auc", "log_loss", "brier", "accuracy", "precision", "recall", "f1", "rmse", "mae", "r2"]
+
+
+class GateConfig(Frozen):
+    """Promotion gate: when does a challenger replace the champion (or, first, beat the baseline)?
+
+    ``metric`` None means the task's default (``auc`` for classification, ``rmse`` for regression);
+    ``direction`` None means the metric's natural direction (``higher`` for AUC, ``lower`` for RMSE).
+    A challenger passes only when it is strictly better by at least both minimum improvements.
+    """
+
+    metric: MetricName | None = None
+    direction: Literal["higher", "lower"] | None = None
+    min_abs_improvement: float = Field(0.0, ge=0)
+    min_rel_improvement: float = Field(0.0, ge=0)
+
+    def metric_for(self, task: Task) -> str:
+        """The gate metric for ``task`` (the configured one or the task default)."""
+        return self.metric or ("auc" if task == "classification" else "rmse")
+
+    def direction_for(self, task: Task) -> str:
+        """``"higher"`` or ``"lower"``: which way is better for the gate metric."""
+        if self.direction is not None:
+            return self.direction
+        return "higher" if self.metric_for(task) in HIGHER_IS_BETTER else "lower"
+
+
+class TrainingConfig(Frozen):
+    """Windows of the time-based split, the driver-side sample cap and the promotion gate.
+
+    For a run on date D the validation window ends ``label.horizon_days + 1`` days before D (the
+    last as-of date whose whole label horizon ended before D), spans ``validation_days`` days, and
+    the training window ends ``gap_days`` days before the validation window starts.
+    """
+
+    train_days: int = Field(28, ge=1, le=3650)
+    validation_days: int = Field(7, ge=1, le=3650)
+    gap_days: int = Field(0, ge=0, le=3650)
+    sample_cap: int | None = Field(None, ge=1)
+    sample_seed: int = 42
+    min_train_rows: int = Field(100, ge=1)
+    min_validation_rows: int = Field(30, ge=1)
+    gate: GateConfig = Field(default_factory=GateConfig)

@@ -1,0 +1,184 @@
+"""The profiler against numpy/pandas on the same data: bins, counts, quantiles, nulls, categories."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+
+from driftline.monitoring.profile import (
+    OTHER,
+    CategoricalBins,
+    NumericBins,
+    ProfileError,
+    bins_from_json,
+    bins_from_rows,
+    bins_to_json,
+    fit_reference_bins,
+    profile,
+    profile_rows,
+    quantile_edges,
+)
+
+SCHEMA = StructType([
+    StructField("x", DoubleType()),
+    StructField("k", DoubleType()),
+    StructField("const", DoubleType()),
+    StructField("empty", DoubleType()),
+    StructField("c", StringType()),
+])
+
+
+def make_data(seed: int, n: int, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, n)
+    x[:7] = np.nan          # NaN (not null)
+    x[7:10] = math.inf
+    x[10:12] = -math.inf
+    k = rng.integers(0, 5, n).astype(float)  # many ties: quantile edges collapse
+    cats = rng.choice(["a", "b", "c", "d", "e", "f"], n, p=[0.3, 0.25, 0.2, 0.1, 0.1, 0.05]).astype(object)
+    cats[20:30] = None
+    pdf = pd.DataFrame({"x": x, "k": k, "const": 3.5, "empty": np.nan, "c": cats})
+    return pdf
+
+
+def to_spark(spark, pdf: pd.DataFrame, null_x: int = 5):
+    rows = []
+    for i, r in enumerate(pdf.itertuples(index=False)):
+        x = None if i >= len(pdf) - null_x else float(r.x)  # the last rows hold SQL nulls
+        rows.append((x, float(r.k), float(r.const), None, r.c))
+    return spark.createDataFrame(rows, SCHEMA).repartition(3)
+
+
+@pytest.fixture(scope="module")
+def reference(spark):
+    pdf = make_data(1, 2000)
+    return pdf, to_spark(spark, pdf)
+
+
+@pytest.fixture(scope="module")
+def bins(reference):
+    _, df = reference
+    return fit_reference_bins(df, ["x", "k", "const", "empty"], ["c"], bins=10, top_k=3)
+
+
+def finite_x(pdf: pd.DataFrame, null_x: int = 5) -> np.ndarray:
+    x = pdf["x"].to_numpy()[: len(pdf) - null_x]
+    return x[np.isfinite(x)]
+
+
+def test_fitted_edges_are_reference_quantiles(reference, bins) -> None:
+    pdf, _ = reference
+    x = finite_x(pdf)
+    edges = np.array(bins["x"].edges)
+    assert edges[0] == x.min() and edges[-1] == x.max()
+    assert len(edges) == 11 and np.all(np.diff(edges) > 0)
+    # interior edges are the 10 %, 20 % … quantiles of the finite values (rank error ≤ 1/accuracy)
+    for i, e in enumerate(edges[1:-1], start=1):
+        assert abs((x <= e).mean() - i / 10) <= 1e-3 + 1 / len(x)
+    # integer column with ties: duplicates dropped, still increasing; constant → (c, c); all-null → no edges
+    assert bins["k"].edges == (0.0, 1.0, 2.0, 3.0, 4.0)
+    assert bins["const"].edges == (3.5, 3.5)
+    assert bins["empty"].edges == ()
+    counts = pdf["c"].value_counts()
+    assert bins["c"] == CategoricalBins("c", tuple(counts.index[:3]))
+
+
+def test_profile_matches_numpy_and_pandas(spark, reference, bins) -> None:
+    cur_pdf = make_data(2, 1500, shift=0.7)   # a shifted window profiled on the reference bins
+    cur = to_spark(spark, cur_pdf, null_x=9)
+    prof = profile(cur, ["x", "k", "const", "empty", "c"], bins)
+    n = len(cur_pdf)
+    assert prof.rows == n
+
+    px = prof.columns["x"]
+    raw = cur_pdf["x"].to_numpy()[: n - 9]
+    x = raw[np.isfinite(raw)]
+    assert (px.null_count, px.nan_count, px.inf_count, px.count) == (9, 7, 5, len(x))
+    assert px.null_rate == pytest.approx((9 + 7) / n)
+    assert px.mean == pytest.approx(x.mean(), rel=1e-12)
+    assert px.std == pytest.approx(x.std(ddof=1), rel=1e-9)
+    assert (px.min, px.max) == (x.min(), x.max())
+    e = np.array(bins["x"].edges)
+    not_nan = raw[~np.isnan(raw)]                        # ±inf go to under/overflow
+    inside = not_nan[(not_nan >= e[0]) & (not_nan <= e[-1])]
+    expected, _ = np.histogram(inside, bins=e)
+    assert list(px.bin_counts) == expected.tolist()
+    assert px.underflow == int((not_nan < e[0]).sum())
+    assert px.overflow == int((not_nan > e[-1]).sum())
+    assert px.underflow + sum(px.bin_counts) + px.overflow == n - 9 - 7
+    for q, v in px.quantiles:   # approx quantile: rank of the answer within the accuracy
+        assert (x <= v).mean() >= q - 1e-3 and (x < v).mean() <= q + 1e-3
+
+    pk = prof.columns["k"]
+    k = cur_pdf["k"].to_numpy()
+    hist, _ = np.histogram(k, bins=np.array(bins["k"].edges))
+    assert list(pk.bin_counts) == hist.tolist() and pk.underflow == pk.overflow == 0
+
+    pconst = prof.columns["const"]
+    assert pconst.bin_counts == (n,) and pconst.mean == 3.5 and pconst.std == 0.0
+
+    pe = prof.columns["empty"]
+    assert (pe.null_count, pe.count, pe.bin_counts) == (n, 0, ())
+    assert math.isnan(pe.mean) and pe.null_rate == 1.0
+
+    pc = prof.columns["c"]
+    vc = cur_pdf["c"].value_counts()
+    assert pc.null_count == int(cur_pdf["c"].isna().sum())
+    assert pc.categories == bins["c"].categories
+    assert list(pc.category_counts) == [int(vc.get(cat, 0)) for cat in pc.categories]
+    assert pc.other == int(vc.sum()) - sum(pc.category_counts)
+    assert pc.distinct_approx == 6
+
+
+def test_profile_reads_the_data_once_and_is_deterministic(spark, reference, bins) -> None:
+    _, df = reference
+    cols = ["x", "k", "const", "empty", "c"]
+    rows_read = spark.sparkContext.accumulator(0)
+
+    def counting(batches):
+        for batch in batches:
+            rows_read.add(len(batch))
+            yield batch
+
+    profile(df.mapInPandas(counting, df.schema), cols, bins)
+    assert rows_read.value == 2000          # one pass over the rows, whatever the plan's stages
+    first = profile_rows(profile(df, cols, bins))
+    assert profile_rows(profile(df, cols, bins)) == first          # a rerun gives identical numbers
+    other = profile_rows(profile(df.repartition(5), cols, bins))   # another partitioning: floating sums
+    for a, b in zip(first, other, strict=True):                    # may differ in the last bit only
+        if a["stat"] in ("mean", "std"):
+            assert a["value"] == pytest.approx(b["value"], rel=1e-12, nan_ok=True)
+        else:
+            assert a == b
+
+
+def test_long_rows_round_trip_bins(reference, bins) -> None:
+    _, df = reference
+    prof = profile(df, ["x", "k", "const", "empty", "c"], bins)
+    rows = profile_rows(prof)
+    assert bins_from_rows(rows) == bins
+    assert bins_from_json(bins_to_json(bins)) == bins
+    x_bins = sorted((r["bin"], r["value"]) for r in rows if r["column"] == "x" and r["stat"] == "bin_count")
+    assert x_bins[0][0] == -1 and x_bins[-1][0] == 10 and len(x_bins) == 12
+    other = [r for r in rows if r["column"] == "c" and r["category"] == OTHER]
+    assert len(other) == 1 and other[0]["value"] == prof.columns["c"].other
+    null_rate = [r["value"] for r in rows if r["column"] == "c" and r["stat"] == "null_rate"]
+    assert null_rate == [10 / 2000]
+
+
+def test_quantile_edges_pure() -> None:
+    assert quantile_edges(0.0, 10.0, [2.0, 2.0, 5.0, None]) == (0.0, 2.0, 5.0, 10.0)
+    assert quantile_edges(4.0, 4.0, [4.0]) == (4.0, 4.0)
+    assert quantile_edges(None, None, []) == ()
+
+
+def test_profile_errors_name_the_columns(spark, reference, bins) -> None:
+    _, df = reference
+    with pytest.raises(ProfileError, match="found none for nope"):
+        profile(df, ["x", "nope"], bins)
+    with pytest.raises(ProfileError, match=r"expected columns zz in the DataFrame"):
+        profile(df, ["zz"], {"zz": NumericBins("zz", (0.0, 1.0))})
