@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -9,18 +10,20 @@ import driftline
 from driftline.cli.runner import JOBS, run_job
 from driftline.context import code_version
 
-# Commands that are not jobs: (summary, issue that builds them). They exit 2 until built.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "models": ("list registered versions, promote a version, roll back the champion", "[training]"),
-    "report": ("print the path of the HTML monitoring report of a run", "[monitoring]"),
-    "demo": ("generate a drifting scenario and run the whole pipeline on it, day by day", "[demo]"),
+# Commands that are not jobs: (summary, issue that builds them, "module:function" taking argv or
+# None while not built). An unbuilt command exits 2 with a line saying so.
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "models": ("list registered versions, promote a version, roll back the champion", "[training]",
+               "driftline.registry.cli:models_command"),
+    "report": ("print the path of the HTML monitoring report of a run", "[monitoring]", None),
+    "demo": ("generate a drifting scenario and run the pipeline on it", "[demo]", "driftline.demo.run:demo_command"),
 }
 
 
 def usage() -> str:
     width = max(map(len, [*JOBS, *COMMANDS]))
     jobs = "\n".join(f"  {name:<{width}}  {spec.summary}" for name, spec in JOBS.items())
-    cmds = "\n".join(f"  {name:<{width}}  {summary}" for name, (summary, _) in COMMANDS.items())
+    cmds = "\n".join(f"  {name:<{width}}  {summary}" for name, (summary, _, _) in COMMANDS.items())
     return (
         "usage: driftline <command> [options]\n\n"
         "Parameterized Spark jobs that keep a batch ML model honest: features, scoring, drift and\n"
@@ -60,7 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in JOBS:
         return run_job(command, rest)
     if command in COMMANDS:
-        return _not_built(command, COMMANDS[command][1])(rest)
+        _, issue, target = COMMANDS[command]
+        if target is None:
+            return _not_built(command, issue)(rest)
+        module, _, func = target.partition(":")
+        return int(getattr(importlib.import_module(module), func)(rest))
     known = ", ".join([*JOBS, *COMMANDS])
     print(f"driftline: error: expected a command ({known}), found {command!r}; see driftline --help",
           file=sys.stderr)

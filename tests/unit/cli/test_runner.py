@@ -184,9 +184,13 @@ def test_driftline_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert main(["scor"]) == 2
     assert "expected a command (prepare_features, train, score" in capsys.readouterr().err
-    assert main(["models", "list"]) == 2
-    assert capsys.readouterr().err == ("driftline models: error: the models command is not built yet "
-                                       "(planned in issue [training]); nothing was run\n")
+    assert main(["report", "--model", "churn"]) == 2
+    assert capsys.readouterr().err == ("driftline report: error: the report command is not built yet "
+                                       "(planned in issue [monitoring]); nothing was run\n")
+    assert main(["models", "--help"]) == 0
+    assert "driftline models" in capsys.readouterr().out
+    assert main(["demo", "--days", "0"]) == 2
+    assert "--days: expected a whole number >= 1, found '0'" in capsys.readouterr().err
 
 
 def test_console_script_and_spark_submit_help() -> None:
