@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import math
 import os
 import sys
 import time
@@ -20,7 +21,8 @@ from driftline.cli.runner import JOBS, run_job, setup_logging
 from driftline.config import load_config
 from driftline.config.schema import DriftlineConfig
 from driftline.context import code_version, new_run_id
-from driftline.errors import DriftlineError
+from driftline.demo.data import DEFAULT_FRACTIONS, Scenario, write_scenario
+from driftline.errors import DriftlineError, UsageError
 from driftline.registry.client import ModelRegistry, tracking_setup
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,6 @@ def demo_command(argv: Sequence[str]) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from driftline.demo.data import Scenario, write_scenario
     from driftline.runtime import build_spark
     from driftline.tables import CommitInfo, open_store
 
@@ -92,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     scenario = Scenario(customers=args.customers, days=args.days, seed=args.seed, start=args.start,
                         history_days=HISTORY_DAYS)
+    train_days, validation_days = _training_split(scenario, cfg.label.horizon_days)  # fail before any work
     t_all = time.monotonic()
 
     _step(f"driftline demo: {scenario.customers} customers, {scenario.days} days from {scenario.start} "
@@ -128,7 +130,8 @@ def _run(args: argparse.Namespace) -> int:
 
     train_date = scenario.date(scenario.phases.shift_day)
     t0 = time.monotonic()
-    code = run_job("train", [*common, "--date", str(train_date)])
+    code = run_job("train", [*common, "--date", str(train_date), "--set", f"training.train_days={train_days}",
+                             "--set", f"training.validation_days={validation_days}", "--set", "training.gap_days=0"])
     if code != 0:
         _step(f"[3] train for {train_date} failed with exit code {code}; stopping")
         return code
@@ -153,6 +156,22 @@ def _run(args: argparse.Namespace) -> int:
           f"--workspace {workspace}")
     _step("Rerun safely: the same command replaces the same partitions (no duplicates).")
     return 0
+
+
+def _training_split(scenario: Scenario, horizon_days: int) -> tuple[int, int]:
+    """Training and validation days that use every as-of date whose label matured before the shift.
+
+    A run on the shift day sees labels of as-of offsets ``1 .. shift - horizon - 1`` (features
+    start on offset 1); the last quarter of them (at least 2 days) validates, the rest trains.
+    """
+    labelled = scenario.phases.shift_day - horizon_days - 1
+    if labelled < 4:
+        need = math.ceil((horizon_days + 5) / DEFAULT_FRACTIONS["shift_day"])
+        raise UsageError(f"--days: expected a scenario long enough to train on labels that matured before the "
+                         f"covariate shift (at least {need} days with a {horizon_days}-day label horizon), "
+                         f"found {scenario.days}")
+    validation = max(2, labelled // 4)
+    return labelled - validation, validation
 
 
 def _story_registry(cfg: DriftlineConfig, workspace: str) -> None:
