@@ -27,7 +27,8 @@ RUN_COLUMNS = {"run_id", "scored_at", "computed_at", "created_at"}
 
 def tables(spark, workspace: Path) -> dict[str, object]:
     store = open_store(spark, StorageConfig(), str(workspace))
-    names = ["churn_customers", "churn_events", "churn_labels", "churn__features", "quality_results", "quarantine"]
+    names = ["churn_customers", "churn_events", "churn_labels", "churn__features", "quality_results", "quarantine",
+             "churn__predictions", "scoring_stats"]
     out = {}
     for name in names:
         df = store.read(name)
@@ -49,6 +50,7 @@ def test_demo_tells_its_story_and_reruns_identically(spark, conf_dir: Path, tmp_
     # the new channel appears on the new-category day: the allowed_values warning names those dates
     assert "data quality: allowed_values_events_channel warn on" in out
     assert re.search(r"version 1: trained .* validation auc 0\.\d{3}, gate passed, aliases champion", out)
+    assert re.search(r"\[4\] score 2026-01-21\.\.2026-02-03 with the champion in [\d.]+ s:", out)
     assert f"mlflow ui --backend-store-uri sqlite:///{workspace}/mlflow.db" in out
 
     setup = tracking_setup(spark_free_mlflow_config(conf_dir), str(workspace))

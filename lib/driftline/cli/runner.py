@@ -67,7 +67,7 @@ JOBS: dict[str, JobSpec] = {
         "score the feature partition of a date with the champion (and shadow challenger)",
         "Load the champion (and challenger) after verifying its artifact hash, validate the features "
         "against the model signature and write <model>__predictions (partition score_date).",
-        None, "[scoring]", "<model>__features, MLflow registry", "<model>__predictions",
+        "driftline.scoring.job:run", "[scoring]", "<model>__features, MLflow registry", "<model>__predictions",
     ),
     "monitor": JobSpec(
         "profile the window ending at a date: drift, data quality, late-label performance",

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from driftline.cli.runner import JOBS, run_job, setup_logging
 from driftline.config import load_config
@@ -90,6 +91,8 @@ def _run(args: argparse.Namespace) -> int:
     loaded = load_config(MODEL, args.conf_dir, (), workspace)
     cfg = loaded.config
     setup_logging("ERROR")  # the demo tells its own story on stdout (quality warnings included)
+    import mlflow  # noqa: F401  (imported first: mlflow sets its own log level on import)
+
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     scenario = Scenario(customers=args.customers, days=args.days, seed=args.seed, start=args.start,
                         history_days=HISTORY_DAYS)
@@ -139,13 +142,22 @@ def _run(args: argparse.Namespace) -> int:
           f"{time.monotonic() - t0:.1f} s:")
     _story_registry(cfg, workspace)
 
-    pending = [job for job in ("score", "monitor", "retrain") if JOBS[job].target is None]
+    t0 = time.monotonic()
+    code = run_job("score", [*common, "--from", str(train_date), "--to", str(last)])
+    if code != 0:
+        _step(f"[4] score {train_date}..{last} failed with exit code {code}; stopping")
+        return code
+    _step(f"[4] score {train_date}..{last} with the champion in {time.monotonic() - t0:.1f} s:")
+    _story_scores(store, cfg.label.threshold)
+
+    pending = [job for job in ("monitor", "retrain") if JOBS[job].target is None]
     if pending:
-        _step("[4] not built yet, so not run: " + ", ".join(f"{job} ({JOBS[job].issue})" for job in pending))
+        _step("[5] not built yet, so not run: " + ", ".join(f"{job} ({JOBS[job].issue})" for job in pending))
 
     tables_root = Path(store.location(f"{MODEL}__features")).parent
     _step(f"\nDone in {time.monotonic() - t_all:.0f} s. Tables are Delta tables under {tables_root}:")
-    for name in (*written, f"{MODEL}__features", "quality_results", "quarantine"):
+    for name in (*written, f"{MODEL}__features", "quality_results", "quarantine", "reference_profiles",
+                 f"{MODEL}__predictions", "scoring_stats"):
         if store.exists(name):
             _step(f"  {name:<22} version {store.version(name)}  {store.location(name)}")
     _step("Open one in pandas:   python -c \"import deltalake; "
@@ -172,6 +184,20 @@ def _training_split(scenario: Scenario, horizon_days: int) -> tuple[int, int]:
                          f"found {scenario.days}")
     validation = max(2, labelled // 4)
     return labelled - validation, validation
+
+
+def _story_scores(store: Any, threshold: float) -> None:
+    """Per week of score dates: rows scored, mean score and share predicted to churn."""
+    from pyspark.sql import functions as F
+
+    weekly = (store.read(f"{MODEL}__predictions")
+              .groupBy(F.date_trunc("week", F.col("score_date")).cast("date").alias("week"))
+              .agg(F.count("*").alias("rows"), F.min("score_date").alias("first"), F.max("score_date").alias("last"),
+                   F.mean("score").alias("mean_score"), F.mean(F.col("predicted_label").cast("double")).alias("pos"))
+              .orderBy("week").collect())
+    for r in weekly:
+        _step(f"    {r['first']}..{r['last']}: {r['rows']:,} rows, mean churn probability {r['mean_score']:.3f}, "
+              f"{100 * r['pos']:.1f}% above the {threshold} threshold")
 
 
 def _story_registry(cfg: DriftlineConfig, workspace: str) -> None:

@@ -1,0 +1,18 @@
+"""Configuration slice of the score job (``scoring:`` in the config)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from driftline.config.base import Frozen
+
+
+class ScoringConfig(Frozen):
+    """How the score job runs: shadow challenger, Arrow batch size, threads per Python worker."""
+
+    # Score the version holding the ``challenger`` alias next to the champion (rows with role=challenger).
+    shadow: bool = True
+    # Rows per Arrow batch of the scoring pass; unset: runtime.arrow_batch_size.
+    batch_size: int | None = Field(None, ge=1, le=10_000_000)
+    # BLAS/OpenMP threads one Python worker may use while predicting (Spark already runs one task per core).
+    threads_per_worker: int = Field(1, ge=1, le=1024)
