@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from driftline.config.base import IDENTIFIER, Frozen, Identifier
 from driftline.features.spec import FeatureSpec, SourcesConfig
 from driftline.quality.spec import QualityConfig
+from driftline.scoring.spec import ScoringConfig
 from driftline.tables.spec import StorageConfig
 from driftline.training.spec import TrainingConfig
 
@@ -84,6 +85,24 @@ class ScheduleConfig(Frozen):
         return v
 
 
+DriftMethod = Literal["auto", "wasserstein", "psi", "js", "ks", "chi2"]
+
+
+class ColumnDriftConfig(Frozen):
+    """Per-column drift method and threshold (``monitoring.drift.columns.<column>``)."""
+
+    method: DriftMethod = "auto"
+    threshold: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _threshold_needs_method(self) -> ColumnDriftConfig:
+        if self.threshold is not None and self.method == "auto":
+            raise ValueError("threshold: expected an explicit method (wasserstein, psi, js, ks, chi2), found auto")
+        if self.threshold is not None and self.method in ("ks", "chi2") and not 0 < self.threshold < 1:
+            raise ValueError(f"threshold: expected a p-value level in (0, 1) for {self.method}, found {self.threshold}")
+        return self
+
+
 class DriftConfig(Frozen):
     psi_threshold: float = Field(0.2, ge=0)
     js_threshold: float = Field(0.1, ge=0, le=1)
@@ -95,6 +114,13 @@ class DriftConfig(Frozen):
     min_rows: int = Field(100, ge=1)
     fdr: float = Field(0.05, gt=0, lt=1)
     dataset_drift_share: float = Field(0.5, gt=0, le=1)
+    numeric_method: DriftMethod = "auto"
+    categorical_method: Literal["auto", "psi", "js", "chi2"] = "auto"
+    small_sample_rows: int = Field(1000, ge=1)
+    columns: dict[Identifier, ColumnDriftConfig] = Field(default_factory=dict)
+    threshold_mode: Literal["static", "calibrated"] = "static"
+    calibration_k: float = Field(3.0, gt=0)
+    calibration_chunks: int = Field(10, ge=2, le=1000)
 
 
 class PerformanceConfig(Frozen):
@@ -130,6 +156,7 @@ class DriftlineConfig(Frozen):
     label: LabelConfig = Field(default_factory=LabelConfig)
     estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 

@@ -248,6 +248,35 @@ def profile(
     return profile_from_row(row.asDict(), columns, bins, quantiles)
 
 
+def profile_by(
+    df: DataFrame,
+    by: str,
+    columns: Sequence[str],
+    bins: Mapping[str, ColumnBins],
+    *,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    accuracy: int = DEFAULT_ACCURACY,
+) -> dict[Any, DatasetProfile]:
+    """Profiles of ``columns`` per value of ``by`` in one grouped aggregation pass (slices, reference chunks).
+
+    Reads ``by`` and ``columns``; one ``groupBy(by).agg(...)`` with the expressions of `profile`;
+    one aggregate row per group reaches the driver. Keys are the values of ``by`` (None for nulls).
+    """
+    from pyspark.sql import functions as F
+
+    missing_bins = [c for c in columns if c not in bins]
+    if missing_bins:
+        raise ProfileError(
+            f"profile_by: expected reference bins for every column, found none for {', '.join(missing_bins)}"
+        )
+    if by in columns:
+        raise ProfileError(f"profile_by: expected a group column outside the profiled columns, found {by} in both")
+    _check_columns(df, [by, *columns])
+    exprs = profile_expressions(columns, bins, quantiles, accuracy)
+    rows = df.groupBy(F.col(by).alias("__group__")).agg(*exprs).collect()
+    return {r["__group__"]: profile_from_row(r.asDict(), columns, bins, quantiles) for r in rows}
+
+
 def profile_expressions(
     columns: Sequence[str], bins: Mapping[str, ColumnBins], quantiles: Sequence[float], accuracy: int
 ) -> list[Column]:

@@ -1,0 +1,594 @@
+"""Drift between a reference and a current profile, computed only from the profiles' aggregates.
+
+Usage::
+
+    spec = DriftSpec.from_config(cfg.monitoring.drift)
+    result = dataset_drift(reference_profile, current_profile, spec)   # DatasetDrift (frozen)
+    rows = drift_rows(result)        # long format: column, metric, value, threshold, status, ...
+
+Both profiles must come from `driftline.monitoring.profile.profile` with the same reference bins.
+Nothing here touches data: every number is a function of histogram cells, quantiles and moments.
+
+Cells. A numeric column has ``underflow, bin_0 … bin_{n-1}, overflow`` (±inf sit in the outer
+cells); a categorical column has its top-K categories then ``__other__``. Nulls and NaN are not
+values of the distribution (they are data quality), so ``n`` = non-missing values on each side.
+
+Measures (definitions and oracles in ``docs/monitoring.md``): PSI with ε = 1e-4 substituted for
+empty-cell proportions; Jensen–Shannon distance in base 2 (in [0, 1]); Wasserstein-1 from the
+quantile functions (piecewise-linear through min, quantiles, max) with a rigorous [lower, upper]
+bracket, divided by the reference's population std (floor 1e-3, as Evidently); KS statistic on
+the cell boundaries (a lower bound of the exact statistic) with an upper bound from the cell
+masses, and the asymptotic two-sided p-value ``kstwo.sf(D, round(n·m/(n+m)))`` (as scipy's
+``ks_2samp(method="asymp")``); chi-square of homogeneity on the 2×K contingency table
+(``scipy.stats.chi2_contingency`` semantics: all-empty cells dropped, Yates' correction when
+dof = 1); L∞ and total variation between the cell proportions; the current share of unseen
+categories.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from driftline.errors import DriftlineError
+from driftline.monitoring.profile import CategoricalProfile, ColumnProfile, DatasetProfile, NumericProfile
+from driftline.monitoring.spec import (
+    ALERT,
+    INSUFFICIENT,
+    METHOD_METRIC,
+    OK,
+    PVALUE_METHODS,
+    WARN,
+    DriftSpec,
+    Status,
+)
+
+log = logging.getLogger(__name__)
+
+PSI_EPSILON = 1e-4  # proportion substituted for an empty cell in PSI (Evidently's usual value)
+WASSERSTEIN_MIN_NORM = 1e-3  # floor of the reference std dividing Wasserstein-1 (as Evidently)
+# A quantile grid for profiles used in drift: Wasserstein-1 from quantiles is as fine as this grid.
+DRIFT_QUANTILES: tuple[float, ...] = tuple(round(i / 100, 2) for i in range(1, 100))
+DATASET = "__dataset__"
+
+DISTANCE_METRICS = ("psi", "js_distance", "wasserstein_norm")
+PVALUE_METRICS = ("ks_pvalue", "chi2_pvalue")
+
+
+class DriftError(DriftlineError):
+    """Two profiles cannot be compared (different bins, kinds or columns)."""
+
+
+# --------------------------------------------------------------------------- measures on cells
+
+
+def _as_counts(counts: Sequence[float] | np.ndarray) -> np.ndarray:
+    a = np.asarray(counts, dtype=float)
+    if a.ndim != 1 or (a < 0).any():
+        raise DriftError(f"expected a 1-d vector of non-negative counts, found {a.tolist()}")
+    return a
+
+
+def _proportions(ref: Sequence[float] | np.ndarray, cur: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r, c = _as_counts(ref), _as_counts(cur)
+    if r.shape != c.shape:
+        raise DriftError(f"expected the same number of cells on both sides, found {r.size} vs {c.size}")
+    nr, nc = r.sum(), c.sum()
+    if nr == 0 or nc == 0:
+        return np.full_like(r, math.nan), np.full_like(c, math.nan)
+    return r / nr, c / nc
+
+
+def psi(ref: Sequence[float], cur: Sequence[float], epsilon: float = PSI_EPSILON) -> float:
+    """Population stability index Σ (q − p)·ln(q / p) over cells; empty-cell proportions become ``epsilon``."""
+    p, q = _proportions(ref, cur)
+    if np.isnan(p).any():
+        return math.nan
+    p = np.where(p == 0, epsilon, p)
+    q = np.where(q == 0, epsilon, q)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def js_distance(ref: Sequence[float], cur: Sequence[float]) -> float:
+    """Jensen–Shannon distance in base 2: √JSD, in [0, 1]; no smoothing needed (0·log 0 = 0)."""
+    p, q = _proportions(ref, cur)
+    if np.isnan(p).any():
+        return math.nan
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return float(min(math.sqrt(max((kl(p) + kl(q)) / 2, 0.0)), 1.0))
+
+
+def total_variation(ref: Sequence[float], cur: Sequence[float]) -> float:
+    """Total variation distance ½ Σ |p − q| over cells."""
+    p, q = _proportions(ref, cur)
+    return float(np.sum(np.abs(p - q)) / 2)
+
+
+def linf(ref: Sequence[float], cur: Sequence[float]) -> float:
+    """L∞ distance max |p − q| over cells."""
+    p, q = _proportions(ref, cur)
+    return float(np.max(np.abs(p - q))) if p.size else math.nan
+
+
+@dataclass(frozen=True)
+class KsBinned:
+    """KS statistic on ordered cells: ``statistic`` ≤ exact D ≤ ``upper``; p-value from ``statistic``."""
+
+    statistic: float
+    upper: float
+    pvalue: float
+
+
+def ks_binned(ref: Sequence[float], cur: Sequence[float]) -> KsBinned:
+    """Two-sample KS from ordered cell counts.
+
+    ``statistic`` = max |F_ref − F_cur| at the cell boundaries (the exact D is at least this);
+    ``upper`` bounds the exact D: inside cell k both CDFs rise by at most their cell masses p_k, q_k,
+    so |F_ref − F_cur| ≤ max(d_k + p_k, q_k − d_k) with d_k the difference at the cell's left boundary.
+    ``pvalue`` = ``kstwo.sf(statistic, round(n·m/(n+m)))`` (scipy's asymptotic two-sided p-value):
+    computed from the lower bound, it is never smaller than the exact-statistic p-value (conservative).
+    """
+    from scipy.stats import kstwo
+
+    p, q = _proportions(ref, cur)
+    if p.size == 0 or np.isnan(p).any():
+        return KsBinned(math.nan, math.nan, math.nan)
+    d = np.cumsum(p) - np.cumsum(q)  # difference at the right boundary of each cell
+    left = np.concatenate(([0.0], d[:-1]))  # ... and at its left boundary
+    stat = float(np.max(np.abs(d[:-1]))) if d.size > 1 else 0.0
+    upper = float(min(np.max(np.maximum(left + p, q - left)), 1.0))
+    nr, nc = float(np.sum(ref)), float(np.sum(cur))
+    en = round(nr * nc / (nr + nc))
+    pvalue = float(np.clip(kstwo.sf(stat, en), 0, 1)) if en >= 1 else math.nan
+    return KsBinned(stat, max(upper, stat), pvalue)
+
+
+@dataclass(frozen=True)
+class Chi2:
+    statistic: float
+    dof: int
+    pvalue: float
+
+
+def chi2_2xk(ref: Sequence[float], cur: Sequence[float]) -> Chi2:
+    """Chi-square test of homogeneity on the 2×K table (reference, current) × cells.
+
+    ``scipy.stats.chi2_contingency`` semantics: cells empty on both sides are dropped (their
+    expected count is 0), dof = K' − 1, Yates' continuity correction when dof = 1; one non-empty
+    cell gives statistic 0, p-value 1. Never a goodness-of-fit against reference frequencies (an
+    unseen category would make that infinite).
+    """
+    from scipy.stats import chi2
+
+    r, c = _as_counts(ref), _as_counts(cur)
+    if r.sum() == 0 or c.sum() == 0:
+        return Chi2(math.nan, 0, math.nan)
+    keep = (r + c) > 0
+    observed = np.vstack([r[keep], c[keep]])
+    dof = observed.shape[1] - 1
+    if dof == 0:
+        return Chi2(0.0, 0, 1.0)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
+    if dof == 1:
+        diff = expected - observed
+        observed = observed + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
+    stat = float(np.sum((observed - expected) ** 2 / expected))
+    return Chi2(stat, dof, float(chi2.sf(stat, dof)))
+
+
+@dataclass(frozen=True)
+class Wasserstein:
+    """Wasserstein-1 from quantile functions: ``value`` (linear interpolation) within [lower, upper]."""
+
+    value: float
+    lower: float
+    upper: float
+
+
+def wasserstein_quantiles(probs: Sequence[float], q_ref: Sequence[float], q_cur: Sequence[float]) -> Wasserstein:
+    """W1 = ∫₀¹ |F⁻¹(u) − G⁻¹(u)| du from quantiles at the same ``probs`` (0 and 1 = min and max).
+
+    ``value`` integrates the difference of the piecewise-linear quantile functions exactly. Because
+    quantile functions are non-decreasing, on [u_j, u_{j+1}] with F⁻¹ ∈ [a_j, a_{j+1}] and
+    G⁻¹ ∈ [b_j, b_{j+1}] the integrand lies between max(0, a_j − b_{j+1}, b_j − a_{j+1}) and
+    max(|a_{j+1} − b_j|, |b_{j+1} − a_j|): summing gives a bracket of the exact W1 (exact up to the
+    rank error of the quantile sketch).
+    """
+    u = np.asarray(probs, dtype=float)
+    a = np.maximum.accumulate(np.asarray(q_ref, dtype=float))
+    b = np.maximum.accumulate(np.asarray(q_cur, dtype=float))
+    if u.size < 2 or not (u.size == a.size == b.size) or np.isnan(a).any() or np.isnan(b).any():
+        return Wasserstein(math.nan, math.nan, math.nan)
+    h = np.diff(u)
+    d0, d1 = (a - b)[:-1], (a - b)[1:]
+    same = d0 * d1 >= 0
+    s = np.abs(d0) + np.abs(d1)
+    crossing = np.divide(d0**2 + d1**2, 2 * s, out=np.zeros_like(s), where=s > 0)
+    value = float(np.sum(h * np.where(same, s / 2, crossing)))
+    lower = float(np.sum(h * np.maximum.reduce([np.zeros_like(h), a[:-1] - b[1:], b[:-1] - a[1:]])))
+    upper = float(np.sum(h * np.maximum(np.abs(a[1:] - b[:-1]), np.abs(b[1:] - a[:-1]))))
+    return Wasserstein(value, lower, max(upper, value))
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg adjusted p-values (q-values), in input order; reject where q ≤ FDR level."""
+    p = np.asarray(pvalues, dtype=float)
+    m = p.size
+    if m == 0:
+        return []
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.clip(adjusted, 0, 1)
+    return [float(x) for x in out]
+
+
+# --------------------------------------------------------------------------- measures of two profiles
+
+
+def cells(prof: ColumnProfile) -> tuple[int, ...]:
+    """Cell counts of a column profile: (underflow, bins…, overflow) or (categories…, other)."""
+    if isinstance(prof, NumericProfile):
+        if not prof.edges:
+            return ()
+        return (prof.underflow, *prof.bin_counts, prof.overflow)
+    return (*prof.category_counts, prof.other)
+
+
+@dataclass(frozen=True)
+class Measures:
+    """Every drift measure of one column (NaN where a measure does not apply or cannot be computed)."""
+
+    column: str
+    kind: str
+    n_reference: int
+    n_current: int
+    distinct_edges: int
+    psi: float
+    js_distance: float
+    linf: float
+    total_variation: float
+    chi2_statistic: float
+    chi2_dof: int
+    chi2_pvalue: float
+    ks_statistic: float = math.nan
+    ks_statistic_upper: float = math.nan
+    ks_pvalue: float = math.nan
+    wasserstein: float = math.nan
+    wasserstein_lower: float = math.nan
+    wasserstein_upper: float = math.nan
+    wasserstein_norm: float = math.nan
+    unseen_share: float = math.nan
+    unseen_share_exact: bool = True
+
+    def value(self, metric: str) -> float:
+        return float(getattr(self, metric))
+
+
+def _quantile_function(prof: NumericProfile, probs: Sequence[float]) -> list[float]:
+    by_prob = dict(prof.quantiles)
+    return [prof.min, *(by_prob[p] for p in probs), prof.max]
+
+
+def compare(ref: ColumnProfile, cur: ColumnProfile) -> Measures:
+    """All drift measures of one column from its reference and current profiles (same bins)."""
+    name = ref.column
+    if ref.kind != cur.kind:
+        raise DriftError(f"{name}: expected a {ref.kind} current profile like the reference, found {cur.kind}")
+    if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
+        if ref.edges != cur.edges:
+            raise DriftError(
+                f"{name}: expected the reference bin edges on both sides, found {len(ref.edges)} vs {len(cur.edges)} "
+                "edges (profile the current data with the reference bins)"
+            )
+    elif isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile) and (
+        ref.categories != cur.categories
+    ):
+        raise DriftError(
+            f"{name}: expected the reference categories on both sides, found {len(ref.categories)} vs "
+            f"{len(cur.categories)} categories (profile the current data with the reference bins)"
+        )
+    r, c = cells(ref), cells(cur)
+    nr, nc = int(sum(r)), int(sum(c))
+    chi = chi2_2xk(r, c) if r else Chi2(math.nan, 0, math.nan)
+    common: dict[str, Any] = dict(
+        column=name, kind=ref.kind, n_reference=nr, n_current=nc,
+        psi=psi(r, c) if r else math.nan,
+        js_distance=js_distance(r, c) if r else math.nan,
+        linf=linf(r, c) if r else math.nan,
+        total_variation=total_variation(r, c) if r else math.nan,
+        chi2_statistic=chi.statistic, chi2_dof=chi.dof, chi2_pvalue=chi.pvalue,
+    )
+    if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
+        ks = ks_binned(r, c) if r else KsBinned(math.nan, math.nan, math.nan)
+        w = _wasserstein(ref, cur)
+        return Measures(
+            **common, distinct_edges=len(set(ref.edges)),
+            ks_statistic=ks.statistic, ks_statistic_upper=ks.upper, ks_pvalue=ks.pvalue,
+            wasserstein=w.value, wasserstein_lower=w.lower, wasserstein_upper=w.upper,
+            wasserstein_norm=w.value / _wasserstein_norm(ref),
+        )
+    if not (isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile)):
+        raise DriftError(f"{name}: expected numeric or categorical profiles, found {type(ref).__name__}")
+    unseen = cur.other / cur.count if cur.count else math.nan
+    return Measures(**common, distinct_edges=len(ref.categories) + 1, unseen_share=unseen,
+                    unseen_share_exact=ref.other == 0)
+
+
+def _wasserstein(ref: NumericProfile, cur: NumericProfile) -> Wasserstein:
+    if ref.count == 0 or cur.count == 0:
+        return Wasserstein(math.nan, math.nan, math.nan)
+    ref_probs = {p for p, v in ref.quantiles if not math.isnan(v)}
+    probs = sorted(ref_probs & {p for p, v in cur.quantiles if not math.isnan(v)})
+    u = [0.0, *probs, 1.0]
+    return wasserstein_quantiles(u, _quantile_function(ref, probs), _quantile_function(cur, probs))
+
+
+def _wasserstein_norm(ref: NumericProfile) -> float:
+    """Reference population std (ddof 0, as ``numpy.std``), floored at `WASSERSTEIN_MIN_NORM`."""
+    if ref.count < 2 or math.isnan(ref.std):
+        return WASSERSTEIN_MIN_NORM
+    return max(ref.std * math.sqrt((ref.count - 1) / ref.count), WASSERSTEIN_MIN_NORM)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One measured value with its threshold (None = descriptive) and status."""
+
+    metric: str
+    value: float | None
+    threshold: float | None
+    status: Status
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """A column's drift verdict: decision ``method``, ``status``, why (``reason``) and every metric."""
+
+    column: str
+    kind: str
+    method: str
+    status: Status
+    reason: str | None
+    n_reference: int
+    n_current: int
+    drifted: bool | None
+    decision_value: float | None
+    threshold: float | None
+    pvalue_adjusted: float | None
+    metrics: tuple[MetricResult, ...]
+    measures: Measures
+
+
+def _metric_names(kind: str, unseen_exact: bool) -> tuple[str, ...]:
+    shared = ("psi", "js_distance", "chi2_statistic", "chi2_pvalue", "linf", "total_variation")
+    if kind == "numeric":
+        return (*shared, "wasserstein_norm", "ks_statistic", "ks_statistic_upper", "ks_pvalue")
+    return (*shared, "unseen_share" if unseen_exact else "unseen_share_upper")
+
+
+def _clean(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _crosses(metric: str, value: float, threshold: float) -> bool:
+    return value < threshold if metric.endswith("_pvalue") else value > threshold
+
+
+def column_drift(ref: ColumnProfile, cur: ColumnProfile, spec: DriftSpec) -> ColumnDrift:
+    """Measures, decision method, thresholds and status of one column (before FDR across columns).
+
+    Status: ``insufficient_data`` when either side has fewer than ``min_rows`` non-missing values
+    or the decision metric cannot be computed (all-null, all-infinite); else ``alert`` when the
+    decision metric crosses its threshold (p-value below the level, distance above it), ``ok``
+    otherwise. Other metrics of the same family (tests or distances) get their thresholds and
+    ``warn`` when they cross; metrics of the other family are descriptive (threshold None).
+    """
+    m = compare(ref, cur)
+    nr, nc = m.n_reference, m.n_current
+    method = spec.method_for(ref.column, ref.kind, nr, nc, m.distinct_edges)  # type: ignore[arg-type]
+    decision_metric = METHOD_METRIC[method]
+    family = PVALUE_METRICS if method in PVALUE_METHODS else DISTANCE_METRICS
+    reason = None
+    if min(nr, nc) < spec.min_rows:
+        side, n = ("reference", nr) if nr < spec.min_rows else ("current", nc)
+        reason = f"{side} has {n} non-missing values, expected at least {spec.min_rows} (monitoring.drift.min_rows)"
+    elif math.isnan(m.value(decision_metric)):
+        reason = f"{decision_metric} is not computable (no finite values on one side)"
+    threshold = spec.threshold_for(ref.column, decision_metric, method)
+    results = []
+    for name in _metric_names(ref.kind, m.unseen_share_exact):
+        value = _clean(m.value(name if name != "unseen_share_upper" else "unseen_share"))
+        t = spec.threshold_for(ref.column, name, method) if name in family else None
+        if reason is not None:
+            status: Status = INSUFFICIENT
+        elif value is None or t is None or not _crosses(name, value, t):
+            status = OK
+        else:
+            status = ALERT if name == decision_metric else WARN
+        results.append(MetricResult(name, value, t, status))
+    decision = _clean(m.value(decision_metric))
+    drifted = None if reason is not None or decision is None or threshold is None else _crosses(
+        decision_metric, decision, threshold
+    )
+    status = INSUFFICIENT if drifted is None else (ALERT if drifted else OK)
+    return ColumnDrift(
+        column=ref.column, kind=ref.kind, method=method, status=status, reason=reason,
+        n_reference=nr, n_current=nc, drifted=drifted, decision_value=decision, threshold=threshold,
+        pvalue_adjusted=None, metrics=tuple(results), measures=m,
+    )
+
+
+@dataclass(frozen=True)
+class DatasetDrift:
+    """Dataset verdict: share of drifted columns among those with enough data, FDR-controlled."""
+
+    columns: tuple[ColumnDrift, ...]
+    evaluated: int
+    insufficient: int
+    drifted: int
+    drift_share: float | None
+    threshold: float
+    fdr: float
+    status: Status
+
+
+def dataset_drift(
+    reference: DatasetProfile, current: DatasetProfile, spec: DriftSpec, columns: Sequence[str] | None = None
+) -> DatasetDrift:
+    """Per-column drift of ``columns`` (default: all reference columns) and the dataset verdict.
+
+    Columns decided by a p-value test count as drifted only if Benjamini–Hochberg at level
+    ``spec.fdr`` rejects them among all tested columns; a column whose raw p-value is below its
+    level but is not rejected is ``warn``. Distance-decided columns count when above threshold.
+    Dataset status: ``insufficient_data`` if no column has enough data, ``alert`` if the drifted
+    share reaches ``dataset_drift_share`` (≥, as Evidently), ``warn`` if some column drifted,
+    else ``ok``.
+    """
+    names = list(reference.columns) if columns is None else list(columns)
+    missing = [c for c in names if c not in reference.columns or c not in current.columns]
+    if missing:
+        raise DriftError(
+            f"drift: expected profiles of {', '.join(names)} on both sides, found none for {', '.join(missing)} "
+            f"(reference has {', '.join(reference.columns)}; current has {', '.join(current.columns)})"
+        )
+    results = [column_drift(reference.columns[c], current.columns[c], spec) for c in names]
+    tested = [i for i, r in enumerate(results) if r.method in PVALUE_METHODS and r.drifted is not None]
+    adjusted = benjamini_hochberg([results[i].decision_value for i in tested])  # type: ignore[misc]
+    for i, q in zip(tested, adjusted, strict=True):
+        r = results[i]
+        rejected = q <= spec.fdr
+        status: Status = ALERT if r.drifted and rejected else (WARN if r.drifted else OK)
+        metrics = (*r.metrics, MetricResult("pvalue_adjusted", q, spec.fdr, ALERT if rejected else OK))
+        results[i] = replace(r, drifted=bool(r.drifted and rejected), status=status, pvalue_adjusted=q,
+                             metrics=metrics)
+    evaluated = [r for r in results if r.drifted is not None]
+    drifted = sum(1 for r in evaluated if r.drifted)
+    share = drifted / len(evaluated) if evaluated else None
+    if share is None:
+        status = INSUFFICIENT
+    elif share >= spec.dataset_drift_share:
+        status = ALERT
+    else:
+        status = WARN if drifted else OK
+    log.info("drift: %d of %d evaluated columns drifted (%d insufficient): %s",
+             drifted, len(evaluated), len(results) - len(evaluated), status)
+    return DatasetDrift(
+        columns=tuple(results), evaluated=len(evaluated), insufficient=len(results) - len(evaluated),
+        drifted=drifted, drift_share=share, threshold=spec.dataset_drift_share, fdr=spec.fdr, status=status,
+    )
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True)
+class CalibratedThreshold:
+    """mean + k·σ of a distance over reference chunks (each chunk compared with the whole reference)."""
+
+    column: str
+    metric: str
+    mean: float
+    std: float
+    k: float
+    chunks: int
+    threshold: float
+
+
+def calibrate_thresholds(
+    reference: DatasetProfile,
+    chunks: Sequence[DatasetProfile],
+    *,
+    k: float,
+    min_rows: int,
+    metrics: Sequence[str] = DISTANCE_METRICS,
+) -> tuple[CalibratedThreshold, ...]:
+    """Calibrated distance thresholds from reference chunk profiles (pure; NannyML-style).
+
+    Each chunk (profiled with the reference bins) is compared with the whole reference; for each
+    column and distance metric the threshold is mean + k·σ (σ with ddof 1) over chunks having at
+    least ``min_rows`` values on both sides. Fewer than two usable chunks → no threshold for that
+    (column, metric): the static one applies. Distances shrink with sample size, so chunks should
+    be about the size of a monitoring window.
+    """
+    if k <= 0:
+        raise DriftError(f"calibration k: expected > 0, found {k}")
+    bad = [m for m in metrics if m not in DISTANCE_METRICS]
+    if bad:
+        raise DriftError(f"calibration: expected distance metrics ({', '.join(DISTANCE_METRICS)}), found {bad}")
+    out = []
+    for name, ref in reference.columns.items():
+        values: dict[str, list[float]] = {m: [] for m in metrics}
+        for chunk in chunks:
+            if name not in chunk.columns:
+                raise DriftError(f"calibration: expected column {name} in every chunk profile, found it missing")
+            m = compare(ref, chunk.columns[name])
+            if min(m.n_reference, m.n_current) < min_rows:
+                continue
+            for metric in metrics:
+                v = m.value(metric)
+                if not math.isnan(v):
+                    values[metric].append(v)
+        for metric, vs in values.items():
+            if len(vs) < 2:
+                log.info("calibration: %s %s has %d usable chunks, keeping the static threshold", name, metric, len(vs))
+                continue
+            mean, std = float(np.mean(vs)), float(np.std(vs, ddof=1))
+            out.append(CalibratedThreshold(name, metric, mean, std, k, len(vs), mean + k * std))
+    return tuple(out)
+
+
+def threshold_map(calibrated: Sequence[CalibratedThreshold]) -> dict[tuple[str, str], float]:
+    """(column, metric) → threshold, for `DriftSpec.with_calibrated`."""
+    return {(c.column, c.metric): c.threshold for c in calibrated}
+
+
+# --------------------------------------------------------------------------- long format
+
+
+DRIFT_ROW_FIELDS = ("column", "metric", "value", "threshold", "status", "method", "reason", "n_reference", "n_current")
+
+
+def drift_rows(result: DatasetDrift) -> list[dict[str, Any]]:
+    """Long-format rows, one per (column, metric), see `DRIFT_ROW_FIELDS` and ``docs/monitoring.md``.
+
+    Per column: every metric of `column_drift` (plus ``pvalue_adjusted`` for test-decided columns)
+    and a ``drift`` verdict row (value 1/0, None when insufficient; ``method`` and ``reason`` set).
+    Dataset rows (column ``__dataset__``): ``evaluated_columns``, ``insufficient_columns``,
+    ``drifted_columns`` and the verdict ``drift_share`` (threshold = dataset_drift_share).
+    """
+    out: list[dict[str, Any]] = []
+    for c in result.columns:
+        common = dict(column=c.column, method=c.method, reason=c.reason, n_reference=c.n_reference,
+                      n_current=c.n_current)
+        for m in c.metrics:
+            out.append({**common, "metric": m.metric, "value": m.value, "threshold": m.threshold, "status": m.status})
+        out.append({**common, "metric": "drift", "value": None if c.drifted is None else float(c.drifted),
+                    "threshold": c.threshold, "status": c.status})
+    base = dict(column=DATASET, method=None, reason=None, n_reference=None, n_current=None, threshold=None)
+    for metric, value in (("evaluated_columns", result.evaluated), ("insufficient_columns", result.insufficient),
+                          ("drifted_columns", result.drifted)):
+        out.append({**base, "metric": metric, "value": float(value), "status": OK})
+    reason = "no column has enough data" if result.drift_share is None else None
+    out.append({**base, "metric": "drift_share", "value": result.drift_share, "threshold": result.threshold,
+                "status": result.status, "reason": reason})
+    return [{k: r[k] for k in DRIFT_ROW_FIELDS} for r in out]
+
+
+def drift_by_column(result: DatasetDrift) -> Mapping[str, ColumnDrift]:
+    """Column name → its verdict."""
+    return {c.column: c for c in result.columns}

@@ -1,0 +1,134 @@
+"""What drift is measured and when it counts: small frozen specs, separate from the code that computes.
+
+`DriftSpec.from_config` turns the ``monitoring.drift`` config slice into a spec; `DriftSpec.method_for`
+picks a column's decision method from the sample sizes (Evidently's rule, see ``docs/monitoring.md``),
+and `DriftSpec.threshold_for` its threshold (column override > calibrated > static).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
+
+from driftline.errors import DriftlineError
+
+if TYPE_CHECKING:
+    from driftline.config.schema import DriftConfig
+
+Kind = Literal["numeric", "categorical"]
+Status = Literal["ok", "warn", "alert", "insufficient_data"]
+
+OK: Status = "ok"
+WARN: Status = "warn"
+ALERT: Status = "alert"
+INSUFFICIENT: Status = "insufficient_data"
+STATUSES: tuple[Status, ...] = (OK, WARN, ALERT, INSUFFICIENT)
+
+# method → the metric whose value decides drift, and whether that metric is a p-value (lower = drift)
+METHOD_METRIC: Mapping[str, str] = {
+    "wasserstein": "wasserstein_norm",
+    "psi": "psi",
+    "js": "js_distance",
+    "ks": "ks_pvalue",
+    "chi2": "chi2_pvalue",
+}
+PVALUE_METHODS = frozenset({"ks", "chi2"})
+DISTANCE_METHODS = frozenset({"wasserstein", "psi", "js"})
+NUMERIC_METHODS = frozenset(METHOD_METRIC)
+CATEGORICAL_METHODS = frozenset({"psi", "js", "chi2"})
+FEW_VALUES = 5  # ≤ this many distinct reference edges: a numeric column is treated as discrete (Evidently: ≤ 5 values)
+
+
+class DriftSpecError(DriftlineError):
+    """A drift spec cannot be applied as asked (method not valid for the column kind, missing threshold)."""
+
+
+@dataclass(frozen=True)
+class ColumnDriftSpec:
+    """Per-column override: method (``auto`` = chosen from sample sizes) and threshold (None = global)."""
+
+    method: str = "auto"
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    """Thresholds, methods, sample-size floor and dataset rule of a drift comparison."""
+
+    psi_threshold: float = 0.2
+    js_threshold: float = 0.1
+    wasserstein_threshold: float = 0.1
+    ks_pvalue: float = 0.05
+    chi2_pvalue: float = 0.05
+    min_rows: int = 100
+    fdr: float = 0.05
+    dataset_drift_share: float = 0.5
+    numeric_method: str = "auto"
+    categorical_method: str = "auto"
+    small_sample_rows: int = 1000
+    columns: Mapping[str, ColumnDriftSpec] = field(default_factory=dict)
+    # (column, metric) → calibrated threshold; used for distance metrics when no column override is set
+    calibrated: Mapping[tuple[str, str], float] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: DriftConfig) -> DriftSpec:
+        """The spec of a ``monitoring.drift`` config slice (calibrated thresholds are added later)."""
+        return cls(
+            psi_threshold=cfg.psi_threshold, js_threshold=cfg.js_threshold,
+            wasserstein_threshold=cfg.wasserstein_threshold, ks_pvalue=cfg.ks_pvalue, chi2_pvalue=cfg.chi2_pvalue,
+            min_rows=cfg.min_rows, fdr=cfg.fdr, dataset_drift_share=cfg.dataset_drift_share,
+            numeric_method=cfg.numeric_method, categorical_method=cfg.categorical_method,
+            small_sample_rows=cfg.small_sample_rows,
+            columns={c: ColumnDriftSpec(v.method, v.threshold) for c, v in cfg.columns.items()},
+        )
+
+    def with_calibrated(self, thresholds: Mapping[tuple[str, str], float]) -> DriftSpec:
+        """A copy whose distance thresholds are the calibrated ones where given."""
+        return replace(self, calibrated=dict(thresholds))
+
+    def static_threshold(self, metric: str) -> float | None:
+        """The global threshold of ``metric`` (None for descriptive metrics)."""
+        return {
+            "psi": self.psi_threshold,
+            "js_distance": self.js_threshold,
+            "wasserstein_norm": self.wasserstein_threshold,
+            "ks_pvalue": self.ks_pvalue,
+            "chi2_pvalue": self.chi2_pvalue,
+        }.get(metric)
+
+    def threshold_for(self, column: str, metric: str, method: str) -> float | None:
+        """Threshold of ``metric`` for ``column``: column override (decision metric) > calibrated > static."""
+        override = self.columns.get(column)
+        if override is not None and override.threshold is not None and METHOD_METRIC.get(method) == metric:
+            return override.threshold
+        if (column, metric) in self.calibrated:
+            return self.calibrated[(column, metric)]
+        return self.static_threshold(metric)
+
+    def method_for(self, column: str, kind: Kind, n_reference: int, n_current: int, distinct_edges: int) -> str:
+        """Decision method of ``column``: the configured one, or ``auto`` resolved from the sample sizes.
+
+        ``auto`` (Evidently's rule, on the smaller side instead of the reference only): at most
+        ``small_sample_rows`` values → KS for numeric (chi-square when ≤ 5 distinct reference edges),
+        chi-square for categorical; above → normalized Wasserstein for numeric (JS when ≤ 5 distinct
+        edges), JS distance for categorical.
+        """
+        override = self.columns.get(column)
+        method = override.method if override is not None and override.method != "auto" else (
+            self.numeric_method if kind == "numeric" else self.categorical_method
+        )
+        allowed = NUMERIC_METHODS if kind == "numeric" else CATEGORICAL_METHODS
+        if method == "auto":
+            small = min(n_reference, n_current) <= self.small_sample_rows
+            if kind == "categorical":
+                return "chi2" if small else "js"
+            few = distinct_edges <= FEW_VALUES
+            if small:
+                return "chi2" if few else "ks"
+            return "js" if few else "wasserstein"
+        if method not in allowed:
+            raise DriftSpecError(
+                f"{column}: expected a {kind} drift method ({', '.join(sorted(allowed))}), found {method}"
+            )
+        return method
