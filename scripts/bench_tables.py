@@ -2,15 +2,19 @@
 
     .venv/bin/python scripts/bench_tables.py --rows 5000000 --out /tmp/bench-tables
 
-Prints rows/s for each, the Delta/Parquet ratios (targets: >= 0.9) and the driver's RSS before
-and after (should stay flat: no table data is collected to the driver).
+Prints rows/s for each, the Delta/Parquet ratios (targets: >= 0.9) and the driver's memory
+(the Python process and the JVM) before and after: it should stay flat, no table data is collected
+to the driver. Reads are repeated ``--repeats`` times, Parquet and Delta interleaved so that load
+from other processes hits both alike; min and median are reported, with the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -19,14 +23,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from driftline.config.schema import RuntimeConfig  # noqa: E402
 from driftline.runtime import build_spark  # noqa: E402
-from driftline.tables import CommitInfo, StorageConfig, open_store  # noqa: E402
+from driftline.tables import CommitInfo, StorageConfig, embedded, open_store  # noqa: E402
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+def rss_mb(pid: int | str = "self") -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return float("nan")
+
+
+def jvm_pid(spark) -> int | None:
+    """The driver JVM: the gateway process pyspark started, or its java descendant."""
+    proc = getattr(spark.sparkContext._gateway, "proc", None)
+    todo = [proc.pid] if proc is not None else []
+    while todo:
+        pid = todo.pop()
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "java":
+                return pid
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return None
+
+
+def load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def source(spark, rows: int):
@@ -60,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--out", default="/tmp/driftline-bench-tables")
     parser.add_argument("--master", default="local[*]")
+    parser.add_argument("--repeats", type=int, default=3, help="read repetitions (interleaved)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
@@ -73,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # warm-up (JIT, class loading) so neither side pays it
     source(spark, 200_000).write.mode("overwrite").partitionBy("score_date").parquet(str(out / "warm"))
-    rss0 = rss_mb()
+    jvm = jvm_pid(spark)
+    load0 = load()
+    rss0, jrss0 = rss_mb(), rss_mb(jvm) if jvm else float("nan")
     t_pq_w = timed(lambda: df.write.mode("errorifexists").partitionBy("score_date").parquet(parquet_path))
     t_dl_w = timed(lambda: store.replace_partitions("bench", df, ["score_date"], commit))
-    rss1 = rss_mb()
+    rss1, jrss1 = rss_mb(), rss_mb(jvm) if jvm else float("nan")
 
     def scan(frame):
         # a full read that touches every column, without sending rows to the driver
@@ -84,16 +114,40 @@ def main(argv: list[str] | None = None) -> int:
             "overwrite"
         ).save()
 
-    t_pq_r = min(timed(lambda: scan(spark.read.parquet(parquet_path))) for _ in range(2))
-    t_dl_r = min(timed(lambda: scan(store.read("bench"))) for _ in range(2))
-    rss2 = rss_mb()
+    day = "2026-01-05"
+    full: dict[str, list[float]] = {"pq": [], "dl": [], "join": []}
+    one: dict[str, list[float]] = {"pq": [], "dl": []}
+    for _ in range(args.repeats):  # interleaved: background load hits both sides alike
+        full["pq"].append(timed(lambda: scan(spark.read.parquet(parquet_path))))
+        full["dl"].append(timed(lambda: scan(store.read("bench"))))
+        union_max, embedded.UNION_MAX_GROUPS = embedded.UNION_MAX_GROUPS, 0  # the many-partitions path
+        full["join"].append(timed(lambda: scan(store.read("bench"))))
+        embedded.UNION_MAX_GROUPS = union_max
+        one["pq"].append(timed(lambda: scan(spark.read.parquet(parquet_path).filter(f"score_date = DATE'{day}'"))))
+        one["dl"].append(timed(lambda: scan(store.read("bench", partitions={"score_date": [day]}))))
+    rss2, jrss2 = rss_mb(), rss_mb(jvm) if jvm else float("nan")
     rows = args.rows
     print(f"rows={rows:,} columns={len(df.columns)} partitions=10 version={store.version('bench')}")
     print(f"write  plain parquet {t_pq_w:7.2f} s  {rows / t_pq_w:12,.0f} rows/s")
     print(f"write  embedded delta{t_dl_w:7.2f} s  {rows / t_dl_w:12,.0f} rows/s   ratio {t_pq_w / t_dl_w:.2f}x")
-    print(f"read   plain parquet {t_pq_r:7.2f} s  {rows / t_pq_r:12,.0f} rows/s")
-    print(f"read   embedded delta{t_dl_r:7.2f} s  {rows / t_dl_r:12,.0f} rows/s   ratio {t_pq_r / t_dl_r:.2f}x")
-    print(f"driver RSS (python) MB: before {rss0:.0f}, after write {rss1:.0f}, after read {rss2:.0f}")
+    for label, times, n in (("read", full, rows), ("read 1/10", one, rows // 10)):
+        lo_pq, lo_dl = min(times["pq"]), min(times["dl"])
+        md_pq, md_dl = statistics.median(times["pq"]), statistics.median(times["dl"])
+        print(f"{label:9} plain parquet min {lo_pq:6.2f} s ({n / lo_pq:12,.0f} rows/s) median {md_pq:6.2f} s")
+        print(
+            f"{label:9} embedded delta min {lo_dl:6.2f} s ({n / lo_dl:12,.0f} rows/s) median {md_dl:6.2f} s"
+            f"   ratio min {lo_pq / lo_dl:.2f}x median {md_pq / md_dl:.2f}x"
+        )
+    lo_j, md_j = min(full["join"]), statistics.median(full["join"])
+    print(
+        f"read      delta, join path min {lo_j:6.2f} s ({rows / lo_j:12,.0f} rows/s) median {md_j:6.2f} s"
+        f"   ratio min {min(full['pq']) / lo_j:.2f}x median {statistics.median(full['pq']) / md_j:.2f}x"
+        f"   (used above {embedded.UNION_MAX_GROUPS} partition values or under"
+        f" {embedded.UNION_MIN_BYTES_PER_VALUE >> 20} MB per value)"
+    )
+    print(f"driver RSS MB (python): before {rss0:.0f}, after write {rss1:.0f}, after reads {rss2:.0f}")
+    print(f"driver RSS MB (JVM):    before {jrss0:.0f}, after write {jrss1:.0f}, after reads {jrss2:.0f}")
+    print(f"load average (1/5/15 min): at start {load0}, at end {load()} on {os.cpu_count()} cores")
     spark.stop()
     return 0
 

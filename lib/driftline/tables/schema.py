@@ -52,6 +52,12 @@ def check_partition_columns(table: str, schema: StructType, partition_by: Sequen
         raise TableError(f"table {table}: duplicate partition column in {list(partition_by)}")
     by_name = {f.name: f for f in schema.fields}
     for col in partition_by:
+        if isinstance(col, str) and col.startswith(("_", ".")):
+            # Folders named _x=... or .x=... are hidden files to Spark and Hadoop: rows would vanish.
+            raise TableError(
+                f"table {table}: partition column {col!r} starts with {col[0]!r}: expected a name starting "
+                "with a letter (Spark and Hadoop skip folders starting with '_' or '.', hiding the rows)"
+            )
         if not isinstance(col, str) or not IDENTIFIER.fullmatch(col):
             raise TableError(f"table {table}: partition column {col!r} is not an identifier")
         if col not in by_name:

@@ -78,9 +78,16 @@ class TableStore:
         ``partitions`` defaults to the partition values present in ``df`` (taken from the written
         files, no extra pass); an explicit list can replace a partition with zero rows and makes
         rows outside it an error. Columns are matched by name against the table's schema.
+
+        An empty ``partition_by`` replaces the whole of an unpartitioned table in one commit (Delta
+        overwrite without a predicate; zero rows leave it empty) with the same idempotency key
+        semantics. A partitioned table is never wiped this way: its partition columns must be given.
         """
-        if not partition_by:
-            raise TableError(f"table {name}: replace_partitions needs partition columns")
+        if not partition_by and partitions is not None:
+            raise TableError(
+                f"table {name}: a full replace (no partition columns) takes no partitions: "
+                f"expected partitions=None, found {list(partitions)!r}"
+            )
         return self._backend.replace_partitions(self._loc(name), df, list(partition_by), commit, partitions)
 
     def append(self, name: str, df: DataFrame, commit: CommitInfo) -> WriteResult:
