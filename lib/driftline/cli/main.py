@@ -15,7 +15,8 @@ from driftline.context import code_version
 COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "models": ("list registered versions, promote a version, roll back the champion", "[training]",
                "driftline.registry.cli:models_command"),
-    "report": ("print the path of the HTML monitoring report of a run", "[monitoring]", None),
+    "report": ("print the path of the HTML monitoring report of a run", "[monitoring]",
+               "driftline.monitoring.report:report_command"),
     "demo": ("generate a drifting scenario and run the pipeline on it", "[demo]", "driftline.demo.run:demo_command"),
 }
 

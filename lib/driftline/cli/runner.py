@@ -74,7 +74,7 @@ JOBS: dict[str, JobSpec] = {
         "Profile features and predictions of the window in one distributed pass, compare with the "
         "reference profile and the previous window, and write monitor_metrics, monitor_runs and an "
         "HTML report.",
-        None, "[monitoring]", "features, predictions, labels, reference profile",
+        "driftline.monitoring.job:run", "[monitoring]", "features, predictions, labels, reference profile",
         "monitor_metrics, monitor_runs, HTML report",
     ),
     "retrain": JobSpec(

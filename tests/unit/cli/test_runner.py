@@ -176,7 +176,7 @@ def test_missing_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         check_java()
 
 
-def test_driftline_command(capsys: pytest.CaptureFixture[str]) -> None:
+def test_driftline_command(capsys: pytest.CaptureFixture[str], conf_dir: Path, tmp_path: Path) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     for name in [*JOBS, "models", "report", "demo"]:
@@ -184,9 +184,17 @@ def test_driftline_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert main(["scor"]) == 2
     assert "expected a command (prepare_features, train, score" in capsys.readouterr().err
-    assert main(["report", "--model", "churn"]) == 2
-    assert capsys.readouterr().err == ("driftline report: error: the report command is not built yet "
-                                       "(planned in issue [monitoring]); nothing was run\n")
+    # no monitor run for that date: one line naming the expected file, exit 2; then the path once it exists
+    report = ["report", "--model", "churn", "--date", "2026-03-01", "--conf-dir", str(conf_dir),
+              "--workspace", str(tmp_path)]
+    expected = tmp_path.resolve() / "reports" / "churn" / "2026-03-01.html"
+    assert main(report) == 2
+    assert capsys.readouterr().err == (f"driftline report: error: report of churn for 2026-03-01: expected {expected}, "
+                                       "found no file (run driftline monitor --model churn --date 2026-03-01)\n")
+    expected.parent.mkdir(parents=True)
+    expected.write_text("<html></html>")
+    assert main(report) == 0
+    assert capsys.readouterr().out == f"{expected}\n"
     assert main(["models", "--help"]) == 0
     assert "driftline models" in capsys.readouterr().out
     assert main(["demo", "--days", "0"]) == 2

@@ -1,0 +1,478 @@
+"""The monitor job: window → reference profile → one profiling pass → drift, quality, performance → tables + report.
+
+For each date D of the run, the window is [D − window_days + 1, D] and the previous window the
+``window_days`` before it. Order of work, so a failure leaves nothing half-written for the date:
+read the champion's predictions of the window (none → exit 1, nothing written) and resolve the
+version that scored it → load that version's reference profile and bins → profile features +
+prediction of the current and previous windows in ONE grouped aggregation pass with the reference
+bins → drift vs the reference and vs the previous window (`driftline.monitoring.drift`),
+data-quality and late-label performance rows → HTML report (atomic rename) → replace the
+(model, run_date) partition of ``monitor_metrics``
+→ replace the (model, run_date) partition of ``monitor_runs`` (the run's verdict row, written
+last). A rerun of a date replaces both partitions (R1). Drift found is a result: exit 0.
+Columns are documented in ``docs/monitoring.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from driftline.errors import DriftlineError
+from driftline.monitoring.drift import DATASET, dataset_drift, drift_rows
+from driftline.monitoring.metrics import (
+    MONITOR_METRICS,
+    MetricsContext,
+    monitor_metrics_frame_rows,
+    monitor_metrics_schema,
+)
+from driftline.monitoring.profile import (
+    OTHER,
+    CategoricalProfile,
+    ColumnBins,
+    DatasetProfile,
+    NumericBins,
+    NumericProfile,
+    bins_from_rows,
+    profile_by,
+)
+from driftline.monitoring.spec import ALERT, INSUFFICIENT, OK, WARN, DriftSpec, Status
+from driftline.registry.profiles import PREDICTION, read_reference_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+    from pyspark.sql.types import StructType
+
+    from driftline.context import JobContext
+
+log = logging.getLogger(__name__)
+
+AS_OF = "as_of_date"
+MONITOR_RUNS = "monitor_runs"
+METRICS_PARTITIONS = ("model_name", "run_date")
+RUNS_PARTITIONS = ("model", "run_date")
+PERFORMANCE = "__performance__"  # the column of late-label performance rows
+WINDOW = "__window__"  # group column of the one profiling pass: current or previous window
+# Completeness: a column's null rate (null + NaN) is `warn` above the reference's rate plus this.
+NULL_RATE_TOLERANCE = 0.05
+STATUS_ORDER = {OK: 0, INSUFFICIENT: 1, WARN: 2, ALERT: 3}
+
+
+class MonitorInputError(DriftlineError):
+    """The window's inputs are not there (no predictions table, no champion predictions): exit 1."""
+
+
+# --------------------------------------------------------------------------- reference profile
+
+
+def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile, tuple[float, ...]]:
+    """Rebuild a `DatasetProfile` (and its quantile probabilities) from stored long-format profile rows.
+
+    Inverse of `driftline.monitoring.profile.profile_rows`. Columns are sorted by name with ``prediction``
+    last (a table read has no row order; the report and the metric rows should not depend on it).
+    """
+    by_col: dict[str, list[Mapping[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: (r["column"] == PREDICTION, r["column"])):
+        by_col.setdefault(r["column"], []).append(r)
+    bins = bins_from_rows(rows)
+    out: dict[str, NumericProfile | CategoricalProfile] = {}
+    probs: set[float] = set()
+    n_rows = 0
+    for name, items in by_col.items():
+        stat = {r["stat"]: r["value"] for r in items if r["stat"] not in ("quantile", "bin_count", "category_count")}
+        n_rows = int(stat["rows"])
+        b = bins[name]
+
+        def num(key: str, stat: dict[str, Any] = stat) -> float:
+            v = stat.get(key)
+            return math.nan if v is None else float(v)
+
+        if items[0]["kind"] == "numeric":
+            qs = tuple(sorted((float(r["quantile"]), math.nan if r["value"] is None else float(r["value"]))
+                              for r in items if r["stat"] == "quantile"))
+            probs |= {q for q, _ in qs}
+            cells = {int(r["bin"]): int(r["value"]) for r in items if r["stat"] == "bin_count"}
+            edges = b.edges if isinstance(b, NumericBins) else ()
+            n = max(len(edges) - 1, 0)
+            out[name] = NumericProfile(
+                column=name, rows=n_rows, null_count=int(num("null_count")), nan_count=int(num("nan_count")),
+                inf_count=int(num("inf_count")), count=int(num("count")), mean=num("mean"), std=num("std"),
+                min=num("min"), max=num("max"), quantiles=qs, edges=tuple(edges),
+                bin_counts=tuple(cells.get(k, 0) for k in range(n)),
+                underflow=cells.get(-1, 0), overflow=cells.get(n, 0),
+            )
+        else:
+            cats = sorted((int(r["bin"]), str(r["category"]), int(r["value"]))
+                          for r in items if r["stat"] == "category_count")
+            known = [(c, v) for _, c, v in cats if c != OTHER]
+            out[name] = CategoricalProfile(
+                column=name, rows=n_rows, null_count=int(num("null_count")), count=int(num("count")),
+                distinct_approx=int(num("distinct_approx")), categories=tuple(c for c, _ in known),
+                category_counts=tuple(v for _, v in known), other=sum(v for _, c, v in cats if c == OTHER),
+            )
+    return DatasetProfile(rows=n_rows, columns=out), tuple(sorted(probs))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A model version's reference: profile, bins, quantile grid and id."""
+
+    version: str
+    reference_id: str
+    profile: DatasetProfile
+    bins: Mapping[str, ColumnBins]
+    quantiles: tuple[float, ...]
+
+
+def load_reference(ctx: JobContext, version: str) -> Reference:
+    """The stored reference profile of ``version`` (features + ``prediction``), one partition-pruned read."""
+    name = ctx.config.name
+    rows = [r.asDict() for r in read_reference_rows(ctx.store, name, version).collect()]
+    if not rows:
+        raise MonitorInputError(f"table reference_profiles: expected the reference profile of {name} v{version}, "
+                                "found no rows (retrain the version to write it)")
+    prof, quantiles = profile_from_rows(rows)
+    return Reference(version, f"{name}/{version}", prof, bins_from_rows(rows), quantiles)
+
+
+# --------------------------------------------------------------------------- the window
+
+
+def window_of(date: dt.date, days: int) -> tuple[dt.date, ...]:
+    """The dates of the window ending at ``date`` (inclusive), oldest first."""
+    return tuple(date - dt.timedelta(days=days - 1 - i) for i in range(days))
+
+
+def champion_predictions(ctx: JobContext, dates: Sequence[dt.date]) -> DataFrame:
+    """The champion's rows of ``<model>__predictions`` over ``dates`` (partition-pruned)."""
+    from pyspark.sql import functions as F
+
+    from driftline.registry.client import CHAMPION
+    from driftline.scoring.core import ROLE
+    from driftline.scoring.tables import SCORE_DATE, predictions_table
+
+    table = predictions_table(ctx.config.name)
+    span = f"{dates[0]}..{dates[-1]}"
+    if not ctx.store.exists(table):
+        raise MonitorInputError(f"table {table}: expected champion predictions for score_date {span}, "
+                                f"found no table (run driftline score first)")
+    return (ctx.store.read(table, partitions={SCORE_DATE: list(dates)})
+            .filter(F.col(SCORE_DATE).between(F.lit(dates[0]), F.lit(dates[-1])) & (F.col(ROLE) == CHAMPION)))
+
+
+def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]) -> tuple[str, int]:
+    """The version that scored the window (the latest if several) and the number of champion rows."""
+    from pyspark.sql import functions as F
+
+    from driftline.scoring.core import MODEL_VERSION
+
+    found = predictions.groupBy(MODEL_VERSION).agg(F.count(F.lit(1)).alias("n")).collect()
+    if not found:
+        raise MonitorInputError(
+            f"table {table}: expected champion predictions for score_date {dates[0]}..{dates[-1]}, found none "
+            f"(run driftline score --from {dates[0]} --to {dates[-1]})"
+        )
+    versions = sorted(found, key=lambda r: (len(str(r[MODEL_VERSION])), str(r[MODEL_VERSION])))
+    if len(versions) > 1:
+        log.warning("%s: window %s..%s was scored by versions %s; monitoring against the latest", table, dates[0],
+                    dates[-1], ", ".join(str(r[MODEL_VERSION]) for r in versions))
+    return str(versions[-1][MODEL_VERSION]), int(sum(r["n"] for r in found))
+
+
+def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.date],
+                 columns: Sequence[str]) -> DataFrame:
+    """The rows the champion scored in the window: its ``prediction`` (= score) and their feature values.
+
+    Reads the predictions' key, score_date, score and the features ``columns`` of the same key and
+    date (left join: a scored row without its feature row shows nulls); returns key, as_of_date,
+    ``columns`` and ``prediction``.
+    """
+    from pyspark.sql import functions as F
+
+    from driftline.scoring.core import SCORE
+    from driftline.scoring.tables import SCORE_DATE
+
+    key = ctx.config.entity_key
+    table = f"{ctx.config.name}__features"
+    features_cols = [c for c in columns if c != PREDICTION]
+    if not ctx.store.exists(table):
+        raise MonitorInputError(f"table {table}: expected it to exist for monitoring, found none")
+    features = ctx.store.read(table, partitions={AS_OF: list(dates)})
+    missing = [c for c in [key, AS_OF, *features_cols] if c not in features.columns]
+    if missing:
+        raise MonitorInputError(f"table {table}: expected the reference's columns {', '.join(features_cols)}, "
+                                f"found {', '.join(missing)} missing (columns: {', '.join(features.columns)})")
+    scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE).alias(PREDICTION))
+    feats = features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1]))).select(key, AS_OF,
+                                                                                             *features_cols)
+    return scored.join(feats, on=[key, AS_OF], how="left").select(key, AS_OF, *features_cols, PREDICTION)
+
+
+# --------------------------------------------------------------------------- data quality
+
+
+def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: int) -> list[dict[str, Any]]:
+    """Data-quality rows per column from the two profiles (pure): completeness, range, window size.
+
+    - ``null_rate`` (null + NaN share; threshold = reference rate + `NULL_RATE_TOLERANCE`, ``warn`` above)
+      and ``null_rate_reference`` (descriptive);
+    - numeric: ``min`` / ``max`` of the finite current values (threshold = the reference's min / max,
+      ``warn`` below / above) and ``out_of_range_share`` (share of non-missing values outside the
+      reference range, ±inf included; descriptive);
+    - ``__dataset__``: ``rows`` of the window (threshold = min_rows, ``insufficient_data`` below).
+    Columns are ``insufficient_data`` when the window has no rows.
+    """
+    out: list[dict[str, Any]] = []
+
+    def add(column: str, metric: str, value: float | None, threshold: float | None, status: Status,
+            n_ref: int | None = None, n_cur: int | None = None, reason: str | None = None) -> None:
+        clean = None if value is None or (isinstance(value, float) and not math.isfinite(value)) else float(value)
+        if clean is None and status != INSUFFICIENT:
+            status = OK
+        out.append(dict(column=column, metric=metric, value=clean, threshold=threshold, status=status,
+                        method=None, reason=reason, n_reference=n_ref, n_current=n_cur))
+
+    empty = current.rows == 0
+    reason = "the window has no rows" if empty else None
+    for name, ref in reference.columns.items():
+        cur = current.columns[name]
+        base = INSUFFICIENT if empty else OK
+        limit = ref.null_rate + NULL_RATE_TOLERANCE
+        rate = cur.null_rate
+        status = base if empty or math.isnan(rate) or rate <= limit else WARN
+        add(name, "null_rate", rate, limit, status, ref.rows, cur.rows, reason)
+        add(name, "null_rate_reference", ref.null_rate, None, base, ref.rows, cur.rows, reason)
+        if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
+            lo_status = base if empty or math.isnan(cur.min) or cur.min >= ref.min else WARN
+            hi_status = base if empty or math.isnan(cur.max) or cur.max <= ref.max else WARN
+            add(name, "min", cur.min, _finite(ref.min), lo_status, ref.count, cur.count, reason)
+            add(name, "max", cur.max, _finite(ref.max), hi_status, ref.count, cur.count, reason)
+            values = cur.underflow + sum(cur.bin_counts) + cur.overflow
+            share = (cur.underflow + cur.overflow) / values if values else math.nan
+            add(name, "out_of_range_share", share, None, base if values else INSUFFICIENT, ref.count, values,
+                reason if values else "no non-missing values in the window")
+    short = current.rows < min_rows
+    add(DATASET, "rows", float(current.rows), float(min_rows), INSUFFICIENT if short else OK, reference.rows,
+        current.rows, f"the window has {current.rows} rows, expected at least {min_rows} (monitoring.drift.min_rows)"
+        if short else None)
+    return out
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------- late-label performance
+
+
+def performance_rows(ctx: JobContext, predictions: DataFrame, date: dt.date, dates: Sequence[dt.date],
+                     scored: int) -> list[dict[str, Any]]:
+    """Late-label performance of the window's champion predictions (one aggregation pass + one for AUC).
+
+    Labels matured before ``date`` 00:00 UTC (as the train job) are joined on entity key and
+    ``score_date`` = label ``as_of_date``. Rows: ``labelled_rows``, ``label_coverage`` (threshold =
+    ``monitoring.performance.min_label_coverage``); then classification ``auc``, ``log_loss``,
+    ``brier`` or regression ``rmse``, ``mae`` — descriptive (status ``ok``) when coverage and count
+    reach the configured floors, else ``insufficient_data`` with a reason. No labels table → no rows.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    from driftline.scoring.core import SCORE
+    from driftline.scoring.tables import SCORE_DATE
+    from driftline.training.dataset import LABEL, matured_labels
+
+    cfg = ctx.config
+    src = cfg.sources.labels
+    if src is None or not ctx.store.exists(src.table):
+        log.info("%s: no labels table; no performance rows", cfg.name)
+        return []
+    as_of = getattr(src, "as_of", None) or AS_OF
+    window_labels = ctx.store.read(src.table).filter(F.col(as_of).cast("date").between(F.lit(dates[0]),
+                                                                                        F.lit(dates[-1])))
+    labels = matured_labels(window_labels, src, as_of, date)
+    key = cfg.entity_key
+    joined = (predictions
+              .select(F.col(key).cast("string").alias("_label_key"), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE))
+              .join(labels, on=["_label_key", AS_OF], how="inner")
+              .filter(F.col(SCORE).isNotNull()))
+    pcfg = cfg.monitoring.performance
+    classification = cfg.label.task == "classification"
+    p = F.least(F.greatest(F.col(SCORE), F.lit(1e-15)), F.lit(1 - 1e-15))
+    y = F.col(LABEL)
+    if classification:
+        aggs = [F.count(F.lit(1)).alias("n"),
+                F.avg(-(y * F.log(p) + (1 - y) * F.log(1 - p))).alias("log_loss"),
+                F.avg((F.col(SCORE) - y) ** 2).alias("brier")]
+    else:
+        aggs = [F.count(F.lit(1)).alias("n"), F.sqrt(F.avg((F.col(SCORE) - y) ** 2)).alias("rmse"),
+                F.avg(F.abs(F.col(SCORE) - y)).alias("mae")]
+    row = joined.agg(*aggs).first()
+    values: dict[str, Any] = row.asDict() if row is not None else {"n": 0}
+    n = int(values["n"] or 0)
+    coverage = n / scored if scored else math.nan
+    reason = None
+    if n < pcfg.min_labels:
+        reason = f"{n} predictions have a matured label, expected at least {pcfg.min_labels} " \
+                 "(monitoring.performance.min_labels)"
+    elif coverage < pcfg.min_label_coverage:
+        reason = f"label coverage is {coverage:.3f}, expected at least {pcfg.min_label_coverage} " \
+                 "(monitoring.performance.min_label_coverage)"
+    if classification and reason is None:
+        per_score = joined.groupBy(SCORE).agg(F.sum(y).alias("pos"), F.sum(1 - y).alias("neg"))
+        below = Window.orderBy(SCORE).rowsBetween(Window.unboundedPreceding, -1)
+        # Mann–Whitney: each positive beats the negatives with a lower score, ties count one half
+        pairs = F.sum("pos") * F.sum("neg")  # zero when the labels hold one class: AUC undefined (null)
+        auc = (per_score.withColumn("neg_below", F.coalesce(F.sum("neg").over(below), F.lit(0.0)))
+               .agg(F.try_divide(F.sum(F.col("pos") * (F.col("neg_below") + F.col("neg") / 2)), pairs).alias("auc"))
+               .first())
+        values["auc"] = None if auc is None else auc["auc"]
+    out: list[dict[str, Any]] = []
+    common = dict(column=PERFORMANCE, method=None, n_reference=None, n_current=n)
+    out.append({**common, "metric": "labelled_rows", "value": float(n), "threshold": float(pcfg.min_labels),
+                "status": OK if n >= pcfg.min_labels else INSUFFICIENT, "reason": None})
+    out.append({**common, "metric": "label_coverage", "value": None if math.isnan(coverage) else coverage,
+                "threshold": pcfg.min_label_coverage,
+                "status": OK if coverage >= pcfg.min_label_coverage else INSUFFICIENT, "reason": None})
+    for metric in (("auc", "log_loss", "brier") if classification else ("rmse", "mae")):
+        value = None if reason is not None else values.get(metric)
+        out.append({**common, "metric": metric, "value": None if value is None else float(value), "threshold": None,
+                    "status": INSUFFICIENT if reason is not None or value is None else OK, "reason": reason})
+    return out
+
+
+# --------------------------------------------------------------------------- monitor_runs
+
+
+def monitor_runs_schema() -> StructType:
+    """Schema of ``monitor_runs``: one row per (model, run_date), see ``docs/monitoring.md``."""
+    from pyspark.sql.types import (
+        BooleanType,
+        DateType,
+        DoubleType,
+        IntegerType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+
+    return StructType([
+        StructField("run_id", StringType(), False),
+        StructField("model", StringType(), False),
+        StructField("model_version", StringType(), False),
+        StructField("run_date", DateType(), False),
+        StructField("window_start", DateType(), False),
+        StructField("window_end", DateType(), False),
+        StructField("rows", LongType(), False),
+        StructField("columns_evaluated", IntegerType(), False),
+        StructField("columns_drifted", IntegerType(), False),
+        StructField("drift_share", DoubleType(), True),
+        StructField("dataset_drift", BooleanType(), False),
+        StructField("status", StringType(), False),
+        StructField("quality_status", StringType(), False),
+        StructField("performance_status", StringType(), False),
+        StructField("report_path", StringType(), True),
+        StructField("config_hash", StringType(), False),
+        StructField("code_version", StringType(), False),
+        StructField("started_at", TimestampType(), False),
+    ])
+
+
+def worst(statuses: Sequence[str]) -> str:
+    """The most severe of ``statuses`` (alert > warn > insufficient_data > ok); ``ok`` when empty."""
+    return max(statuses, key=lambda s: STATUS_ORDER.get(s, 0), default=OK)
+
+
+def report_path(workspace: str | Path, model: str, date: dt.date) -> Path:
+    """Where the HTML report of (model, date) lives: ``<workspace>/reports/<model>/<date>.html``."""
+    return Path(workspace).resolve() / "reports" / model / f"{date.isoformat()}.html"
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def run(ctx: JobContext) -> None:
+    """Monitor the window ending at every date of the run (see the module docstring)."""
+    for date in ctx.dates:
+        monitor_date(ctx, date)
+
+
+def monitor_date(ctx: JobContext, date: dt.date) -> None:
+    """Profile, compare and write the (model, date) partitions of ``monitor_metrics`` and ``monitor_runs``."""
+    from pyspark.sql import functions as F
+
+    from driftline.monitoring.report import write_report
+    from driftline.scoring.core import MODEL_VERSION
+    from driftline.scoring.tables import SCORE_DATE, predictions_table
+
+    cfg = ctx.config
+    mcfg = cfg.monitoring
+    dates = window_of(date, mcfg.window_days)
+    previous_dates = window_of(dates[0] - dt.timedelta(days=1), mcfg.window_days)
+    both = champion_predictions(ctx, [*previous_dates, *dates])
+    in_current = F.col(SCORE_DATE) >= F.lit(dates[0])
+    preds = both.filter(in_current)
+    version, scored = resolve_version(preds, predictions_table(cfg.name), dates)
+    preds = preds.filter(F.col(MODEL_VERSION) == version)
+    ref = load_reference(ctx, version)
+    columns = list(ref.profile.columns)
+    # the previous window (whatever champion version scored it) rides along in the same grouped pass
+    window = (window_frame(ctx, preds.unionByName(both.filter(~in_current)), [*previous_dates, *dates], columns)
+              .withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous")))
+    profiles = profile_by(window, WINDOW, columns, ref.bins, quantiles=ref.quantiles)   # the one profiling pass
+    current = profiles["current"]
+    spec = DriftSpec.from_config(mcfg.drift)
+    result = dataset_drift(ref.profile, current, spec, columns)
+    quality = quality_rows(ref.profile, current, spec.min_rows)
+    performance = performance_rows(ctx, preds, date, dates, scored)
+    rows = [*drift_rows(result), *quality, *performance]
+    previous_rows: list[dict[str, Any]] = []
+    if "previous" in profiles:
+        previous_rows = drift_rows(dataset_drift(profiles["previous"], current, spec, columns))
+    else:
+        log.info("%s %s: no champion predictions in the previous window %s..%s; no previous_window rows", cfg.name,
+                 date, previous_dates[0], previous_dates[-1])
+
+    quality_status = worst([r["status"] for r in quality if r["status"] != INSUFFICIENT])
+    if current.rows == 0:
+        quality_status = INSUFFICIENT
+    perf_status = _performance_status(performance)
+    path = report_path(ctx.workspace, cfg.name, date)
+    write_report(path, model=cfg.name, version=version, date=date, window=(dates[0], dates[-1]), run_id=ctx.run_id,
+                 reference=ref.profile, current=current, result=result, rows=rows)
+
+    metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model_name=cfg.name, model_version=version,
+                                 reference_id=ref.reference_id, window_start=dates[0], window_end=dates[-1],
+                                 created_at=ctx.started_at)
+    commit = ctx.commit_info(f"{cfg.name}@{date.isoformat()}")
+    previous_ctx = replace(metrics_ctx, baseline="previous_window",
+                           reference_id=f"{cfg.name}/previous_window/{previous_dates[0]}..{previous_dates[-1]}")
+    tuples = [*monitor_metrics_frame_rows(rows, metrics_ctx), *monitor_metrics_frame_rows(previous_rows, previous_ctx)]
+    df = ctx.spark.createDataFrame(tuples, schema=monitor_metrics_schema())
+    ctx.store.replace_partitions(MONITOR_METRICS, df, list(METRICS_PARTITIONS), commit,
+                                 partitions=[{"model_name": cfg.name, "run_date": date}])
+    started = ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None)
+    run_row = (ctx.run_id, cfg.name, version, date, dates[0], dates[-1], current.rows, result.evaluated,
+               result.drifted, result.drift_share, result.status == ALERT, result.status, quality_status,
+               perf_status, str(path), ctx.config_hash, ctx.code_version, started)
+    ctx.store.replace_partitions(MONITOR_RUNS, ctx.spark.createDataFrame([run_row], schema=monitor_runs_schema()),
+                                 list(RUNS_PARTITIONS), commit, partitions=[{"model": cfg.name, "run_date": date}])
+    drifted = [c.column for c in result.columns if c.drifted]
+    log.info("%s %s (window %s..%s, v%s, %d rows): drift %s — %d of %d columns drifted%s; quality %s; "
+             "performance %s; report %s", cfg.name, date, dates[0], dates[-1], version, current.rows, result.status,
+             result.drifted, result.evaluated, f" ({', '.join(drifted)})" if drifted else "", quality_status,
+             perf_status, path)
+
+
+def _performance_status(rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:
+        return INSUFFICIENT
+    statuses = [r["status"] for r in rows]
+    return INSUFFICIENT if INSUFFICIENT in statuses else worst(statuses)

@@ -1,0 +1,265 @@
+"""The monitor job end to end: a trained champion, its predictions, Delta tables, MLflow SQLite registry.
+
+Workspace: the train tests' ``env`` (40 entities a day, 02-08..03-01). ``jt`` v1 is trained on
+02-12..02-25; then ``x1`` is shifted by +9 (3σ) on 02-28 and 03-01 only and 02-23..03-01 are scored.
+Windows are 4 days (``--set monitoring.window_days=4``): the one ending 03-01 holds the shift in
+half its rows. The oracle of the drift numbers is drift.py applied to a current profile computed
+here with pandas/numpy on the same rows with the stored bins; performance is checked against
+scikit-learn on the predictions joined with the matured labels.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+from driftline.cli.main import main
+from driftline.cli.runner import JOBS, run_job
+from driftline.config import load_config
+from driftline.monitoring.drift import dataset_drift, drift_rows
+from driftline.monitoring.job import profile_from_rows
+from driftline.monitoring.metrics import KEY_FIELDS
+from driftline.monitoring.profile import (
+    CategoricalProfile,
+    DatasetProfile,
+    NumericBins,
+    NumericProfile,
+    profile_rows,
+)
+from driftline.monitoring.spec import DriftSpec
+from driftline.registry.client import CHAMPION
+from driftline.registry.profiles import read_reference_rows, reference_bins
+from driftline.tables import CommitInfo
+from tests.jobs.test_score import registry_of, store_of
+
+pytestmark = pytest.mark.slow
+
+KEY = "customer_id"
+SHIFT = 9.0
+SHIFTED = (dt.date(2026, 2, 28), dt.date(2026, 3, 1))
+D = dt.date(2026, 3, 1)                   # drifted window 02-26..03-01
+CLEAN = dt.date(2026, 2, 27)              # clean window 02-24..02-27
+TINY = dt.date(2026, 2, 26)               # a one-day window: 40 rows < min_rows 100
+WINDOW = ("--set", "monitoring.window_days=4")
+VOLATILE = ("run_id", "created_at")
+
+
+def monitor(env, date: dt.date, *args: str) -> int:
+    return run_job("monitor", ["--model", "jt", "--date", date.isoformat(), "--conf-dir", str(env["conf"]), *args])
+
+
+@pytest.fixture(scope="module")
+def scored(env):
+    """Champion jt v1, x1 shifted on 02-28 and 03-01 (after training), predictions for 02-23..03-01."""
+    conf = ["--model", "jt", "--conf-dir", str(env["conf"])]
+    assert run_job("train", [*conf, "--date", "2026-03-01"]) == 0
+    assert registry_of(env, "jt").alias(CHAMPION).version == "1"
+    store = store_of(env)
+    shifted = F.col("as_of_date").isin(list(SHIFTED))
+    drifted = (store.read("jt__features", partitions={"as_of_date": list(SHIFTED)})
+               .withColumn("x1", F.when(shifted, F.col("x1") + SHIFT).otherwise(F.col("x1"))))
+    commit = CommitInfo(job="test", run_id="setup", key="shift", code_version="t", config_hash="t")
+    store.replace_partitions("jt__features", drifted.localCheckpoint(), ["as_of_date"], commit,
+                             partitions=[{"as_of_date": d} for d in SHIFTED])
+    assert run_job("score", [*conf, "--from", "2026-02-23", "--to", "2026-03-01"]) == 0
+    return env
+
+
+def metrics_of(env, date: dt.date):
+    return store_of(env).read("monitor_metrics").filter((F.col("model_name") == "jt") & (F.col("run_date") == date))
+
+
+def runs_of(env, date: dt.date) -> list[dict]:
+    rows = store_of(env).read("monitor_runs").filter((F.col("model") == "jt") & (F.col("run_date") == date))
+    return [r.asDict() for r in rows.collect()]
+
+
+def by_key(df, baseline: str = "reference") -> dict[tuple[str, str], dict]:
+    return {(r["column"], r["metric"]): r.asDict() for r in df.filter(F.col("baseline") == baseline).collect()}
+
+
+def window_rows(env, end: dt.date, days: int = 4) -> pd.DataFrame:
+    """The rows the champion scored in the window, with their features (pandas, independent of the job)."""
+    start = end - dt.timedelta(days=days - 1)
+    store = store_of(env)
+    preds = store.read("jt__predictions").filter(F.col("score_date").between(start, end)
+                                                 & (F.col("role") == "champion")).toPandas()
+    feats = store.read("jt__features").toPandas()
+    out = preds.rename(columns={"score_date": "as_of_date", "score": "prediction"}).merge(
+        feats[[KEY, "as_of_date", "x1", "x2", "plan"]], on=[KEY, "as_of_date"], how="left")
+    return out
+
+
+def assert_same_rows(got: dict[tuple[str, str], dict], want: list[dict]) -> None:
+    """Every drift row of the oracle is in the table with the same value, threshold, status and sizes."""
+    for w in want:
+        g = got[(w["column"], w["metric"])]
+        assert g["status"] == w["status"], (w, g)
+        assert (g["value"] is None) == (w["value"] is None or math.isnan(w["value"])), (w, g)
+        if g["value"] is not None:
+            assert g["value"] == pytest.approx(w["value"], rel=1e-9, abs=1e-12), (w, g)
+        assert g["threshold"] == w["threshold"] and g["method"] == w["method"]
+        assert (g["n_reference"], g["n_current"]) == (w["n_reference"], w["n_current"])
+
+
+def cells_of(rows) -> dict[tuple, float | None]:
+    def clean(v):
+        return None if v is None or math.isnan(v) else v
+    return {(r["column"], r["kind"], r["stat"], r["bin"], r["lower"], r["upper"], r["category"], r["quantile"]):
+            clean(r["value"]) for r in rows}
+
+
+def numpy_profile(pdf: pd.DataFrame, columns, bins, quantiles) -> DatasetProfile:
+    """A `DatasetProfile` computed with pandas/numpy (numpy.histogram on the stored edges)."""
+    out = {}
+    for c in columns:
+        b = bins[c]
+        if isinstance(b, NumericBins):
+            v = pdf[c].astype(float).to_numpy()
+            x = v[~np.isnan(v)]
+            e = np.asarray(b.edges)
+            counts, _ = np.histogram(x[(x >= e[0]) & (x <= e[-1])], bins=e)
+            qs = tuple((q, float(np.quantile(x, q, method="inverted_cdf"))) for q in quantiles)
+            out[c] = NumericProfile(c, len(pdf), int(np.isnan(v).sum()), 0, 0, len(x), float(x.mean()),
+                                    float(x.std(ddof=1)), float(x.min()), float(x.max()), qs, b.edges,
+                                    tuple(int(k) for k in counts), int((x < e[0]).sum()), int((x > e[-1]).sum()))
+        else:
+            v = pdf[c].dropna().astype(str)
+            counts = tuple(int((v == k).sum()) for k in b.categories)
+            out[c] = CategoricalProfile(c, len(pdf), int(pdf[c].isna().sum()), len(v), int(v.nunique()),
+                                        b.categories, counts, len(v) - sum(counts))
+    return DatasetProfile(len(pdf), out)
+
+
+def test_monitor_is_wired_into_the_runner() -> None:
+    assert JOBS["monitor"].target == "driftline.monitoring.job:run"
+
+
+def test_injected_drift_alerts_that_column_with_the_numbers_of_drift_py(scored, capsys) -> None:
+    env = scored
+    assert monitor(env, D, *WINDOW) == 0                              # drift found is a result: exit 0
+    got = by_key(metrics_of(env, D))
+    # the oracle: drift.py on the stored reference and a pandas/numpy profile of the same rows
+    store = store_of(env)
+    ref_rows = [r.asDict() for r in read_reference_rows(store, "jt", "1").collect()]
+    reference, quantiles = profile_from_rows(ref_rows)
+    assert cells_of(profile_rows(reference)) == cells_of(ref_rows)      # the rebuilt reference is the stored one
+    columns = ["x1", "x2", "plan", "prediction"]
+    assert sorted(reference.columns) == sorted(columns)
+    pdf = window_rows(env, D)
+    assert len(pdf) == 160 and pdf["x1"].isna().any()
+    bins = reference_bins(store, "jt", "1")
+    current = numpy_profile(pdf, columns, bins, quantiles)
+    spec = DriftSpec.from_config(load_config("jt", env["conf"], ["monitoring.window_days=4"]).config.monitoring.drift)
+    assert_same_rows(got, drift_rows(dataset_drift(reference, current, spec, columns)))
+    verdict = {c: got[(c, "drift")]["status"] for c in columns}
+    assert verdict == {"x1": "alert", "x2": "ok", "plan": "ok", "prediction": "alert"}  # the score follows x1
+    # previous window 02-22..02-25: scored from 02-23 only, whatever version; same oracle
+    previous = numpy_profile(window_rows(env, dt.date(2026, 2, 25)), columns, bins, quantiles)
+    assert previous.rows == 120
+    prev = by_key(metrics_of(env, D), "previous_window")
+    assert_same_rows(prev, drift_rows(dataset_drift(previous, current, spec, columns)))
+    assert prev[("x1", "drift")]["status"] == "alert"
+    assert {r["reference_id"] for r in prev.values()} == {"jt/previous_window/2026-02-22..2026-02-25"}
+    assert {r["reference_id"] for r in got.values()} == {"jt/1"}
+    assert got[("__dataset__", "drift_share")]["value"] == 0.5 and got[("__dataset__", "drift_share")]["status"] == \
+        "alert"
+    # data quality: x1's max is far beyond the reference's, others within range
+    assert got[("x1", "max")]["status"] == "warn" and got[("x1", "max")]["value"] == pytest.approx(pdf["x1"].max())
+    assert got[("x2", "max")]["status"] == "ok"
+    assert got[("x1", "null_rate")]["value"] == pytest.approx(pdf["x1"].isna().mean())
+    assert got[("__dataset__", "rows")]["value"] == 160
+
+    # late labels: 02-26..02-28 matured before 03-01 00:00 (03-01's are known at 01:00)
+    labels = env["labels"]
+    known = labels[pd.to_datetime(labels["label_ts"], utc=True) < pd.Timestamp("2026-03-01", tz="UTC")]
+    joined = pdf.merge(known.rename(columns={"churned": "y"})[[KEY, "as_of_date", "y"]], on=[KEY, "as_of_date"])
+    assert len(joined) == 120
+    assert got[("__performance__", "label_coverage")]["value"] == pytest.approx(120 / 160)
+    assert got[("__performance__", "auc")]["value"] == pytest.approx(roc_auc_score(joined["y"], joined["prediction"]))
+    assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(joined["y"], joined["prediction"]))
+    assert got[("__performance__", "brier")]["value"] == pytest.approx(
+        brier_score_loss(joined["y"], joined["prediction"]))
+
+    [run] = runs_of(env, D)
+    assert (run["model_version"], run["window_start"], run["window_end"], run["rows"]) == (
+        "1", dt.date(2026, 2, 26), D, 160)
+    assert (run["columns_drifted"], run["columns_evaluated"], run["dataset_drift"], run["status"]) == (2, 4, True,
+                                                                                                       "alert")
+    assert run["quality_status"] == "warn" and run["performance_status"] == "ok"
+    assert run["run_id"].startswith("monitor-")
+
+    # the report: a static file naming the drifted column; `driftline report` prints its path
+    report = env["ws"].resolve() / "reports" / "jt" / f"{D}.html"
+    assert run["report_path"] == str(report)
+    text = report.read_text()
+    assert "<svg" in text and "<script" not in text and "http" not in text.replace("http-equiv", "")
+    assert "drifted columns</th><td>2 of 4 evaluated (0 with insufficient data): x1, prediction" in text
+    capsys.readouterr()
+    assert main(["report", "--model", "jt", "--date", D.isoformat(), "--conf-dir", str(env["conf"])]) == 0
+    assert capsys.readouterr().out == f"{report}\n"
+
+
+def test_clean_window_has_no_alert(scored) -> None:
+    env = scored
+    assert monitor(env, CLEAN, *WINDOW) == 0
+    got = by_key(metrics_of(env, CLEAN))
+    assert {c: got[(c, "drift")]["status"] for c in ("x1", "x2", "plan", "prediction")} == dict.fromkeys(
+        ("x1", "x2", "plan", "prediction"), "ok")
+    [run] = runs_of(env, CLEAN)
+    assert (run["status"], run["dataset_drift"], run["columns_drifted"]) == ("ok", False, 0)
+
+
+def test_tiny_window_is_insufficient_data_never_no_drift(scored) -> None:   # R8, R15
+    env = scored
+    assert monitor(env, TINY) == 0                                      # window_days 1: 40 rows
+    got = by_key(metrics_of(env, TINY))
+    for c in ("x1", "x2", "plan", "prediction"):
+        assert got[(c, "drift")]["status"] == "insufficient_data" and got[(c, "drift")]["value"] is None
+        assert "expected at least 100 (monitoring.drift.min_rows)" in got[(c, "drift")]["reason"]
+    assert got[("__dataset__", "drift_share")]["status"] == "insufficient_data"
+    assert got[("__dataset__", "rows")]["status"] == "insufficient_data"
+    assert got[("__performance__", "auc")]["status"] == "insufficient_data"
+    prev = by_key(metrics_of(env, TINY), "previous_window")                # 02-25 alone: 40 rows too
+    assert prev[("__dataset__", "drift_share")]["status"] == "insufficient_data"
+    [run] = runs_of(env, TINY)
+    assert (run["status"], run["dataset_drift"], run["rows"], run["window_start"]) == (
+        "insufficient_data", False, 40, TINY)
+    assert run["performance_status"] == "insufficient_data"
+
+
+def test_rerun_replaces_identical_rows_without_duplicates(scored) -> None:   # R1
+    env = scored
+    assert monitor(env, D, *WINDOW) == 0
+    first = metrics_of(env, D).drop(*VOLATILE)
+    first_run = runs_of(env, D)
+    assert monitor(env, D, *WINDOW) == 0
+    again = metrics_of(env, D).drop(*VOLATILE)
+    assert_df_equality(again, first, ignore_row_order=True)
+    assert again.groupBy(*KEY_FIELDS).count().filter("count > 1").count() == 0
+    [run] = runs_of(env, D)
+    assert run["run_id"] != first_run[0]["run_id"]
+    assert {k: v for k, v in run.items() if k not in ("run_id", "started_at")} == {
+        k: v for k, v in first_run[0].items() if k not in ("run_id", "started_at")}
+    head = store_of(env).history("monitor_metrics")[0]
+    assert head["job"] == "monitor" and head["idempotency_key"] == f"driftline/monitor/monitor_metrics/jt@{D}"
+
+
+def test_window_without_predictions_exits_1_with_one_line_and_writes_nothing(scored, capsys) -> None:
+    env = scored
+    store = store_of(env)
+    before = store.version("monitor_metrics"), store.version("monitor_runs")
+    capsys.readouterr()
+    assert monitor(env, dt.date(2026, 2, 12), *WINDOW) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert err == ["driftline monitor: error: table jt__predictions: expected champion predictions for score_date "
+                   "2026-02-09..2026-02-12, found none (run driftline score --from 2026-02-09 --to 2026-02-12)"]
+    assert (store.version("monitor_metrics"), store.version("monitor_runs")) == before
+    assert main(["report", "--model", "jt", "--date", "2026-02-12", "--conf-dir", str(env["conf"])]) == 2
