@@ -22,13 +22,13 @@ pytestmark = pytest.mark.slow
 
 ARGS = ["--days", "34", "--customers", "400", "--seed", "3"]
 # Columns that legitimately differ between two runs of the same job: who ran it and when.
-RUN_COLUMNS = {"run_id", "scored_at", "computed_at", "created_at"}
+RUN_COLUMNS = {"run_id", "scored_at", "computed_at", "created_at", "started_at"}
 
 
 def tables(spark, workspace: Path) -> dict[str, object]:
     store = open_store(spark, StorageConfig(), str(workspace))
     names = ["churn_customers", "churn_events", "churn_labels", "churn__features", "quality_results", "quarantine",
-             "churn__predictions", "scoring_stats"]
+             "churn__predictions", "scoring_stats", "monitor_metrics", "monitor_runs"]
     out = {}
     for name in names:
         df = store.read(name)
@@ -51,6 +51,9 @@ def test_demo_tells_its_story_and_reruns_identically(spark, conf_dir: Path, tmp_
     assert "data quality: allowed_values_events_channel warn on" in out
     assert re.search(r"version 1: trained .* validation auc 0\.\d{3}, gate passed, aliases champion", out)
     assert re.search(r"\[4\] score 2026-01-21\.\.2026-02-03 with the champion in [\d.]+ s:", out)
+    assert re.search(r"\[5\] monitor 2026-01-21\.\.2026-02-03 \(1-day windows .*\n    14 windows: dataset drift on", out)
+    assert f"latest HTML report: {workspace}/reports/churn/2026-02-03.html" in out
+    assert (workspace / "reports" / "churn" / "2026-02-03.html").is_file()
     assert f"mlflow ui --backend-store-uri sqlite:///{workspace}/mlflow.db" in out
 
     setup = tracking_setup(spark_free_mlflow_config(conf_dir), str(workspace))

@@ -403,13 +403,18 @@ class _World:
         order = np.lexsort((from_a, cust_a))
         cust_a, from_a, plan_a = cust_a[order], from_a[order], plan_a[order]
         same_next = np.append(cust_a[1:] == cust_a[:-1], False)
-        to_a = np.where(same_next, np.append(from_a[1:], 0), np.iinfo(np.int64).min)
+        # A churned account is closed when its churn is confirmed (the day its label matures): from
+        # then on the customer is no longer in the "active" population; open while unconfirmed.
+        closed_day = self.churn_day[cust_a].astype(np.int64) + self.sc.horizon_days
+        closed = ~same_next & (self.churn_day[cust_a] != NEVER) & (closed_day < self.sc.days)
+        to_a = np.where(same_next, np.append(from_a[1:], 0), np.where(closed, self._day_us(closed_day), 0))
+        open_row = ~same_next & ~closed
         signup = (self.cols["signup_us"] // DAY_US).astype("datetime64[D]")[cust_a]
         valid_date = (from_a // DAY_US).astype("datetime64[D]")
         return pd.DataFrame({
             "customer_id": _ids(n)[cust_a],
             "valid_from": _utc(from_a),
-            "valid_to": _utc(to_a, null=~same_next),
+            "valid_to": _utc(to_a, null=open_row),
             "plan": np.array(PLANS, dtype=object)[plan_a],
             "region": np.array(REGIONS, dtype=object)[self.cols["region"][cust_a]],
             "tenure_months": _whole_months(signup, valid_date).astype(np.int32),

@@ -29,8 +29,8 @@ from driftline.registry.client import ModelRegistry, tracking_setup
 log = logging.getLogger(__name__)
 
 MODEL = "churn"
-# Days of stable events before the scenario starts, so 30-day feature windows are full on day one.
-HISTORY_DAYS = 30
+# Days of stable events before the scenario starts, so the 90-day feature windows are full on day one.
+HISTORY_DAYS = 90
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,14 +150,23 @@ def _run(args: argparse.Namespace) -> int:
     _step(f"[4] score {train_date}..{last} with the champion in {time.monotonic() - t0:.1f} s:")
     _story_scores(store, cfg.label.threshold)
 
-    pending = [job for job in ("monitor", "retrain") if JOBS[job].target is None]
+    t0 = time.monotonic()
+    code = run_job("monitor", [*common, "--from", str(train_date), "--to", str(last)])
+    if code != 0:
+        _step(f"[5] monitor {train_date}..{last} failed with exit code {code}; stopping")
+        return code
+    _step(f"[5] monitor {train_date}..{last} ({cfg.monitoring.window_days}-day windows against the champion's "
+          f"reference profile) in {time.monotonic() - t0:.1f} s:")
+    _story_monitoring(store)
+
+    pending = [job for job in ("retrain",) if JOBS[job].target is None]
     if pending:
-        _step("[5] not built yet, so not run: " + ", ".join(f"{job} ({JOBS[job].issue})" for job in pending))
+        _step("[6] not built yet, so not run: " + ", ".join(f"{job} ({JOBS[job].issue})" for job in pending))
 
     tables_root = Path(store.location(f"{MODEL}__features")).parent
     _step(f"\nDone in {time.monotonic() - t_all:.0f} s. Tables are Delta tables under {tables_root}:")
     for name in (*written, f"{MODEL}__features", "quality_results", "quarantine", "reference_profiles",
-                 f"{MODEL}__predictions", "scoring_stats"):
+                 f"{MODEL}__predictions", "scoring_stats", "monitor_metrics", "monitor_runs"):
         if store.exists(name):
             _step(f"  {name:<22} version {store.version(name)}  {store.location(name)}")
     _step("Open one in pandas:   python -c \"import deltalake; "
@@ -198,6 +207,27 @@ def _story_scores(store: Any, threshold: float) -> None:
     for r in weekly:
         _step(f"    {r['first']}..{r['last']}: {r['rows']:,} rows, mean churn probability {r['mean_score']:.3f}, "
               f"{100 * r['pos']:.1f}% above the {threshold} threshold")
+
+
+def _story_monitoring(store: Any) -> None:
+    """Days with dataset drift, the columns that alerted most often, and where the reports are."""
+    from pyspark.sql import functions as F
+
+    runs = store.read("monitor_runs").filter(F.col("model") == MODEL).orderBy("run_date").collect()
+    drifted = [r for r in runs if r["dataset_drift"]]
+    alerting = [r for r in runs if r["columns_drifted"]]
+    _step(f"    {len(runs)} windows: dataset drift on {len(drifted)}"
+          + (f" (first {drifted[0]['run_date']})" if drifted else "")
+          + f", at least one column alert on {len(alerting)}"
+          + (f" (first {alerting[0]['run_date']})" if alerting else ""))
+    top = (store.read("monitor_metrics")
+           .filter((F.col("model_name") == MODEL) & (F.col("baseline") == "reference") & (F.col("status") == "alert"))
+           .groupBy("column").agg(F.countDistinct("run_date").alias("days"), F.min("run_date").alias("first"))
+           .orderBy(F.desc("days"), "column").limit(6).collect())
+    for r in top:
+        _step(f"    {r['column']:<18} alert on {r['days']} day(s) from {r['first']}")
+    if runs and runs[-1]["report_path"]:
+        _step(f"    latest HTML report: {runs[-1]['report_path']}")
 
 
 def _story_registry(cfg: DriftlineConfig, workspace: str) -> None:

@@ -188,9 +188,17 @@ def test_labels_arrive_horizon_days_after_as_of_and_match_the_truth(small) -> No
 
 def test_customer_rows_form_validity_chains(small) -> None:
     customers = small.tables["churn_customers"].sort_values(["customer_id", "valid_from"])
-    current = customers[customers["valid_to"].isna()]
-    assert current["customer_id"].is_unique and set(current["customer_id"]) == set(small.truth["customer_id"])
-    closed = customers[customers["valid_to"].notna()]
+    last = customers.groupby("customer_id").tail(1).set_index("customer_id")
+    truth = small.truth.set_index("customer_id").loc[last.index]
+    # The last row stays open unless the churn was confirmed (churn day + horizon) inside the scenario:
+    # then the account closes at that midnight and the customer leaves the "active" population.
+    confirmed = (truth["churn_day"] >= 0) & (truth["churn_day"] + SMALL.horizon_days < SMALL.days)
+    assert confirmed.sum() >= 5
+    closing = pd.Timestamp(SMALL.start, tz="UTC") + pd.to_timedelta(truth["churn_day"] + SMALL.horizon_days, unit="D")
+    assert (last["valid_to"][confirmed] == closing[confirmed]).all()
+    assert last["valid_to"][~confirmed].isna().all()
+    assert set(last.index) == set(small.truth["customer_id"])
+    closed = customers[customers.groupby("customer_id").cumcount(ascending=False) > 0]  # plan changes
     following = customers.groupby("customer_id")["valid_from"].shift(-1)
     assert (closed["valid_to"] == following[closed.index]).all()  # old row ends where the new one starts
     assert len(closed) >= 5  # some customers change plan mid-scenario
