@@ -55,7 +55,7 @@ def resolve_location(name: str, cfg: StorageConfig, workspace: str | os.PathLike
     if mapped is not None:
         target = mapped
     else:
-        root = cfg.root if cfg.root else str(Path(workspace) / "tables")
+        root = cfg.root if cfg.root else "tables"  # relative: resolved against the workspace below
         target = root.rstrip("/") + "/" + name if _is_uri(root) else str(Path(root) / name)
     return _location(name, target, workspace)
 

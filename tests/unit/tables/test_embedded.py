@@ -308,6 +308,14 @@ def test_location_uses_root_and_explicit_mapping(spark, tmp_path):
     assert open_store(spark, StorageConfig(), tmp_path).backend == "embedded"
 
 
+def test_relative_workspace_and_root_resolve_once_against_the_workspace(spark, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    default = open_store(spark, StorageConfig(), Path(".driftline/demo"))
+    assert default.location("t") == str(tmp_path / ".driftline" / "demo" / "tables" / "t")
+    rooted = open_store(spark, StorageConfig(root="lake"), Path("ws"))
+    assert rooted.location("t") == str(tmp_path / "ws" / "lake" / "t")
+
+
 # ----------------------------------------------------------------------------- failures (R3, R22)
 def test_r3_failure_inside_commit_leaves_previous_version(spark, store, monkeypatch):
     before = frame(spark, rows_for(D1))
