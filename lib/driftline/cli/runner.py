@@ -81,13 +81,13 @@ JOBS: dict[str, JobSpec] = {
         "evaluate the retrain policy on the monitoring history and retrain when it fires",
         "Evaluate the retrain policy over recent monitoring windows, record the decision, and when it "
         "fires train a challenger and run the promotion gate.",
-        None, "[retrain]", "monitor_metrics, monitor_runs", "retrain_decisions, MLflow",
+        "driftline.retrain.job:run", "[retrain]", "monitor_metrics, monitor_runs", "retrain_decisions, MLflow",
     ),
     "pipeline": JobSpec(
         "run prepare_features → score → monitor → retrain for a date or a backfill range",
         "Run the jobs in order for each date, stopping at the first failure with that step's exit "
         "code; dates already completed are skipped unless --force.",
-        None, "[retrain]", "—", "everything the steps write",
+        "driftline.pipeline.job:run", "[retrain]", "—", "everything the steps write, pipeline_runs",
     ),
 }
 

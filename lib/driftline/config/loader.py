@@ -41,6 +41,7 @@ class LoadedConfig:
     files: tuple[str, ...]
     overrides: tuple[str, ...]
     config_hash: str = field(default="")
+    conf_dir: str = field(default="")  # the --conf-dir it was read from (jobs that start other jobs forward it)
 
     def redacted(self) -> dict[str, Any]:
         """The resolved config as plain data with secrets masked, for logs."""
@@ -101,7 +102,7 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origin, _show(model_file))) from None
 
-    return LoadedConfig(cfg, tuple(files), tuple(override_list), config_hash(cfg))
+    return LoadedConfig(cfg, tuple(files), tuple(override_list), config_hash(cfg), str(conf))
 
 
 def config_hash(cfg: DriftlineConfig) -> str:

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from driftline.config.base import IDENTIFIER, Frozen, Identifier
 from driftline.features.spec import FeatureSpec, SourcesConfig
 from driftline.quality.spec import QualityConfig
+from driftline.retrain.spec import RetrainConfig
 from driftline.scoring.spec import ScoringConfig
 from driftline.tables.spec import StorageConfig
 from driftline.training.spec import TrainingConfig
@@ -159,6 +160,7 @@ class DriftlineConfig(Frozen):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
 
     @model_validator(mode="after")
     def _unique_feature_names(self) -> DriftlineConfig:

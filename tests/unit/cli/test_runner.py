@@ -60,9 +60,15 @@ def test_every_job_explains_every_option(job: str, capsys: pytest.CaptureFixture
     assert "exit codes: 0 ok" in out
 
 
-@pytest.mark.parametrize("job", [j for j, spec in JOBS.items() if spec.target is None])
-def test_unbuilt_job_exits_2_with_one_line(job: str, conf: Path, tmp_path: Path,
+def test_every_job_is_built() -> None:
+    assert [j for j, spec in JOBS.items() if spec.target is None] == []
+
+
+def test_unbuilt_job_exits_2_with_one_line(conf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A job registered before its code exists (how new jobs start) says so and writes nothing."""
+    job = "later"
+    monkeypatch.setitem(JOBS, job, JobSpec("a job planned for later", "planned", None, "[later]", "-", "-"))
     assert run_job(job, args(conf, tmp_path, "--date", "2026-01-05")) == 2
     err = capsys.readouterr().err
     assert err == (f"driftline {job}: error: the {job} job is not built yet (planned in issue {JOBS[job].issue}); "

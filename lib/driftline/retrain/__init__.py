@@ -1,0 +1,1 @@
+"""Retrain policy, the retrain job and its decision table."""

@@ -1,0 +1,224 @@
+"""The retrain job: evaluate the policy on the monitoring history, record the decision, train when it fires.
+
+Per date D (in order):
+
+1. read ``retrain_decisions`` of (model, D): if that row already records a trained version, do
+   nothing unless ``--force`` (R23: at most one retrain per (model, window), even when re-run);
+2. read the model's ``monitor_runs`` up to D, the late-label performance rows of ``monitor_metrics``
+   and the past decisions, and evaluate the policy (`driftline.retrain.policy.evaluate`, pure);
+3. replace the (model, D) partition of ``retrain_decisions`` with the decision row;
+4. when it fired: run the train job for D in this process (same session, same config) — fit,
+   register, reference profile, promotion gate — and replace the row again with the outcome (new
+   version, gate numbers, champion after). A failed training is recorded (``train_status = failed``)
+   and its error raised, so the job exits with the training's code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from driftline.errors import DriftlineError
+from driftline.retrain.policy import LABELLED_ROWS, PERFORMANCE_COLUMN, Decision, evaluate
+
+if TYPE_CHECKING:
+    from pyspark.sql.types import StructType
+
+    from driftline.context import JobContext
+
+log = logging.getLogger(__name__)
+
+RETRAIN_DECISIONS = "retrain_decisions"
+PARTITIONS = ("model", "decision_date")
+MONITOR_RUNS, MONITOR_METRICS = "monitor_runs", "monitor_metrics"
+NOT_RUN, RUNNING, TRAINED, REUSED, FAILED = "not_run", "running", "trained", "reused", "failed"
+
+
+class RetrainInputError(DriftlineError):
+    """The monitoring history the policy needs is missing (exit 1)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the training of a fired decision produced (all None while not trained)."""
+
+    train_status: str = NOT_RUN
+    train_run_id: str | None = None
+    trained_version: str | None = None
+    gate: Mapping[str, str] | None = None
+    champion_version: str | None = None
+    error: str | None = None
+
+
+def decisions_schema() -> StructType:
+    """Schema of ``retrain_decisions`` (documented in ``docs/retrain.md``)."""
+    from pyspark.sql.types import (
+        BooleanType,
+        DateType,
+        DoubleType,
+        IntegerType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+
+    def f(name: str, kind: Any, nullable: bool = True) -> StructField:
+        return StructField(name, kind, nullable)
+
+    return StructType([
+        f("model", StringType(), False), f("decision_date", DateType(), False), f("run_id", StringType(), False),
+        f("fired", BooleanType(), False), f("status", StringType(), False), f("reasons", StringType(), False),
+        f("rules_triggered", StringType(), False), f("windows_considered", IntegerType(), False),
+        f("windows_drifted", IntegerType(), False), f("first_window", DateType()), f("last_window", DateType()),
+        f("performance_value", DoubleType()), f("labelled_rows", DoubleType()),
+        f("last_retrain_date", DateType()), f("retrains_in_period", IntegerType(), False),
+        f("inputs_json", StringType(), False), f("rules_json", StringType(), False),
+        f("train_status", StringType(), False), f("train_run_id", StringType()), f("trained_version", StringType()),
+        f("gate_passed", BooleanType()), f("gate_metric", StringType()), f("gate_challenger", DoubleType()),
+        f("gate_reference", DoubleType()), f("gate_reference_kind", StringType()),
+        f("gate_reference_version", StringType()), f("gate_reason", StringType()),
+        f("champion_version", StringType()), f("train_error", StringType()),
+        f("config_hash", StringType(), False), f("code_version", StringType(), False),
+        f("started_at", TimestampType(), False),
+    ])
+
+
+def decision_row(model: str, decision: Decision, outcome: Outcome, run_id: str, config_hash: str,
+                 code_version: str, started_at: dt.datetime) -> tuple[Any, ...]:
+    """One ``retrain_decisions`` row in schema order (pure)."""
+    gate = outcome.gate or {}
+
+    def num(key: str) -> float | None:
+        text = gate.get(key)
+        value = None if text is None else float(text)
+        return value if value is not None and math.isfinite(value) else None
+
+    passed = gate.get("driftline.gate.passed")
+    windows = sorted(w.run_date for w in decision.windows)
+    return (
+        model, decision.date, run_id, decision.fired, decision.status, "; ".join(decision.reasons),
+        ",".join(r.rule for r in decision.rules if r.triggered), len(decision.windows),
+        sum(1 for w in decision.windows if w.dataset_drift), windows[0] if windows else None,
+        windows[-1] if windows else None, decision.performance.get("value"),
+        decision.performance.get("labelled_rows"), decision.last_retrain, decision.retrains_in_period,
+        decision.inputs_json(), decision.rules_json(),
+        outcome.train_status, outcome.train_run_id, outcome.trained_version,
+        None if passed is None else passed == "true", gate.get("driftline.gate.metric"),
+        num("driftline.gate.challenger"), num("driftline.gate.reference"), gate.get("driftline.gate.reference_kind"),
+        gate.get("driftline.gate.reference_version"), gate.get("driftline.gate.reason"),
+        outcome.champion_version, outcome.error,
+        config_hash, code_version, started_at.astimezone(dt.UTC).replace(tzinfo=None),
+    )
+
+
+# --------------------------------------------------------------------------- reading the history
+
+
+def _rows(ctx: JobContext, table: str, *conditions: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    if not ctx.store.exists(table):
+        return []
+    df = ctx.store.read(table)
+    for cond in conditions:
+        df = df.filter(cond)
+    return [r.asDict() for r in df.select(*columns).collect()]
+
+
+def read_history(ctx: JobContext, date: dt.date) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                           list[dict[str, Any]]]:
+    """(monitor_runs rows, performance metric rows, retrain decisions) of the model up to ``date``."""
+    from pyspark.sql import functions as F
+
+    cfg = ctx.config
+    runs = _rows(ctx, MONITOR_RUNS, F.col("model") == cfg.name, F.col("run_date") <= F.lit(date),
+                 columns=("run_date", "model_version", "dataset_drift", "drift_share", "quality_status", "status"))
+    if not runs:
+        raise RetrainInputError(
+            f"table {MONITOR_RUNS}: expected monitoring windows of {cfg.name} up to {date}, found none "
+            f"(run driftline monitor --model {cfg.name} --date {date})"
+        )
+    metrics: list[dict[str, Any]] = []
+    if cfg.retrain.performance.enabled:
+        metrics = _rows(ctx, MONITOR_METRICS, F.col("model_name") == cfg.name, F.col("run_date") <= F.lit(date),
+                        F.col("column") == PERFORMANCE_COLUMN, F.col("baseline") == "reference",
+                        F.col("metric").isin(cfg.retrain.performance.metric, LABELLED_ROWS),
+                        columns=("run_date", "metric", "value"))
+    decisions = _rows(ctx, RETRAIN_DECISIONS, F.col("model") == cfg.name, F.col("decision_date") <= F.lit(date),
+                      columns=("decision_date", "trained_version", "train_status"))
+    return runs, metrics, decisions
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def run(ctx: JobContext) -> None:
+    """Evaluate the retrain policy for every date of the run, in order (see the module docstring)."""
+    for date in ctx.dates:
+        retrain_date(ctx, date)
+
+
+def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
+    """Decide (and maybe train) for one date; returns the recorded outcome."""
+    cfg = ctx.config
+    runs, metrics, decisions = read_history(ctx, date)
+    done = [d for d in decisions if d["decision_date"] == date and d.get("trained_version")]
+    if done and not ctx.force:
+        log.info("retrain %s %s: version %s was already trained for this date; nothing to do (R23; use --force to "
+                 "train again)", cfg.name, date, done[0]["trained_version"])
+        return Outcome(REUSED, trained_version=done[0]["trained_version"])
+    decision = evaluate(cfg.retrain, date, runs, metrics, decisions)
+    log.info("retrain %s %s: %s — %s", cfg.name, date, decision.status, "; ".join(decision.reasons))
+    if not decision.fired:
+        _write(ctx, decision, Outcome())
+        return Outcome()
+    _write(ctx, decision, Outcome(RUNNING))
+    try:
+        outcome = train_challenger(ctx, date)
+    except Exception as exc:
+        _write(ctx, decision, Outcome(FAILED, error=" ".join(f"{type(exc).__name__}: {exc}".split())))
+        raise
+    _write(ctx, decision, outcome)
+    gate = outcome.gate or {}
+    log.info("retrain %s %s: version %s trained; gate %s (%s); champion v%s", cfg.name, date, outcome.trained_version,
+             "passed" if gate.get("driftline.gate.passed") == "true" else "failed", gate.get("driftline.gate.reason"),
+             outcome.champion_version)
+    return outcome
+
+
+def _write(ctx: JobContext, decision: Decision, outcome: Outcome) -> None:
+    cfg = ctx.config
+    row = decision_row(cfg.name, decision, outcome, ctx.run_id, ctx.config_hash, ctx.code_version, ctx.started_at)
+    df = ctx.spark.createDataFrame([row], schema=decisions_schema())
+    commit = ctx.commit_info(f"{cfg.name}@{decision.date}")
+    ctx.store.replace_partitions(RETRAIN_DECISIONS, df, list(PARTITIONS), commit,
+                                 partitions=[{"model": cfg.name, "decision_date": decision.date}])
+
+
+def train_challenger(ctx: JobContext, date: dt.date) -> Outcome:
+    """Run the train job for ``date`` in this process and read back the version it registered and its gate."""
+    from driftline.context import JobContext, new_run_id
+    from driftline.registry.client import CHAMPION, ModelRegistry, tracking_setup
+    from driftline.training import dataset as ds
+    from driftline.training import job as training
+
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    child = JobContext(job="train", loaded=ctx.loaded, dates=(date,), spark=ctx.spark,
+                       run_id=new_run_id("train", started), started_at=started, force=ctx.force, _store=ctx.store)
+    training.run(child)
+    cfg = ctx.config
+    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
+    windows = ds.training_windows(date, cfg.label.horizon_days, cfg.training)
+    versions = training.input_versions(ctx.store, training.plan_training(cfg))
+    version = training.find_previous_run(registry, windows, ctx.config_hash, ctx.code_version, versions)
+    if version is None:
+        raise RetrainInputError(f"train {cfg.name} {date}: expected a gated model version after training, found none")
+    info = registry.get(version)
+    status = TRAINED if info.tags.get("driftline.run_id") == child.run_id else REUSED
+    gate = {k: v for k, v in info.tags.items() if k.startswith("driftline.gate.")}
+    champion = registry.alias(CHAMPION)
+    return Outcome(status, child.run_id if status == TRAINED else info.tags.get("driftline.run_id"), version, gate,
+                   champion.version if champion else None)

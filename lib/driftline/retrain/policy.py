@@ -1,0 +1,194 @@
+"""The retrain policy as a pure function of the monitoring history (no Spark, no clock, no I/O).
+
+`evaluate` takes the ``monitor_runs`` rows, the late-label performance rows of ``monitor_metrics``
+and the past ``retrain_decisions`` of one model and returns a `Decision`: which rules triggered,
+on which windows and values, whether the retrain fires and why (or why not).
+
+Hysteresis, so the decision does not flap:
+
+- only windows monitored *after* the last retrain count (the older ones judged the previous state);
+- ``cooldown_days``: no retrain within that many days after the last one;
+- ``max_per_period``: at most ``count`` retrains in any ``period_days`` days.
+
+A retrain is a past decision row with a ``trained_version`` on a date before the decision date
+(a rerun of the same date is the job's business: R23).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from driftline.retrain.spec import RetrainConfig
+
+TRIGGERED, OK, INSUFFICIENT, DISABLED = "triggered", "ok", "insufficient_data", "disabled"
+FIRED, NO_TRIGGER, COOLDOWN, CAP = "fired", "no_trigger", "cooldown", "cap"
+PERFORMANCE_COLUMN = "__performance__"
+LABELLED_ROWS = "labelled_rows"
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule's verdict: ``status`` is triggered, ok, insufficient_data or disabled."""
+
+    rule: str
+    status: str
+    value: float | None
+    threshold: str
+    detail: str
+
+    @property
+    def triggered(self) -> bool:
+        return self.status == TRIGGERED
+
+
+@dataclass(frozen=True)
+class Window:
+    """One monitored window as the policy saw it (a ``monitor_runs`` row)."""
+
+    run_date: dt.date
+    model_version: str | None
+    dataset_drift: bool
+    drift_share: float | None
+    quality_status: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Outcome of one evaluation, with everything it was based on."""
+
+    date: dt.date
+    fired: bool
+    status: str
+    reasons: tuple[str, ...]
+    rules: tuple[RuleResult, ...]
+    windows: tuple[Window, ...]
+    performance: dict[str, Any] = field(default_factory=dict)
+    last_retrain: dt.date | None = None
+    retrains_in_period: int = 0
+
+    def rule(self, name: str) -> RuleResult:
+        return next(r for r in self.rules if r.rule == name)
+
+    def inputs_json(self) -> str:
+        """The inputs considered (windows with their values, performance, past retrains) as JSON."""
+        return json.dumps({
+            "windows": [{**asdict(w), "run_date": w.run_date.isoformat()} for w in self.windows],
+            "performance": self.performance,
+            "last_retrain": self.last_retrain.isoformat() if self.last_retrain else None,
+            "retrains_in_period": self.retrains_in_period,
+        }, sort_keys=True)
+
+    def rules_json(self) -> str:
+        """Every rule's result as a JSON list."""
+        return json.dumps([asdict(r) for r in self.rules], sort_keys=True)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, Any]],
+             metrics: Sequence[Mapping[str, Any]] = (), decisions: Sequence[Mapping[str, Any]] = ()) -> Decision:
+    """Evaluate ``policy`` for ``date`` on one model's history.
+
+    ``runs``: ``monitor_runs`` rows (``run_date``, ``dataset_drift``, ``drift_share``, ``quality_status``,
+    ``model_version``); ``metrics``: ``monitor_metrics`` rows of column ``__performance__``, baseline
+    reference (``run_date``, ``metric``, ``value``); ``decisions``: ``retrain_decisions`` rows
+    (``decision_date``, ``trained_version``). Rows dated after ``date`` are ignored.
+    """
+    retrains = sorted({d["decision_date"] for d in decisions
+                       if d.get("trained_version") and d["decision_date"] < date})
+    last = retrains[-1] if retrains else None
+    cap = policy.max_per_period
+    in_period = sum(1 for d in retrains if (date - d).days < cap.period_days)
+
+    history = sorted((_window(r) for r in runs if r["run_date"] <= date and (last is None or r["run_date"] > last)),
+                     key=lambda w: w.run_date, reverse=True)
+    perf, perf_values = _performance(policy, date, history, metrics)
+    rules = (_drift(policy, history), perf, _quality(policy, history))
+    depth = max(policy.drift.n if policy.drift.enabled else 0, policy.quality.n if policy.quality.enabled else 0,
+                1 if policy.performance.enabled else 0)
+    considered = tuple(history[:depth])
+    triggered = [r for r in rules if r.triggered]
+
+    def done(fired: bool, status: str, reasons: list[str]) -> Decision:
+        return Decision(date, fired, status, tuple(reasons), rules, considered, perf_values, last, in_period)
+
+    if not policy.enabled:
+        return done(False, DISABLED, ["retrain.enabled is false"])
+    if not triggered:
+        return done(False, NO_TRIGGER, ["no rule triggered"])
+    why = [f"{r.rule}: {r.detail}" for r in triggered]
+    if last is not None and (date - last).days < policy.cooldown_days:
+        return done(False, COOLDOWN, [*why, f"suppressed: last retrain on {last}, {(date - last).days} days ago; "
+                                            f"expected at least retrain.cooldown_days={policy.cooldown_days}"])
+    if in_period >= cap.count:
+        return done(False, CAP, [*why, f"suppressed: {in_period} retrains in the last {cap.period_days} days; "
+                                       f"expected fewer than retrain.max_per_period.count={cap.count}"])
+    return done(True, FIRED, why)
+
+
+def _window(row: Mapping[str, Any]) -> Window:
+    share = row.get("drift_share")
+    return Window(row["run_date"], row.get("model_version"), bool(row.get("dataset_drift")),
+                  None if share is None or math.isnan(share) else float(share), row.get("quality_status"))
+
+
+def _k_of_n(rule: str, hits: Sequence[Window], seen: Sequence[Window], k: int, n: int, what: str) -> RuleResult:
+    dates = ", ".join(str(w.run_date) for w in sorted(hits, key=lambda w: w.run_date)) or "none"
+    detail = f"{what} in {len(hits)} of the last {len(seen)} windows ({dates}); expected at least {k} of {n} to fire"
+    return RuleResult(rule, TRIGGERED if len(hits) >= k else OK, float(len(hits)), f">= {k} of {n}", detail)
+
+
+def _drift(policy: RetrainConfig, history: Sequence[Window]) -> RuleResult:
+    rule = policy.drift
+    if not rule.enabled:
+        return RuleResult("drift", DISABLED, None, "", "retrain.drift.enabled is false")
+    seen = history[: rule.n]
+    return _k_of_n("drift", [w for w in seen if w.dataset_drift], seen, rule.k, rule.n, "dataset drift")
+
+
+def _quality(policy: RetrainConfig, history: Sequence[Window]) -> RuleResult:
+    rule = policy.quality
+    if not rule.enabled:
+        return RuleResult("quality", DISABLED, None, "", "retrain.quality.enabled is false")
+    seen = history[: rule.n]
+    hits = [w for w in seen if w.quality_status in rule.statuses]
+    return _k_of_n("quality", hits, seen, rule.k, rule.n, f"quality status in ({', '.join(rule.statuses)})")
+
+
+def _performance(policy: RetrainConfig, date: dt.date, history: Sequence[Window],
+                 metrics: Sequence[Mapping[str, Any]]) -> tuple[RuleResult, dict[str, Any]]:
+    rule = policy.performance
+    if not rule.enabled:
+        return RuleResult("performance", DISABLED, None, "", "retrain.performance.enabled is false"), {}
+    bound = " and ".join(b for b in (f">= {rule.min}" if rule.min is not None else "",
+                                     f"<= {rule.max}" if rule.max is not None else "") if b)
+    if not history:
+        return RuleResult("performance", INSUFFICIENT, None, bound, f"no monitored window up to {date}"), {}
+    latest = history[0].run_date
+    at = {m["metric"]: m.get("value") for m in metrics if m["run_date"] == latest}
+    value, labels = _finite(at.get(rule.metric)), _finite(at.get(LABELLED_ROWS))
+    seen = {"run_date": latest.isoformat(), "metric": rule.metric, "value": value, "labelled_rows": labels}
+    if labels is None or labels < rule.min_labels:
+        detail = (f"{rule.metric} of window {latest}: expected at least retrain.performance.min_labels="
+                  f"{rule.min_labels} matured labels, found {0 if labels is None else int(labels)}")
+        return RuleResult("performance", INSUFFICIENT, value, bound, detail), seen
+    if value is None:
+        detail = f"{rule.metric} of window {latest}: expected a value, found none"
+        return RuleResult("performance", INSUFFICIENT, None, bound, detail), seen
+    breached = (rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max)
+    detail = (f"{rule.metric}={value:.6g} on window {latest} ({int(labels)} labels); expected {bound}"
+              + (" — outside the bound" if breached else ""))
+    return RuleResult("performance", TRIGGERED if breached else OK, value, bound, detail), seen
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None

@@ -1,0 +1,216 @@
+"""The retrain and pipeline jobs end to end: real monitoring history, training, gate, Delta tables, MLflow.
+
+Retrain: the monitor tests' ``scored`` workspace (``jt`` v1 champion, x1 shifted by 3σ on 02-28 and
+03-01, predictions 02-23..03-01) monitored day by day 02-26..03-01 (40 rows a window, so
+``monitoring.drift.min_rows=30``). Policy: dataset drift in 2 of the last 3 windows. It fires on
+03-01 only; the challenger v2 is fitted on the same (unshifted) training window as v1, so the gate
+finds it no better and the champion stays v1 — recorded in the decision row. Re-running 03-01 does
+not train again (R23).
+
+Pipeline: a second model ``jp`` with real source tables (events, customers; ``jt``'s labels), its
+features backfilled and a champion trained, then ``pipeline`` over 03-02..03-03 and again over
+03-02..03-04 (resume: only 03-04 runs). A missing source table stops the pipeline at
+prepare_features with that step's exit code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+import yaml
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from driftline.cli.runner import JOBS, run_job
+from driftline.registry.client import CHAMPION
+from driftline.tables import CommitInfo
+from tests.jobs.test_monitor import scored  # noqa: F401  (a fixture: pytest finds it by name)
+from tests.jobs.test_score import registry_of, store_of
+from tests.jobs.test_train import MODEL
+
+pytestmark = pytest.mark.slow
+
+U = dt.UTC
+DAYS = [dt.date(2026, 2, 26), dt.date(2026, 2, 27), dt.date(2026, 2, 28), dt.date(2026, 3, 1)]
+D = dt.date(2026, 3, 1)
+POLICY = ("--set", "monitoring.drift.min_rows=30", "--set", "retrain.drift.k=2", "--set", "retrain.drift.n=3")
+
+
+def job(env, name: str, model: str, *args: str) -> int:
+    return run_job(name, ["--model", model, "--conf-dir", str(env["conf"]), *args])
+
+
+def decision(env, date: dt.date, model: str = "jt") -> dict:
+    rows = store_of(env).read("retrain_decisions").filter((F.col("model") == model)
+                                                           & (F.col("decision_date") == date)).collect()
+    assert len(rows) == 1
+    return rows[0].asDict()
+
+
+@pytest.fixture(scope="module")
+def monitored(scored):  # noqa: F811
+    env = scored
+    assert job(env, "monitor", "jt", "--from", str(DAYS[0]), "--to", str(DAYS[-1]), *POLICY) == 0
+    runs = store_of(env).read("monitor_runs").filter(F.col("model") == "jt").select("run_date", "dataset_drift")
+    assert {r["run_date"]: r["dataset_drift"] for r in runs.collect()} == dict(zip(DAYS, [False, False, True, True],
+                                                                                    strict=True))
+    return env
+
+
+def test_jobs_are_wired_into_the_runner() -> None:
+    assert JOBS["retrain"].target == "driftline.retrain.job:run"
+    assert JOBS["pipeline"].target == "driftline.pipeline.job:run"
+
+
+def test_drift_fires_once_trains_gates_and_a_rerun_does_not_retrain(monitored) -> None:   # R23, R25
+    env = monitored
+    assert job(env, "retrain", "jt", "--from", str(DAYS[1]), "--to", str(DAYS[2]), *POLICY) == 0
+    for day, drifted in ((DAYS[1], 0), (DAYS[2], 1)):
+        row = decision(env, day)
+        assert (row["fired"], row["status"], row["train_status"], row["trained_version"]) == (
+            False, "no_trigger", "not_run", None)
+        assert (row["windows_considered"], row["windows_drifted"], row["rules_triggered"]) == (
+            min(3, DAYS.index(day) + 1), drifted, "")
+    assert [v.version for v in registry_of(env, "jt").versions()] == ["1"]
+
+    assert job(env, "retrain", "jt", "--date", str(D), *POLICY) == 0
+    row = decision(env, D)
+    assert (row["fired"], row["status"], row["rules_triggered"], row["train_status"]) == (
+        True, "fired", "drift", "trained")
+    assert row["reasons"] == ("drift: dataset drift in 2 of the last 3 windows (2026-02-28, 2026-03-01); "
+                              "expected at least 2 of 3 to fire")
+    assert (row["windows_considered"], row["windows_drifted"], row["first_window"], row["last_window"]) == (
+        3, 2, DAYS[1], D)
+    inputs = json.loads(row["inputs_json"])
+    assert [(w["run_date"], w["dataset_drift"]) for w in inputs["windows"]] == [
+        ("2026-03-01", True), ("2026-02-28", True), ("2026-02-27", False)]
+    assert {r["rule"]: r["status"] for r in json.loads(row["rules_json"])} == {
+        "drift": "triggered", "performance": "disabled", "quality": "disabled"}
+
+    reg = registry_of(env, "jt")
+    v2 = reg.get("2")
+    assert [v.version for v in reg.versions()] == ["1", "2"]
+    assert row["trained_version"] == "2" and row["train_run_id"] == v2.tags["driftline.run_id"]
+    assert row["train_run_id"].startswith("train-") and v2.tags["driftline.date"] == str(D)
+    # the challenger is fitted on the same unshifted window as v1: no better, the champion stays
+    assert (row["gate_passed"], row["gate_metric"], row["gate_reference_kind"], row["gate_reference_version"]) == (
+        False, "log_loss", "champion", "1")
+    assert row["gate_challenger"] == pytest.approx(float(v2.tags["driftline.gate.challenger"]))
+    assert row["gate_reference"] == pytest.approx(float(v2.tags["driftline.gate.reference"]))
+    assert row["gate_reason"] == v2.tags["driftline.gate.reason"]
+    assert row["champion_version"] == "1" == reg.alias(CHAMPION).version
+    assert row["train_error"] is None and row["run_id"].startswith("retrain-")
+
+    # R23: the same date again, even with a looser policy, trains nothing and writes nothing
+    store = store_of(env)
+    before = store.version("retrain_decisions")
+    assert job(env, "retrain", "jt", "--date", str(D), *POLICY, "--set", "retrain.drift.k=1") == 0
+    assert store.version("retrain_decisions") == before
+    assert [v.version for v in registry_of(env, "jt").versions()] == ["1", "2"]
+    assert decision(env, D) == row
+    head = store.history("retrain_decisions")[0]
+    assert head["job"] == "retrain" and head["idempotency_key"] == f"driftline/retrain/retrain_decisions/jt@{D}"
+
+
+def test_retrain_without_monitoring_history_exits_1_with_one_line(monitored, capsys) -> None:
+    capsys.readouterr()
+    assert job(monitored, "retrain", "jt", "--date", "2026-02-20") == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert err == ["driftline retrain: error: table monitor_runs: expected monitoring windows of jt up to 2026-02-20, "
+                   "found none (run driftline monitor --model jt --date 2026-02-20)"]
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+JP = {
+    **MODEL, "name": "jp",
+    "sources": {
+        "events": {"table": "jp_events", "key": "customer_id", "timestamp": "event_ts"},
+        "entities": {"table": "jp_customers", "key": "customer_id"},
+        "labels": MODEL["sources"]["labels"],
+    },
+    "monitoring": {"drift": {"bins": 5, "top_k": 2, "min_rows": 10}},
+    "retrain": {"drift": {"k": 3, "n": 3}},
+}
+
+
+def source(env, name: str, rows: list[tuple], schema: T.StructType) -> None:
+    df = env["spark"].createDataFrame(rows, schema).withColumn("batch", F.lit("all"))
+    commit = CommitInfo(job="test", run_id="setup", key=name, code_version="t", config_hash="t")
+    store_of(env).replace_partitions(name, df, ["batch"], commit, partitions=[{"batch": "all"}])
+
+
+@pytest.fixture(scope="module")
+def jp(monitored):
+    """Model jp: events 02-01..03-03, customers, features 02-08..03-01, champion v1 trained for 03-01."""
+    env = monitored
+    (env["conf"] / "models" / "jp.yaml").write_text(yaml.safe_dump(JP))
+    rng = np.random.default_rng(5)
+    events, day = [], dt.date(2026, 2, 1)
+    while day <= dt.date(2026, 3, 3):
+        for e in range(40):
+            for h in sorted(rng.choice(24, size=int(rng.integers(1, 3)), replace=False)):
+                events.append((f"c{e:03d}", dt.datetime.combine(day, dt.time(int(h)), U), float(rng.normal(10, 3))))
+        day += dt.timedelta(days=1)
+    source(env, "jp_events", events, T.StructType([
+        T.StructField("customer_id", T.StringType()), T.StructField("event_ts", T.TimestampType()),
+        T.StructField("amount", T.DoubleType())]))
+    source(env, "jp_customers", [(f"c{e:03d}", ["basic", "pro", "team"][e % 3]) for e in range(40)],
+           T.StructType([T.StructField("customer_id", T.StringType()), T.StructField("plan", T.StringType())]))
+    assert job(env, "prepare_features", "jp", "--from", "2026-02-08", "--to", "2026-03-01") == 0
+    assert job(env, "train", "jp", "--date", "2026-03-01") == 0
+    reg = registry_of(env, "jp")
+    if reg.alias(CHAMPION) is None:                  # the gate is not what these tests are about
+        reg.promote("1", "test")
+    return env
+
+
+def commits(env, table: str) -> list[dict]:
+    """Our commits of ``table`` (oldest first)."""
+    return [h for h in reversed(store_of(env).history(table)) if h["job"] is not None]
+
+
+def test_pipeline_runs_the_steps_in_order_and_resumes(jp) -> None:
+    env = jp
+    tables = {"prepare_features": "jp__features", "score": "jp__predictions", "monitor": "monitor_runs",
+              "retrain": "retrain_decisions"}
+    assert job(env, "pipeline", "jp", "--from", "2026-03-02", "--to", "2026-03-03") == 0
+    first = {r["run_date"]: r.asDict() for r in store_of(env).read("pipeline_runs").collect()}
+    assert sorted(first) == [dt.date(2026, 3, 2), dt.date(2026, 3, 3)]
+    assert {(r["status"], r["steps"]) for r in first.values()} == {
+        ("completed", "prepare_features,score,monitor,retrain")}
+    # every step wrote its (model, date) and they committed in pipeline order, date by date
+    keys = {"2026-03-02", "2026-03-03", "jp@2026-03-02", "jp@2026-03-03"}
+    order = [(h["timestamp"], h["date"][-10:], step) for step, table in tables.items() for h in commits(env, table)
+             if h["date"] in keys]
+    assert [(d, s) for _, d, s in sorted(order)] == [(d, s) for d in ("2026-03-02", "2026-03-03") for s in tables]
+    assert decision(env, dt.date(2026, 3, 3), "jp")["status"] == "no_trigger"
+
+    # resume: completed dates are skipped, only 03-04 runs
+    versions = {t: store_of(env).version(t) for t in tables.values()}
+    assert job(env, "pipeline", "jp", "--from", "2026-03-02", "--to", "2026-03-04") == 0
+    assert {t: store_of(env).version(t) for t in tables.values()} == {t: v + 1 for t, v in versions.items()}
+    again = {r["run_date"]: r.asDict() for r in store_of(env).read("pipeline_runs").collect()}
+    assert sorted(again) == [dt.date(2026, 3, d) for d in (2, 3, 4)]
+    assert {d: again[d] for d in first} == first
+    assert again[dt.date(2026, 3, 4)]["run_id"] != first[dt.date(2026, 3, 2)]["run_id"]
+
+
+def test_pipeline_stops_at_the_failing_step_with_its_exit_code(monitored, capsys) -> None:
+    env = monitored                      # jt has no events table: prepare_features' gate fails
+    capsys.readouterr()
+    step = job(env, "prepare_features", "jt", "--date", "2026-03-02")
+    assert step != 0
+    capsys.readouterr()
+    assert job(env, "pipeline", "jt", "--date", "2026-03-02") == step
+    err = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert len(err) == 2 and err[0].startswith("driftline prepare_features: error: ")
+    assert err[1].startswith(f"driftline pipeline: error: pipeline jt 2026-03-02: step prepare_features exited {step}, "
+                             "expected 0 after ")
+    assert err[1].endswith("s; stopped (0 of 1 dates completed, a rerun resumes at 2026-03-02)")
+    pipeline_runs = store_of(env).read("pipeline_runs") if store_of(env).exists("pipeline_runs") else None
+    assert pipeline_runs is None or pipeline_runs.filter(F.col("model") == "jt").count() == 0

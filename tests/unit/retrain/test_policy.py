@@ -1,0 +1,184 @@
+"""Truth table of the retrain policy: K-of-N, performance bound with min labels, quality, cooldown, cap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from driftline.retrain.policy import Window, evaluate
+from driftline.retrain.spec import RetrainConfig
+
+D = dt.date(2026, 3, 10)
+
+
+def day(n: int) -> dt.date:
+    """``n`` days before D (0 → D)."""
+    return D - dt.timedelta(days=n)
+
+
+def runs(*drift: bool, quality: tuple[str, ...] = ()) -> list[dict]:
+    """Monitor runs ending at D, newest last: ``drift[i]`` for the window ``len - 1 - i`` days before D."""
+    out = []
+    for i, flag in enumerate(drift):
+        q = quality[i] if quality else "ok"
+        out.append({"run_date": day(len(drift) - 1 - i), "dataset_drift": flag, "drift_share": 0.5 if flag else 0.0,
+                    "quality_status": q, "model_version": "1", "status": "alert" if flag else "ok"})
+    return out
+
+
+def policy(**kw) -> RetrainConfig:
+    base = {"drift": {"k": 2, "n": 3}, "cooldown_days": 5, "max_per_period": {"count": 2, "period_days": 30}}
+    for key, value in kw.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    return RetrainConfig.model_validate(base)
+
+
+def retrained(*days_before: int) -> list[dict]:
+    return [{"decision_date": day(n), "trained_version": str(i + 2)} for i, n in enumerate(days_before)]
+
+
+@pytest.mark.parametrize(("drift", "fired", "hits"), [
+    ((False, False, False), False, 0),
+    ((True, False, False), False, 1),
+    ((False, False, True), False, 1),
+    ((True, False, True), True, 2),
+    ((False, True, True), True, 2),
+    ((True, True, True), True, 3),
+    ((True, True, False, False, False), False, 0),   # drift older than the last 3 windows does not count
+    ((True,), False, 1),                              # fewer windows than k
+])
+def test_k_of_n_dataset_drift(drift, fired, hits) -> None:
+    d = evaluate(policy(), D, runs(*drift))
+    assert (d.fired, d.status) == (fired, "fired" if fired else "no_trigger")
+    assert d.rule("drift").value == hits and d.rule("drift").threshold == ">= 2 of 3"
+    assert [w.run_date for w in d.windows] == [day(i) for i in range(min(3, len(drift)))]
+
+
+def test_fired_decision_exactly() -> None:
+    d = evaluate(policy(), D, runs(False, True, True))
+    assert d.fired and d.status == "fired"
+    assert d.reasons == ("drift: dataset drift in 2 of the last 3 windows (2026-03-09, 2026-03-10); "
+                         "expected at least 2 of 3 to fire",)
+    assert d.windows == (Window(day(0), "1", True, 0.5, "ok"), Window(day(1), "1", True, 0.5, "ok"),
+                         Window(day(2), "1", False, 0.0, "ok"))
+    assert [(r.rule, r.status) for r in d.rules] == [("drift", "triggered"), ("performance", "disabled"),
+                                                      ("quality", "disabled")]
+    inputs = json.loads(d.inputs_json())
+    assert inputs["windows"][0] == {"run_date": "2026-03-10", "model_version": "1", "dataset_drift": True,
+                                    "drift_share": 0.5, "quality_status": "ok"}
+    assert (inputs["last_retrain"], inputs["retrains_in_period"]) == (None, 0)
+    assert [r["rule"] for r in json.loads(d.rules_json())] == ["drift", "performance", "quality"]
+
+
+def test_rows_after_the_date_are_ignored() -> None:
+    later = [{"run_date": D + dt.timedelta(days=1), "dataset_drift": True, "drift_share": 1.0,
+              "quality_status": "ok", "model_version": "1"}]
+    assert not evaluate(policy(), D, [*runs(False, False, True), *later]).fired
+
+
+@pytest.mark.parametrize(("past", "fired", "status", "last", "count"), [
+    ((), True, "fired", None, 0),
+    ((6,), True, "fired", day(6), 1),      # windows after the retrain on day(6) still hold 2 drifts
+    ((5,), True, "fired", day(5), 1),      # exactly cooldown_days ago: allowed
+    ((4,), False, "cooldown", day(4), 1),
+    ((0,), True, "fired", None, 0),        # the same date (a rerun) is not a past retrain
+    ((29, 20), False, "cap", day(20), 2),  # two in 30 days: capped
+    ((30, 20), True, "fired", day(20), 1),  # the older one left the period
+])
+def test_cooldown_and_cap(past, fired, status, last, count) -> None:
+    d = evaluate(policy(), D, runs(True, True, True, True, True, True, True), decisions=retrained(*past))
+    assert (d.fired, d.status, d.last_retrain, d.retrains_in_period) == (fired, status, last, count)
+    if status == "cooldown":
+        assert d.reasons[-1] == ("suppressed: last retrain on 2026-03-06, 4 days ago; expected at least "
+                                 "retrain.cooldown_days=5")
+    if status == "cap":
+        assert d.reasons[-1] == ("suppressed: 2 retrains in the last 30 days; expected fewer than "
+                                 "retrain.max_per_period.count=2")
+
+
+def test_windows_before_the_last_retrain_do_not_count() -> None:
+    # drift on day(4..2), retrain on day(2): only day(1), day(0) are after it, both clean
+    d = evaluate(policy(cooldown_days=0), D, runs(True, True, True, False, False), decisions=retrained(2))
+    assert (d.fired, d.status) == (False, "no_trigger")
+    assert [w.run_date for w in d.windows] == [day(0), day(1)]
+
+
+def test_decision_without_a_trained_version_is_not_a_retrain() -> None:
+    past = [{"decision_date": day(1), "trained_version": None}]
+    d = evaluate(policy(), D, runs(True, True, True), decisions=past)
+    assert (d.fired, d.last_retrain) == (True, None)
+
+
+def perf_rows(value: float | None, labels: int | None, when: dt.date = D) -> list[dict]:
+    rows = [{"run_date": when, "metric": "auc", "value": value}]
+    if labels is not None:
+        rows.append({"run_date": when, "metric": "labelled_rows", "value": float(labels)})
+    return rows
+
+
+@pytest.mark.parametrize(("value", "labels", "status", "fired"), [
+    (0.60, 150, "triggered", True),
+    (0.70, 150, "ok", False),          # on the bound: not below it
+    (0.75, 150, "ok", False),
+    (0.60, 99, "insufficient_data", False),   # below min_labels: never fires
+    (0.60, None, "insufficient_data", False),
+    (None, 150, "insufficient_data", False),
+    (float("nan"), 150, "insufficient_data", False),
+])
+def test_performance_bound_needs_min_labels(value, labels, status, fired) -> None:
+    p = policy(drift={"enabled": False}, performance={"enabled": True, "metric": "auc", "min": 0.7, "min_labels": 100})
+    d = evaluate(p, D, runs(False, False), perf_rows(value, labels))
+    assert (d.rule("performance").status, d.fired) == (status, fired)
+    assert d.rule("drift").status == "disabled"
+    if status == "insufficient_data" and labels != 150:
+        assert d.rule("performance").detail == (f"auc of window 2026-03-10: expected at least "
+                                                f"retrain.performance.min_labels=100 matured labels, found "
+                                                f"{labels or 0}")
+
+
+def test_performance_uses_the_latest_window_only() -> None:
+    p = policy(drift={"enabled": False}, performance={"enabled": True, "metric": "log_loss", "max": 0.5,
+                                                      "min_labels": 10})
+    old = [{"run_date": day(1), "metric": "log_loss", "value": 0.9}, {"run_date": day(1), "metric": "labelled_rows",
+                                                                      "value": 50.0}]
+    now = [{"run_date": D, "metric": "log_loss", "value": 0.4}, {"run_date": D, "metric": "labelled_rows",
+                                                                 "value": 50.0}]
+    d = evaluate(p, D, runs(False, False), [*old, *now])
+    assert (d.fired, d.rule("performance").value, d.performance["run_date"]) == (False, 0.4, "2026-03-10")
+    assert evaluate(p, day(1), runs(False, False), [*old, *now]).fired
+
+
+@pytest.mark.parametrize(("quality", "fired"), [
+    (("ok", "ok", "ok"), False),
+    (("warn", "ok", "ok"), False),
+    (("ok", "warn", "warn"), True),
+    (("ok", "insufficient_data", "warn"), False),
+])
+def test_quality_failures_k_of_n(quality, fired) -> None:
+    p = policy(drift={"enabled": False}, quality={"enabled": True, "k": 2, "n": 3})
+    assert evaluate(p, D, runs(False, False, False, quality=quality)).fired is fired
+
+
+def test_disabled_policy_never_fires() -> None:
+    d = evaluate(policy(enabled=False), D, runs(True, True, True))
+    assert (d.fired, d.status, d.reasons) == (False, "disabled", ("retrain.enabled is false",))
+    assert d.rule("drift").status == "triggered"          # still recorded
+
+
+def test_no_history_is_no_trigger() -> None:
+    d = evaluate(policy(), D, [])
+    assert (d.fired, d.status, d.windows) == (False, "no_trigger", ())
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"drift": {"k": 4, "n": 3}}, "expected k <= n (k of the last n windows), found k=4 > n=3"),
+    ({"performance": {"enabled": True}}, "expected a bound (min or max) for an enabled performance rule"),
+    ({"performance": {"min": 0.8, "max": 0.7}}, "expected min <= max, found min=0.8 > max=0.7"),
+    ({"cooldown": 3}, "Extra inputs are not permitted"),
+])
+def test_config_is_validated(data, message) -> None:
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        RetrainConfig.model_validate(data)
