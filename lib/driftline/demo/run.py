@@ -12,13 +12,14 @@ import datetime as dt
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from driftline.cli.runner import JOBS, run_job, setup_logging
+from driftline.cli.runner import run_job, setup_logging
 from driftline.config import load_config
 from driftline.config.schema import DriftlineConfig
 from driftline.context import code_version, new_run_id
@@ -105,7 +106,8 @@ def _run(args: argparse.Namespace) -> int:
     _step(f"    scenario: stable until {scenario.date(ph.shift_day - 1)}, covariate shift from "
           f"{scenario.date(ph.shift_day)}, new categories from {scenario.date(ph.new_category_day)}, "
           f"concept change from {scenario.date(ph.concept_day)}; labels arrive {scenario.horizon_days} days late")
-    Path(workspace).mkdir(parents=True, exist_ok=True)
+    if prepare_workspace(Path(workspace)):
+        _step(f"    replaced the previous demo in {workspace} (a demo run starts from a clean workspace)")
     spark = build_spark(cfg.runtime, workspace)
     store = open_store(spark, cfg.storage, workspace)
 
@@ -132,9 +134,11 @@ def _run(args: argparse.Namespace) -> int:
     _story_quality(store, first, last)
 
     train_date = scenario.date(scenario.phases.shift_day)
+    # The same training windows for the first champion and for every retrain the policy fires.
+    windows = ["--set", f"training.train_days={train_days}", "--set", f"training.validation_days={validation_days}",
+               "--set", "training.gap_days=0"]
     t0 = time.monotonic()
-    code = run_job("train", [*common, "--date", str(train_date), "--set", f"training.train_days={train_days}",
-                             "--set", f"training.validation_days={validation_days}", "--set", "training.gap_days=0"])
+    code = run_job("train", [*common, "--date", str(train_date), *windows])
     if code != 0:
         _step(f"[3] train for {train_date} failed with exit code {code}; stopping")
         return code
@@ -142,31 +146,31 @@ def _run(args: argparse.Namespace) -> int:
           f"{time.monotonic() - t0:.1f} s:")
     _story_registry(cfg, workspace)
 
+    _step(f"[4] day by day {train_date}..{last}: score with the champion, monitor the "
+          f"{cfg.monitoring.window_days}-day window against the champion's reference, evaluate the retrain policy")
     t0 = time.monotonic()
-    code = run_job("score", [*common, "--from", str(train_date), "--to", str(last)])
-    if code != 0:
-        _step(f"[4] score {train_date}..{last} failed with exit code {code}; stopping")
-        return code
-    _step(f"[4] score {train_date}..{last} with the champion in {time.monotonic() - t0:.1f} s:")
+    day = train_date
+    while day <= last:
+        t_day = time.monotonic()
+        for job, extra in (("score", []), ("monitor", []), ("retrain", windows)):
+            code = run_job(job, [*common, "--date", str(day), *extra])
+            if code != 0:
+                _step(f"    {day}: {job} failed with exit code {code}; stopping")
+                return code
+        _step(f"    {day}: {_day_line(store, day)}  ({time.monotonic() - t_day:.1f} s)")
+        day += dt.timedelta(days=1)
+    _step(f"    {(last - train_date).days + 1} days in {time.monotonic() - t0:.1f} s")
+
+    _step("[5] what happened:")
     _story_scores(store, cfg.label.threshold)
-
-    t0 = time.monotonic()
-    code = run_job("monitor", [*common, "--from", str(train_date), "--to", str(last)])
-    if code != 0:
-        _step(f"[5] monitor {train_date}..{last} failed with exit code {code}; stopping")
-        return code
-    _step(f"[5] monitor {train_date}..{last} ({cfg.monitoring.window_days}-day windows against the champion's "
-          f"reference profile) in {time.monotonic() - t0:.1f} s:")
     _story_monitoring(store)
-
-    pending = [job for job in ("retrain",) if JOBS[job].target is None]
-    if pending:
-        _step("[6] not built yet, so not run: " + ", ".join(f"{job} ({JOBS[job].issue})" for job in pending))
+    _story_retrain(store)
+    _story_registry(cfg, workspace)
 
     tables_root = Path(store.location(f"{MODEL}__features")).parent
     _step(f"\nDone in {time.monotonic() - t_all:.0f} s. Tables are Delta tables under {tables_root}:")
     for name in (*written, f"{MODEL}__features", "quality_results", "quarantine", "reference_profiles",
-                 f"{MODEL}__predictions", "scoring_stats", "monitor_metrics", "monitor_runs"):
+                 f"{MODEL}__predictions", "scoring_stats", "monitor_metrics", "monitor_runs", "retrain_decisions"):
         if store.exists(name):
             _step(f"  {name:<22} version {store.version(name)}  {store.location(name)}")
     _step("Open one in pandas:   python -c \"import deltalake; "
@@ -175,8 +179,29 @@ def _run(args: argparse.Namespace) -> int:
           f"(browse: mlflow ui --backend-store-uri {tracking_setup(cfg.mlflow, workspace).tracking_uri})")
     _step(f"Model versions:       driftline models list --model {MODEL} --conf-dir {args.conf_dir} "
           f"--workspace {workspace}")
-    _step("Rerun safely: the same command replaces the same partitions (no duplicates).")
+    _step("Rerun: the same command starts again from a clean workspace and gives the same tables and metrics.")
     return 0
+
+
+MARKER = ".driftline-demo"
+
+
+def prepare_workspace(path: Path) -> bool:
+    """Make ``path`` an empty demo workspace; True when a previous demo's workspace was replaced.
+
+    A demo run is a reproducible scenario, so it starts clean: a folder that a previous demo made
+    (it holds the marker file) is emptied; any other non-empty folder is refused, never deleted.
+    """
+    replaced = False
+    if path.exists() and any(path.iterdir()):
+        if not (path / MARKER).is_file():
+            raise UsageError(f"--workspace: expected an empty folder or a previous demo's workspace, found {path} "
+                             "holding other files; choose another folder")
+        shutil.rmtree(path)
+        replaced = True
+    path.mkdir(parents=True, exist_ok=True)
+    (path / MARKER).write_text("made by driftline demo; the next demo run empties this folder\n")
+    return replaced
 
 
 def _training_split(scenario: Scenario, horizon_days: int) -> tuple[int, int]:
@@ -228,6 +253,43 @@ def _story_monitoring(store: Any) -> None:
         _step(f"    {r['column']:<18} alert on {r['days']} day(s) from {r['first']}")
     if runs and runs[-1]["report_path"]:
         _step(f"    latest HTML report: {runs[-1]['report_path']}")
+
+
+def _day_line(store: Any, day: dt.date) -> str:
+    """One progress line: the champion that scored, the monitoring verdict, the retrain decision."""
+    run = store.read("monitor_runs", partitions={"model": [MODEL], "run_date": [day]}).collect()
+    decision = store.read("retrain_decisions", partitions={"model": [MODEL], "decision_date": [day]}).collect()
+    parts = []
+    if run:
+        r = run[0]
+        parts.append(f"champion v{r['model_version']}, {r['rows']:,} rows, {r['columns_drifted']} of "
+                     f"{r['columns_evaluated']} columns drifted" + (", DATASET DRIFT" if r["dataset_drift"] else ""))
+    if decision:
+        d = decision[0]
+        text = f"retrain: {d['status']}"
+        if d["fired"]:
+            gate = {True: "gate passed, now champion", False: "gate failed, champion kept"}.get(d["gate_passed"], "")
+            text += f" → v{d['trained_version']} trained, {gate}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _story_retrain(store: Any) -> None:
+    from pyspark.sql import functions as F
+
+    fired = (store.read("retrain_decisions").filter((F.col("model") == MODEL) & F.col("fired"))
+             .orderBy("decision_date").collect())
+    if not fired:
+        _step("    retrain policy: never fired")
+    for d in fired:
+        challenger, reference = (_num(d["gate_challenger"]), _num(d["gate_reference"]))
+        _step(f"    retrain fired on {d['decision_date']} ({d['reasons']}): v{d['trained_version']} "
+              f"{d['gate_metric']} {challenger} vs {d['gate_reference_kind']} {reference}"
+              f" → {'promoted' if d['gate_passed'] else 'not promoted'}")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _story_registry(cfg: DriftlineConfig, workspace: str) -> None:
