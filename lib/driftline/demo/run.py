@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
     _step(f"[2] prepare_features {first}..{last} (one backfill job) in {time.monotonic() - t0:.1f} s: "
           f"{sum(r['count'] for r in per_day):,} feature rows over {len(per_day)} dates")
 
-    _story_quality(store, first, last)
+    _story_quality(store)
 
     train_date = scenario.date(scenario.phases.shift_day)
     # The same training windows for the first champion and for every retrain the policy fires.
@@ -304,7 +304,7 @@ def _story_registry(cfg: DriftlineConfig, workspace: str) -> None:
               + (f", aliases {', '.join(v.aliases)}" if v.aliases else ""))
 
 
-def _story_quality(store: object, first: dt.date, last: dt.date) -> None:
+def _story_quality(store: object) -> None:
     from pyspark.sql import functions as F
 
     if not store.exists("quality_results"):  # type: ignore[attr-defined]

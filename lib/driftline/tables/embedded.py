@@ -368,7 +368,7 @@ class EmbeddedBackend:
                     raise TableError(f"table {loc.name} disappeared during the write")
                 adds = [_add_action(f, partition_by) for f in staged]
                 try:
-                    commit_actions(None, loc, adds, mode, partition_by, None, policy.as_nullable(write_schema), props)
+                    commit_actions(None, loc, adds, partition_by, None, policy.as_nullable(write_schema), props)
                     return False
                 except DeltaError as exc:
                     if self._load(loc) is None:
@@ -392,14 +392,14 @@ class EmbeddedBackend:
             filters = None
             replaced = False
             if mode == "replace":
-                existing = _files_in(table, partition_by, set(targets), schema)
+                existing = _files_in(table, partition_by, set(targets))
                 replaced = bool(existing)
                 filters = _overwrite_filters(partition_by, targets)
                 if filters is None:  # not expressible as delta-rs filters (nulls, several keys): remove files
                     now = int(time.time() * 1000)
                     actions += [RemoveAction(p, True, now, size, pv) for p, size, pv in existing]
             try:
-                commit_actions(table, loc, actions, mode, partition_by, filters, schema, props)
+                commit_actions(table, loc, actions, partition_by, filters, schema, props)
             except CommitFailedError as exc:
                 last_error = _line(exc)
                 log.info("table %s: commit attempt %d conflicted (%s), retrying", loc.name, attempt + 1, last_error)
@@ -595,13 +595,16 @@ def commit_actions(
     table: DeltaTable | None,
     loc: Location,
     actions: list[Any],
-    mode: str,
     partition_by: list[str],
     filters: list[tuple[str, str, Any]] | None,
     schema: StructType,
     props: CommitProperties,
 ) -> None:
-    """The one delta-rs commit call (module level so tests can inject failures here)."""
+    """The one delta-rs commit call (module level so tests can inject failures here).
+
+    ``filters`` set (even empty: the whole unpartitioned table) makes it an overwrite of what they
+    select; ``None`` appends the actions (which may carry explicit removes).
+    """
     delta_schema = Schema.from_json(policy.to_delta_json(schema))
     if table is None:
         create_table_with_add_actions(
@@ -682,7 +685,7 @@ def _spark_path(loc: Location, uri: str) -> str:
 
 
 def _files_in(
-    table: DeltaTable, partition_by: list[str], targets: set[tuple[str | None, ...]], schema: StructType
+    table: DeltaTable, partition_by: list[str], targets: set[tuple[str | None, ...]]
 ) -> list[tuple[str, int, dict[str, str | None]]]:
     """Active files of the replaced partitions: (raw path, size, partition values as strings)."""
     from urllib.parse import unquote
