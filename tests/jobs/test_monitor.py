@@ -23,6 +23,7 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from driftline.cli.main import main
 from driftline.cli.runner import JOBS, run_job
 from driftline.config import load_config
+from driftline.monitoring.calibration import CALIBRATION_STATS
 from driftline.monitoring.drift import dataset_drift, drift_rows
 from driftline.monitoring.job import profile_from_rows
 from driftline.monitoring.metrics import KEY_FIELDS
@@ -81,8 +82,9 @@ def runs_of(env, date: dt.date) -> list[dict]:
     return [r.asDict() for r in rows.collect()]
 
 
-def by_key(df, baseline: str = "reference") -> dict[tuple[str, str], dict]:
-    return {(r["column"], r["metric"]): r.asDict() for r in df.filter(F.col("baseline") == baseline).collect()}
+def by_key(df, baseline: str = "reference", slice_: str = "__all__") -> dict[tuple[str, str], dict]:
+    rows = df.filter((F.col("baseline") == baseline) & (F.col("slice") == slice_)).collect()
+    return {(r["column"], r["metric"]): r.asDict() for r in rows}
 
 
 def window_rows(env, end: dt.date, days: int = 4) -> pd.DataFrame:
@@ -150,7 +152,8 @@ def test_injected_drift_alerts_that_column_with_the_numbers_of_drift_py(scored, 
     store = store_of(env)
     ref_rows = [r.asDict() for r in read_reference_rows(store, "jt", "1").collect()]
     reference, quantiles = profile_from_rows(ref_rows)
-    assert cells_of(profile_rows(reference)) == cells_of(ref_rows)      # the rebuilt reference is the stored one
+    profile_only = [r for r in ref_rows if r["stat"] not in CALIBRATION_STATS]
+    assert cells_of(profile_rows(reference)) == cells_of(profile_only)  # the rebuilt reference is the stored one
     columns = ["x1", "x2", "plan", "prediction"]
     assert sorted(reference.columns) == sorted(columns)
     pdf = window_rows(env, D)
@@ -263,3 +266,56 @@ def test_window_without_predictions_exits_1_with_one_line_and_writes_nothing(sco
                    "2026-02-09..2026-02-12, found none (run driftline score --from 2026-02-09 --to 2026-02-12)"]
     assert (store.version("monitor_metrics"), store.version("monitor_runs")) == before
     assert main(["report", "--model", "jt", "--date", "2026-02-12", "--conf-dir", str(env["conf"])]) == 2
+
+
+def test_calibrated_thresholds_decide_against_the_reference_and_static_ones_against_the_previous_window(
+        scored) -> None:
+    env = scored
+    args = (*WINDOW, "--set", "monitoring.drift.threshold_mode=calibrated", "--set", "monitoring.drift.numeric_method=psi",
+            "--set", "monitoring.drift.categorical_method=js")
+    assert monitor(env, D, *args) == 0
+    stored = {(r["column"], r["category"]): r["value"] for r in read_reference_rows(store_of(env), "jt", "1")
+              .filter(F.col("stat") == "calibrated_threshold").collect()}
+    got = by_key(metrics_of(env, D))
+    for column, metric in (("x1", "psi"), ("x2", "psi"), ("plan", "js_distance"), ("prediction", "psi")):
+        assert got[(column, "drift")]["threshold"] == stored[(column, metric)]
+        assert got[(column, metric)]["threshold"] == stored[(column, metric)]
+        drifted = got[(column, metric)]["value"] > stored[(column, metric)]
+        assert got[(column, "drift")]["status"] == ("alert" if drifted else "ok")
+    assert got[("x1", "drift")]["status"] == "alert"                      # the +3σ shift crosses any threshold
+    prev = by_key(metrics_of(env, D), "previous_window")
+    assert prev[("x1", "drift")]["threshold"] == 0.2 and prev[("plan", "drift")]["threshold"] == 0.1   # static
+
+
+def test_performance_per_segment_value_matches_scikit_learn(scored) -> None:
+    env = scored
+    assert monitor(env, D, *WINDOW, "--set", "monitoring.performance.min_labels=20") == 0
+    metrics = metrics_of(env, D)
+    slices = {r["slice"] for r in metrics.select("slice").distinct().collect()}
+    assert slices == {"__all__", "plan=basic", "plan=pro", "plan=team", "plan=__null__"}
+    # the oracle: the window's rows joined with the labels matured before 03-01, per plan, with scikit-learn
+    pdf = window_rows(env, D)
+    labels = env["labels"]
+    known = labels[pd.to_datetime(labels["label_ts"], utc=True) < pd.Timestamp("2026-03-01", tz="UTC")]
+    joined = pdf.merge(known.rename(columns={"churned": "y"})[[KEY, "as_of_date", "y"]], on=[KEY, "as_of_date"],
+                       how="left")
+    for plan, part in joined.groupby(joined["plan"].fillna("__null__")):
+        got = by_key(metrics, slice_=f"plan={plan}")
+        assert set(got) == {("__performance__", m) for m in ("labelled_rows", "label_coverage", "auc", "log_loss",
+                                                               "brier")}
+        lab = part.dropna(subset=["y"])
+        assert got[("__performance__", "labelled_rows")]["value"] == len(lab)
+        assert got[("__performance__", "label_coverage")]["value"] == pytest.approx(len(lab) / len(part))
+        if len(lab) < 20:
+            assert plan == "__null__" and got[("__performance__", "auc")]["status"] == "insufficient_data"
+            assert "expected at least 20 (monitoring.performance.min_labels)" in got[("__performance__", "auc")][
+                "reason"]
+            continue
+        assert got[("__performance__", "auc")]["value"] == pytest.approx(roc_auc_score(lab["y"], lab["prediction"]))
+        assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(lab["y"], lab["prediction"],
+                                                                                     labels=[0, 1]))
+        assert got[("__performance__", "brier")]["value"] == pytest.approx(
+            brier_score_loss(lab["y"], lab["prediction"]))
+        assert got[("__performance__", "auc")]["status"] == "ok"
+    # segments add performance rows only: drift and quality stay whole-window
+    assert metrics.filter((F.col("slice") != "__all__") & (F.col("column") != "__performance__")).count() == 0

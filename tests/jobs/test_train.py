@@ -27,7 +27,7 @@ from driftline.context import JobContext, new_run_id
 from driftline.monitoring.profile import bins_from_json
 from driftline.registry.cli import models_command
 from driftline.registry.client import CHAMPION, PREVIOUS, ModelRegistry, clear_cache, tracking_setup
-from driftline.registry.profiles import reference_bins
+from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo, open_store
 from driftline.tables.spec import StorageConfig
 from driftline.training import job
@@ -60,7 +60,8 @@ MODEL = {
     "estimator": {"type": "logistic_regression", "params": {"C": 1.0}, "seed": 3},
     "training": {"train_days": 10, "validation_days": 4, "gap_days": 0, "min_train_rows": 50,
                  "min_validation_rows": 20, "gate": {"metric": "log_loss"}},
-    "monitoring": {"drift": {"bins": 5, "top_k": 2}},
+    # 3 calibration chunks of ~5 reference days (~160 rows each, above min_rows); performance per plan
+    "monitoring": {"drift": {"bins": 5, "top_k": 2, "calibration_chunks": 3}, "segments": ["plan"]},
 }
 
 
@@ -186,6 +187,34 @@ def oracle_model(train_pdf: pd.DataFrame, c: float):
     return build_pipeline(est, ["x1", "x2"], ["plan"]).fit(x, train_pdf["label"].astype(int))
 
 
+def check_calibration(store, ref: pd.DataFrame, bins) -> None:
+    """Stored calibrated thresholds of v1 = drift.py's mean + 3σ over the reference cut into 3 runs of days,
+    each chunk profiled here with numpy on the stored bins (features only: the prediction needs the model)."""
+    from driftline.monitoring.calibration import CALIBRATION_STATS
+    from driftline.monitoring.drift import calibrate_thresholds
+    from driftline.monitoring.job import profile_from_rows
+    from driftline.monitoring.profile import DatasetProfile
+    from tests.jobs.test_monitor import numpy_profile
+
+    stored = [r.asDict() for r in read_reference_rows(store, "jt", "1").collect()]
+    reference, quantiles = profile_from_rows([r for r in stored if r["stat"] not in CALIBRATION_STATS])
+    columns = ["x1", "x2", "plan"]
+    days = sorted(ref["as_of_date"].unique())
+    assert len(days) == 14
+    chunks = [numpy_profile(ref[ref["as_of_date"].isin(part)], columns, bins, quantiles)
+              for part in (days[:5], days[5:10], days[10:])]           # 3 contiguous runs of whole days
+    want = calibrate_thresholds(DatasetProfile(reference.rows, {c: reference.columns[c] for c in columns}), chunks,
+                                k=3.0, min_rows=100)
+    assert {(c.column, c.metric) for c in want} >= {("x1", "psi"), ("x1", "wasserstein_norm"), ("plan", "js_distance")}
+    got = {(r["column"], r["category"], r["stat"]): r for r in stored if r["stat"] in CALIBRATION_STATS}
+    assert {(c, m) for c, m, _ in got if c != "prediction"} == {(c.column, c.metric) for c in want}
+    for c in want:
+        for stat, value in (("calibrated_threshold", c.threshold), ("calibration_mean", c.mean),
+                            ("calibration_std", c.std)):
+            row = got[(c.column, c.metric, stat)]
+            assert row["value"] == pytest.approx(value, rel=1e-9) and row["bin"] == 3, (c, row)
+
+
 def test_train_job_end_to_end(env, capsys) -> None:
     train_pdf, val_pdf = oracle_sets(env["features"], env["labels"])
     x_val = model_frame(val_pdf, ["x1", "x2"], ["plan"])
@@ -252,6 +281,7 @@ def test_train_job_end_to_end(env, capsys) -> None:
     stored = reference_bins(store, "jt", "1")
     assert stored == bins_from_json(mlflow.artifacts.load_text(f"{run1.info.artifact_uri}/reference_profile/bins.json"))
     assert stored["x1"].edges == tuple(edges) and stored["plan"].categories == tuple(vc.index[:2])
+    check_calibration(store, ref, stored)
 
     # 2. a rerun for the same date, config and inputs (through the shared runner) does nothing
     assert run_train(env, "--set", "estimator.params.C=0.001") == 0

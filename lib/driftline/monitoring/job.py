@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
+from driftline.monitoring.calibration import CALIBRATION_STATS, thresholds_from_rows
 from driftline.monitoring.drift import DATASET, dataset_drift, drift_rows
 from driftline.monitoring.metrics import (
     MONITOR_METRICS,
     MetricsContext,
     monitor_metrics_frame_rows,
     monitor_metrics_schema,
+    slice_name,
 )
 from driftline.monitoring.profile import (
     OTHER,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
 
+    from driftline.config.schema import PerformanceConfig
     from driftline.context import JobContext
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,8 @@ METRICS_PARTITIONS = ("model_name", "run_date")
 RUNS_PARTITIONS = ("model", "run_date")
 PERFORMANCE = "__performance__"  # the column of late-label performance rows
 WINDOW = "__window__"  # group column of the one profiling pass: current or previous window
+GROUP = "__group__"  # group column of the performance pass: a segment value, or null for the whole window
+MAX_SEGMENT_VALUES = 50  # per segment column, the most scored values get performance rows
 # Completeness: a column's null rate (null + NaN) is `warn` above the reference's rate plus this.
 NULL_RATE_TOLERANCE = 0.05
 STATUS_ORDER = {OK: 0, INSUFFICIENT: 1, WARN: 2, ALERT: 3}
@@ -73,9 +78,11 @@ class MonitorInputError(DriftlineError):
 def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile, tuple[float, ...]]:
     """Rebuild a `DatasetProfile` (and its quantile probabilities) from stored long-format profile rows.
 
-    Inverse of `driftline.monitoring.profile.profile_rows`. Columns are sorted by name with ``prediction``
-    last (a table read has no row order; the report and the metric rows should not depend on it).
+    Inverse of `driftline.monitoring.profile.profile_rows` (calibration rows are skipped). Columns are sorted
+    by name with ``prediction`` last (a table read has no row order; the report and the metric rows should not
+    depend on it).
     """
+    rows = [r for r in rows if r["stat"] not in CALIBRATION_STATS]
     by_col: dict[str, list[Mapping[str, Any]]] = {}
     for r in sorted(rows, key=lambda r: (r["column"] == PREDICTION, r["column"])):
         by_col.setdefault(r["column"], []).append(r)
@@ -127,17 +134,34 @@ class Reference:
     profile: DatasetProfile
     bins: Mapping[str, ColumnBins]
     quantiles: tuple[float, ...]
+    calibrated: Mapping[tuple[str, str], float]  # (column, distance metric) → calibrated threshold
 
 
 def load_reference(ctx: JobContext, version: str) -> Reference:
-    """The stored reference profile of ``version`` (features + ``prediction``), one partition-pruned read."""
+    """The stored reference profile of ``version`` (features + ``prediction``) and its calibrated thresholds,
+    one partition-pruned read."""
     name = ctx.config.name
     rows = [r.asDict() for r in read_reference_rows(ctx.store, name, version).collect()]
-    if not rows:
+    if not any(r["stat"] not in CALIBRATION_STATS for r in rows):
         raise MonitorInputError(f"table reference_profiles: expected the reference profile of {name} v{version}, "
                                 "found no rows (retrain the version to write it)")
     prof, quantiles = profile_from_rows(rows)
-    return Reference(version, f"{name}/{version}", prof, bins_from_rows(rows), quantiles)
+    return Reference(version, f"{name}/{version}", prof, bins_from_rows(rows), quantiles,
+                     thresholds_from_rows(rows))
+
+
+def drift_spec(ctx: JobContext, ref: Reference) -> DriftSpec:
+    """The drift spec of the run: ``monitoring.drift``, with the reference's calibrated distance thresholds
+    when ``threshold_mode`` is ``calibrated`` (static ones where a (column, metric) has none)."""
+    cfg = ctx.config.monitoring.drift
+    spec = DriftSpec.from_config(cfg)
+    if cfg.threshold_mode != "calibrated":
+        return spec
+    if not ref.calibrated:
+        log.warning("%s v%s: threshold_mode is calibrated but the reference has no calibrated thresholds "
+                    "(trained before calibration, or its reference spans one date); static thresholds apply",
+                    ctx.config.name, ref.version)
+    return spec.with_calibrated(ref.calibrated)
 
 
 # --------------------------------------------------------------------------- the window
@@ -270,18 +294,15 @@ def _finite(value: float) -> float | None:
 # --------------------------------------------------------------------------- late-label performance
 
 
-def performance_rows(ctx: JobContext, predictions: DataFrame, date: dt.date, dates: Sequence[dt.date],
-                     scored: int) -> list[dict[str, Any]]:
-    """Late-label performance of the window's champion predictions (one aggregation pass + one for AUC).
+def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates: Sequence[dt.date],
+                   segments: Sequence[str] = ()) -> DataFrame | None:
+    """The window's champion predictions with their matured label (null when none) and segment columns.
 
-    Labels matured before ``date`` 00:00 UTC (as the train job) are joined on entity key and
-    ``score_date`` = label ``as_of_date``. Rows: ``labelled_rows``, ``label_coverage`` (threshold =
-    ``monitoring.performance.min_label_coverage``); then classification ``auc``, ``log_loss``,
-    ``brier`` or regression ``rmse``, ``mae`` — descriptive (status ``ok``) when coverage and count
-    reach the configured floors, else ``insufficient_data`` with a reason. No labels table → no rows.
+    Labels matured before ``date`` 00:00 UTC (as the train job) are left-joined on entity key and
+    ``score_date`` = label ``as_of_date``; ``segments`` come from the features table (same key and
+    date). Returns ``score``, ``label`` and ``segments``; None when the model has no labels table.
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.window import Window
 
     from driftline.scoring.core import SCORE
     from driftline.scoring.tables import SCORE_DATE
@@ -291,58 +312,112 @@ def performance_rows(ctx: JobContext, predictions: DataFrame, date: dt.date, dat
     src = cfg.sources.labels
     if src is None or not ctx.store.exists(src.table):
         log.info("%s: no labels table; no performance rows", cfg.name)
-        return []
+        return None
     as_of = getattr(src, "as_of", None) or AS_OF
     window_labels = ctx.store.read(src.table).filter(F.col(as_of).cast("date").between(F.lit(dates[0]),
                                                                                         F.lit(dates[-1])))
     labels = matured_labels(window_labels, src, as_of, date)
     key = cfg.entity_key
-    joined = (predictions
-              .select(F.col(key).cast("string").alias("_label_key"), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE))
-              .join(labels, on=["_label_key", AS_OF], how="inner")
-              .filter(F.col(SCORE).isNotNull()))
-    pcfg = cfg.monitoring.performance
-    classification = cfg.label.task == "classification"
-    p = F.least(F.greatest(F.col(SCORE), F.lit(1e-15)), F.lit(1 - 1e-15))
+    scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE))
+    if segments:
+        table = f"{cfg.name}__features"
+        features = ctx.store.read(table, partitions={AS_OF: list(dates)})
+        missing = [c for c in segments if c not in features.columns]
+        if missing:
+            raise MonitorInputError(f"monitoring.segments: expected columns of table {table}, found "
+                                    f"{', '.join(missing)} missing (columns: {', '.join(features.columns)})")
+        segs = (features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1])))
+                .select(key, AS_OF, *[F.col(c).cast("string").alias(c) for c in segments]))
+        scored = scored.join(segs, on=[key, AS_OF], how="left")
+    return (scored.withColumn("_label_key", F.col(key).cast("string"))
+            .join(labels, on=["_label_key", AS_OF], how="left")
+            .select(SCORE, LABEL, *segments))
+
+
+def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str,
+                     by: str | None = None) -> dict[Any, list[dict[str, Any]]]:
+    """Late-label performance rows of ``frame`` (see `labelled_frame`), for the whole window or per ``by`` value.
+
+    One grouped aggregation pass, plus one for AUC over the groups that reach the floors. Rows per
+    group: ``labelled_rows`` (scored rows with a matured label; threshold =
+    ``monitoring.performance.min_labels``), ``label_coverage`` (labelled / scored rows; threshold =
+    ``min_label_coverage``); then classification ``auc``, ``log_loss``, ``brier`` or regression
+    ``rmse``, ``mae`` — descriptive (status ``ok``) when count and coverage reach the floors, else
+    ``insufficient_data`` with a reason. Keys: None for the whole window (``by`` None), else the
+    values of ``by`` (None for nulls), at most `MAX_SEGMENT_VALUES` of them (the most scored).
+    No frame (no labels table) → no rows.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    from driftline.scoring.core import SCORE
+    from driftline.training.dataset import LABEL
+
+    if frame is None:
+        return {}
+    group = F.col(by) if by is not None else F.lit(None).cast("string")
+    frame = frame.withColumn(GROUP, group)
+    classification = task == "classification"
     y = F.col(LABEL)
+    used = y.isNotNull() & F.col(SCORE).isNotNull()
+
+    def avg(expr: Any) -> Any:
+        return F.avg(F.when(used, expr))
+
+    p = F.least(F.greatest(F.col(SCORE), F.lit(1e-15)), F.lit(1 - 1e-15))
     if classification:
-        aggs = [F.count(F.lit(1)).alias("n"),
-                F.avg(-(y * F.log(p) + (1 - y) * F.log(1 - p))).alias("log_loss"),
-                F.avg((F.col(SCORE) - y) ** 2).alias("brier")]
+        aggs = [avg(-(y * F.log(p) + (1 - y) * F.log(1 - p))).alias("log_loss"),
+                avg((F.col(SCORE) - y) ** 2).alias("brier")]
     else:
-        aggs = [F.count(F.lit(1)).alias("n"), F.sqrt(F.avg((F.col(SCORE) - y) ** 2)).alias("rmse"),
-                F.avg(F.abs(F.col(SCORE) - y)).alias("mae")]
-    row = joined.agg(*aggs).first()
-    values: dict[str, Any] = row.asDict() if row is not None else {"n": 0}
-    n = int(values["n"] or 0)
-    coverage = n / scored if scored else math.nan
-    reason = None
-    if n < pcfg.min_labels:
-        reason = f"{n} predictions have a matured label, expected at least {pcfg.min_labels} " \
-                 "(monitoring.performance.min_labels)"
-    elif coverage < pcfg.min_label_coverage:
-        reason = f"label coverage is {coverage:.3f}, expected at least {pcfg.min_label_coverage} " \
-                 "(monitoring.performance.min_label_coverage)"
-    if classification and reason is None:
-        per_score = joined.groupBy(SCORE).agg(F.sum(y).alias("pos"), F.sum(1 - y).alias("neg"))
-        below = Window.orderBy(SCORE).rowsBetween(Window.unboundedPreceding, -1)
+        aggs = [F.sqrt(avg((F.col(SCORE) - y) ** 2)).alias("rmse"), avg(F.abs(F.col(SCORE) - y)).alias("mae")]
+    found = frame.groupBy(GROUP).agg(F.count(F.lit(1)).alias("scored"), F.count(F.when(used, 1)).alias("n"),
+                                     *aggs).collect()
+    groups = sorted(found, key=lambda r: (-r["scored"], r[GROUP] is None, str(r[GROUP])))
+    if by is not None and len(groups) > MAX_SEGMENT_VALUES:
+        log.warning("segment %s: %d values, keeping the %d most scored", by, len(groups), MAX_SEGMENT_VALUES)
+        groups = groups[:MAX_SEGMENT_VALUES]
+    values = {r[GROUP]: r.asDict() for r in groups}
+    reasons: dict[Any, str | None] = {}
+    for g, v in values.items():
+        n, scored = int(v["n"]), int(v["scored"])
+        coverage = n / scored if scored else math.nan
+        v["coverage"] = coverage
+        reasons[g] = (
+            f"{n} predictions have a matured label, expected at least {pcfg.min_labels} "
+            "(monitoring.performance.min_labels)" if n < pcfg.min_labels else
+            f"label coverage is {coverage:.3f}, expected at least {pcfg.min_label_coverage} "
+            "(monitoring.performance.min_label_coverage)" if coverage < pcfg.min_label_coverage else None)
+    ready = [g for g, r in reasons.items() if r is None]
+    if classification and ready:
+        keep = F.col(GROUP).isin([g for g in ready if g is not None])
+        if None in ready:
+            keep = keep | F.col(GROUP).isNull()
+        per_score = (frame.filter(used & keep).groupBy(GROUP, SCORE)
+                     .agg(F.sum(y).alias("pos"), F.sum(1 - y).alias("neg")))
+        below = Window.partitionBy(GROUP).orderBy(SCORE).rowsBetween(Window.unboundedPreceding, -1)
         # Mann–Whitney: each positive beats the negatives with a lower score, ties count one half
         pairs = F.sum("pos") * F.sum("neg")  # zero when the labels hold one class: AUC undefined (null)
-        auc = (per_score.withColumn("neg_below", F.coalesce(F.sum("neg").over(below), F.lit(0.0)))
-               .agg(F.try_divide(F.sum(F.col("pos") * (F.col("neg_below") + F.col("neg") / 2)), pairs).alias("auc"))
-               .first())
-        values["auc"] = None if auc is None else auc["auc"]
-    out: list[dict[str, Any]] = []
-    common = dict(column=PERFORMANCE, method=None, n_reference=None, n_current=n)
-    out.append({**common, "metric": "labelled_rows", "value": float(n), "threshold": float(pcfg.min_labels),
-                "status": OK if n >= pcfg.min_labels else INSUFFICIENT, "reason": None})
-    out.append({**common, "metric": "label_coverage", "value": None if math.isnan(coverage) else coverage,
-                "threshold": pcfg.min_label_coverage,
-                "status": OK if coverage >= pcfg.min_label_coverage else INSUFFICIENT, "reason": None})
-    for metric in (("auc", "log_loss", "brier") if classification else ("rmse", "mae")):
-        value = None if reason is not None else values.get(metric)
-        out.append({**common, "metric": metric, "value": None if value is None else float(value), "threshold": None,
-                    "status": INSUFFICIENT if reason is not None or value is None else OK, "reason": reason})
+        aucs = (per_score.withColumn("neg_below", F.coalesce(F.sum("neg").over(below), F.lit(0.0)))
+                .groupBy(GROUP)
+                .agg(F.try_divide(F.sum(F.col("pos") * (F.col("neg_below") + F.col("neg") / 2)), pairs).alias("auc"))
+                .collect())
+        for r in aucs:
+            values[r[GROUP]]["auc"] = r["auc"]
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for g, v in values.items():
+        n, coverage, reason = int(v["n"]), v["coverage"], reasons[g]
+        common = dict(column=PERFORMANCE, method=None, n_reference=None, n_current=n)
+        rows = [{**common, "metric": "labelled_rows", "value": float(n), "threshold": float(pcfg.min_labels),
+                 "status": OK if n >= pcfg.min_labels else INSUFFICIENT, "reason": None},
+                {**common, "metric": "label_coverage", "value": None if math.isnan(coverage) else coverage,
+                 "threshold": pcfg.min_label_coverage,
+                 "status": OK if coverage >= pcfg.min_label_coverage else INSUFFICIENT, "reason": None}]
+        for metric in (("auc", "log_loss", "brier") if classification else ("rmse", "mae")):
+            value = None if reason is not None else v.get(metric)
+            rows.append({**common, "metric": metric, "value": None if value is None else float(value),
+                         "threshold": None, "status": INSUFFICIENT if reason is not None or value is None else OK,
+                         "reason": reason})
+        out[g] = rows
     return out
 
 
@@ -419,7 +494,7 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
     both = champion_predictions(ctx, [*previous_dates, *dates])
     in_current = F.col(SCORE_DATE) >= F.lit(dates[0])
     preds = both.filter(in_current)
-    version, scored = resolve_version(preds, predictions_table(cfg.name), dates)
+    version, _ = resolve_version(preds, predictions_table(cfg.name), dates)
     preds = preds.filter(F.col(MODEL_VERSION) == version)
     ref = load_reference(ctx, version)
     columns = list(ref.profile.columns)
@@ -428,14 +503,25 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
               .withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous")))
     profiles = profile_by(window, WINDOW, columns, ref.bins, quantiles=ref.quantiles)   # the one profiling pass
     current = profiles["current"]
-    spec = DriftSpec.from_config(mcfg.drift)
+    spec = drift_spec(ctx, ref)
     result = dataset_drift(ref.profile, current, spec, columns)
     quality = quality_rows(ref.profile, current, spec.min_rows)
-    performance = performance_rows(ctx, preds, date, dates, scored)
+    labelled = labelled_frame(ctx, preds, date, dates, mcfg.segments)
+    if labelled is not None and mcfg.segments:
+        labelled = labelled.cache()   # read once for the whole window and every segment column
+    try:
+        performance = performance_rows(labelled, mcfg.performance, cfg.label.task).get(None, [])
+        segment_rows = {slice_name(seg, value): r for seg in mcfg.segments
+                        for value, r in performance_rows(labelled, mcfg.performance, cfg.label.task, seg).items()}
+    finally:
+        if labelled is not None and mcfg.segments:
+            labelled.unpersist()
     rows = [*drift_rows(result), *quality, *performance]
     previous_rows: list[dict[str, Any]] = []
     if "previous" in profiles:
-        previous_rows = drift_rows(dataset_drift(profiles["previous"], current, spec, columns))
+        # window vs window: calibrated thresholds describe chunk-vs-whole-reference distances, so static ones
+        previous_rows = drift_rows(dataset_drift(profiles["previous"], current, DriftSpec.from_config(mcfg.drift),
+                                                 columns))
     else:
         log.info("%s %s: no champion predictions in the previous window %s..%s; no previous_window rows", cfg.name,
                  date, previous_dates[0], previous_dates[-1])
@@ -454,7 +540,9 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
     commit = ctx.commit_info(f"{cfg.name}@{date.isoformat()}")
     previous_ctx = replace(metrics_ctx, baseline="previous_window",
                            reference_id=f"{cfg.name}/previous_window/{previous_dates[0]}..{previous_dates[-1]}")
-    tuples = [*monitor_metrics_frame_rows(rows, metrics_ctx), *monitor_metrics_frame_rows(previous_rows, previous_ctx)]
+    tuples = [*monitor_metrics_frame_rows(rows, metrics_ctx), *monitor_metrics_frame_rows(previous_rows, previous_ctx),
+              *[t for name, seg_rows in sorted(segment_rows.items())
+                for t in monitor_metrics_frame_rows(seg_rows, replace(metrics_ctx, slice=name))]]
     df = ctx.spark.createDataFrame(tuples, schema=monitor_metrics_schema())
     ctx.store.replace_partitions(MONITOR_METRICS, df, list(METRICS_PARTITIONS), commit,
                                  partitions=[{"model_name": cfg.name, "run_date": date}])

@@ -314,9 +314,11 @@ def reference_frame(spark: SparkSession, plan: Plan, data: TrainingData, fit: Fi
 
 def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan, data: TrainingData,
                             fit: FitResult, record: Registered) -> int:
-    """Profile features and prediction of the reference rows; write ``reference_profiles`` + MLflow artifacts."""
+    """Profile features and prediction of the reference rows (and calibrate drift thresholds on chunks of
+    them); write ``reference_profiles`` + MLflow artifacts."""
     import mlflow
 
+    from driftline.monitoring.calibration import calibrate, calibration_rows
     from driftline.monitoring.profile import bins_to_json, fit_reference_bins, profile, profile_rows
 
     cfg = ctx.config
@@ -326,9 +328,10 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
         numeric = [*plan.numeric, PREDICTION]
         bins = fit_reference_bins(ref, numeric, plan.categorical, bins=drift.bins, top_k=drift.top_k)
         prof = profile(ref, [*plan.features, PREDICTION], bins)
+        calibrated = calibrate(ref, ds.AS_OF, prof, bins, drift)
     finally:
         ref.unpersist()
-    rows = profile_rows(prof)
+    rows = [*profile_rows(prof), *calibration_rows(calibrated, prof)]
     who = ProfileProvenance(cfg.name, record.version, record.mlflow_run_id, ctx.run_id, ctx.config_hash,
                             ctx.started_at)
     write_reference_rows(ctx.spark, ctx.store, rows, who, ctx.commit_info(f"{cfg.name}@{record.version}"))

@@ -132,3 +132,29 @@ def test_calibration_is_mean_plus_k_sigma_over_chunks() -> None:
     assert got.threshold == pytest.approx(np.mean(values) + 2.5 * np.std(values, ddof=1), rel=1e-12)
     assert got.chunks == 8 and ("c1", "wasserstein_norm") not in cal     # no Wasserstein for categoricals
     assert calibrate_thresholds(ref, chunks[:1], k=3, min_rows=100) == ()  # < 2 chunks: static thresholds
+
+
+def test_reference_dates_are_cut_into_contiguous_runs_of_whole_days() -> None:
+    import datetime as dt
+
+    from driftline.monitoring.calibration import chunk_of_dates
+
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(14)]
+    got = chunk_of_dates([*reversed(days), days[3]], 3)                  # order and repeats do not matter
+    assert [got[d] for d in days] == [0] * 5 + [1] * 5 + [2] * 4
+    assert chunk_of_dates(days[:2], 10) == {days[0]: 0, days[1]: 1}     # fewer dates than chunks: one per date
+    assert chunk_of_dates([], 3) == {}
+
+
+def test_calibration_rows_round_trip_to_the_thresholds_the_spec_uses() -> None:
+    from driftline.monitoring.calibration import calibration_rows, thresholds_from_rows
+    from driftline.monitoring.drift import CalibratedThreshold
+    from driftline.monitoring.profile import DatasetProfile, NumericProfile
+
+    prof = DatasetProfile(10, {"x": NumericProfile("x", 10, 0, 0, 0, 10, 0.0, 1.0, -1.0, 1.0, (), (), (), 0, 0)})
+    cal = [CalibratedThreshold("x", "psi", 0.02, 0.01, 3.0, 4, 0.05)]
+    rows = calibration_rows(cal, prof)
+    assert [(r["stat"], r["category"], r["bin"], r["value"], r["kind"]) for r in rows] == [
+        ("calibrated_threshold", "psi", 4, 0.05, "numeric"), ("calibration_mean", "psi", 4, 0.02, "numeric"),
+        ("calibration_std", "psi", 4, 0.01, "numeric")]
+    assert thresholds_from_rows(rows) == {("x", "psi"): 0.05}
