@@ -319,3 +319,17 @@ def test_performance_per_segment_value_matches_scikit_learn(scored) -> None:
         assert got[("__performance__", "auc")]["status"] == "ok"
     # segments add performance rows only: drift and quality stay whole-window
     assert metrics.filter((F.col("slice") != "__all__") & (F.col("column") != "__performance__")).count() == 0
+
+
+def test_report_shows_the_trend_of_each_column_across_runs(scored) -> None:
+    env = scored
+    earlier = dt.date(2026, 2, 28)
+    assert monitor(env, earlier, *WINDOW) == 0 and monitor(env, D, *WINDOW) == 0
+    text = (env["ws"].resolve() / "reports" / "jt" / f"{D}.html").read_text()
+    assert "<h2>Trends</h2>" in text
+    for day in (earlier, D):
+        x1 = by_key(metrics_of(env, day))
+        metric = {"ks": "ks_pvalue", "wasserstein": "wasserstein_norm"}[x1[("x1", "drift")]["method"]]
+        point = x1[("x1", metric)]
+        value = f"{point['value']:.4g}"
+        assert f"<title>{day} {metric} {value} (threshold {point['threshold']:.4g}): {point['status']}</title>" in text

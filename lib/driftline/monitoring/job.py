@@ -27,6 +27,7 @@ from driftline.errors import DriftlineError
 from driftline.monitoring.calibration import CALIBRATION_STATS, thresholds_from_rows
 from driftline.monitoring.drift import DATASET, dataset_drift, drift_rows
 from driftline.monitoring.metrics import (
+    ALL_ROWS,
     MONITOR_METRICS,
     MetricsContext,
     monitor_metrics_frame_rows,
@@ -43,6 +44,7 @@ from driftline.monitoring.profile import (
     bins_from_rows,
     profile_by,
 )
+from driftline.monitoring.report import PERFORMANCE, trend_points
 from driftline.monitoring.spec import ALERT, INSUFFICIENT, OK, WARN, DriftSpec, Status
 from driftline.registry.profiles import PREDICTION, read_reference_rows
 
@@ -59,7 +61,7 @@ AS_OF = "as_of_date"
 MONITOR_RUNS = "monitor_runs"
 METRICS_PARTITIONS = ("model_name", "run_date")
 RUNS_PARTITIONS = ("model", "run_date")
-PERFORMANCE = "__performance__"  # the column of late-label performance rows
+TREND_DAYS = 30  # the report's trends show the runs of the last 30 days
 WINDOW = "__window__"  # group column of the one profiling pass: current or previous window
 GROUP = "__group__"  # group column of the performance pass: a segment value, or null for the whole window
 MAX_SEGMENT_VALUES = 50  # per segment column, the most scored values get performance rows
@@ -531,8 +533,9 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
         quality_status = INSUFFICIENT
     perf_status = _performance_status(performance)
     path = report_path(ctx.workspace, cfg.name, date)
+    trends = trend_points([*metric_history(ctx, date), *({**r, "run_date": date} for r in rows)])
     write_report(path, model=cfg.name, version=version, date=date, window=(dates[0], dates[-1]), run_id=ctx.run_id,
-                 reference=ref.profile, current=current, result=result, rows=rows)
+                 reference=ref.profile, current=current, result=result, rows=rows, trends=trends)
 
     metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model_name=cfg.name, model_version=version,
                                  reference_id=ref.reference_id, window_start=dates[0], window_end=dates[-1],
@@ -557,6 +560,21 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
              "performance %s; report %s", cfg.name, date, dates[0], dates[-1], version, current.rows, result.status,
              result.drifted, result.evaluated, f" ({', '.join(drifted)})" if drifted else "", quality_status,
              perf_status, path)
+
+
+def metric_history(ctx: JobContext, date: dt.date, days: int = TREND_DAYS) -> list[dict[str, Any]]:
+    """``monitor_metrics`` rows of the model's earlier runs in the ``days`` before ``date`` (baseline reference,
+    whole window; only the columns a trend needs), for the report's trends."""
+    from pyspark.sql import functions as F
+
+    if not ctx.store.exists(MONITOR_METRICS):
+        return []
+    since = [date - dt.timedelta(days=days - i) for i in range(days)]
+    return [r.asDict() for r in ctx.store.read(MONITOR_METRICS, partitions={"model_name": [ctx.config.name],
+                                                                              "run_date": since})
+            .filter((F.col("run_date") < F.lit(date)) & (F.col("baseline") == "reference")
+                    & (F.col("slice") == ALL_ROWS))
+            .select("run_date", "column", "metric", "method", "value", "threshold", "status").collect()]
 
 
 def _performance_status(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -2,9 +2,10 @@
 
 The report is one self-contained static file (inline CSS and SVG, no script, no network asset):
 a summary (model version, window, rows, dataset verdict), one line per column with its decision
-method, value, threshold, status and a small histogram of reference vs current cell shares, then
-every metric row of the run. It is written atomically (temporary file in the same folder, then
-rename), so a reader never sees half a report.
+method, value, threshold, status and a small histogram of reference vs current cell shares, the
+trends across the model's recent runs (each column's decision metric with its threshold, the
+dataset's drift share, AUC), then every metric row of the run. It is written atomically
+(temporary file in the same folder, then rename), so a reader never sees half a report.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import math
 import os
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.monitoring.drift import cells
+from driftline.monitoring.drift import DATASET, cells
 from driftline.monitoring.profile import OTHER, DatasetProfile, NumericProfile
+from driftline.monitoring.spec import METHOD_METRIC
+
+PERFORMANCE = "__performance__"  # the column of late-label performance rows (as `driftline.monitoring.job`)
 
 if TYPE_CHECKING:
     from driftline.monitoring.drift import DatasetDrift
@@ -82,10 +87,85 @@ def histogram_svg(reference: Any, current: Any, width: int = 260, height: int = 
     return "".join(parts)
 
 
+@dataclass(frozen=True)
+class TrendPoint:
+    """One run date of a trend: the decision metric of a column (or a dataset/performance metric)."""
+
+    run_date: dt.date
+    metric: str
+    value: float | None
+    threshold: float | None
+    status: str
+
+
+TREND_METRICS = {DATASET: "drift_share", PERFORMANCE: "auc"}  # the trend line of the non-column rows
+
+
+def trend_points(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[TrendPoint]]:
+    """Per column, its trend over run dates from ``monitor_metrics``-shaped rows (pure).
+
+    ``rows`` carry ``run_date``, ``column``, ``metric``, ``method``, ``value``, ``threshold``,
+    ``status`` (baseline reference, whole window). A feature's point on a date is its decision
+    metric that day (the metric of its ``method``, which ``auto`` may change with sample sizes);
+    ``__dataset__`` plots ``drift_share`` and ``__performance__`` ``auc``. Points are sorted by date,
+    one per (column, date): the last row given wins (history first, then the current run).
+    """
+    points: dict[tuple[str, dt.date], TrendPoint] = {}
+    for r in rows:
+        column, method = r["column"], r.get("method")
+        wanted = TREND_METRICS.get(column) or (METHOD_METRIC.get(method) if method else None)
+        if r["metric"] != wanted:
+            continue
+        points[(column, r["run_date"])] = TrendPoint(r["run_date"], r["metric"], r["value"], r["threshold"],
+                                                     r["status"])
+    out: dict[str, list[TrendPoint]] = {}
+    for (column, _), point in sorted(points.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        out.setdefault(column, []).append(point)
+    return out
+
+
+def trend_svg(points: Sequence[TrendPoint], width: int = 320, height: int = 70) -> str:
+    """Inline SVG: the metric over run dates (line and status-coloured dots) and its threshold (dashed)."""
+    values = [p.value for p in points if p.value is not None and math.isfinite(p.value)]
+    limits = [p.threshold for p in points if p.threshold is not None and math.isfinite(p.threshold)]
+    if not values:
+        return '<span class="muted">no values</span>'
+    lo, hi = min([*values, *limits, 0.0]), max([*values, *limits])
+    span = (hi - lo) or 1.0
+    first, last = points[0].run_date, points[-1].run_date
+    days = max((last - first).days, 1)
+
+    def x(d: dt.date) -> float:
+        return 6 + (d - first).days / days * (width - 12)
+
+    def y(v: float) -> float:
+        return height - 6 - (v - lo) / span * (height - 12)
+
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
+    thr = [(p.run_date, p.threshold) for p in points if p.threshold is not None and math.isfinite(p.threshold)]
+    if thr:
+        path = " ".join(f"{x(d):.1f},{y(t):.1f}" for d, t in thr)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#c62828" stroke-dasharray="4 3" '
+                     'stroke-width="1"><title>threshold</title></polyline>')
+    line = [(p.run_date, p.value) for p in points if p.value is not None and math.isfinite(p.value)]
+    parts.append('<polyline points="' + " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in line)
+                 + '" fill="none" stroke="#1565c0" stroke-width="1.5"/>')
+    for p in points:
+        if p.value is None or not math.isfinite(p.value):
+            continue
+        colour = STATUS_COLOURS.get(p.status, "#757575")
+        parts.append(f'<circle cx="{x(p.run_date):.1f}" cy="{y(p.value):.1f}" r="3" fill="{colour}">'
+                     f"<title>{p.run_date} {_e(p.metric)} {_fmt(p.value)} (threshold {_fmt(p.threshold)}): "
+                     f"{_e(p.status)}</title></circle>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.date, dt.date], run_id: str,
                   reference: DatasetProfile, current: DatasetProfile, result: DatasetDrift,
-                  rows: Sequence[Mapping[str, Any]]) -> str:
-    """The report's HTML (pure): summary, per-column verdicts with histograms, every metric row."""
+                  rows: Sequence[Mapping[str, Any]], trends: Mapping[str, Sequence[TrendPoint]] | None = None) -> str:
+    """The report's HTML (pure): summary, per-column verdicts with histograms, trends across windows, every
+    metric row."""
     drifted = [c.column for c in result.columns if c.drifted]
     summary = [
         ("model", f"{model} v{version}"), ("run date", date.isoformat()),
@@ -116,7 +196,20 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
             f"<td>{histogram_svg(reference.columns[c.column], current.columns[c.column])}</td>"
             f"<td class=\"muted\">{_e(c.reason)}</td></tr>"
         )
-    out.append("</table><h2>All metrics</h2><table><tr><th>column</th><th>metric</th><th>value</th>"
+    out.append("</table>")
+    if trends:
+        dates = sorted({p.run_date for ps in trends.values() for p in ps})
+        out.append(f"<h2>Trends</h2><p class=\"muted\">Runs {dates[0]} .. {dates[-1]} of this model (whatever "
+                   "version): each column's decision metric against the reference (dashed: its threshold; dot "
+                   "colour: status); the dataset's drift share; AUC on matured labels.</p>"
+                   "<table><tr><th>column</th><th>metric</th><th>latest</th><th>trend</th></tr>")
+        order = [c.column for c in result.columns] + [DATASET, PERFORMANCE]
+        for column in [c for c in order if c in trends] + sorted(set(trends) - set(order)):
+            ps = trends[column]
+            out.append(f"<tr><td><b>{_e(column)}</b></td><td>{_e(ps[-1].metric)}</td>"
+                       f'<td class="num">{_fmt(ps[-1].value)}</td><td>{trend_svg(ps)}</td></tr>')
+        out.append("</table>")
+    out.append("<h2>All metrics</h2><table><tr><th>column</th><th>metric</th><th>value</th>"
                "<th>threshold</th><th>status</th><th>reason</th></tr>")
     for r in rows:
         out.append(f"<tr><td>{_e(r['column'])}</td><td>{_e(r['metric'])}</td>"
