@@ -333,3 +333,26 @@ def test_report_shows_the_trend_of_each_column_across_runs(scored) -> None:
         point = x1[("x1", metric)]
         value = f"{point['value']:.4g}"
         assert f"<title>{day} {metric} {value} (threshold {point['threshold']:.4g}): {point['status']}</title>" in text
+
+
+def test_evidently_page_beside_the_report_from_the_stored_reference_sample(scored) -> None:
+    env = scored
+    report = env["ws"].resolve() / "reports" / "jt" / f"{D}.html"
+    page = report.with_name(f"{D}.evidently.html")
+    assert monitor(env, D, *WINDOW) == 0
+    text = report.read_text()
+    assert f'<a href="{D}.evidently.html">' in text
+    # the reference sample stored at train time: every reference row (fewer than evidently_rows), no split column
+    run_id = read_reference_rows(store_of(env), "jt", "1").first()["mlflow_run_id"]
+    import mlflow
+    sample = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id,
+                                                                 artifact_path="reference_profile/sample.parquet"))
+    assert sorted(sample.columns) == ["as_of_date", "plan", "prediction", "x1", "x2"]
+    [ref_rows] = [r for r in read_reference_rows(store_of(env), "jt", "1").collect()
+                  if r["column"] == "x1" and r["stat"] == "rows"]
+    assert len(sample) == ref_rows["value"]
+    assert "160 current sampled rows" in text and page.stat().st_size > 10_000
+    assert "x1" in page.read_text()
+    # off: no page, and the one of the earlier run is gone (it would pass for this run's)
+    assert monitor(env, D, *WINDOW, "--set", "monitoring.report.evidently_rows=0") == 0
+    assert not page.exists() and "off (monitoring.report.evidently_rows is 0)" in report.read_text()

@@ -129,11 +129,16 @@ class PerformanceConfig(Frozen):
     min_labels: int = Field(100, ge=1)
 
 
+class MonitoringReportConfig(Frozen):
+    evidently_rows: int = Field(5000, ge=0, le=100_000)
+
+
 class MonitoringConfig(Frozen):
     window_days: int = Field(1, ge=1, le=366)
     segments: list[Identifier] = Field(default_factory=list)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    report: MonitoringReportConfig = Field(default_factory=MonitoringReportConfig)
 
 
 # --------------------------------------------------------------------------- the whole thing

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.errors import DriftlineError
 from driftline.monitoring.calibration import CALIBRATION_STATS, thresholds_from_rows
 from driftline.monitoring.drift import DATASET, dataset_drift, drift_rows
+from driftline.monitoring.evidently_page import write_evidently_page
 from driftline.monitoring.metrics import (
     ALL_ROWS,
     MONITOR_METRICS,
@@ -137,6 +138,7 @@ class Reference:
     bins: Mapping[str, ColumnBins]
     quantiles: tuple[float, ...]
     calibrated: Mapping[tuple[str, str], float]  # (column, distance metric) → calibrated threshold
+    mlflow_run_id: str  # the training run (holds the reference sample for the Evidently page)
 
 
 def load_reference(ctx: JobContext, version: str) -> Reference:
@@ -149,7 +151,7 @@ def load_reference(ctx: JobContext, version: str) -> Reference:
                                 "found no rows (retrain the version to write it)")
     prof, quantiles = profile_from_rows(rows)
     return Reference(version, f"{name}/{version}", prof, bins_from_rows(rows), quantiles,
-                     thresholds_from_rows(rows))
+                     thresholds_from_rows(rows), str(rows[0]["mlflow_run_id"]))
 
 
 def drift_spec(ctx: JobContext, ref: Reference) -> DriftSpec:
@@ -533,9 +535,12 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
         quality_status = INSUFFICIENT
     perf_status = _performance_status(performance)
     path = report_path(ctx.workspace, cfg.name, date)
+    evidently = write_evidently_page(ctx, mlflow_run_id=ref.mlflow_run_id, profile=ref.profile,
+                                     window=window.filter(F.col(WINDOW) == "current"), rows=current.rows, report=path)
     trends = trend_points([*metric_history(ctx, date), *({**r, "run_date": date} for r in rows)])
     write_report(path, model=cfg.name, version=version, date=date, window=(dates[0], dates[-1]), run_id=ctx.run_id,
-                 reference=ref.profile, current=current, result=result, rows=rows, trends=trends)
+                 reference=ref.profile, current=current, result=result, rows=rows, trends=trends,
+                 evidently=evidently)
 
     metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model_name=cfg.name, model_version=version,
                                  reference_id=ref.reference_id, window_start=dates[0], window_end=dates[-1],

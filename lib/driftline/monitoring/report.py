@@ -30,6 +30,7 @@ PERFORMANCE = "__performance__"  # the column of late-label performance rows (as
 
 if TYPE_CHECKING:
     from driftline.monitoring.drift import DatasetDrift
+    from driftline.monitoring.evidently_page import EvidentlyPage
 
 STATUS_COLOURS = {"ok": "#2e7d32", "warn": "#ef6c00", "alert": "#c62828", "insufficient_data": "#757575"}
 CSS = """
@@ -163,7 +164,8 @@ def trend_svg(points: Sequence[TrendPoint], width: int = 320, height: int = 70) 
 
 def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.date, dt.date], run_id: str,
                   reference: DatasetProfile, current: DatasetProfile, result: DatasetDrift,
-                  rows: Sequence[Mapping[str, Any]], trends: Mapping[str, Sequence[TrendPoint]] | None = None) -> str:
+                  rows: Sequence[Mapping[str, Any]], trends: Mapping[str, Sequence[TrendPoint]] | None = None,
+                  evidently: EvidentlyPage | None = None) -> str:
     """The report's HTML (pure): summary, per-column verdicts with histograms, trends across windows, every
     metric row."""
     drifted = [c.column for c in result.columns if c.drifted]
@@ -177,6 +179,9 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
         ("drift share", f"{_fmt(result.drift_share)} (alert at ≥ {_fmt(result.threshold)}, FDR {_fmt(result.fdr)})"),
         ("run id", _e(run_id)),
     ]
+    if evidently is not None:
+        link = f'<a href="{_e(evidently.file)}">{_e(evidently.file)}</a> — ' if evidently.file else ""
+        summary.append(("Evidently page", f'{link}<span class="muted">{_e(evidently.note)}</span>'))
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>driftline report — {_e(model)} {date}</title><style>{CSS}</style></head><body>",
            f"<h1>driftline monitoring report — {_e(model)} {date}</h1>",

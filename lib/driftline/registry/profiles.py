@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 REFERENCE_PROFILES = "reference_profiles"
 PARTITION_BY = ("model_name", "model_version")
 PREDICTION = "prediction"
+REFERENCE_SAMPLE = "sample.parquet"  # MLflow artifact reference_profile/sample.parquet: rows for the Evidently page
 
 
 @dataclass(frozen=True)

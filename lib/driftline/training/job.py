@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +28,13 @@ from driftline.registry.client import (
     log_model,
     tracking_setup,
 )
-from driftline.registry.profiles import PREDICTION, ProfileProvenance, clean_value, write_reference_rows
+from driftline.registry.profiles import (
+    PREDICTION,
+    REFERENCE_SAMPLE,
+    ProfileProvenance,
+    clean_value,
+    write_reference_rows,
+)
 from driftline.training import dataset as ds
 from driftline.training.evaluate import (
     baseline_scores,
@@ -289,10 +297,8 @@ def log_and_register(ctx: JobContext, registry: ModelRegistry, plan: Plan, windo
 # --------------------------------------------------------------------------- reference profile
 
 
-def reference_frame(spark: SparkSession, plan: Plan, data: TrainingData, fit: FitResult) -> DataFrame:
-    """The reference rows as a Spark DataFrame: training + validation rows with their prediction."""
-    from pyspark.sql.types import DateType, DoubleType, StringType, StructField, StructType
-
+def reference_pdf(plan: Plan, data: TrainingData, fit: FitResult) -> pd.DataFrame:
+    """The reference rows (pandas): as_of_date, the features, their prediction and the split."""
     parts = []
     for split, frame, scores in (("train", data.train, fit.train_scores), ("validation", data.validation,
                                                                           fit.validation_scores)):
@@ -302,13 +308,20 @@ def reference_frame(spark: SparkSession, plan: Plan, data: TrainingData, fit: Fi
         x["split"] = split
         parts.append(x)
     pdf = pd.concat(parts, ignore_index=True)
+    pdf[ds.AS_OF] = pd.to_datetime(pdf[ds.AS_OF]).dt.date
+    return pdf
+
+
+def reference_frame(spark: SparkSession, plan: Plan, pdf: pd.DataFrame) -> DataFrame:
+    """The reference rows of `reference_pdf` as a Spark DataFrame."""
+    from pyspark.sql.types import DateType, DoubleType, StringType, StructField, StructType
+
     schema = StructType(
         [StructField(ds.AS_OF, DateType())]
         + [StructField(c, DoubleType()) for c in plan.numeric]
         + [StructField(c, StringType()) for c in plan.categorical]
         + [StructField(PREDICTION, DoubleType()), StructField("split", StringType())]
     )
-    pdf[ds.AS_OF] = pd.to_datetime(pdf[ds.AS_OF]).dt.date
     return spark.createDataFrame(pdf.astype(object).where(pdf.notna(), None), schema=schema)
 
 
@@ -323,7 +336,8 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
 
     cfg = ctx.config
     drift = cfg.monitoring.drift
-    ref = reference_frame(ctx.spark, plan, data, fit).cache()
+    pdf = reference_pdf(plan, data, fit)
+    ref = reference_frame(ctx.spark, plan, pdf).cache()
     try:
         numeric = [*plan.numeric, PREDICTION]
         bins = fit_reference_bins(ref, numeric, plan.categorical, bins=drift.bins, top_k=drift.top_k)
@@ -339,6 +353,14 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
         mlflow.log_text(bins_to_json(bins), "reference_profile/bins.json")
         mlflow.log_text(json.dumps([{**r, "value": clean_value(r["value"])} for r in rows], indent=0),
                         "reference_profile/profile.json")
+        n = min(cfg.monitoring.report.evidently_rows, len(pdf))
+        if n:
+            # a bounded random sample for the Evidently page of the monitoring reports (Parquet: no code inside)
+            with tempfile.TemporaryDirectory() as tmp:
+                sample = Path(tmp) / REFERENCE_SAMPLE
+                pdf.drop(columns=["split"]).sample(n=n, random_state=cfg.estimator.seed).reset_index(drop=True) \
+                    .to_parquet(sample, index=False)
+                mlflow.log_artifact(str(sample), "reference_profile")
     registry.set_tags(record.version, {"driftline.profile_rows": str(len(rows))})
     log.info("reference profile: %d rows for %s v%s", len(rows), cfg.name, record.version)
     return len(rows)

@@ -1,0 +1,127 @@
+"""The Evidently page of a monitor run: `DataDriftPreset` on bounded samples, beside driftline's own report.
+
+Reference side: the random sample of the version's reference rows stored at train time as the
+MLflow artifact ``reference_profile/sample.parquet`` (Parquet, so loading it runs no code).
+Current side: a seeded random sample of the window's rows (the rows driftline profiled), at most
+``monitoring.report.evidently_rows``. Evidently computes its own drift verdicts on those samples —
+a second opinion for a person reading the report, not a number driftline acts on (the tables hold
+driftline's full-data results). The page is optional: when it cannot be made (no stored sample,
+Evidently fails) the run goes on and driftline's report says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from driftline.registry.profiles import REFERENCE_SAMPLE
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame
+
+    from driftline.context import JobContext
+    from driftline.monitoring.profile import DatasetProfile
+
+log = logging.getLogger(__name__)
+
+SAMPLE_SEED = 20260101  # the current window's sample is the same on a rerun of the same data
+
+
+@dataclass(frozen=True)
+class EvidentlyPage:
+    """What the report says about the Evidently page: its file name beside the report, or why there is none."""
+
+    file: str | None
+    note: str
+
+
+def evidently_path(report: Path) -> Path:
+    """``<date>.evidently.html`` beside ``<date>.html``."""
+    return report.with_name(f"{report.stem}.evidently.html")
+
+
+def reference_sample(ctx: JobContext, mlflow_run_id: str) -> pd.DataFrame | None:
+    """The reference sample stored with the version's MLflow run, or None when the run has none."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from driftline.registry.client import configure, tracking_setup
+
+    configure(tracking_setup(ctx.config.mlflow, ctx.workspace))
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(run_id=mlflow_run_id,
+                                                        artifact_path=f"reference_profile/{REFERENCE_SAMPLE}",
+                                                        dst_path=tmp)
+        except (MlflowException, OSError) as exc:
+            log.info("reference sample of MLflow run %s: %s", mlflow_run_id, " ".join(str(exc).split())[:200])
+            return None
+        return pd.read_parquet(local)
+
+
+def current_sample(window: DataFrame, columns: Sequence[str], rows: int, limit: int) -> pd.DataFrame:
+    """A seeded random sample of at most ``limit`` of the window's ``rows`` rows (``columns`` only)."""
+    frame = window.select(*columns)
+    if rows > limit:
+        frame = frame.sample(withReplacement=False, fraction=min(1.0, 1.2 * limit / rows), seed=SAMPLE_SEED)
+    return frame.limit(limit).toPandas()
+
+
+def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, profile: DatasetProfile, path: Path) -> None:
+    """Run Evidently's `DataDriftPreset` on the two samples and write its HTML to ``path`` atomically."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    numeric = [c for c, p in profile.columns.items() if p.kind == "numeric"]
+    categorical = [c for c, p in profile.columns.items() if p.kind == "categorical"]
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    columns = [*numeric, *categorical]
+    snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(current[columns], data_definition=definition),
+                                               Dataset.from_pandas(reference[columns], data_definition=definition))
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        snapshot.save_html(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_evidently_page(ctx: JobContext, *, mlflow_run_id: str, profile: DatasetProfile, window: DataFrame,
+                         rows: int, report: Path) -> EvidentlyPage:
+    """Write ``<date>.evidently.html`` beside ``report`` (see the module docstring); never raises."""
+    limit = ctx.config.monitoring.report.evidently_rows
+    path = evidently_path(report)
+    path.unlink(missing_ok=True)   # a page of an earlier run of this date must not pass for this run's
+    if limit == 0:
+        return EvidentlyPage(None, "off (monitoring.report.evidently_rows is 0)")
+    if rows == 0:
+        return EvidentlyPage(None, "not written: the window has no rows")
+    reference = reference_sample(ctx, mlflow_run_id)
+    if reference is None or reference.empty:
+        log.warning("%s: the model version has no stored reference sample (trained before it existed?); "
+                    "no Evidently page", ctx.config.name)
+        return EvidentlyPage(None, "not written: the model version has no stored reference sample (retrain it)")
+    missing = [c for c in profile.columns if c not in reference.columns]
+    if missing:
+        return EvidentlyPage(None, f"not written: the reference sample lacks {', '.join(missing)}")
+    try:
+        current = current_sample(window, list(profile.columns), rows, limit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        render_evidently(reference, current, profile, path)
+    except Exception as exc:  # noqa: BLE001 - the page is optional: the run goes on and the report says why
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        log.warning("%s: Evidently page not written: %s", ctx.config.name, reason)
+        return EvidentlyPage(None, f"not written: {reason}")
+    log.info("%s: Evidently page %s (%d reference / %d current rows)", ctx.config.name, path, len(reference),
+             len(current))
+    return EvidentlyPage(path.name, f"Evidently DataDriftPreset on {len(reference)} reference / {len(current)} "
+                                    "current sampled rows")
