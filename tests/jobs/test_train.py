@@ -286,6 +286,15 @@ def test_train_job_end_to_end(env, capsys) -> None:
     # 2. a rerun for the same date, config and inputs (through the shared runner) does nothing
     assert run_train(env, "--set", "estimator.params.C=0.001") == 0
     assert [v.version for v in reg.versions()] == ["1"]
+    # ... also after the features are rewritten with the same rows (a new table version, same training rows)
+    store = open_store(env["spark"], StorageConfig(backend="embedded"), env["ws"])
+    same = store.read("jt__features").localCheckpoint()
+    store.replace_partitions("jt__features", same, ["as_of_date"],
+                             CommitInfo(job="test", run_id="rewrite", key="same", code_version="t", config_hash="t"))
+    assert store.version("jt__features") == 1
+    assert run_train(env, "--set", "estimator.params.C=0.001") == 0
+    assert [v.version for v in reg.versions()] == ["1"]
+    assert len(v1.tags["driftline.training_rows_sha256"]) == 64
 
     # 3. a better challenger (C=1) passes: champion v2, previous v1
     train(env)

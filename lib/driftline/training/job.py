@@ -13,6 +13,7 @@ import logging
 import math
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,31 @@ class TrainingData:
     validation_capped: bool
     table_versions: dict[str, int]
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """`training_fingerprint` of the two splits."""
+        return training_fingerprint(self.train, self.validation)
+
+
+FINGERPRINT_TAG = "driftline.training_rows_sha256"
+
+
+def training_fingerprint(train: pd.DataFrame, validation: pd.DataFrame) -> str:
+    """sha256 of the training and validation rows, whatever their order (the train job's idempotency key).
+
+    Per split: the column names and dtypes, then the sorted 64-bit hashes of its rows
+    (`pandas.util.hash_pandas_object`, index excluded).
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, frame in (("train", train), ("validation", validation)):
+        cols = sorted(frame.columns)
+        digest.update(f"{name}:{len(frame)}:{[(c, str(frame[c].dtype)) for c in cols]}".encode())
+        rows = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
+        digest.update(np.sort(rows).tobytes())
+    return digest.hexdigest()
+
 
 def input_versions(store: TableStore, plan: Plan) -> dict[str, int]:
     """Latest version of the features and labels tables (the versions this run reads and records)."""
@@ -213,13 +239,13 @@ def run(ctx: JobContext) -> None:
     registry = ModelRegistry(setup, cfg.name)
     store = ctx.store
     versions = input_versions(store, plan)
-    done = find_previous_run(registry, windows, ctx.config_hash, ctx.code_version, versions)
+    data = load_training_data(store, cfg, plan, windows, versions)
+    done = find_previous_run(registry, windows, ctx.config_hash, ctx.code_version, data.fingerprint)
     if done is not None and not ctx.force:
-        log.info("train: version %s already trained for %s with config %s and the same input versions; "
+        log.info("train: version %s already trained for %s with config %s on the same training rows; "
                  "nothing to do (use --force to train again)", done, windows.date, ctx.config_hash)
         return
 
-    data = load_training_data(store, cfg, plan, windows, versions)
     fit = fit_and_evaluate(cfg, plan, data)
     log.info("validation: %s", ", ".join(f"{k}={v:.4f}" for k, v in fit.metrics.items() if k.startswith("val_")))
     record = log_and_register(ctx, registry, plan, windows, data, fit)
@@ -229,11 +255,14 @@ def run(ctx: JobContext) -> None:
 
 
 def find_previous_run(registry: ModelRegistry, windows: ds.Windows, config_hash: str, code_version: str,
-                      table_versions: dict[str, int]) -> str | None:
-    """The version already trained (gate run) for this date, config, code and input table versions, if any."""
+                      fingerprint: str) -> str | None:
+    """The version already trained (gate run) for this date, config, code and training rows, if any.
+
+    Keyed on the content of the training and validation rows (`training_fingerprint`), not on input
+    table versions: rewriting a features partition with the same rows is not new input.
+    """
     want = {"driftline.date": windows.date.isoformat(), "driftline.config_hash": config_hash,
-            "driftline.code_version": code_version,
-            **{f"driftline.table_version.{t}": str(v) for t, v in table_versions.items()}}
+            "driftline.code_version": code_version, FINGERPRINT_TAG: fingerprint}
     for info in reversed(registry.versions()):
         if all(info.tags.get(k) == v for k, v in want.items()) and "driftline.gate.passed" in info.tags:
             return info.version
@@ -256,6 +285,7 @@ def run_tags(ctx: JobContext, windows: ds.Windows, data: TrainingData) -> dict[s
         "driftline.config_hash": ctx.config_hash,
         **windows.tags(),
         **{f"driftline.table_version.{t}": str(v) for t, v in data.table_versions.items()},
+        FINGERPRINT_TAG: data.fingerprint,
     }
 
 
