@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""Load test: the score and monitor jobs over ≥ 20 M rows on one machine, with driver memory measured.
+
+One workspace, one run, everything through the public jobs (`driftline score`, `driftline monitor`
+via the shared runner) on real Delta tables and a real MLflow (SQLite) registry:
+
+1. synthetic features (10 numeric with 5 % nulls in one, 2 categorical) for two dates: a small
+   day (``--rows`` / 20) and the big day (``--rows``), written through the table layer;
+2. a logistic regression fitted on a sample of the small day, registered and promoted champion,
+   and its reference profile (bins, profile, calibration) written as the train job does;
+3. ``score`` for the small day, then the big day; ``monitor`` for the small day, then the big day
+   (its window is the big day; the small day is its previous window).
+
+Prints the time and rows/s of every step and the driver's Python RSS (current and peak) and the
+JVM's RSS after the small and after the big day: bounded driver memory means the Python driver's
+RSS does not grow with the rows (the jobs never collect rows; the JVM runs driver and executors
+in one process in local mode, so its RSS includes the executors' working memory).
+
+    .venv/bin/python scripts/load_test.py                      # 20 M rows
+    .venv/bin/python scripts/load_test.py --rows 1000000       # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_scoring import (  # noqa: E402  (a sibling script: shared data generator and memory probes)
+    CATEGORICAL,
+    NUMERIC,
+    features_df,
+    memory_line,
+    model_yaml,
+    train_and_register,
+)
+
+NAME = "load_lr"
+SMALL_DATE, BIG_DATE = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+
+
+def write_reference(spark, store, registry, version, model, sample) -> None:
+    """The version's reference profile from the training sample and its scores, as the train job writes it."""
+    from driftline.config.schema import DriftConfig
+    from driftline.monitoring.calibration import calibrate, calibration_rows
+    from driftline.monitoring.profile import fit_reference_bins, profile, profile_rows
+    from driftline.registry.profiles import PREDICTION, REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
+    from driftline.tables import CommitInfo
+    from driftline.training.pipeline import model_frame
+
+    pdf = sample[[*NUMERIC, *CATEGORICAL, "as_of_date"]].copy()
+    pdf[PREDICTION] = model.predict_proba(model_frame(sample, NUMERIC, CATEGORICAL))[:, 1]
+    ref = spark.createDataFrame(pdf.astype(object).where(pdf.notna(), None)).cache()
+    drift = DriftConfig()
+    bins = fit_reference_bins(ref, [*NUMERIC, PREDICTION], CATEGORICAL, bins=drift.bins, top_k=drift.top_k)
+    prof = profile(ref, [*NUMERIC, *CATEGORICAL, PREDICTION], bins)
+    rows = [*profile_rows(prof), *calibration_rows(calibrate(ref, "as_of_date", prof, bins, drift), prof)]
+    ref.unpersist()
+    run_id = registry.get(version.version).run_id
+    with tempfile.TemporaryDirectory() as tmp:                    # the sample behind the Evidently page
+        path = Path(tmp) / REFERENCE_SAMPLE
+        pdf.sample(n=min(5000, len(pdf)), random_state=0).to_parquet(path, index=False)
+        registry.client.log_artifact(run_id, str(path), "reference_profile")
+    who = ProfileProvenance(NAME, version.version, run_id, "load-test", "load-test",
+                            dt.datetime.now(dt.UTC).replace(microsecond=0))
+    write_reference_rows(spark, store, rows, who, CommitInfo("load-test", "load-test", f"{NAME}@{version.version}",
+                                                             "load-test", "load-test"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=20_000_000, help="rows of the big day (default 20 000 000)")
+    ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--driver-memory", default="8g")
+    ap.add_argument("--train-rows", type=int, default=200_000)
+    ap.add_argument("--workspace", help="keep the workspace here (default: a temporary folder, removed)")
+    args = ap.parse_args(argv)
+
+    import logging
+
+    from driftline.cli.runner import run_job
+    from driftline.config.schema import RuntimeConfig
+    from driftline.runtime import build_spark
+    from driftline.tables import CommitInfo, open_store
+    from driftline.tables.spec import StorageConfig
+
+    logging.getLogger("driftline").setLevel(logging.WARNING)
+    ws = Path(args.workspace or tempfile.mkdtemp(prefix="load-test-"))
+    ws.mkdir(parents=True, exist_ok=True)
+    runtime = RuntimeConfig(master=args.master, shuffle_partitions=8, driver_memory=args.driver_memory)
+    spark = build_spark(runtime, ws)
+    spark.sparkContext.setLogLevel("ERROR")
+    store = open_store(spark, StorageConfig(backend="embedded"), ws)
+    small = max(1, args.rows // 20)
+    print(f"# load test: score + monitor over {args.rows:,} rows (small day {small:,}), master {args.master}, "
+          f"driver memory {args.driver_memory}")
+    commit = CommitInfo(job="load-test", run_id="load-test", key="setup", code_version="t", config_hash="t")
+    t0 = time.perf_counter()
+    store.replace_partitions("load_features", features_df(spark, small, SMALL_DATE, 1).unionByName(
+        features_df(spark, args.rows, BIG_DATE, 2)), ["as_of_date"], commit)
+    print(f"data: {small + args.rows:,} feature rows written in {time.perf_counter() - t0:.1f} s")
+    sample = store.read("load_features", partitions={"as_of_date": [SMALL_DATE]}).limit(args.train_rows).toPandas()
+    model, registry, version, _ = train_and_register(spark, ws, NAME, "logistic_regression", {}, sample)
+    write_reference(spark, store, registry, version, model, sample)
+    del sample
+
+    conf = ws / "conf"
+    (conf / "models").mkdir(parents=True, exist_ok=True)
+    (conf / "base.yaml").write_text(yaml.safe_dump({
+        "workspace": str(ws), "storage": {"backend": "embedded",
+                                          "tables": {f"{NAME}__features": store.location("load_features")}},
+        "runtime": runtime.model_dump(), "logging": {"level": "WARNING"}}))
+    (conf / "models" / f"{NAME}.yaml").write_text(yaml.safe_dump(model_yaml(NAME)))
+    timings: list[tuple[str, int, float]] = []
+    memory: list[str] = []
+    try:
+        for job in ("score", "monitor"):
+            for date, rows in ((SMALL_DATE, small), (BIG_DATE, args.rows)):
+                t0 = time.perf_counter()
+                code = run_job(job, ["--model", NAME, "--date", date.isoformat(), "--conf-dir", str(conf),
+                                     "--log-level", "WARNING"])
+                secs = time.perf_counter() - t0
+                if code != 0:
+                    raise SystemExit(f"{job} {date} failed with exit code {code}")
+                timings.append((f"{job} {date}", rows, secs))
+                memory.append(memory_line(f"  after {job} of {rows:,} rows"))
+                print(f"  {job:<8} {date}: {rows:>12,} rows in {secs:7.1f} s  {rows / secs:>10,.0f} rows/s",
+                      flush=True)
+        predictions = store.read(f"{NAME}__predictions", partitions={"score_date": [BIG_DATE]}).count()
+        [run] = store.read("monitor_runs", partitions={"model": [NAME], "run_date": [BIG_DATE]}).collect()
+        print(f"\npredictions written for {BIG_DATE}: {predictions:,}; monitor verdict: {run['status']}, "
+              f"{run['columns_drifted']} of {run['columns_evaluated']} columns drifted, {run['rows']:,} rows profiled")
+        print("\n".join(memory))
+    finally:
+        spark.stop()
+        if not args.workspace:
+            shutil.rmtree(ws, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
