@@ -93,7 +93,7 @@ def load_config(
     override_list = list(overrides)
     for item in override_list:
         path, value = parse_override(item)
-        _set_path(merged, origin, path, value, f"--set {item}")
+        _set_path(merged, origin, path, value, f"--set {redact(item)}")  # errors never echo URI credentials
     if workspace is not None:
         _set_path(merged, origin, ("workspace",), workspace, "--workspace")
 

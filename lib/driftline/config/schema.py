@@ -10,11 +10,11 @@ Every key is documented in ``docs/configuration.md``; keep the two in step.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from driftline.config.base import IDENTIFIER, Frozen, Identifier
+from driftline.config.base import IDENTIFIER, Frozen, Identifier, LocalFolder, StorageLocation
 from driftline.features.spec import FeatureSpec, SourcesConfig
 from driftline.quality.spec import QualityConfig
 from driftline.retrain.spec import RetrainConfig
@@ -38,6 +38,24 @@ class RuntimeConfig(Frozen):
     arrow_batch_size: int = Field(10_000, ge=1)
     spark_log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "ERROR"
     spark_conf: dict[str, str] = Field(default_factory=dict)
+
+
+class CheckedStorageConfig(StorageConfig):
+    """``storage:`` as read from the config files: locations checked (`check_storage_location`).
+
+    A root or table location may be a local path or an object-store URI (s3a, abfss, gs ...); a
+    foreign scheme, a URI without its bucket, credentials or ``..`` segments are refused at load.
+    Table names stay identifiers (`driftline.tables.names.validate_table_name`).
+    """
+
+    root: StorageLocation | None = None
+    tables: dict[Identifier, StorageLocation] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_plain(cls, data: Any) -> Any:
+        # A plain StorageConfig (built in code) is checked like the same keys read from YAML.
+        return data.model_dump() if isinstance(data, StorageConfig) and not isinstance(data, cls) else data
 
 
 class MlflowConfig(Frozen):
@@ -147,9 +165,9 @@ class MonitoringConfig(Frozen):
 class DriftlineConfig(Frozen):
     """The resolved configuration of one job run (base → model → overrides)."""
 
-    workspace: str = ".driftline"
+    workspace: LocalFolder = ".driftline"
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
+    storage: CheckedStorageConfig = Field(default_factory=CheckedStorageConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
