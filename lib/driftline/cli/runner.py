@@ -234,7 +234,7 @@ def _execute(job: str, target: Callable[[JobContext], object], loaded: LoadedCon
     when = str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]} ({len(dates)} days)"
     log.info("%s: model=%s date=%s run_id=%s config_hash=%s files=%s overrides=%s",
              job, cfg.name, when, run_id, loaded.config_hash, ",".join(loaded.files),
-             " ".join(loaded.overrides) or "-")
+             " ".join(loaded.redacted_overrides()) or "-")
     log.info("resolved config: %s", json.dumps(loaded.redacted(), sort_keys=True))
 
     from pyspark.sql import SparkSession

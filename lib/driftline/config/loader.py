@@ -47,6 +47,14 @@ class LoadedConfig:
         """The resolved config as plain data with secrets masked, for logs."""
         return redact(self.config.model_dump(mode="json"))
 
+    def redacted_overrides(self) -> tuple[str, ...]:
+        """The ``--set KEY=VALUE`` overrides with secrets masked (as `redacted`), for logs."""
+        out = []
+        for item in self.overrides:
+            key, sep, value = item.partition("=")
+            out.append(f"{key}{sep}{redact(value, key)}" if sep else item)
+        return tuple(out)
+
 
 # --------------------------------------------------------------------------- public entry point
 
