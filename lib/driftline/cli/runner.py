@@ -24,6 +24,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from driftline.config import LoadedConfig, load_config
 from driftline.context import JobContext, new_run_id
@@ -113,9 +114,20 @@ def iso_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a real calendar date as YYYY-MM-DD, found {text!r}") from None
 
 
+class CliParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are ONE line on stderr (exit 2), as every driftline error.
+
+    argparse prints the whole usage block before the error; driftline prints
+    ``<prog>: error: <what was expected, what was found> (see <prog> --help)``.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser(job: str, prog: str | None = None) -> argparse.ArgumentParser:
     spec = JOBS[job]
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog=prog or f"driftline {job}",
         description=f"{spec.description}\n\nreads: {spec.reads}\nwrites: {spec.writes}",
         epilog=EPILOG.format(job=job),

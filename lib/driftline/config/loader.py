@@ -51,8 +51,15 @@ class LoadedConfig:
         """The ``--set KEY=VALUE`` overrides with secrets masked (as `redacted`), for logs."""
         out = []
         for item in self.overrides:
-            key, sep, value = item.partition("=")
-            out.append(f"{key}{sep}{redact(value, key)}" if sep else item)
+            key, sep, raw = item.partition("=")
+            if not sep:
+                out.append(item)
+                continue
+            _, value = parse_override(item)
+            masked = redact(value, key)
+            # a structured value (a mapping such as runtime.spark_conf={...}) is shown as masked JSON
+            out.append(f"{key}={masked if isinstance(masked, str) else json.dumps(masked, sort_keys=True)}"
+                       if masked != value else item)
         return tuple(out)
 
 
@@ -66,7 +73,7 @@ def load_config(
     workspace: str | None = None,
 ) -> LoadedConfig:
     """Read, merge and validate the configuration of ``model``; raise `ConfigError` on any problem."""
-    if not IDENTIFIER.match(model or ""):
+    if not IDENTIFIER.fullmatch(model or ""):
         raise ConfigError(
             f"--model: expected a model name of letters, digits and '_', found {model!r}"
         )

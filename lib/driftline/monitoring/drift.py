@@ -382,7 +382,8 @@ def _metric_names(kind: str, unseen_exact: bool) -> tuple[str, ...]:
 
 
 def _clean(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
+    """A storable value: NaN (undefined) and ±inf (beyond the double range, e.g. from ±1e300 data) → None."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _crosses(metric: str, value: float, threshold: float) -> bool:
@@ -412,19 +413,21 @@ def column_drift(ref: ColumnProfile, cur: ColumnProfile, spec: DriftSpec) -> Col
     threshold = spec.threshold_for(ref.column, decision_metric, method)
     results = []
     for name in _metric_names(ref.kind, m.unseen_share_exact):
-        value = _clean(m.value(name if name != "unseen_share_upper" else "unseen_share"))
+        raw = m.value(name if name != "unseen_share_upper" else "unseen_share")
         t = spec.threshold_for(ref.column, name, method) if name in family else None
         if reason is not None:
             status: Status = INSUFFICIENT
-        elif value is None or t is None or not _crosses(name, value, t):
+        elif raw is None or math.isnan(raw) or t is None or not _crosses(name, raw, t):
             status = OK
         else:
             status = ALERT if name == decision_metric else WARN
-        results.append(MetricResult(name, value, t, status))
-    decision = _clean(m.value(decision_metric))
-    drifted = None if reason is not None or decision is None or threshold is None else _crosses(
-        decision_metric, decision, threshold
-    )
+        results.append(MetricResult(name, _clean(raw), t, status))   # an infinite distance: null value, crossed
+    raw_decision = m.value(decision_metric)
+    decision = _clean(raw_decision)
+    drifted = None if reason is not None or raw_decision is None or math.isnan(raw_decision) or threshold is None \
+        else _crosses(decision_metric, raw_decision, threshold)
+    if reason is None and raw_decision is not None and math.isinf(raw_decision):
+        reason = f"{decision_metric} is beyond the double range (extreme values in the window); counted as crossing"
     status = INSUFFICIENT if drifted is None else (ALERT if drifted else OK)
     return ColumnDrift(
         column=ref.column, kind=ref.kind, method=method, status=status, reason=reason,

@@ -115,4 +115,5 @@ def monitor_metrics_frame_rows(rows: Sequence[Mapping[str, Any]], ctx: MetricsCo
 
 
 def _clean(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
+    """NaN (undefined) and ±inf (beyond the double range) are stored as null, never as a number."""
+    return None if value is None or not math.isfinite(value) else float(value)

@@ -10,7 +10,6 @@ dataset's drift share, AUC), then every metric row of the run. It is written ato
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import html
 import math
@@ -242,12 +241,12 @@ def write_report(path: Path, **content: Any) -> Path:
 
 def report_command(argv: Sequence[str]) -> int:
     """``driftline report --model M --date D``: print the path of the run's HTML report (exit 2 if absent)."""
-    from driftline.cli.runner import iso_date
+    from driftline.cli.runner import CliParser, iso_date
     from driftline.config import load_config
     from driftline.errors import DriftlineError
     from driftline.monitoring.job import report_path
 
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="driftline report",
         description="Print the path of the HTML monitoring report written by `driftline monitor` for a model "
                     "and date (<workspace>/reports/<model>/<date>.html).",

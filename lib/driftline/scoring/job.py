@@ -121,20 +121,25 @@ def resolve_versions(registry: ModelRegistry, cfg: DriftlineConfig) -> list[Load
 
 
 def feature_stats(features: DataFrame, versions: Sequence[LoadedVersion]) -> tuple[int, list[Stat]]:
-    """Rows, per-feature null rate (null or NaN) and per-model unseen-category share, in one pass.
+    """Rows, per-feature null rate (null or NaN), invalid rate and per-model unseen-category share, in one pass.
 
-    ``unseen_share`` = rows whose non-null value is not among the categories the model's encoder saw
-    in training, divided by all rows (R14). Reads the models' features; adds nothing.
+    ``invalid_rate`` (numeric features) = share of rows holding ±inf, which the models treat as
+    missing (R12). ``unseen_share`` = rows whose non-null value is not among the categories the
+    model's encoder saw in training, divided by all rows (R14). Reads the models' features; adds nothing.
     """
     from pyspark.sql import functions as F
 
     numeric = {c for v in versions for c in v.ref.signature.numeric}
     columns = list(dict.fromkeys(c for v in versions for c in v.ref.signature.features))
     aggs = [F.count(F.lit(1)).alias("rows")]
+    invalid: list[tuple[str, str]] = []
     for i, c in enumerate(columns):
         null = F.col(c).isNull()
         if c in numeric:
-            null = null | F.isnan(F.col(c).cast("double"))
+            value = F.col(c).cast("double")
+            null = null | F.isnan(value)
+            aggs.append(F.sum(F.when(F.abs(value) == F.lit(float("inf")), 1).otherwise(0)).alias(f"invalid_{i}"))
+            invalid.append((c, f"invalid_{i}"))
         aggs.append(F.sum(F.when(null, 1).otherwise(0)).alias(f"null_{i}"))
     unseen: list[tuple[str, str, str]] = []
     for v in versions:
@@ -151,6 +156,7 @@ def feature_stats(features: DataFrame, versions: Sequence[LoadedVersion]) -> tup
     if rows == 0 or row is None:
         return rows, stats
     stats += [(None, c, "null_rate", row[f"null_{i}"] / rows) for i, c in enumerate(columns)]
+    stats += [(None, c, "invalid_rate", row[alias] / rows) for c, alias in invalid]
     stats += [(role, c, "unseen_share", row[alias] / rows) for role, c, alias in unseen]
     return rows, stats
 
@@ -265,6 +271,8 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
         if metric == "unseen_share" and value:
             log.warning("%s %s: %.2f%% of rows hold categories the %s never saw (encoded as all zeros)",
                         date, column, 100 * value, role)
+        if metric == "invalid_rate" and value:
+            log.warning("%s %s: %.2f%% of rows hold ±inf, scored as missing values", date, column, 100 * value)
 
     scored_at = ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None)
     out = scorer.transform(features).select(

@@ -626,9 +626,18 @@ def _named(partition_by: list[str], values: Sequence[tuple[str | None, ...]]) ->
 
 
 def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    """One line for an error message: the exception's first line and, for a JVM error, its root cause.
+
+    A Py4J/Spark error's first line is often only "An error occurred while calling o123.parquet.";
+    the useful part ("No space left on device") is the last ``Caused by:`` of the Java stack trace.
+    """
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     first = text[0] if text else type(exc).__name__
-    return f"{type(exc).__name__}: {first[:400]}"
+    causes = [line[len("Caused by:"):].strip() for line in text if line.startswith("Caused by:")]
+    if not causes and first.startswith("An error occurred while calling") and len(text) > 1:
+        causes = [text[1].lstrip(": ")]
+    root = f" (caused by {causes[-1][:300]})" if causes and causes[-1] not in first else ""
+    return f"{type(exc).__name__}: {first[:300]}{root}"
 
 
 def _as_utc(value: dt.datetime | str) -> dt.datetime:

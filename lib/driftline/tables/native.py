@@ -91,7 +91,7 @@ class NativeBackend:
         return self.spark.read.format("delta").load(loc.spark_uri).schema
 
     def _partition_columns(self, loc: Location) -> list[str]:
-        detail = self.spark.sql(f"DESCRIBE DETAIL delta.`{loc.spark_uri}`").select("partitionColumns").first()
+        detail = self.spark.sql(f"DESCRIBE DETAIL delta.{_quoted(loc.spark_uri)}").select("partitionColumns").first()
         return list(detail[0]) if detail else []
 
     def history(self, loc: Location) -> list[dict[str, Any]]:
@@ -296,5 +296,10 @@ class NativeBackend:
         self._require(loc)
         self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         hours = json.dumps(float(retention_hours))
-        sql = f"VACUUM delta.`{loc.spark_uri}` RETAIN {hours} HOURS" + (" DRY RUN" if dry_run else "")
+        sql = f"VACUUM delta.{_quoted(loc.spark_uri)} RETAIN {hours} HOURS" + (" DRY RUN" if dry_run else "")
         return sorted(str(r[0]) for r in self.spark.sql(sql).collect())
+
+
+def _quoted(path: str) -> str:
+    """A path as a Spark SQL quoted identifier: backticks doubled, so a location can never end the quoting."""
+    return "`" + path.replace("`", "``") + "`"

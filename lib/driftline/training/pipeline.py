@@ -109,16 +109,19 @@ def build_pipeline(cfg: EstimatorConfig, numeric: Sequence[str], categorical: Se
 
 
 def model_frame(pdf: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]) -> pd.DataFrame:
-    """The pipeline's input: numeric columns as float64 (null → NaN), categorical as object (null → None).
+    """The pipeline's input: numeric columns as float64 (null and ±inf → NaN), categorical as object (null → None).
 
     Scoring must hand the model the same frame, so this is the one place the conversion lives.
+    ±inf is an invalid value (R12): scikit-learn refuses it, so it takes the missing-value policy
+    (median imputation) like a null; the score job reports its share as ``invalid_rate``.
     """
     missing = [c for c in [*numeric, *categorical] if c not in pdf.columns]
     if missing:
         raise ConfigError(f"model input: expected feature columns {', '.join(missing)}, found them missing")
     out = pd.DataFrame(index=pdf.index)
     for c in numeric:
-        out[c] = pd.to_numeric(pdf[c], errors="coerce").astype("float64")
+        values = pd.to_numeric(pdf[c], errors="coerce").astype("float64")
+        out[c] = values.where(~np.isinf(values), np.nan)
     for c in categorical:
         col = pdf[c].astype(object)
         out[c] = col.where(col.notna(), None).map(lambda v: v if v is None else str(v))

@@ -218,6 +218,9 @@ def test_shipped_configuration_is_valid(conf_dir: Path) -> None:
 
 def test_overrides_are_logged_with_secrets_masked(conf: Path) -> None:
     loaded = load_config("churn", conf, ["mlflow.tracking_uri=https://user:tok3n@mlflow.example.com/x",
+                                         "runtime.spark_conf={spark.hadoop.fs.s3a.secret.key: abc, spark.x: 1g}",
                                          "monitoring.drift.psi_threshold=0.3"])
-    assert loaded.redacted_overrides() == ("mlflow.tracking_uri=https://***@mlflow.example.com/x",
-                                           "monitoring.drift.psi_threshold=0.3")
+    assert loaded.redacted_overrides() == (
+        "mlflow.tracking_uri=https://***@mlflow.example.com/x",
+        'runtime.spark_conf={"spark.hadoop.fs.s3a.secret.key": "***", "spark.x": "1g"}',
+        "monitoring.drift.psi_threshold=0.3")

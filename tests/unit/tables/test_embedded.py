@@ -359,3 +359,20 @@ def test_r22_storage_error_during_write(spark, store, monkeypatch):
     result = store.replace_partitions("r22", frame(spark, rows_for(D1, "x")), ["d"], commit_for("a", "r4"))
     assert result.version == 1
     assert_same(store.read("r22"), frame(spark, rows_for(D1, "x")))
+
+
+def test_error_line_carries_the_root_cause_of_a_jvm_error() -> None:
+    from driftline.tables.embedded import _line
+
+    class Py4JJavaError(Exception):
+        pass
+
+    jvm = Py4JJavaError("An error occurred while calling o9531.parquet.\n: org.apache.spark.SparkException: Job "
+                        "aborted.\n\tat org.apache.spark.X(X.scala:1)\nCaused by: org.apache.spark.TaskFailed: task "
+                        "failed\n\tat y\nCaused by: java.io.IOException: No space left on device\n\tat z")
+    assert _line(jvm) == ("Py4JJavaError: An error occurred while calling o9531.parquet. (caused by "
+                          "java.io.IOException: No space left on device)")
+    plain = Py4JJavaError("An error occurred while calling o1.save.\n: java.io.IOException: Disk quota exceeded\n\tat a")
+    assert _line(plain) == ("Py4JJavaError: An error occurred while calling o1.save. (caused by "
+                            "java.io.IOException: Disk quota exceeded)")
+    assert _line(ValueError("bad thing\nmore")) == "ValueError: bad thing"
