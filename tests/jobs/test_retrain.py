@@ -18,18 +18,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import mlflow
 import numpy as np
 import pytest
 import yaml
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from sklearn.metrics import log_loss
 
 from driftline.cli.runner import JOBS, run_job
-from driftline.registry.client import CHAMPION
+from driftline.config import load_config
+from driftline.registry.client import CHAMPION, tracking_setup
 from driftline.tables import CommitInfo
+from driftline.training.pipeline import model_frame, predict_scores
 from tests.jobs.test_monitor import scored  # noqa: F401  (a fixture: pytest finds it by name)
 from tests.jobs.test_score import registry_of, store_of
-from tests.jobs.test_train import MODEL
+from tests.jobs.test_train import MODEL, oracle_sets
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +92,7 @@ def test_drift_fires_once_trains_gates_and_a_rerun_does_not_retrain(monitored) -
     assert [(w["run_date"], w["dataset_drift"]) for w in inputs["windows"]] == [
         ("2026-03-01", True), ("2026-02-28", True), ("2026-02-27", False)]
     assert {r["rule"]: r["status"] for r in json.loads(row["rules_json"])} == {
-        "drift": "triggered", "performance": "disabled", "quality": "disabled"}
+        "drift": "triggered", "drift_score": "disabled", "performance": "disabled", "quality": "disabled"}
 
     reg = registry_of(env, "jt")
     v2 = reg.get("2")
@@ -121,6 +125,86 @@ def test_retrain_without_monitoring_history_exits_1_with_one_line(monitored, cap
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert err == ["driftline retrain: error: table monitor_runs: expected monitoring windows of jt up to 2026-02-20, "
                    "found none (run driftline monitor --model jt --date 2026-02-20)"]
+
+
+# --------------------------------------------------------------------------- a better challenger
+
+
+@pytest.fixture(scope="module")
+def weak(monitored):
+    """Model jb: jt's (shifted) features, champion v1 a deliberately weak fit (C=1e-4), monitored on 03-01.
+
+    Policy: only the drift-weighted score over x1 (weight 1, every other feature 0), one window.
+    """
+    env = monitored
+    spec = {**MODEL, "name": "jb", "monitoring": {"drift": {"bins": 5, "top_k": 2, "min_rows": 30}},
+            "retrain": {"drift": {"enabled": False},
+                        "drift_score": {"enabled": True, "threshold": 0.5, "k": 1, "n": 1, "weights": {"x1": 1.0},
+                                        "default_weight": 0.0}}}
+    (env["conf"] / "models" / "jb.yaml").write_text(yaml.safe_dump(spec))
+    store = store_of(env)
+    commit = CommitInfo(job="test", run_id="setup", key="jb", code_version="t", config_hash="t")
+    store.replace_partitions("jb__features", store.read("jt__features").localCheckpoint(), ["as_of_date"], commit)
+    assert job(env, "train", "jb", "--date", str(D), "--set", "estimator.params.C=0.0001") == 0
+    reg = registry_of(env, "jb")
+    if reg.alias(CHAMPION) is None:                  # v1's own gate (vs the baseline) is not the point here
+        reg.promote("1", "test")
+    assert job(env, "score", "jb", "--from", str(DAYS[2]), "--to", str(D)) == 0
+    assert job(env, "monitor", "jb", "--date", str(D)) == 0
+    return env
+
+
+def test_a_better_challenger_is_promoted_by_the_retrain_job(weak) -> None:
+    env = weak
+    assert job(env, "retrain", "jb", "--date", str(D)) == 0
+    row = decision(env, D, "jb")
+    assert (row["fired"], row["status"], row["rules_triggered"], row["train_status"]) == (
+        True, "fired", "drift_score", "trained")
+    assert row["reasons"] == ("drift_score: weighted drift score >= 0.5 in 1 of the last 1 windows "
+                              "(2026-03-01: 1); expected at least 1 of 1 to fire")
+    assert [(w["run_date"], w["drift_score"]) for w in json.loads(row["inputs_json"])["windows"]] == [
+        ("2026-03-01", 1.0)]
+    reg = registry_of(env, "jb")
+    v2 = reg.get("2")
+    assert [v.version for v in reg.versions()] == ["1", "2"]
+
+    # the gate numbers, independently: both versions scored with scikit-learn on the oracle's validation set
+    _, val = oracle_sets(env["features"], env["labels"])
+    x_val = model_frame(val, ["x1", "x2"], ["plan"])
+    challenger = log_loss(val["label"], predict_scores(reg.load("2"), x_val, "classification"))
+    champion = log_loss(val["label"], predict_scores(reg.load("1"), x_val, "classification"))
+    assert challenger < champion
+    expected = {
+        "trained_version": "2", "train_run_id": v2.tags["driftline.run_id"], "gate_passed": True,
+        "gate_metric": "log_loss", "gate_challenger": pytest.approx(challenger, rel=1e-9),
+        "gate_reference": pytest.approx(champion, rel=1e-9), "gate_reference_kind": "champion",
+        "gate_reference_version": "1", "gate_reason": v2.tags["driftline.gate.reason"], "champion_version": "2",
+        "train_error": None,
+    }
+    assert {k: row[k] for k in expected} == expected
+    assert row["gate_reason"] == (f"better than champion v1: log_loss {challenger:.6g} vs champion v1 {champion:.6g} "
+                                  f"(lower is better; improvement {champion - challenger:+.6g}, relative "
+                                  f"{(champion - challenger) / champion:+.4g})")
+    assert row["train_run_id"].startswith("train-") and v2.tags["driftline.gate.passed"] == "true"
+
+    # the champion alias, read with MLflow's own client (not driftline's registry wrapper)
+    setup = tracking_setup(load_config("jb", env["conf"]).config.mlflow, env["ws"])
+    client = mlflow.MlflowClient(tracking_uri=setup.tracking_uri, registry_uri=setup.registry_uri)
+    assert str(client.get_model_version_by_alias("jb", CHAMPION).version) == "2"
+
+    # R23: the day again trains nothing; the champion stays v2
+    assert job(env, "retrain", "jb", "--date", str(D)) == 0
+    assert [v.version for v in registry_of(env, "jb").versions()] == ["1", "2"]
+    assert decision(env, D, "jb") == row
+    assert str(client.get_model_version_by_alias("jb", CHAMPION).version) == "2"
+
+
+def test_drift_score_weights_must_name_features(weak, capsys) -> None:
+    capsys.readouterr()
+    assert job(weak, "retrain", "jb", "--date", str(D), "--set", "retrain.drift_score.weights.x9=2") == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert err == ["driftline retrain: error: retrain.drift_score.weights: expected features of jb (plan, x1, x2), "
+                   "found x9"]
 
 
 # --------------------------------------------------------------------------- pipeline

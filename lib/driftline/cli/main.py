@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "report": ("print the path of the HTML monitoring report of a run", "[monitoring]",
                "driftline.monitoring.report:report_command"),
     "demo": ("generate a drifting scenario and run the pipeline on it", "[demo]", "driftline.demo.run:demo_command"),
+    "schedule": ("render the pipeline for cron, Airflow or Databricks Workflows", "[retrain]",
+                 "driftline.pipeline.schedulers:schedule_command"),
 }
 
 

@@ -4,8 +4,9 @@ Per date D (in order):
 
 1. read ``retrain_decisions`` of (model, D): if that row already records a trained version, do
    nothing unless ``--force`` (R23: at most one retrain per (model, window), even when re-run);
-2. read the model's ``monitor_runs`` up to D, the late-label performance rows of ``monitor_metrics``
-   and the past decisions, and evaluate the policy (`driftline.retrain.policy.evaluate`, pure);
+2. read the model's ``monitor_runs`` up to D, the late-label performance rows and (for the
+   ``drift_score`` rule) the features' drift verdicts of ``monitor_metrics`` and the past decisions,
+   and evaluate the policy (`driftline.retrain.policy.evaluate`, pure);
 3. replace the (model, D) partition of ``retrain_decisions`` with the decision row;
 4. when it fired: run the train job for D in this process (same session, same config) — fit,
    register, reference profile, promotion gate — and replace the row again with the outcome (new
@@ -22,12 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.errors import DriftlineError
+from driftline.errors import ConfigError, DriftlineError
 from driftline.retrain.policy import LABELLED_ROWS, PERFORMANCE_COLUMN, Decision, evaluate
 
 if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
+    from driftline.config.schema import DriftlineConfig
     from driftline.context import JobContext
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 RETRAIN_DECISIONS = "retrain_decisions"
 PARTITIONS = ("model", "decision_date")
 MONITOR_RUNS, MONITOR_METRICS = "monitor_runs", "monitor_metrics"
+ALL_SLICE = "__all__"
 NOT_RUN, RUNNING, TRAINED, REUSED, FAILED = "not_run", "running", "trained", "reused", "failed"
 
 
@@ -128,9 +131,27 @@ def _rows(ctx: JobContext, table: str, *conditions: Any, columns: tuple[str, ...
     return [r.asDict() for r in df.select(*columns).collect()]
 
 
-def read_history(ctx: JobContext, date: dt.date) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                                           list[dict[str, Any]]]:
-    """(monitor_runs rows, performance metric rows, retrain decisions) of the model up to ``date``."""
+@dataclass(frozen=True)
+class History:
+    """What the policy reads for one model up to the decision date (lists of row dicts)."""
+
+    runs: list[dict[str, Any]]
+    metrics: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
+    column_drift: list[dict[str, Any]]
+
+
+def check_weights(cfg: DriftlineConfig) -> None:
+    """``retrain.drift_score.weights`` must name features of the model (`ConfigError`, exit 2)."""
+    features = {f.name for f in cfg.features}
+    unknown = sorted(set(cfg.retrain.drift_score.weights) - features)
+    if unknown:
+        raise ConfigError(f"retrain.drift_score.weights: expected features of {cfg.name} "
+                          f"({', '.join(sorted(features))}), found {', '.join(unknown)}")
+
+
+def read_history(ctx: JobContext, date: dt.date) -> History:
+    """monitor_runs rows, performance metric rows, retrain decisions and feature drift verdicts up to ``date``."""
     from pyspark.sql import functions as F
 
     cfg = ctx.config
@@ -145,11 +166,19 @@ def read_history(ctx: JobContext, date: dt.date) -> tuple[list[dict[str, Any]], 
     if cfg.retrain.performance.enabled:
         metrics = _rows(ctx, MONITOR_METRICS, F.col("model_name") == cfg.name, F.col("run_date") <= F.lit(date),
                         F.col("column") == PERFORMANCE_COLUMN, F.col("baseline") == "reference",
+                        F.col("slice") == ALL_SLICE,
                         F.col("metric").isin(cfg.retrain.performance.metric, LABELLED_ROWS),
                         columns=("run_date", "metric", "value"))
     decisions = _rows(ctx, RETRAIN_DECISIONS, F.col("model") == cfg.name, F.col("decision_date") <= F.lit(date),
                       columns=("decision_date", "trained_version", "train_status"))
-    return runs, metrics, decisions
+    column_drift: list[dict[str, Any]] = []
+    if cfg.retrain.drift_score.enabled:
+        # the features' drift verdicts (1/0, null when insufficient) vs the reference, whole population
+        column_drift = _rows(ctx, MONITOR_METRICS, F.col("model_name") == cfg.name, F.col("run_date") <= F.lit(date),
+                             F.col("baseline") == "reference", F.col("slice") == ALL_SLICE,
+                             F.col("metric") == "drift", F.col("column").isin([f.name for f in cfg.features]),
+                             columns=("run_date", "column", "value"))
+    return History(runs, metrics, decisions, column_drift)
 
 
 # --------------------------------------------------------------------------- the job
@@ -164,13 +193,14 @@ def run(ctx: JobContext) -> None:
 def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
     """Decide (and maybe train) for one date; returns the recorded outcome."""
     cfg = ctx.config
-    runs, metrics, decisions = read_history(ctx, date)
-    done = [d for d in decisions if d["decision_date"] == date and d.get("trained_version")]
+    check_weights(cfg)
+    history = read_history(ctx, date)
+    done = [d for d in history.decisions if d["decision_date"] == date and d.get("trained_version")]
     if done and not ctx.force:
         log.info("retrain %s %s: version %s was already trained for this date; nothing to do (R23; use --force to "
                  "train again)", cfg.name, date, done[0]["trained_version"])
         return Outcome(REUSED, trained_version=done[0]["trained_version"])
-    decision = evaluate(cfg.retrain, date, runs, metrics, decisions)
+    decision = evaluate(cfg.retrain, date, history.runs, history.metrics, history.decisions, history.column_drift)
     log.info("retrain %s %s: %s — %s", cfg.name, date, decision.status, "; ".join(decision.reasons))
     if not decision.fired:
         _write(ctx, decision, Outcome())
@@ -199,10 +229,14 @@ def _write(ctx: JobContext, decision: Decision, outcome: Outcome) -> None:
 
 
 def train_challenger(ctx: JobContext, date: dt.date) -> Outcome:
-    """Run the train job for ``date`` in this process and read back the version it registered and its gate."""
+    """Run the train job for ``date`` in this process and read back the version it registered and its gate.
+
+    The version is the one tagged with the child train run's id. When the train job found a version
+    already trained for this date, config and training rows (and so trained nothing), it is the
+    newest gated version of this date, config hash and code version (`REUSED`).
+    """
     from driftline.context import JobContext, new_run_id
     from driftline.registry.client import CHAMPION, ModelRegistry, tracking_setup
-    from driftline.training import dataset as ds
     from driftline.training import job as training
 
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -211,14 +245,17 @@ def train_challenger(ctx: JobContext, date: dt.date) -> Outcome:
     training.run(child)
     cfg = ctx.config
     registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
-    windows = ds.training_windows(date, cfg.label.horizon_days, cfg.training)
-    versions = training.input_versions(ctx.store, training.plan_training(cfg))
-    version = training.find_previous_run(registry, windows, ctx.config_hash, ctx.code_version, versions)
-    if version is None:
+    gated = [v for v in registry.versions() if "driftline.gate.passed" in v.tags]
+    mine = [v for v in gated if v.tags.get("driftline.run_id") == child.run_id]
+    same = [v for v in gated if v.tags.get("driftline.date") == date.isoformat()
+            and v.tags.get("driftline.config_hash") == ctx.config_hash
+            and v.tags.get("driftline.code_version") == ctx.code_version]
+    found = (mine or same)[-1:]
+    if not found:
         raise RetrainInputError(f"train {cfg.name} {date}: expected a gated model version after training, found none")
-    info = registry.get(version)
-    status = TRAINED if info.tags.get("driftline.run_id") == child.run_id else REUSED
+    info = found[0]
+    status = TRAINED if mine else REUSED
     gate = {k: v for k, v in info.tags.items() if k.startswith("driftline.gate.")}
     champion = registry.alias(CHAMPION)
-    return Outcome(status, child.run_id if status == TRAINED else info.tags.get("driftline.run_id"), version, gate,
-                   champion.version if champion else None)
+    return Outcome(status, child.run_id if status == TRAINED else info.tags.get("driftline.run_id"), info.version,
+                   gate, champion.version if champion else None)

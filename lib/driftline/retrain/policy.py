@@ -1,8 +1,9 @@
 """The retrain policy as a pure function of the monitoring history (no Spark, no clock, no I/O).
 
-`evaluate` takes the ``monitor_runs`` rows, the late-label performance rows of ``monitor_metrics``
-and the past ``retrain_decisions`` of one model and returns a `Decision`: which rules triggered,
-on which windows and values, whether the retrain fires and why (or why not).
+`evaluate` takes the ``monitor_runs`` rows, the late-label performance rows and the per-feature
+drift verdicts of ``monitor_metrics`` and the past ``retrain_decisions`` of one model and returns a
+`Decision`: which rules triggered, on which windows and values, whether the retrain fires and why
+(or why not).
 
 Hysteresis, so the decision does not flap:
 
@@ -55,6 +56,7 @@ class Window:
     dataset_drift: bool
     drift_share: float | None
     quality_status: str | None
+    drift_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,16 @@ class Decision:
 
 
 def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, Any]],
-             metrics: Sequence[Mapping[str, Any]] = (), decisions: Sequence[Mapping[str, Any]] = ()) -> Decision:
+             metrics: Sequence[Mapping[str, Any]] = (), decisions: Sequence[Mapping[str, Any]] = (),
+             column_drift: Sequence[Mapping[str, Any]] = ()) -> Decision:
     """Evaluate ``policy`` for ``date`` on one model's history.
 
     ``runs``: ``monitor_runs`` rows (``run_date``, ``dataset_drift``, ``drift_share``, ``quality_status``,
     ``model_version``); ``metrics``: ``monitor_metrics`` rows of column ``__performance__``, baseline
     reference (``run_date``, ``metric``, ``value``); ``decisions``: ``retrain_decisions`` rows
-    (``decision_date``, ``trained_version``). Rows dated after ``date`` are ignored.
+    (``decision_date``, ``trained_version``); ``column_drift``: the features' ``drift`` verdict rows
+    of ``monitor_metrics``, baseline reference (``run_date``, ``column``, ``value`` 1/0, None when
+    insufficient). Rows dated after ``date`` are ignored.
     """
     retrains = sorted({d["decision_date"] for d in decisions
                        if d.get("trained_version") and d["decision_date"] < date})
@@ -106,12 +111,14 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
     cap = policy.max_per_period
     in_period = sum(1 for d in retrains if (date - d).days < cap.period_days)
 
-    history = sorted((_window(r) for r in runs if r["run_date"] <= date and (last is None or r["run_date"] > last)),
+    scores = drift_scores(policy, column_drift) if policy.drift_score.enabled else {}
+    history = sorted((_window(r, scores) for r in runs
+                      if r["run_date"] <= date and (last is None or r["run_date"] > last)),
                      key=lambda w: w.run_date, reverse=True)
     perf, perf_values = _performance(policy, date, history, metrics)
-    rules = (_drift(policy, history), perf, _quality(policy, history))
+    rules = (_drift(policy, history), _drift_score(policy, history), perf, _quality(policy, history))
     depth = max(policy.drift.n if policy.drift.enabled else 0, policy.quality.n if policy.quality.enabled else 0,
-                1 if policy.performance.enabled else 0)
+                policy.drift_score.n if policy.drift_score.enabled else 0, 1 if policy.performance.enabled else 0)
     considered = tuple(history[:depth])
     triggered = [r for r in rules if r.triggered]
 
@@ -132,10 +139,29 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
     return done(True, FIRED, why)
 
 
-def _window(row: Mapping[str, Any]) -> Window:
+def _window(row: Mapping[str, Any], scores: Mapping[dt.date, float | None]) -> Window:
     share = row.get("drift_share")
     return Window(row["run_date"], row.get("model_version"), bool(row.get("dataset_drift")),
-                  None if share is None or math.isnan(share) else float(share), row.get("quality_status"))
+                  None if share is None or math.isnan(share) else float(share), row.get("quality_status"),
+                  scores.get(row["run_date"]))
+
+
+def drift_scores(policy: RetrainConfig, column_drift: Sequence[Mapping[str, Any]]) -> dict[dt.date, float | None]:
+    """Drift-weighted score per window: sum(weight * drift) / sum(weight) over the evaluated features.
+
+    ``drift`` is the column's verdict (1 drifted, 0 not); a column without a verdict (None/NaN:
+    insufficient data) is left out of both sums. None when no evaluated feature has a positive weight.
+    """
+    rule = policy.drift_score
+    sums: dict[dt.date, list[float]] = {}
+    for row in column_drift:
+        weighted = sums.setdefault(row["run_date"], [0.0, 0.0])
+        drift, weight = _finite(row.get("value")), rule.weight(row["column"])
+        if drift is None or weight == 0:
+            continue
+        weighted[0] += weight * (1.0 if drift > 0 else 0.0)
+        weighted[1] += weight
+    return {day: (num / den if den > 0 else None) for day, (num, den) in sums.items()}
 
 
 def _k_of_n(rule: str, hits: Sequence[Window], seen: Sequence[Window], k: int, n: int, what: str) -> RuleResult:
@@ -150,6 +176,24 @@ def _drift(policy: RetrainConfig, history: Sequence[Window]) -> RuleResult:
         return RuleResult("drift", DISABLED, None, "", "retrain.drift.enabled is false")
     seen = history[: rule.n]
     return _k_of_n("drift", [w for w in seen if w.dataset_drift], seen, rule.k, rule.n, "dataset drift")
+
+
+def _drift_score(policy: RetrainConfig, history: Sequence[Window]) -> RuleResult:
+    rule = policy.drift_score
+    if not rule.enabled:
+        return RuleResult("drift_score", DISABLED, None, "", "retrain.drift_score.enabled is false")
+    seen = history[: rule.n]
+    if not any(w.drift_score is not None for w in seen):
+        detail = (f"expected a drift score (a feature with a drift verdict and a positive weight) in the last "
+                  f"{rule.n} windows, found none")
+        return RuleResult("drift_score", INSUFFICIENT, None, f">= {rule.threshold:g} in {rule.k} of {rule.n}", detail)
+    hits = [w for w in seen if w.drift_score is not None and w.drift_score >= rule.threshold]
+    scores = ", ".join(f"{w.run_date}: {'none' if w.drift_score is None else f'{w.drift_score:.3g}'}"
+                       for w in sorted(seen, key=lambda w: w.run_date))
+    detail = (f"weighted drift score >= {rule.threshold:g} in {len(hits)} of the last {len(seen)} windows "
+              f"({scores}); expected at least {rule.k} of {rule.n} to fire")
+    return RuleResult("drift_score", TRIGGERED if len(hits) >= rule.k else OK, float(len(hits)),
+                      f">= {rule.threshold:g} in {rule.k} of {rule.n}", detail)
 
 
 def _quality(policy: RetrainConfig, history: Sequence[Window]) -> RuleResult:

@@ -7,14 +7,15 @@ window of a retrain is the ``training:`` section's (the same windows as ``driftl
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from driftline.config.base import Frozen
+from driftline.config.base import Frozen, Identifier
 
 PerformanceMetric = Literal["auc", "log_loss", "brier", "rmse", "mae"]
 QualityStatus = Literal["warn", "alert", "insufficient_data"]
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class DriftRule(Frozen):
@@ -29,6 +30,35 @@ class DriftRule(Frozen):
         if self.k > self.n:
             raise ValueError(f"expected k <= n (k of the last n windows), found k={self.k} > n={self.n}")
         return self
+
+
+class DriftScoreRule(Frozen):
+    """Drift-weighted score over the important features, at least ``threshold`` in ``k`` of the last ``n`` windows.
+
+    Score of a window = sum(weight_i * drift_i) / sum(weight_i) over the features the monitor could
+    evaluate in it (drift_i = the column's drift verdict vs the reference: 1 drifted, 0 not; columns
+    with ``insufficient_data`` left out of both sums). weight_i = ``weights[feature]``, else
+    ``default_weight`` (equal weights by default).
+    """
+
+    enabled: bool = False
+    threshold: float = Field(0.5, gt=0, le=1)
+    k: int = Field(1, ge=1, le=366)
+    n: int = Field(1, ge=1, le=366)
+    weights: dict[Identifier, Weight] = Field(default_factory=dict)
+    default_weight: Weight = 1.0
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> DriftScoreRule:
+        if self.k > self.n:
+            raise ValueError(f"expected k <= n (k of the last n windows), found k={self.k} > n={self.n}")
+        if self.default_weight == 0 and not any(w > 0 for w in self.weights.values()):
+            raise ValueError("expected a positive weight (weights or default_weight), found all weights 0")
+        return self
+
+    def weight(self, feature: str) -> float:
+        """The weight of ``feature`` (its explicit weight, else ``default_weight``)."""
+        return self.weights.get(feature, self.default_weight)
 
 
 class PerformanceRule(Frozen):
@@ -78,6 +108,7 @@ class RetrainConfig(Frozen):
 
     enabled: bool = True
     drift: DriftRule = Field(default_factory=DriftRule)
+    drift_score: DriftScoreRule = Field(default_factory=DriftScoreRule)
     performance: PerformanceRule = Field(default_factory=PerformanceRule)
     quality: QualityRule = Field(default_factory=QualityRule)
     cooldown_days: int = Field(7, ge=0, le=3660)

@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from driftline.retrain.policy import Window, evaluate
+from driftline.retrain.policy import Window, drift_scores, evaluate
 from driftline.retrain.spec import RetrainConfig
 
 D = dt.date(2026, 3, 10)
@@ -64,13 +64,13 @@ def test_fired_decision_exactly() -> None:
                          "expected at least 2 of 3 to fire",)
     assert d.windows == (Window(day(0), "1", True, 0.5, "ok"), Window(day(1), "1", True, 0.5, "ok"),
                          Window(day(2), "1", False, 0.0, "ok"))
-    assert [(r.rule, r.status) for r in d.rules] == [("drift", "triggered"), ("performance", "disabled"),
-                                                      ("quality", "disabled")]
+    assert [(r.rule, r.status) for r in d.rules] == [("drift", "triggered"), ("drift_score", "disabled"),
+                                                      ("performance", "disabled"), ("quality", "disabled")]
     inputs = json.loads(d.inputs_json())
     assert inputs["windows"][0] == {"run_date": "2026-03-10", "model_version": "1", "dataset_drift": True,
-                                    "drift_share": 0.5, "quality_status": "ok"}
+                                    "drift_share": 0.5, "quality_status": "ok", "drift_score": None}
     assert (inputs["last_retrain"], inputs["retrains_in_period"]) == (None, 0)
-    assert [r["rule"] for r in json.loads(d.rules_json())] == ["drift", "performance", "quality"]
+    assert [r["rule"] for r in json.loads(d.rules_json())] == ["drift", "drift_score", "performance", "quality"]
 
 
 def test_rows_after_the_date_are_ignored() -> None:
@@ -151,6 +151,77 @@ def test_performance_uses_the_latest_window_only() -> None:
     assert evaluate(p, day(1), runs(False, False), [*old, *now]).fired
 
 
+def verdicts(*windows: dict[str, float | None]) -> list[dict]:
+    """Feature drift verdict rows: ``windows[i]`` maps column → 1/0/None for the window ``len - 1 - i`` days before D."""
+    return [{"run_date": day(len(windows) - 1 - i), "column": column, "value": value}
+            for i, verdict in enumerate(windows) for column, value in verdict.items()]
+
+
+def scored(**drift_score) -> RetrainConfig:
+    """Only the drift-weighted score rule enabled."""
+    return policy(drift={"enabled": False}, drift_score={"enabled": True, **drift_score})
+
+
+@pytest.mark.parametrize(("verdict", "weights", "default", "score"), [
+    ({"a": 1, "b": 0, "c": 0, "d": 0}, {}, 1.0, 0.25),                 # equal weights: the drifted share
+    ({"a": 1, "b": 1, "c": 0, "d": 0}, {}, 1.0, 0.5),
+    ({"a": 1, "b": 0, "c": 0, "d": 0}, {"a": 3.0}, 1.0, 0.5),           # (3·1) / (3 + 1 + 1 + 1)
+    ({"a": 0, "b": 1, "c": 1, "d": 1}, {"a": 3.0}, 1.0, 0.5),
+    ({"a": 1, "b": 1, "c": 0, "d": 0}, {"a": 2.0, "b": 2.0}, 0.0, 1.0),  # only the listed features count
+    ({"a": 0, "b": 0, "c": 1, "d": 1}, {"a": 2.0, "b": 2.0}, 0.0, 0.0),
+    ({"a": 1, "b": None, "c": 0, "d": float("nan")}, {}, 1.0, 0.5),    # insufficient verdicts left out of both sums
+    ({"a": None, "b": None}, {}, 1.0, None),                           # nothing evaluated: no score
+    ({"c": 1, "d": 1}, {"a": 2.0}, 0.0, None),                         # only zero-weight features evaluated
+])
+def test_drift_score_is_the_weighted_share_of_drifted_features(verdict, weights, default, score) -> None:
+    p = scored(weights=weights, default_weight=default)
+    assert drift_scores(p, verdicts(verdict)) == {D: score}
+
+
+@pytest.mark.parametrize(("windows", "threshold", "k", "n", "status", "hits"), [
+    (({"a": 0, "b": 0},), 0.5, 1, 1, "ok", 0),
+    (({"a": 1, "b": 0},), 0.5, 1, 1, "triggered", 1),                          # on the threshold: fires (>=)
+    (({"a": 1, "b": 0},), 0.6, 1, 1, "ok", 0),
+    (({"a": 1, "b": 1}, {"a": 0, "b": 0}, {"a": 1, "b": 1}), 0.5, 2, 3, "triggered", 2),
+    (({"a": 1, "b": 1}, {"a": 0, "b": 0}, {"a": 0, "b": 1}), 0.6, 2, 3, "ok", 1),
+    (({"a": 1, "b": 1}, {"a": 1, "b": 1}, {"a": 0, "b": 0}, {"a": 0, "b": 0}), 0.5, 2, 2, "ok", 0),  # too old
+    (({"a": None, "b": None}, {"a": None, "b": None}), 0.5, 1, 2, "insufficient_data", None),
+    (({"a": 1, "b": 1}, {"a": None, "b": None}), 0.5, 1, 2, "triggered", 1),  # a window without a score is no hit
+])
+def test_drift_score_k_of_n(windows, threshold, k, n, status, hits) -> None:
+    p = scored(threshold=threshold, k=k, n=n)
+    d = evaluate(p, D, runs(*([False] * len(windows))), column_drift=verdicts(*windows))
+    rule = d.rule("drift_score")
+    assert (rule.status, rule.value, d.fired) == (status, hits, status == "triggered")
+    assert rule.threshold == f">= {threshold:g} in {k} of {n}"
+    assert d.rule("drift").status == "disabled"
+    assert len(d.windows) == min(n, len(windows))
+
+
+def test_drift_score_fired_decision_exactly() -> None:
+    p = scored(threshold=0.5, k=2, n=3, weights={"x1": 4.0})
+    # x1 (weight 4) drifts on day(1) and D; x2, plan (weight 1) drift on day(2) only
+    d = evaluate(p, D, runs(False, False, False), column_drift=verdicts(
+        {"x1": 0, "x2": 1, "plan": 1}, {"x1": 1, "x2": 0, "plan": 0}, {"x1": 1, "x2": 0, "plan": None}))
+    assert (d.fired, d.status, [r.rule for r in d.rules if r.triggered]) == (True, "fired", ["drift_score"])
+    assert d.reasons == ("drift_score: weighted drift score >= 0.5 in 2 of the last 3 windows (2026-03-08: 0.333, "
+                         "2026-03-09: 0.667, 2026-03-10: 0.8); expected at least 2 of 3 to fire",)
+    assert [w.drift_score for w in d.windows] == [pytest.approx(0.8), pytest.approx(4 / 6), pytest.approx(2 / 6)]
+    assert json.loads(d.inputs_json())["windows"][0]["drift_score"] == pytest.approx(0.8)
+
+
+def test_drift_score_respects_the_last_retrain_and_cooldown() -> None:
+    p = scored(threshold=0.5, k=1, n=3)
+    drifted = verdicts(*([{"a": 1, "b": 1}] * 7))
+    assert evaluate(p, D, runs(*([False] * 7)), decisions=retrained(6), column_drift=drifted).status == "fired"
+    assert evaluate(p, D, runs(*([False] * 7)), decisions=retrained(2), column_drift=drifted).status == "cooldown"
+    # after a retrain on day(1) only D counts, and D has no drift
+    clean = verdicts(*([{"a": 1, "b": 1}] * 6), {"a": 0, "b": 0})
+    d = evaluate(policy(drift={"enabled": False}, drift_score={"enabled": True}, cooldown_days=0), D,
+                 runs(*([False] * 7)), decisions=retrained(1), column_drift=clean)
+    assert (d.status, [w.run_date for w in d.windows]) == ("no_trigger", [D])
+
+
 @pytest.mark.parametrize(("quality", "fired"), [
     (("ok", "ok", "ok"), False),
     (("warn", "ok", "ok"), False),
@@ -178,6 +249,12 @@ def test_no_history_is_no_trigger() -> None:
     ({"performance": {"enabled": True}}, "expected a bound (min or max) for an enabled performance rule"),
     ({"performance": {"min": 0.8, "max": 0.7}}, "expected min <= max, found min=0.8 > max=0.7"),
     ({"cooldown": 3}, "Extra inputs are not permitted"),
+    ({"drift_score": {"k": 3, "n": 2}}, "expected k <= n (k of the last n windows), found k=3 > n=2"),
+    ({"drift_score": {"weights": {"x1": -1}}}, "Input should be greater than or equal to 0"),
+    ({"drift_score": {"default_weight": 0}}, "expected a positive weight (weights or default_weight), found all "
+                                             "weights 0"),
+    ({"drift_score": {"threshold": 0}}, "Input should be greater than 0"),
+    ({"drift_score": {"weights": {"bad name": 1}}}, "String should match pattern"),
 ])
 def test_config_is_validated(data, message) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
