@@ -62,8 +62,10 @@ def check_cron(cron: str) -> list[str]:
 def cron_line(target: Target, command: str = "driftline", workdir: str | None = None) -> str:
     """One crontab line running ``driftline pipeline`` for the UTC date of the run (``%`` escaped for cron)."""
     check_cron(target.cron)
-    args = " ".join(shlex.quote(a) for a in target.args("DATE"))
-    args = args.replace("DATE", r'"$(date -u +\%F)"')
+    date = "\0date\0"   # a placeholder no path or name can contain: only the --date argument is replaced
+    # cron reads an unescaped % as a newline: escape it in every argument
+    args = " ".join(r'"$(date -u +\%F)"' if a == date else shlex.quote(a).replace("%", r"\%")
+                    for a in target.args(date))
     cd = f"cd {shlex.quote(workdir)} && " if workdir else ""
     return f"{target.cron} {cd}{command} pipeline {args}"
 

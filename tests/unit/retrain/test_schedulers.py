@@ -29,6 +29,13 @@ def test_cron_line() -> None:
     assert "%" not in line.replace("\\%", "")       # a bare % ends the command in crontab
 
 
+def test_cron_line_replaces_only_the_date_argument_and_escapes_percent_everywhere() -> None:
+    target = Target(model="churn", cron="0 3 * * *", conf_dir="/etc/DATE/conf", workspace="/data/100%")
+    line = cron_line(target)
+    assert line == ('0 3 * * * driftline pipeline --model churn --date "$(date -u +\\%F)" --conf-dir /etc/DATE/conf '
+                    "--workspace /data/100\\%")
+
+
 def test_airflow_dag_is_python_with_one_spark_submit_per_job() -> None:
     text = airflow_dag(T)
     tree = ast.parse(text)
