@@ -17,6 +17,13 @@ How the world works (the hidden truth the model has to learn):
   weekdays), with a daily rhythm over the hours of the day.
 * New customers sign up every day (0.5 % of ``customers`` a day on average); about 0.15 % of active
   customers change plan each day, which closes their customer row and opens a new one.
+* A churned account stays open until the churn is confirmed, ``horizon_days`` after the churn date
+  (the day its label matures); then its customer row closes.
+* The world runs from ``BURN_IN_DAYS`` (365) before ``start``, so every written day, history
+  included, sees its steady state: churners fading out, churned accounts awaiting confirmation,
+  a population whose mix has settled (about ``customers`` accounts open on ``start``, roughly
+  constant through the stable period). Without the burn-in the first weeks held none of the
+  unconfirmed churners that later days hold, so activity features drifted on every stable day.
 """
 
 from __future__ import annotations
@@ -96,6 +103,7 @@ SHIFT_SEGMENT_PLANS = (STANDARD, PREMIUM)
 SHIFT_AMOUNT_FACTOR = 1.40
 SHIFT_MINUTES_FACTOR = 0.65
 SHIFT_WEB_TO_APP = 0.35
+SHIFT_ACTIVITY_FACTOR = 2.0
 VOICE_SHARE = 0.08
 NEW_PLAN_FAMILY_SHARE = 0.30  # of signups from the new-category day
 CONCEPT_SPEND_LEVEL = 40.0  # latent median purchase; half of the customers are at or above it
@@ -120,13 +128,16 @@ ABRUPT_SHARE = 0.15
 JOIN_RATE = 0.005
 PLAN_CHANGE_RATE = 0.0015
 SUPPORT_SHARE = 0.04
+# The world's dynamics run this many days before ``start`` (the burn-in): written days, history
+# included, see the steady state. ``history_days`` can be at most this.
+BURN_IN_DAYS = 365
 
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
 NEVER = np.iinfo(np.int32).max
 
 # Independent random streams: default_rng([seed, stream, day]) never depends on chunking.
-STREAM_POPULATION, STREAM_DYNAMICS, STREAM_EVENTS, STREAM_HISTORY = range(4)
+STREAM_POPULATION, STREAM_DYNAMICS, STREAM_EVENTS, STREAM_HISTORY, STREAM_BURN_IN = range(5)
 
 
 @dataclass(frozen=True)
@@ -150,8 +161,11 @@ class Scenario:
     * **stable** — offsets 0..35 (2026-01-01 .. 2026-02-05): the world described in the module doc.
     * **covariate shift** — from ``shift_day`` (default ``0.60*days`` = 36, 2026-02-06): a price rise
       for customers on the standard and premium plans (plan of the event's day): purchase ``amount``
-      x1.40 and ``session_minutes`` x0.65; for everyone 35 % of web events move to the app channel.
-      The churn hazard does not change (the relation of latent behaviour to churn is unchanged).
+      x1.40 and ``session_minutes`` x0.65; for everyone an app release: 35 % of web events move to
+      the app channel and everyone's events come x2.0 as often (more, shorter visits). The churn
+      hazard does not change (the relation of latent behaviour to churn is unchanged), but what the
+      features see of it does: the 7-day counts and the activity trend move within days, the 30-day
+      aggregates over weeks.
     * **new category** — from ``new_category_day`` (default ``0.65*days`` = 39, 2026-02-09):
       ``channel`` "voice_assistant" appears (8 % of all events), and ``plan`` "family" appears
       (30 % of new signups, half of the plan changes); neither exists before that day.
@@ -162,18 +176,24 @@ class Scenario:
       model's "active, high spend, not fading = loyal" no longer holds. Labels with
       ``as_of_date >= concept_day - horizon_days + 1`` see it.
 
-    Labels follow the features' point in time (``as_of_date`` 00:00 UTC, events before it): one row
-    per as-of date and customer who signed up before that day and had not churned before it;
-    ``churned = 1`` when the churn date (first day without events, for good) falls in
-    ``[as_of_date, as_of_date + horizon_days - 1]``. The outcome is known when day
+    Labels follow the features' point in time (``as_of_date`` 00:00 UTC, events before it) and
+    population (accounts open then): one row per as-of date and customer who signed up before that
+    day and whose account was open (not churned, or churned less than ``horizon_days`` days before,
+    unconfirmed); ``churned = 1`` when the churn date (first day without events, for good) is before
+    ``as_of_date + horizon_days`` — customers already gone but not confirmed are churned too. So the
+    training rows (features joined with labels) are the population the model scores, and the
+    reference profile matches a stable day. The outcome is known when day
     ``as_of_date + horizon_days`` starts: ``label_ts`` is that midnight UTC and ``label_date`` its
     date, so as of day offset T only as-of offsets ``<= T - horizon_days`` are labelled, and the
     scenario holds labels for as-of offsets ``0 .. days-1-horizon_days``.
 
-    ``history_days`` adds that many days of stable events before ``start`` (no labels, no phases),
-    so trailing feature windows are already full on day 0; with 0 a 30-day window only fills up
-    on day 30, which looks like drift in the first month. Customer rows are not extended back:
-    the row current at ``start`` begins at most 60 days before it (or at signup).
+    ``history_days`` (at most ``BURN_IN_DAYS``) writes that many days of stable events before
+    ``start`` (no labels, no phases), so trailing feature windows are already full on day 0; with 0
+    a 30-day window only fills up on day 30, which looks like drift in the first month. The world
+    itself does not depend on it (nor on ``days``): the same seed gives the same customers, ids and
+    events on the days both scenarios write. The customers table holds every customer whose account
+    is open on some written day, with the rows valid on or after the first written day (a row may
+    begin before it: at signup or at the last plan change).
     """
 
     customers: int = 5_000
@@ -195,6 +215,9 @@ class Scenario:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise UsageError(f"scenario {name} must be a whole number >= 0, found {value!r}")
+        if self.history_days > BURN_IN_DAYS:
+            raise UsageError(f"scenario history_days must be at most the {BURN_IN_DAYS} burn-in days, "
+                             f"found {self.history_days}")
         if not isinstance(self.start, dt.date) or isinstance(self.start, dt.datetime):
             raise UsageError(f"scenario start must be a date, found {self.start!r}")
         for name in DEFAULT_FRACTIONS:
@@ -214,6 +237,10 @@ class Scenario:
     def date(self, offset: int) -> dt.date:
         """The calendar date of a day offset."""
         return self.start + dt.timedelta(days=offset)
+
+    def days_from_start(self, day: dt.date) -> int:
+        """The day offset of a calendar date."""
+        return (day - self.start).days
 
     @property
     def end(self) -> dt.date:
@@ -238,8 +265,9 @@ def simulate(scenario: Scenario) -> Simulation:
     """Simulate the scenario: source tables plus per-customer truth (churn day, latent levels, segment).
 
     The truth frame has one row per customer: ``customer_id``, ``join_day`` (offset; negative for
-    customers signed up before ``start``), ``churn_day`` (offset of the churn date, or -1 when the
-    customer does not churn before ``days + 21``), ``abrupt``, ``region``, ``activity``,
+    customers signed up before ``start``), ``churn_day`` (offset of the churn date, negative for churn
+    before ``start``; nullable ``Int32``, missing when the customer does not churn before ``days + 21``),
+    ``abrupt``, ``region``, ``activity``,
     ``spend_level``, ``session_level``, ``concept_segment``.
     """
     started = time.perf_counter()
@@ -267,13 +295,15 @@ class _World:
         self.start_us = int(pd.Timestamp(sc.start, tz="UTC").value // 1000)
         self.horizon = sc.days + DECAY_DAYS  # churn beyond the window still fades activity inside it
         rng = np.random.default_rng([sc.seed, STREAM_POPULATION])
-        n = sc.customers
-        # Signed up at least one day before start: tenure is roughly exponential, mean ~2 years.
+        n = sc.customers  # churn outpaces signups until the mix settles: about as many accounts are open at start
+        # The world starts BURN_IN_DAYS before ``start`` with customers who signed up before that:
+        # tenure roughly exponential (mean ~2 years); their current row began at their last plan
+        # change (changes come at PLAN_CHANGE_RATE a day) or at signup.
+        first_day = -BURN_IN_DAYS
         tenure_days = np.minimum(rng.exponential(700.0, n), 3650.0).astype(np.int32)
-        join_day = -1 - tenure_days
+        join_day = first_day - 1 - tenure_days
         signup_us = self._day_us(join_day) + rng.integers(0, DAY_US, n)
-        # The row current at start was last changed within 60 days before start (or at signup).
-        changed_us = self.start_us - rng.integers(DAY_US, 60 * DAY_US, n)
+        changed_us = self._day_us(first_day) - (rng.exponential(1.0 / PLAN_CHANGE_RATE, n) * DAY_US).astype(np.int64)
         self.cols: dict[str, np.ndarray] = {
             "join_day": join_day,
             "signup_us": signup_us,
@@ -284,7 +314,7 @@ class _World:
         self.churn_day = np.full(n, NEVER, dtype=np.int32)
         self.abrupt = np.zeros(n, dtype=bool)
         self.changes: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (cust, day, ts, plan)
-        self.plan_at = self._run_dynamics()  # [day, customer]: the plan held that day
+        self.plan_at = self._run_dynamics()  # [day + history_days, customer]: the plan held that day
 
     def _day_us(self, day: np.ndarray | int) -> np.ndarray:
         return self.start_us + np.asarray(day, dtype=np.int64) * DAY_US
@@ -303,27 +333,36 @@ class _World:
 
     @property
     def n(self) -> int:
-        """Customers simulated so far (the tables show only those who joined inside the window)."""
+        """Customers simulated so far, the burn-in's included (the tables show the visible ones)."""
         return len(self.cols["join_day"])
 
-    @property
-    def visible(self) -> int:
-        """Customers who joined before the window ends; they come first (customers are appended)."""
-        return int(np.count_nonzero(self.cols["join_day"] < self.sc.days))
+    def visible(self) -> np.ndarray:
+        """Indexes of the customers the tables show: an account open on some day of the written events.
+
+        That is: joined before the window ends, and not closed (churn confirmed ``horizon_days``
+        after the churn date) before the first written day (``-history_days``). Customer ids are
+        these indexes, so they do not depend on ``days`` or ``history_days``.
+        """
+        closed_day = self.churn_day.astype(np.int64) + self.sc.horizon_days
+        return np.flatnonzero((self.cols["join_day"] < self.sc.days) & (closed_day > -self.sc.history_days))
 
     def _run_dynamics(self) -> np.ndarray:
-        """Day by day: signups, plan changes and churn, each day from its own random stream."""
+        """Day by day from the burn-in on: signups, plan changes and churn, each day from its own random stream."""
         sc = self.sc
         plan = self.cols["plan0"].copy()
         plan_days: list[np.ndarray] = []
-        # The world runs on past the window, the same whatever ``days`` is: day t of a 40-day scenario
-        # equals day t of a 60-day one, and churn just after the window still fades activity inside it.
-        for t in range(self.horizon):
-            rng = np.random.default_rng([sc.seed, STREAM_DYNAMICS, t])
+        # The world runs from BURN_IN_DAYS before start (so the written days see a world in its steady
+        # state: churners fading out, churned accounts awaiting confirmation, the population's mix)
+        # and on past the window, the same whatever ``days`` or ``history_days`` is: day t of a 40-day
+        # scenario equals day t of a 60-day one, and churn just after the window still fades activity
+        # inside it.
+        for t in range(-BURN_IN_DAYS, self.horizon):
+            stream = [sc.seed, STREAM_DYNAMICS, t] if t >= 0 else [sc.seed, STREAM_BURN_IN, -t]
+            rng = np.random.default_rng(stream)
             plan = self._signups(rng, t, plan)
             self._plan_changes(rng, t, plan)
             self._churn(rng, t, plan)
-            if t < sc.days:
+            if -sc.history_days <= t < sc.days:
                 plan_days.append(plan.copy())
         # Customers who joined later hold a placeholder plan; they are not active on those days.
         return np.stack([np.pad(p, (0, self.n - len(p))) for p in plan_days])
@@ -390,12 +429,15 @@ class _World:
     # -- tables ------------------------------------------------------------------------------------
 
     def customers_frame(self) -> pd.DataFrame:
-        n = self.visible
-        cust = [np.arange(n)]
-        valid_from = [self.first_valid_us[:n]]
-        plans = [self.cols["plan0"][:n]]
+        sc = self.sc
+        shown = self.visible()
+        is_shown = np.zeros(self.n, dtype=bool)
+        is_shown[shown] = True
+        cust = [shown]
+        valid_from = [self.first_valid_us[shown]]
+        plans = [self.cols["plan0"][shown]]
         for who, day, ts, new_plan in self.changes:
-            inside = day < self.sc.days
+            inside = (day < sc.days) & is_shown[who]
             cust.append(who[inside])
             valid_from.append(ts[inside])
             plans.append(new_plan[inside])
@@ -405,14 +447,17 @@ class _World:
         same_next = np.append(cust_a[1:] == cust_a[:-1], False)
         # A churned account is closed when its churn is confirmed (the day its label matures): from
         # then on the customer is no longer in the "active" population; open while unconfirmed.
-        closed_day = self.churn_day[cust_a].astype(np.int64) + self.sc.horizon_days
-        closed = ~same_next & (self.churn_day[cust_a] != NEVER) & (closed_day < self.sc.days)
+        closed_day = self.churn_day[cust_a].astype(np.int64) + sc.horizon_days
+        closed = ~same_next & (self.churn_day[cust_a] != NEVER) & (closed_day < sc.days)
         to_a = np.where(same_next, np.append(from_a[1:], 0), np.where(closed, self._day_us(closed_day), 0))
         open_row = ~same_next & ~closed
+        # Rows replaced before the first written day (burn-in plan changes) are not shown.
+        keep = open_row | (to_a > self._day_us(-sc.history_days))
+        cust_a, from_a, to_a, plan_a, open_row = cust_a[keep], from_a[keep], to_a[keep], plan_a[keep], open_row[keep]
         signup = (self.cols["signup_us"] // DAY_US).astype("datetime64[D]")[cust_a]
         valid_date = (from_a // DAY_US).astype("datetime64[D]")
         return pd.DataFrame({
-            "customer_id": _ids(n)[cust_a],
+            "customer_id": _ids(self.n)[cust_a],
             "valid_from": _utc(from_a),
             "valid_to": _utc(to_a, null=open_row),
             "plan": np.array(PLANS, dtype=object)[plan_a],
@@ -446,13 +491,14 @@ class _World:
         stream = [sc.seed, STREAM_EVENTS, t] if t >= 0 else [sc.seed, STREAM_HISTORY, -t]
         rng = np.random.default_rng(stream)
         active = np.flatnonzero(self._active(t))
-        plan = (self.plan_at[t] if t >= 0 else c["plan0"])[active]
+        plan = self.plan_at[t + sc.history_days][active]
         # Churners fade out over the DECAY_DAYS before their churn date unless they leave abruptly.
         to_churn = self.churn_day[active].astype(np.int64) - t
         fade = DECAY_FLOOR + (1 - DECAY_FLOOR) * np.clip((to_churn - 1) / DECAY_DAYS, 0.0, 1.0)
         fade = np.where(self.abrupt[active], 1.0, fade)
         weekday = sc.date(t).weekday()
-        counts = rng.poisson(c["activity"][active] * WEEKDAY_FACTOR[weekday] * fade)
+        boost = SHIFT_ACTIVITY_FACTOR if t >= ph.shift_day else 1.0  # the app release: more, shorter visits
+        counts = rng.poisson(c["activity"][active] * WEEKDAY_FACTOR[weekday] * fade * boost)
         cust = np.repeat(active, counts)
         plan_e = np.repeat(plan, counts)
         k = cust.size
@@ -486,9 +532,11 @@ class _World:
     def labels_frame(self) -> pd.DataFrame:
         sc, h = self.sc, self.sc.horizon_days
         cust_parts, as_of_parts, churned_parts = [], [], []
-        # As of D 00:00 UTC (what the features see): customers who joined before D and had not left.
+        # As of D 00:00 UTC (what the features see): every customer with an open account, i.e. joined
+        # before D and not churned before D - h + 1 (a churn is confirmed, and the account closed,
+        # h days after the churn date). Those who already left but are not confirmed yet churned.
         for d in range(sc.days - h):
-            members = np.flatnonzero((self.cols["join_day"] < d) & (self.churn_day >= d))
+            members = np.flatnonzero((self.cols["join_day"] < d) & (self.churn_day.astype(np.int64) > d - h))
             cust_parts.append(members)
             as_of_parts.append(np.full(members.size, d, dtype=np.int64))
             churned_parts.append((self.churn_day[members] <= d + h - 1).astype(np.int32))
@@ -506,19 +554,19 @@ class _World:
         })
 
     def truth_frame(self) -> pd.DataFrame:
-        n = self.visible
-        c = {key: values[:n] for key, values in self.cols.items()}
-        churn_day = self.churn_day[:n]
+        shown = self.visible()
+        c = {key: values[shown] for key, values in self.cols.items()}
+        churn_day = self.churn_day[shown]
         return pd.DataFrame({
-            "customer_id": _ids(n),
+            "customer_id": _ids(self.n)[shown],
             "join_day": c["join_day"].astype(np.int32),
-            "churn_day": np.where(churn_day == NEVER, -1, churn_day).astype(np.int32),
-            "abrupt": self.abrupt[:n],
+            "churn_day": pd.arrays.IntegerArray(churn_day.astype(np.int32), churn_day == NEVER),
+            "abrupt": self.abrupt[shown],
             "region": np.array(REGIONS, dtype=object)[c["region"]],
             "activity": c["activity"],
             "spend_level": c["spend"],
             "session_level": c["session"],
-            "concept_segment": self.concept_segment()[:n],
+            "concept_segment": self.concept_segment()[shown],
         })
 
 

@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 MODEL = "churn"
 # Days of stable events before the scenario starts, so the 90-day feature windows are full on day one.
 HISTORY_DAYS = 90
+# Stable days scored and monitored before the covariate shift (the monitor's false-alarm check).
+STABLE_DAYS = 5
+# Days after a retrain before the policy may fire again: a retrain sooner than the label horizon
+# after the last one would train on (nearly) the same matured labels again.
+RETRAIN_COOLDOWN_DAYS = 21
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--days", type=_positive, default=60, help="days of events to simulate (default 60)")
     parser.add_argument("--customers", type=_positive, default=5000, help="customers at the start (default 5000)")
     parser.add_argument("--seed", type=_non_negative, default=7, help="random seed of the scenario (default 7)")
+    parser.add_argument("--stable-days", type=_non_negative, default=STABLE_DAYS, metavar="N",
+                        help="stable days before the covariate shift to score and monitor day by day (the first "
+                             f"champion is trained before them; default {STABLE_DAYS})")
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1), metavar="YYYY-MM-DD",
                         help="first day of the scenario (default 2026-01-01)")
     parser.add_argument("--workspace", default=".driftline/demo", metavar="DIR",
@@ -97,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     scenario = Scenario(customers=args.customers, days=args.days, seed=args.seed, start=args.start,
                         history_days=HISTORY_DAYS)
-    train_days, validation_days = _training_split(scenario, cfg.label.horizon_days)  # fail before any work
+    stable_days = args.stable_days
+    train_days, validation_days = _training_split(scenario, cfg.label.horizon_days, stable_days)  # fail early
     t_all = time.monotonic()
 
     _step(f"driftline demo: {scenario.customers} customers, {scenario.days} days from {scenario.start} "
@@ -133,37 +142,43 @@ def _run(args: argparse.Namespace) -> int:
 
     _story_quality(store)
 
-    train_date = scenario.date(scenario.phases.shift_day)
-    # The same training windows for the first champion and for every retrain the policy fires.
-    windows = ["--set", f"training.train_days={train_days}", "--set", f"training.validation_days={validation_days}",
-               "--set", "training.gap_days=0"]
+    train_date = scenario.date(scenario.phases.shift_day - stable_days)
+    windows = _windows(train_days, validation_days)
     t0 = time.monotonic()
     code = run_job("train", [*common, "--date", str(train_date), *windows])
     if code != 0:
         _step(f"[3] train for {train_date} failed with exit code {code}; stopping")
         return code
-    _step(f"[3] train on the stable period (run date {train_date}, before the shift) in "
+    _step(f"[3] train on the stable period (run date {train_date}, {stable_days} day(s) before the shift) in "
           f"{time.monotonic() - t0:.1f} s:")
     _story_registry(cfg, workspace)
 
-    _step(f"[4] day by day {train_date}..{last}: score with the champion, monitor the "
-          f"{cfg.monitoring.window_days}-day window against the champion's reference, evaluate the retrain policy")
+    shift_date = scenario.date(ph.shift_day)
+    _step(f"[4] day by day {train_date}..{last} ({stable_days} stable day(s), then the shift from {shift_date}): "
+          f"score with the champion, monitor the {cfg.monitoring.window_days}-day window against the champion's "
+          "reference, evaluate the retrain policy")
     t0 = time.monotonic()
     day = train_date
     while day <= last:
         t_day = time.monotonic()
-        for job, extra in (("score", []), ("monitor", []), ("retrain", windows)):
+        # A retrain trains on every label matured by its day (as the first champion did on its day).
+        policy = ["--set", f"retrain.cooldown_days={RETRAIN_COOLDOWN_DAYS}",
+                  *_windows(*_split(scenario.days_from_start(day) - cfg.label.horizon_days - 1))]
+        # The Evidently page (seconds and ~4 MB per day) only for the last day: its report links it.
+        pages = [] if day == last else ["--set", "monitoring.report.evidently_rows=0"]
+        for job, extra in (("score", []), ("monitor", pages), ("retrain", policy)):
             code = run_job(job, [*common, "--date", str(day), *extra])
             if code != 0:
                 _step(f"    {day}: {job} failed with exit code {code}; stopping")
                 return code
-        _step(f"    {day}: {_day_line(store, day)}  ({time.monotonic() - t_day:.1f} s)")
+        phase = "stable" if day < shift_date else "shift "
+        _step(f"    {day} {phase}: {_day_line(store, day)}  ({time.monotonic() - t_day:.1f} s)")
         day += dt.timedelta(days=1)
     _step(f"    {(last - train_date).days + 1} days in {time.monotonic() - t0:.1f} s")
 
     _step("[5] what happened:")
     _story_scores(store, cfg.label.threshold)
-    _story_monitoring(store)
+    _story_monitoring(store, shift_date)
     _story_retrain(store)
     _story_registry(cfg, workspace)
 
@@ -204,20 +219,35 @@ def prepare_workspace(path: Path) -> bool:
     return replaced
 
 
-def _training_split(scenario: Scenario, horizon_days: int) -> tuple[int, int]:
-    """Training and validation days that use every as-of date whose label matured before the shift.
+def _training_split(scenario: Scenario, horizon_days: int, stable_days: int = 0) -> tuple[int, int]:
+    """Training and validation days that use every as-of date whose label matured by the first scored day.
 
-    A run on the shift day sees labels of as-of offsets ``1 .. shift - horizon - 1`` (features
-    start on offset 1); the last quarter of them (at least 2 days) validates, the rest trains.
+    The first champion is trained on the day ``stable_days`` before the shift; that run sees labels
+    of as-of offsets ``1 .. shift - stable_days - horizon - 1`` (features start on offset 1); the
+    last quarter of them (at least 2 days) validates, the rest trains.
     """
-    labelled = scenario.phases.shift_day - horizon_days - 1
+    shift = scenario.phases.shift_day
+    if stable_days >= shift:
+        raise UsageError(f"--stable-days: expected fewer stable days than the {shift} days before the covariate "
+                         f"shift, found {stable_days}")
+    labelled = shift - stable_days - horizon_days - 1
     if labelled < 4:
-        need = math.ceil((horizon_days + 5) / DEFAULT_FRACTIONS["shift_day"])
+        need = math.ceil((horizon_days + 5 + stable_days) / DEFAULT_FRACTIONS["shift_day"])
         raise UsageError(f"--days: expected a scenario long enough to train on labels that matured before the "
-                         f"covariate shift (at least {need} days with a {horizon_days}-day label horizon), "
-                         f"found {scenario.days}")
+                         f"first scored day (at least {need} days with a {horizon_days}-day label horizon and "
+                         f"{stable_days} stable day(s)), found {scenario.days}")
+    return _split(labelled)
+
+
+def _split(labelled: int) -> tuple[int, int]:
+    """(train, validation) days of ``labelled`` days: the last quarter (at least 2 days) validates."""
     validation = max(2, labelled // 4)
     return labelled - validation, validation
+
+
+def _windows(train_days: int, validation_days: int) -> list[str]:
+    return ["--set", f"training.train_days={train_days}", "--set", f"training.validation_days={validation_days}",
+            "--set", "training.gap_days=0"]
 
 
 def _story_scores(store: Any, threshold: float) -> None:
@@ -234,17 +264,19 @@ def _story_scores(store: Any, threshold: float) -> None:
               f"{100 * r['pos']:.1f}% above the {threshold} threshold")
 
 
-def _story_monitoring(store: Any) -> None:
-    """Days with dataset drift, the columns that alerted most often, and where the reports are."""
+def _story_monitoring(store: Any, shift_date: dt.date) -> None:
+    """Days with dataset drift (stable days and shifted days apart), the columns that alerted most, the reports."""
     from pyspark.sql import functions as F
 
     runs = store.read("monitor_runs").filter(F.col("model") == MODEL).orderBy("run_date").collect()
-    drifted = [r for r in runs if r["dataset_drift"]]
-    alerting = [r for r in runs if r["columns_drifted"]]
-    _step(f"    {len(runs)} windows: dataset drift on {len(drifted)}"
-          + (f" (first {drifted[0]['run_date']})" if drifted else "")
-          + f", at least one column alert on {len(alerting)}"
-          + (f" (first {alerting[0]['run_date']})" if alerting else ""))
+    for label, part in (("stable", [r for r in runs if r["run_date"] < shift_date]),
+                        ("from the shift on", [r for r in runs if r["run_date"] >= shift_date])):
+        drifted = [r for r in part if r["dataset_drift"]]
+        alerting = [r for r in part if r["columns_drifted"]]
+        _step(f"    {len(part)} window(s) {label}: dataset drift on {len(drifted)}"
+              + (f" (first {drifted[0]['run_date']})" if drifted else "")
+              + f", at least one column alert on {len(alerting)}"
+              + (f" (first {alerting[0]['run_date']})" if alerting else ""))
     top = (store.read("monitor_metrics")
            .filter((F.col("model_name") == MODEL) & (F.col("baseline") == "reference") & (F.col("status") == "alert"))
            .groupBy("column").agg(F.countDistinct("run_date").alias("days"), F.min("run_date").alias("first"))
@@ -253,6 +285,9 @@ def _story_monitoring(store: Any) -> None:
         _step(f"    {r['column']:<18} alert on {r['days']} day(s) from {r['first']}")
     if runs and runs[-1]["report_path"]:
         _step(f"    latest HTML report: {runs[-1]['report_path']}")
+        page = Path(runs[-1]["report_path"]).with_name(f"{Path(runs[-1]['report_path']).stem}.evidently.html")
+        if page.is_file():
+            _step(f"    its Evidently page:  {page}")
 
 
 def _day_line(store: Any, day: dt.date) -> str:
