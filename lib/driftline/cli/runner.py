@@ -213,6 +213,7 @@ def run_job(job: str, argv: Sequence[str] | None = None, prog: str | None = None
         dates = resolve_dates(args)
         loaded = load_config(args.model, args.conf_dir, args.overrides, args.workspace)
         setup_logging(args.log_level or loaded.config.logging.level, loaded.config.logging.json_lines)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal widget
         target = _job_function(job)
         return _execute(job, target, loaded, dates, force=args.force)
     except DriftlineError as exc:

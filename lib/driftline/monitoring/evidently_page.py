@@ -56,7 +56,6 @@ def reference_sample(ctx: JobContext, mlflow_run_id: str) -> pd.DataFrame | None
     from driftline.registry.client import configure, tracking_setup
 
     configure(tracking_setup(ctx.config.mlflow, ctx.workspace))
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # no progress bar in job logs
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(run_id=mlflow_run_id,
