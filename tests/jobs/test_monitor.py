@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from chispa import assert_df_equality
+from chispa import assert_approx_df_equality
 from pyspark.sql import functions as F
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
@@ -245,7 +245,9 @@ def test_rerun_replaces_identical_rows_without_duplicates(scored) -> None:   # R
     first_run = runs_of(env, D)
     assert monitor(env, D, *WINDOW) == 0
     again = metrics_of(env, D).drop(*VOLATILE)
-    assert_df_equality(again, first, ignore_row_order=True)
+    # every key, status, threshold and size is identical; a float statistic may differ in its last bits
+    # (Spark merges partial aggregates in whatever order the tasks finish)
+    assert_approx_df_equality(again, first, 1e-12, ignore_row_order=True)
     assert again.groupBy(*KEY_FIELDS).count().filter("count > 1").count() == 0
     [run] = runs_of(env, D)
     assert run["run_id"] != first_run[0]["run_id"]
