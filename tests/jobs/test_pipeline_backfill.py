@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from chispa import assert_df_equality
+from chispa import assert_approx_df_equality
 from deltalake import DeltaTable
 from pyspark.sql import types as T
 
@@ -200,7 +200,8 @@ def test_interrupted_backfill_resumes_to_the_same_tables(spark, tmp_path: Path) 
     assert {"bf__features", "bf__predictions", "monitor_metrics", "monitor_runs", "retrain_decisions",
             "pipeline_runs", "reference_profiles"} <= set(got)
     for name, df in want.items():
-        assert_df_equality(got[name], df, ignore_nullable=True)
+        # doubles to 1e-12: Spark merges float partial aggregates in task-completion order (last bits may differ)
+        assert_approx_df_equality(got[name], df, 1e-12, ignore_nullable=True)
 
     # the scenario did what it is for: drift on 03-03 and 03-04, a retrain fired on 03-04 only
     decisions = {r["decision_date"]: r for r in got["retrain_decisions"].collect()}
