@@ -40,7 +40,9 @@ RETRAIN_COOLDOWN_DAYS = 21
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from driftline.cli.runner import CliParser  # usage errors in one line
+
+    parser = CliParser(
         prog="driftline demo",
         description="Generate a deterministic churn scenario (stable period, covariate shift, a new category, "
                     "a concept change) as Delta source tables and run the pipeline on it day by day.",

@@ -15,7 +15,6 @@ D 00:00 UTC). Airflow: ``data_interval_end`` of the interval; Databricks: the tr
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -186,10 +185,13 @@ def render(kind: str, target: Target, workdir: str | None = None, start_date: st
 
 def schedule_command(argv: Sequence[str], prog: str = "driftline schedule") -> int:
     """``driftline schedule --model M --kind K [--out FILE]``: print (or write) a scheduler rendering."""
-    from driftline.cli.runner import iso_date
+    from driftline.cli.runner import (
+        CliParser,  # usage errors in one line
+        iso_date,
+    )
     from driftline.config import load_config
 
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog=prog,
         description="Render the daily pipeline of a model (prepare_features -> score -> monitor -> retrain, "
                     "schedule.cron of its configuration) for a scheduler: a crontab line, an Airflow DAG "

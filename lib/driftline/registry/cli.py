@@ -44,7 +44,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     common.add_argument("--workspace", metavar="DIR", help="workspace folder (overrides the config key 'workspace')")
     common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override one config key, e.g. --set mlflow.tracking_uri=http://mlflow:5000")
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+    from driftline.cli.runner import CliParser  # usage errors in one line
+
+    parser = CliParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True, metavar="{list,promote,rollback}")
     sub.add_parser("list", parents=[common], help="list versions and aliases",
