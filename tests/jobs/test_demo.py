@@ -202,7 +202,7 @@ def test_demo_workspace_is_reused_only_when_a_demo_made_it(tmp_path: Path) -> No
 def test_demo_bad_option_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--customers", "many"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "driftline demo: error: argument --customers: expected a whole number, found 'many'"
+    assert err[-1] == "driftline demo: error: argument --customers: expected a whole number, found 'many' (see driftline demo --help)"
 
 
 def test_demo_too_many_stable_days_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
