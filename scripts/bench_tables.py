@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     t_pq_w = timed(lambda: df.write.mode("errorifexists").partitionBy("score_date").parquet(parquet_path))
     t_dl_w = timed(lambda: store.replace_partitions("bench", df, ["score_date"], commit))
     rss1, jrss1 = rss_mb(), rss_mb(jvm) if jvm else float("nan")
+    # the same rows written date by date (ten commits, ten staging folders), as daily jobs write
+    days = [r[0] for r in df.select("score_date").distinct().orderBy("score_date").collect()]
+    for d in days:
+        store.replace_partitions("bench_daily", df.filter(df.score_date == d), ["score_date"], commit)
 
     def scan(frame):
         # a full read that touches every column, without sending rows to the driver
@@ -115,14 +119,17 @@ def main(argv: list[str] | None = None) -> int:
         ).save()
 
     day = "2026-01-05"
-    full: dict[str, list[float]] = {"pq": [], "dl": [], "join": []}
+    full: dict[str, list[float]] = {"pq": [], "dl": [], "daily": [], "union": [], "join": []}
     one: dict[str, list[float]] = {"pq": [], "dl": []}
     for _ in range(args.repeats):  # interleaved: background load hits both sides alike
         full["pq"].append(timed(lambda: scan(spark.read.parquet(parquet_path))))
         full["dl"].append(timed(lambda: scan(store.read("bench"))))
+        full["daily"].append(timed(lambda: scan(store.read("bench_daily"))))
+        embedded.FOLDER_PARTITIONS = False  # partition values from the log: literals per value, or the join
+        full["union"].append(timed(lambda: scan(store.read("bench"))))
         union_max, embedded.UNION_MAX_GROUPS = embedded.UNION_MAX_GROUPS, 0  # the many-partitions path
         full["join"].append(timed(lambda: scan(store.read("bench"))))
-        embedded.UNION_MAX_GROUPS = union_max
+        embedded.UNION_MAX_GROUPS, embedded.FOLDER_PARTITIONS = union_max, True
         one["pq"].append(timed(lambda: scan(spark.read.parquet(parquet_path).filter(f"score_date = DATE'{day}'"))))
         one["dl"].append(timed(lambda: scan(store.read("bench", partitions={"score_date": [day]}))))
     rss2, jrss2 = rss_mb(), rss_mb(jvm) if jvm else float("nan")
@@ -138,13 +145,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:9} embedded delta min {lo_dl:6.2f} s ({n / lo_dl:12,.0f} rows/s) median {md_dl:6.2f} s"
             f"   ratio min {lo_pq / lo_dl:.2f}x median {md_pq / md_dl:.2f}x"
         )
-    lo_j, md_j = min(full["join"]), statistics.median(full["join"])
-    print(
-        f"read      delta, join path min {lo_j:6.2f} s ({rows / lo_j:12,.0f} rows/s) median {md_j:6.2f} s"
-        f"   ratio min {min(full['pq']) / lo_j:.2f}x median {statistics.median(full['pq']) / md_j:.2f}x"
-        f"   (used above {embedded.UNION_MAX_GROUPS} partition values or under"
-        f" {embedded.UNION_MIN_BYTES_PER_VALUE >> 20} MB per value)"
-    )
+    for key, label in (
+        ("daily", "written date by date (10 staging folders: one scan each, unioned)"),
+        ("union", "values from the log as literals, one scan per value (folder names not usable)"),
+        ("join", f"values from the log by file-path join (above {embedded.UNION_MAX_GROUPS} values or under"
+                 f" {embedded.UNION_MIN_BYTES_PER_VALUE >> 20} MB per value)"),
+    ):
+        lo, md = min(full[key]), statistics.median(full[key])
+        print(
+            f"read      delta {key:5} min {lo:6.2f} s ({rows / lo:12,.0f} rows/s) median {md:6.2f} s"
+            f"   ratio min {min(full['pq']) / lo:.2f}x median {statistics.median(full['pq']) / md:.2f}x   {label}"
+        )
     print(f"driver RSS MB (python): before {rss0:.0f}, after write {rss1:.0f}, after reads {rss2:.0f}")
     print(f"driver RSS MB (JVM):    before {jrss0:.0f}, after write {jrss1:.0f}, after reads {jrss2:.0f}")
     print(f"load average (1/5/15 min): at start {load0}, at end {load()} on {os.cpu_count()} cores")

@@ -9,12 +9,14 @@ Files stay where Spark wrote them, so a crash before the commit leaves only invi
 
 Read: the snapshot's file list and typed partition values come from the log, pruned on the
 driver to the requested partition values before Spark sees a path. Spark's Parquet reader scans
-exactly those files with the table's data schema (columns missing from older files read as null)
-and with partition discovery off (nothing is inferred from folder names). Partition values are
-restored from the log: one scan per distinct value with literal columns, unioned, when there are
-at most ``UNION_MAX_GROUPS`` values averaging ``UNION_MIN_BYTES_PER_VALUE``; otherwise one scan and
-a broadcast join on ``_metadata.file_path`` (keys computed on the driver), which plans fast at any
-partition count.
+exactly those files with the table's schema (columns missing from older files read as null).
+Partition values are the log's. When every file sits where this backend's writes put it
+(``stage-<id>/<col>=<value>/...``) and the folder values equal the log's, Spark's reader adds them
+per file from the folder names, one scan per staging folder (``basePath`` at that folder): a
+table written in one go is one plain scan. Otherwise partition discovery is off and the values
+come from the log as literals: one scan per distinct value, unioned, when there are at most
+``UNION_MAX_GROUPS`` values averaging ``UNION_MIN_BYTES_PER_VALUE``; else one scan and a broadcast
+join on ``_metadata.file_path`` (keys computed on the driver), which plans fast at any count.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ _FILE_KEY = "__driftline_file"
 # join ~50 ns a row (measured here), so small partitions are cheaper through the join.
 UNION_MAX_GROUPS = 64
 UNION_MIN_BYTES_PER_VALUE = 16 * 1024 * 1024
+# Let Spark restore partition values from this backend's own folders once checked against the log
+# (see _stage_groups); False always takes them from the log as literals or through the join.
+FOLDER_PARTITIONS = True
 
 
 def spark_unescape(text: str) -> str:
@@ -523,21 +528,35 @@ class EmbeddedBackend:
         groups: dict[tuple[Any, ...], list[str]] = {}
         for uri, add in zip(uris, adds, strict=True):
             groups.setdefault(tuple(add["partition." + c] for c in partition_by), []).append(uri)
+        stages = _stage_groups(loc, uris, adds, partition_by, types) if FOLDER_PARTITIONS else None
+        branches = len(stages) if stages is not None and len(stages) <= len(groups) else len(groups)
         total_bytes = sum(int(a["size_bytes"] or 0) for a in adds)
-        if len(groups) <= UNION_MAX_GROUPS and total_bytes >= len(groups) * UNION_MIN_BYTES_PER_VALUE:
-            # SQL text per branch: a few Py4J calls per branch instead of several per column.
-            reader = self._reader(data_schema)
-            frames = []
-            for values, paths in groups.items():
-                literal = dict(zip(partition_by, values, strict=True))
-                frames.append(
-                    reader.parquet(*paths).selectExpr(
-                        *[
-                            f"{_sql_literal(literal[c], types[c])} AS {_quote(c)}" if c in literal else _quote(c)
-                            for c in columns
-                        ]
+        if branches == 1 or (
+            branches <= UNION_MAX_GROUPS and total_bytes >= branches * UNION_MIN_BYTES_PER_VALUE
+        ):
+            if stages is not None and branches == len(stages):
+                # Spark's partition discovery below one staging folder; the folder values were
+                # checked against the log, so what it restores is the log's values.
+                picked = [_quote(c) for c in columns]
+                frames = [
+                    self.spark.read.schema(schema).option("basePath", loc.child(stage)).parquet(*paths)
+                    .selectExpr(*picked)
+                    for stage, paths in stages.items()
+                ]
+            else:
+                # SQL text per branch: a few Py4J calls per branch instead of several per column.
+                reader = self._reader(data_schema)
+                frames = []
+                for values, paths in groups.items():
+                    literal = dict(zip(partition_by, values, strict=True))
+                    frames.append(
+                        reader.parquet(*paths).selectExpr(
+                            *[
+                                f"{_sql_literal(literal[c], types[c])} AS {_quote(c)}" if c in literal else _quote(c)
+                                for c in columns
+                            ]
+                        )
                     )
-                )
             union = reduce(lambda a, b: a.unionAll(b), frames)
             return union if len(frames) == 1 else self._coalesce_like_one_scan(union, [a["size_bytes"] for a in adds])
         jvm_path = self.spark.sparkContext._jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]
@@ -685,6 +704,37 @@ def _file_uris(loc: Location, adds: list[dict[str, Any]]) -> list[str]:
         if "://" in path or path.startswith("/"):
             raise TableError(f"table {loc.name}: absolute file path in the log is not supported: {path}")
         out.append(loc.uri.rstrip("/") + "/" + unquote(path))
+    return out
+
+
+def _stage_groups(
+    loc: Location, paths: list[str], adds: list[dict[str, Any]], partition_by: list[str], types: dict[str, Any]
+) -> dict[str, list[str]] | None:
+    """The files' Spark paths (one per add) by staging folder; None unless folder names give the log's values.
+
+    Every file must sit at ``stage-<id>/<col1>=<v1>/.../<file>`` (the table's partition columns in
+    order, Spark's escaping, ``__HIVE_DEFAULT_PARTITION__`` for null) with each folder value equal to
+    the log's partition value for that file. Another tool's layout or a renamed folder gives None.
+    """
+    base = loc.child("")
+    out: dict[str, list[str]] = {}
+    for path, add in zip(paths, adds, strict=True):
+        parts = path[len(base) :].split("/")
+        if not path.startswith(base) or len(parts) != len(partition_by) + 2 or not parts[0].startswith(STAGE_PREFIX):
+            return None
+        for col, folder in zip(partition_by, parts[1:-1], strict=True):
+            name, sep, raw = folder.partition("=")
+            if name != col or not sep:
+                return None
+            try:
+                text = None if raw == NULL_PARTITION else spark_unescape(raw)
+                found = policy.canonical_partition_text(types[col], text)
+                logged = policy.canonical_partition_text(types[col], _typed_text(add["partition." + col]))
+            except TableError:
+                return None
+            if found != logged:
+                return None
+        out.setdefault(parts[0], []).append(path)
     return out
 
 

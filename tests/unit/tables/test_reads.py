@@ -83,9 +83,12 @@ def scans_in_plan(df) -> int:
     return df._jdf.queryExecution().executedPlan().toString().count("FileScan parquet")
 
 
-@pytest.fixture(params=["union", "join"])
+@pytest.fixture(params=["folders", "union", "join"])
 def read_path(request, monkeypatch):
-    """Both ways of restoring partition values: literal columns per value, or the file-path join."""
+    """The three ways of restoring partition values: Spark's discovery below each staging folder
+    (checked against the log), literal columns per value, or the file-path join."""
+    if request.param != "folders":
+        monkeypatch.setattr(embedded_mod, "FOLDER_PARTITIONS", False)
     if request.param == "join":
         monkeypatch.setattr(embedded_mod, "UNION_MAX_GROUPS", 0)
     else:  # test tables are tiny: take the union path whatever their size
@@ -96,6 +99,7 @@ def read_path(request, monkeypatch):
 @pytest.fixture
 def union_path(monkeypatch):
     monkeypatch.setattr(embedded_mod, "UNION_MIN_BYTES_PER_VALUE", 0)
+    monkeypatch.setattr(embedded_mod, "FOLDER_PARTITIONS", False)
 
 
 # ----------------------------------------------------------------------------- the read path
@@ -145,6 +149,38 @@ def test_partition_values_come_from_the_log_not_folder_names(spark, store, works
     assert_same(store.read("odd"), expected)
     same_as_deltars(store.read("odd"), str(root))
     assert_same(store.read("odd", partitions={"d": [None]}), spark.createDataFrame([(4, None)], schema))
+
+
+def test_staging_folder_names_that_contradict_the_log_are_not_used(spark, store, workspace):
+    """Our own layout (``stage-<id>/d=<value>/``) but a folder value differing from the log (a folder
+    renamed by hand, or a log written by another tool): the log's values are read, not the folder's."""
+    root = workspace / "tables" / "liar"
+    files = {"stage-a/d=2026-01-09/one.parquet": ("2026-01-01", [1, 2]), "stage-a/d=2026-01-02/two.parquet": ("2026-01-02", [3])}
+    adds = []
+    for rel, (value, ids) in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"id": pa.array(ids, pa.int64())}), root / rel)
+        stats = json.dumps({"numRecords": len(ids), "nullCount": {"id": 0}})
+        adds.append(AddAction(rel, (root / rel).stat().st_size, {"d": value}, 0, True, stats))
+    schema = StructType([StructField("id", LongType()), StructField("d", DateType())])
+    create_table_with_add_actions(str(root), Schema.from_json(json.dumps(schema.jsonValue())), adds, partition_by=["d"])
+    assert_same(store.read("liar"), spark.createDataFrame([(1, D[0]), (2, D[0]), (3, D[1])], schema))
+    same_as_deltars(store.read("liar"), str(root))
+
+
+def test_a_table_written_in_one_go_is_one_plain_scan(spark, store):
+    """One staging folder: Spark's reader restores the partition columns itself (no union, no join),
+    and a later filter on a partition column prunes files as in a plain partitioned Parquet read."""
+    df = frame(spark, [r for d in D for r in rows_for(d)])
+    store.replace_partitions("one", df, ["d"], commit_for("a"))
+    got = store.read("one")
+    plan = got._jdf.queryExecution().executedPlan().toString()
+    assert scans_in_plan(got) == 1 and "Union" not in plan and "Join" not in plan
+    assert_same(got, df)
+    same_as_deltars(got, store.location("one"))
+    one = got.filter(F.col("d") == F.lit(D[2]))
+    assert "PartitionFilters: [isnotnull(d" in one._jdf.queryExecution().executedPlan().toString()
+    assert_same(one, frame(spark, rows_for(D[2])))
 
 
 def test_spark_partition_discovery_is_off(spark, store, tmp_path):
