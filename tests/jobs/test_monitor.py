@@ -358,3 +358,26 @@ def test_evidently_page_beside_the_report_from_the_stored_reference_sample(score
     # off: no page, and the one of the earlier run is gone (it would pass for this run's)
     assert monitor(env, D, *WINDOW, "--set", "monitoring.report.evidently_rows=0") == 0
     assert not page.exists() and "off (monitoring.report.evidently_rows is 0)" in report.read_text()
+
+
+def test_features_configured_differently_from_the_reference_are_quality_warnings(scored) -> None:   # R9
+    """``x2`` dropped from the config and ``x3`` added after v1 was trained: the reference's columns are
+    still profiled from the features table, and the schema change shows as quality warnings."""
+    env = scored
+    features = ("features=[{name: x1, kind: aggregate, agg: sum, column: amount, window: 7d}, "
+                "{name: x3, kind: aggregate, agg: max, column: amount, window: 7d}, "
+                "{name: plan, kind: attribute, column: plan, categorical: true}]")
+    try:
+        assert monitor(env, CLEAN, *WINDOW, "--set", features) == 0
+        got = by_key(metrics_of(env, CLEAN))
+        changes = {k: (r["value"], r["threshold"], r["status"]) for k, r in got.items()
+                   if k[1] in ("new_column", "removed_column", "schema_changes")}
+        assert changes == {("x3", "new_column"): (1.0, None, "warn"), ("x2", "removed_column"): (1.0, None, "warn"),
+                           ("__dataset__", "schema_changes"): (2.0, 0.0, "warn")}
+        assert ("x2", "drift") in got and got[("x2", "null_rate")]["status"] == "ok"
+        assert runs_of(env, CLEAN)[0]["quality_status"] == "warn"
+    finally:
+        assert monitor(env, CLEAN, *WINDOW) == 0
+    got = by_key(metrics_of(env, CLEAN))
+    assert got[("__dataset__", "schema_changes")]["status"] == "ok"
+    assert not [k for k in got if k[1] in ("new_column", "removed_column")]

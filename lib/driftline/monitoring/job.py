@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -213,14 +213,17 @@ def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]
 
 
 def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.date],
-                 columns: Sequence[str]) -> DataFrame:
+                 columns: Sequence[str], numeric: Collection[str] = ()) -> DataFrame:
     """The rows the champion scored in the window: its ``prediction`` (= score) and their feature values.
 
     Reads the predictions' key, score_date, score and the features ``columns`` of the same key and
     date (left join: a scored row without its feature row shows nulls); returns key, as_of_date,
-    ``columns`` and ``prediction``.
+    ``columns`` and ``prediction``. A reference column missing from the features table, or one the
+    reference profiled as ``numeric`` but the table holds as another type, fails (R9), naming
+    expected and found.
     """
     from pyspark.sql import functions as F
+    from pyspark.sql.types import NumericType
 
     from driftline.scoring.core import SCORE
     from driftline.scoring.tables import SCORE_DATE
@@ -235,6 +238,11 @@ def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.dat
     if missing:
         raise MonitorInputError(f"table {table}: expected the reference's columns {', '.join(features_cols)}, "
                                 f"found {', '.join(missing)} missing (columns: {', '.join(features.columns)})")
+    retyped = [f"{f.name} ({f.dataType.simpleString()})" for f in features.schema.fields
+               if f.name in numeric and f.name in features_cols and not isinstance(f.dataType, NumericType)]
+    if retyped:
+        raise MonitorInputError(f"table {table}: expected numeric columns as in the reference profile, found "
+                                f"{', '.join(retyped)}")
     scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE).alias(PREDICTION))
     feats = features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1]))).select(key, AS_OF,
                                                                                              *features_cols)
@@ -293,6 +301,39 @@ def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: i
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def schema_rows(reference: DatasetProfile, features: Sequence[str], version: str) -> list[dict[str, Any]]:
+    """Schema changes of the configured features against the reference of ``version`` (pure).
+
+    The model's inputs are the configured ``features``; the reference profiled those of the version
+    in use. ``new_column`` (``warn``): configured now but not in the reference, so the champion does
+    not use it (retrain to use it); ``removed_column`` (``warn``): in the reference but no longer
+    configured, so new dates of the features table hold nulls for it (its ``null_rate`` shows that);
+    ``__dataset__`` / ``schema_changes``: their number (threshold 0, ``warn`` above). A reference
+    column missing from the features table, or retyped there, fails instead (`window_frame`).
+    """
+    profiled = [c for c in reference.columns if c != PREDICTION]
+    added = [c for c in features if c not in reference.columns]
+    removed = [c for c in profiled if c not in features]
+    rows: list[dict[str, Any]] = []
+
+    def add(column: str, metric: str, value: float, status: Status, reason: str | None,
+            threshold: float | None = None) -> None:
+        rows.append(dict(column=column, metric=metric, value=value, threshold=threshold, status=status, method=None,
+                         reason=reason, n_reference=None, n_current=None))
+
+    for c in added:
+        add(c, "new_column", 1.0, WARN, f"configured feature not in the reference profile of version {version}: "
+            "the champion does not use it (retrain to use it)")
+    for c in removed:
+        add(c, "removed_column", 1.0, WARN, f"in the reference profile of version {version} but no longer "
+            "configured: new feature rows hold nulls for it")
+    changes = len(added) + len(removed)
+    add(DATASET, "schema_changes", float(changes), WARN if changes else OK,
+        f"{changes} configured feature(s) differ from the reference of version {version}: "
+        f"new {', '.join(added) or '-'}; removed {', '.join(removed) or '-'}" if changes else None, threshold=0.0)
+    return rows
 
 
 # --------------------------------------------------------------------------- late-label performance
@@ -503,13 +544,16 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
     ref = load_reference(ctx, version)
     columns = list(ref.profile.columns)
     # the previous window (whatever champion version scored it) rides along in the same grouped pass
-    window = (window_frame(ctx, preds.unionByName(both.filter(~in_current)), [*previous_dates, *dates], columns)
+    numeric = [c for c, p in ref.profile.columns.items() if isinstance(p, NumericProfile)]
+    window = (window_frame(ctx, preds.unionByName(both.filter(~in_current)), [*previous_dates, *dates], columns,
+                           numeric)
               .withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous")))
     profiles = profile_by(window, WINDOW, columns, ref.bins, quantiles=ref.quantiles)   # the one profiling pass
     current = profiles["current"]
     spec = drift_spec(ctx, ref)
     result = dataset_drift(ref.profile, current, spec, columns)
-    quality = quality_rows(ref.profile, current, spec.min_rows)
+    quality = [*quality_rows(ref.profile, current, spec.min_rows),
+               *schema_rows(ref.profile, [f.name for f in cfg.features], version)]
     labelled = labelled_frame(ctx, preds, date, dates, mcfg.segments)
     if labelled is not None and mcfg.segments:
         labelled = labelled.cache()   # read once for the whole window and every segment column
