@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             f"   ratio min {lo_pq / lo_dl:.2f}x median {md_pq / md_dl:.2f}x"
         )
     for key, label in (
-        ("daily", "written date by date (10 staging folders: one scan each, unioned)"),
+        ("daily", "written date by date (10 commits and staging folders, one scan from the table root)"),
         ("union", "values from the log as literals, one scan per value (folder names not usable)"),
         ("join", f"values from the log by file-path join (above {embedded.UNION_MAX_GROUPS} values or under"
                  f" {embedded.UNION_MIN_BYTES_PER_VALUE >> 20} MB per value)"),

@@ -1,22 +1,25 @@
 """Embedded Delta backend: Spark writes Parquet, delta-rs commits it; no JVM Delta jars needed.
 
-Write: Spark writes the rows as Parquet into ``stage-<uuid>/`` inside the table root, partitioned
-like the table (never ``mode("overwrite")`` into the root). The driver lists the staged files,
-reads their footers for statistics and partition values, validates everything delta-rs would
-accept silently, and makes one delta-rs commit that adds those files and removes the replaced
-partitions, carrying the app transaction ``driftline/<job>/<table>/<key>`` and our metadata.
-Files stay where Spark wrote them, so a crash before the commit leaves only invisible orphans.
+Write: Spark writes the rows as Parquet into a staging folder ``driftline_write=w<uuid>/`` inside
+the table root (``stage-<uuid>/`` before 2026-11-23), partitioned like the table (never
+``mode("overwrite")`` into the root). The driver lists the staged files, reads their footers for
+statistics and partition values, validates everything delta-rs would accept silently, and makes
+one delta-rs commit that adds those files and removes the replaced partitions, carrying the app
+transaction ``driftline/<job>/<table>/<key>`` and our metadata. Files stay where Spark wrote them,
+so a crash before the commit leaves only invisible orphans.
 
 Read: the snapshot's file list and typed partition values come from the log, pruned on the
 driver to the requested partition values before Spark sees a path. Spark's Parquet reader scans
 exactly those files with the table's schema (columns missing from older files read as null).
 Partition values are the log's. When every file sits where this backend's writes put it
-(``stage-<id>/<col>=<value>/...``) and the folder values equal the log's, Spark's reader adds them
-per file from the folder names, one scan per staging folder (``basePath`` at that folder): a
-table written in one go is one plain scan. Otherwise partition discovery is off and the values
-come from the log as literals: one scan per distinct value, unioned, when there are at most
-``UNION_MAX_GROUPS`` values averaging ``UNION_MIN_BYTES_PER_VALUE``; else one scan and a broadcast
-join on ``_metadata.file_path`` (keys computed on the driver), which plans fast at any count.
+(``<staging folder>/<col>=<value>/...``) and the folder values equal the log's, Spark's reader adds
+them per file from the folder names: the staging folder name is itself ``name=value`` shaped, so
+one scan with ``basePath`` at the table root covers every write (an extra ``driftline_write``
+column, dropped); each legacy ``stage-<id>`` folder needs its own scan. Otherwise partition
+discovery is off and the values come from the log as literals: one scan per distinct value,
+unioned, when there are at most ``UNION_MAX_GROUPS`` values averaging ``UNION_MIN_BYTES_PER_VALUE``;
+else one scan and a broadcast join on ``_metadata.file_path`` (keys computed on the driver), which
+plans fast at any count.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Staging folders are named WRITE_FOLDER=w<hex>: partition-shaped, so Spark's partition discovery
+# with basePath at the table root accepts files of many writes in one scan (it refuses differently
+# nested layouts such as several stage-<id>/ folders, the name used before 2026-11-23).
+WRITE_FOLDER = "driftline_write"
 STAGE_PREFIX = "stage-"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 # Reader features this path honours; anything else (deletionVectors, columnMapping, ...) is refused.
@@ -106,7 +113,7 @@ class StagedFile:
 
 def new_stage_name() -> str:
     """Staging folder name; a module function so tests can point it at an unwritable place."""
-    return f"{STAGE_PREFIX}{uuid.uuid4().hex}"
+    return f"{WRITE_FOLDER}=w{uuid.uuid4().hex}"  # 'w': the value never looks like a number or a date
 
 
 class EmbeddedBackend:
@@ -535,11 +542,12 @@ class EmbeddedBackend:
             branches <= UNION_MAX_GROUPS and total_bytes >= branches * UNION_MIN_BYTES_PER_VALUE
         ):
             if stages is not None and branches == len(stages):
-                # Spark's partition discovery below one staging folder; the folder values were
-                # checked against the log, so what it restores is the log's values.
+                # Spark's partition discovery from the table root (or a legacy staging folder); the
+                # folder values were checked against the log, so what it restores is the log's values.
                 picked = [_quote(c) for c in columns]
                 frames = [
-                    self.spark.read.schema(schema).option("basePath", loc.child(stage)).parquet(*paths)
+                    self.spark.read.schema(schema).option("basePath", loc.child(stage) if stage else loc.spark_uri)
+                    .parquet(*paths)
                     .selectExpr(*picked)
                     for stage, paths in stages.items()
                 ]
@@ -710,17 +718,28 @@ def _file_uris(loc: Location, adds: list[dict[str, Any]]) -> list[str]:
 def _stage_groups(
     loc: Location, paths: list[str], adds: list[dict[str, Any]], partition_by: list[str], types: dict[str, Any]
 ) -> dict[str, list[str]] | None:
-    """The files' Spark paths (one per add) by staging folder; None unless folder names give the log's values.
+    """The files' Spark paths (one per add) by the ``basePath`` to scan them with, relative to the
+    table root; None unless folder names give exactly the log's values.
 
-    Every file must sit at ``stage-<id>/<col1>=<v1>/.../<file>`` (the table's partition columns in
-    order, Spark's escaping, ``__HIVE_DEFAULT_PARTITION__`` for null) with each folder value equal to
-    the log's partition value for that file. Another tool's layout or a renamed folder gives None.
+    Every file must sit at ``<staging folder>/<col1>=<v1>/.../<file>`` (the table's partition columns
+    in order, Spark's escaping, ``__HIVE_DEFAULT_PARTITION__`` for null) with each folder value equal
+    to the log's partition value for that file. Files in ``driftline_write=w<id>`` folders share the
+    base ``""`` (the table root); each legacy ``stage-<id>`` folder is its own base. Another tool's
+    layout, a renamed folder or a table column named ``driftline_write`` gives None.
     """
+    if WRITE_FOLDER in types:
+        return None
     base = loc.child("")
     out: dict[str, list[str]] = {}
     for path, add in zip(paths, adds, strict=True):
         parts = path[len(base) :].split("/")
-        if not path.startswith(base) or len(parts) != len(partition_by) + 2 or not parts[0].startswith(STAGE_PREFIX):
+        if not path.startswith(base) or len(parts) != len(partition_by) + 2:
+            return None
+        if parts[0].startswith(WRITE_FOLDER + "=w"):
+            group = ""
+        elif parts[0].startswith(STAGE_PREFIX):
+            group = parts[0]
+        else:
             return None
         for col, folder in zip(partition_by, parts[1:-1], strict=True):
             name, sep, raw = folder.partition("=")
@@ -734,7 +753,7 @@ def _stage_groups(
                 return None
             if found != logged:
                 return None
-        out.setdefault(parts[0], []).append(path)
+        out.setdefault(group, []).append(path)
     return out
 
 
@@ -879,7 +898,7 @@ def _all_referenced(fs: pafs.FileSystem, base: str, table: DeltaTable) -> set[st
 
 def _remove_empty_stage_dirs(fs: pafs.FileSystem, base: str, cutoff: float) -> None:
     for info in fs.get_file_info(pafs.FileSelector(base, recursive=False)):
-        if info.type != pafs.FileType.Directory or not info.base_name.startswith(STAGE_PREFIX):
+        if info.type != pafs.FileType.Directory or not info.base_name.startswith((STAGE_PREFIX, WRITE_FOLDER + "=")):
             continue
         if info.mtime is not None and info.mtime.timestamp() > cutoff:
             continue  # maybe a write in flight that has not produced files yet

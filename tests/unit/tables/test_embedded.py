@@ -188,7 +188,7 @@ def test_deltars_accepts_a_repeated_app_transaction_but_we_refuse_it(spark, stor
         store.replace_partitions("dup", frame(spark, rows_for(D1, "mine")), ["d"], commit_for("k", "run-y"))
     assert_same(store.read("dup"), frame(spark, rows_for(D1, "other")))  # no duplicates, one result
     assert store.version("dup") == 2
-    assert not list(Path(store.location("dup")).glob("stage-*/d=*/*mine*"))
+    assert not list(Path(store.location("dup")).glob("driftline_write=*/d=*/*mine*"))
 
 
 def test_append_is_skipped_when_the_key_already_appended(spark, store):
@@ -210,7 +210,7 @@ def test_explicit_partitions_replace_with_zero_rows_and_refuse_strays(spark, sto
     with pytest.raises(TableError, match="outside the partitions being replaced"):
         store.replace_partitions("ex", frame(spark, rows_for(D3)), ["d"], commit_for("x"), partitions=[{"d": D2}])
     assert store.version("ex") == 1
-    assert not list(Path(store.location("ex")).glob("stage-*/d=2026-01-06"))
+    assert not list(Path(store.location("ex")).glob("driftline_write=*/d=2026-01-06"))
 
 
 def test_null_and_multi_column_partitions_are_replaced(spark, store):
@@ -329,7 +329,7 @@ def test_r3_failure_inside_commit_leaves_previous_version(spark, store, monkeypa
         store.replace_partitions("r3", frame(spark, rows_for(D1, "x")), ["d"], commit_for("a", "r2"))
     assert store.version("r3") == 0
     assert_same(store.read("r3"), before)
-    assert len(list(Path(store.location("r3")).glob("stage-*"))) == 1  # the failed staging folder was removed
+    assert len(list(Path(store.location("r3")).glob("driftline_write=*"))) == 1  # the failed staging folder was removed
     monkeypatch.undo()
     store.replace_partitions("r3", frame(spark, rows_for(D1, "x")), ["d"], commit_for("a", "r3"))
     assert_same(store.read("r3"), frame(spark, rows_for(D1, "x")))

@@ -84,7 +84,7 @@ def test_r3_process_killed_between_write_and_commit(spark, store, workspace, tmp
     assert store.version("r3k") == 0
     assert_df_equality(store.read("r3k"), before, ignore_row_order=True, ignore_nullable=True)
     root = Path(store.location("r3k"))
-    orphans = sorted(str(p.relative_to(root)) for p in root.glob("stage-*/d=*/*.parquet"))
+    orphans = sorted(str(p.relative_to(root)) for p in root.glob("driftline_write=*/d=*/*.parquet"))
     committed = {a for a in DeltaTable(str(root)).file_uris()}
     orphans = [o for o in orphans if str(root / o) not in committed]
     assert orphans  # the killed writer left its files behind, invisible to readers

@@ -110,7 +110,7 @@ def test_range_write_then_one_date_rewrite_reads_back(spark, store, read_path):
     store.replace_partitions("rr", frame(spark, rows_for(D[4], "new")), ["d"], commit_for(D[4].isoformat()))
     expected = frame(spark, [r for d in D for r in (rows_for(d, "new") if d == D[4] else rows_for(d))])
     path = store.location("rr")
-    assert len({p.parent.parent.name for p in Path(path).glob("stage-*/d=*/*.parquet")}) == 2
+    assert len({p.parent.parent.name for p in Path(path).glob("driftline_write=*/d=*/*.parquet")}) == 2
     key_conf = "spark.sql.sources.parallelPartitionDiscovery.threshold"
     before = spark.conf.get(key_conf)
     try:
@@ -152,7 +152,7 @@ def test_partition_values_come_from_the_log_not_folder_names(spark, store, works
 
 
 def test_staging_folder_names_that_contradict_the_log_are_not_used(spark, store, workspace):
-    """Our own layout (``stage-<id>/d=<value>/``) but a folder value differing from the log (a folder
+    """Our own (legacy ``stage-<id>``) layout but a folder value differing from the log (a folder
     renamed by hand, or a log written by another tool): the log's values are read, not the folder's."""
     root = workspace / "tables" / "liar"
     files = {"stage-a/d=2026-01-09/one.parquet": ("2026-01-01", [1, 2]), "stage-a/d=2026-01-02/two.parquet": ("2026-01-02", [3])}
@@ -183,6 +183,44 @@ def test_a_table_written_in_one_go_is_one_plain_scan(spark, store):
     assert_same(one, frame(spark, rows_for(D[2])))
 
 
+def test_legacy_staging_folders_and_new_writes_read_together(spark, store, workspace, monkeypatch):
+    """A table from before 2026-11-23 (files in ``stage-<id>/d=<value>/``) that new writes extend: one
+    scan per legacy folder plus one for every new write (tiny files: the join otherwise), values as in the log."""
+    monkeypatch.setattr(embedded_mod, "UNION_MIN_BYTES_PER_VALUE", 0)
+    root = workspace / "tables" / "mixed"
+    adds = []
+    for rel, value, ids in (("stage-a/d=2026-01-01/one.parquet", "2026-01-01", [1, 2]),
+                            ("stage-b/d=2026-01-02/two.parquet", "2026-01-02", [3])):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"id": pa.array(ids, pa.int64())}), root / rel)
+        stats = json.dumps({"numRecords": len(ids), "nullCount": {"id": 0}})
+        adds.append(AddAction(rel, (root / rel).stat().st_size, {"d": value}, 0, True, stats))
+    schema = StructType([StructField("id", LongType()), StructField("d", DateType())])
+    create_table_with_add_actions(str(root), Schema.from_json(json.dumps(schema.jsonValue())), adds, partition_by=["d"])
+    for day, ids in ((D[2], [4]), (D[3], [5, 6])):
+        store.replace_partitions("mixed", spark.createDataFrame([(i, day) for i in ids], schema), ["d"],
+                                 commit_for(day.isoformat()))
+    got = store.read("mixed")
+    assert scans_in_plan(got) == 3   # stage-a, stage-b, and both new writes in one
+    assert_same(got, spark.createDataFrame([(1, D[0]), (2, D[0]), (3, D[1]), (4, D[2]), (5, D[3]), (6, D[3])], schema))
+    same_as_deltars(got, str(root))
+    monkeypatch.setattr(embedded_mod, "UNION_MIN_BYTES_PER_VALUE", 1 << 40)   # small: one scan and the join
+    assert scans_in_plan(store.read("mixed")) == 1
+    assert_same(store.read("mixed"), got)
+
+
+def test_tables_written_date_by_date_read_as_one_scan(spark, store):
+    """Each write's staging folder is ``driftline_write=w<id>``: Spark's discovery from the table root
+    covers all of them (the extra column is dropped), so daily writes do not cost a scan each."""
+    for d in D:
+        store.replace_partitions("daily", frame(spark, rows_for(d)), ["d"], commit_for(d.isoformat()))
+    got = store.read("daily")
+    assert got.columns == frame(spark, rows_for(D[0])).columns
+    assert scans_in_plan(got) == 1 and "Union" not in got._jdf.queryExecution().executedPlan().toString()
+    assert_same(got, frame(spark, [r for d in D for r in rows_for(d)]))
+    same_as_deltars(got, store.location("daily"))
+
+
 def test_spark_partition_discovery_is_off(spark, store, tmp_path):
     """The reader helper on a folder tree Spark's discovery would refuse (conflicting layouts)."""
     for rel in ("a/p=1/f.parquet", "b/f.parquet"):
@@ -198,7 +236,7 @@ def test_pruning_happens_before_any_file_is_opened(spark, store, read_path):
     store.replace_partitions("pr", frame(spark, [r for d in D[:3] for r in rows_for(d)]), ["d"], commit_for("a"))
     root = Path(store.location("pr"))
     for folder in ("d=2026-01-01", "d=2026-01-03"):  # other partitions' files: gone
-        for f in root.glob(f"stage-*/{folder}/*.parquet"):
+        for f in root.glob(f"driftline_write=*/{folder}/*.parquet"):
             f.unlink()
     got = store.read("pr", partitions={"d": [D[1]]})
     assert_same(got, frame(spark, rows_for(D[1])))
