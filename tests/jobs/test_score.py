@@ -188,7 +188,36 @@ def test_rerun_replaces_the_date_and_never_duplicates(trained) -> None:   # R1
     assert_approx_df_equality(stable(only).drop("config_hash"), first.filter("role = 'champion'").drop("config_hash"),
                               precision=0.0, ignore_row_order=True)
     assert ("comparison", None, "label_agreement") not in stats(env)
-    assert run(env, "score", "jt") == 0                                 # back to the shadow output
+    # back to the shadow output: the date now records the champion alone, so ask for the aliases as they are
+    assert run(env, "score", "jt") == 0
+    assert sorted(r["role"] for r in predictions(env).select("role").distinct().collect()) == ["champion"]
+    assert run(env, "score", "jt", "--set", "scoring.rerun_versions=current") == 0
+    assert sorted(r["role"] for r in predictions(env).select("role").distinct().collect()) == ["challenger",
+                                                                                              "champion"]
+    assert run(env, "score", "jt") == 0     # the same versions again, under the plain config (its hash)
+
+
+def test_a_rerun_after_a_promotion_scores_with_the_versions_the_date_recorded(trained) -> None:
+    """v2 promoted after D was scored by v1: rerunning D reproduces v1's rows (a forced backfill is
+    identical); ``scoring.rerun_versions=current`` rescores it with the new champion."""
+    env = trained
+    reg = registry_of(env, "jt")
+    assert run(env, "score", "jt") == 0
+    first = stable(predictions(env))
+    reg.client.set_registered_model_alias("jt", CHAMPION, "2")
+    try:
+        assert run(env, "score", "jt") == 0
+        assert_approx_df_equality(stable(predictions(env)), first, precision=0.0, ignore_row_order=True)
+        assert run(env, "score", "jt", "--set", "scoring.rerun_versions=current") == 0
+        pdf = features_at(env)
+        want = expected(env, "jt", {"champion": "2"}, pdf, "classification")   # challenger alias = champion: none
+        assert_approx_df_equality(stable(predictions(env)).drop("config_hash"), want.drop("config_hash"),
+                                  precision=1e-12, ignore_row_order=True)   # --set changes the config hash
+    finally:
+        reg.client.set_registered_model_alias("jt", CHAMPION, "1")
+        assert run(env, "score", "jt", "--set", "scoring.rerun_versions=current") == 0
+        assert run(env, "score", "jt") == 0     # the same versions again, under the plain config (its hash)
+    assert_approx_df_equality(stable(predictions(env)), first, precision=0.0, ignore_row_order=True)
 
 
 def variant_table(env, name: str, pdf: pd.DataFrame, schema: T.StructType) -> str:

@@ -95,18 +95,66 @@ def load_version(registry: ModelRegistry, info: VersionInfo, role: str) -> Loade
     return LoadedVersion(ref, data, model, known_categories(model))
 
 
-def resolve_versions(registry: ModelRegistry, cfg: DriftlineConfig) -> list[LoadedVersion]:
-    """The champion, and the challenger when ``scoring.shadow`` is on and another version holds that alias."""
+def current_roles(registry: ModelRegistry, cfg: DriftlineConfig) -> tuple[tuple[str, str], ...]:
+    """(role, version) of the champion, and of the challenger when ``scoring.shadow`` is on and another
+    version holds that alias."""
     champion = registry.alias(CHAMPION)
     if champion is None:
         raise UsageError(f"model {cfg.name}: expected a version with alias '{CHAMPION}', found none "
                          "(train the model or promote a version first)")
-    infos = [(CHAMPION, champion)]
+    roles = [(CHAMPION, champion.version)]
     challenger = registry.alias(CHALLENGER) if cfg.scoring.shadow else None
     if challenger is not None and challenger.version == champion.version:
         log.info("%s: challenger alias points at the champion v%s; no shadow scoring", cfg.name, champion.version)
     elif challenger is not None:
-        infos.append((CHALLENGER, challenger))
+        roles.append((CHALLENGER, challenger.version))
+    return tuple(roles)
+
+
+def recorded_roles(ctx: JobContext, dates: Sequence[dt.date]) -> dict[dt.date, tuple[tuple[str, str], ...]]:
+    """(role, version) pairs each already scored date holds in the predictions table (champion first)."""
+    from pyspark.sql import functions as F
+
+    from driftline.scoring.core import MODEL_VERSION
+
+    table = predictions_table(ctx.config.name)
+    if not ctx.store.exists(table):
+        return {}
+    found = (ctx.store.read(table, partitions={SCORE_DATE: list(dates)})
+             .select(SCORE_DATE, ROLE, F.col(MODEL_VERSION).cast("string").alias("v")).distinct().collect())
+    out: dict[dt.date, list[tuple[str, str]]] = {}
+    for r in found:
+        out.setdefault(r[SCORE_DATE], []).append((r[ROLE], r["v"]))
+    return {d: tuple(sorted(pairs, key=lambda p: (p[0] != CHAMPION, p))) for d, pairs in out.items()}
+
+
+def versions_by_date(ctx: JobContext, registry: ModelRegistry) -> dict[tuple[tuple[str, str], ...], list[dt.date]]:
+    """The dates of the run grouped by the (role, version) pairs that score them.
+
+    A date never scored gets the versions holding the aliases now. A date scored before keeps the
+    versions recorded in its predictions (``scoring.rerun_versions: recorded``, the default): its
+    champion, and its challenger if it had one and ``scoring.shadow`` is on. A rerun after a later
+    promotion thus reproduces its rows. ``current`` rescores it with the aliases as they are now.
+    """
+    cfg = ctx.config
+    now = current_roles(registry, cfg)
+    recorded = recorded_roles(ctx, ctx.dates) if cfg.scoring.rerun_versions == "recorded" else {}
+    groups: dict[tuple[tuple[str, str], ...], list[dt.date]] = {}
+    for date in ctx.dates:
+        roles = recorded.get(date, now)
+        if not cfg.scoring.shadow:
+            roles = tuple(p for p in roles if p[0] == CHAMPION)
+        if roles != now:
+            log.info("%s %s: scored before by %s; scoring with the same versions (scoring.rerun_versions=recorded)",
+                     cfg.name, date, ", ".join(f"{r} v{v}" for r, v in roles))
+        groups.setdefault(roles, []).append(date)
+    return groups
+
+
+def resolve_versions(registry: ModelRegistry, cfg: DriftlineConfig,
+                     roles: Sequence[tuple[str, str]] | None = None) -> list[LoadedVersion]:
+    """Load and verify the versions of ``roles`` (default: the aliases now, see `current_roles`)."""
+    infos = [(role, registry.get(version)) for role, version in (roles or current_roles(registry, cfg))]
     loaded = [load_version(registry, info, role) for role, info in infos]
     for v in loaded:
         if v.ref.signature.task != cfg.label.task:
@@ -219,34 +267,42 @@ def run(ctx: JobContext) -> None:
     cfg = ctx.config
     key = cfg.entity_key
     registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
-    versions = resolve_versions(registry, cfg)
-    for v in versions:
-        log.info("%s: %s v%s (sha256 %s…) verified; %d numeric, %d categorical features", cfg.name, v.ref.role,
-                 v.ref.version, v.ref.sha256[:12], len(v.ref.signature.numeric), len(v.ref.signature.categorical))
-
     store = ctx.store
     features_table = f"{cfg.name}__features"
+    groups = versions_by_date(ctx, registry)
+    runs = []
+    for roles, dates in groups.items():   # every version loaded, verified and checked before any write
+        versions = resolve_versions(registry, cfg, roles)
+        for v in versions:
+            log.info("%s: %s v%s (sha256 %s…) verified; %d numeric, %d categorical features", cfg.name, v.ref.role,
+                     v.ref.version, v.ref.sha256[:12], len(v.ref.signature.numeric), len(v.ref.signature.categorical))
+        runs.append((versions, dates))
+
     if not store.exists(features_table):
         raise ScoringInputError(f"table {features_table}: expected it to exist for scoring, found none "
                                 "(run prepare_features first)")
     schema = store.schema(features_table)
-    labels = [(f"{v.ref.role} v{v.ref.version}", v.ref.signature) for v in versions]
-    extra = validate_features(schema, key, labels, features_table)
-    if extra:
-        log.info("%s: columns not used by the model(s), ignored: %s", features_table, ", ".join(extra))
+    for versions, _ in runs:
+        labels = [(f"{v.ref.role} v{v.ref.version}", v.ref.signature) for v in versions]
+        extra = validate_features(schema, key, labels, features_table)
+        if extra:
+            log.info("%s: columns not used by the model(s), ignored: %s", features_table, ", ".join(extra))
 
     scfg = cfg.scoring
-    scorer = BatchScorer([(v.ref, v.data) for v in versions], key=key, threshold=cfg.label.threshold,
-                         threads=scfg.threads_per_worker)
     spark = ctx.spark
     previous_batch = spark.conf.get(ARROW_BATCH, None)
     if scfg.batch_size is not None:
         spark.conf.set(ARROW_BATCH, str(scfg.batch_size))
     try:
-        for date in ctx.dates:
-            score_date(ctx, date, versions, scorer, features_table, schema[key].dataType)
+        for versions, dates in runs:
+            scorer = BatchScorer([(v.ref, v.data) for v in versions], key=key, threshold=cfg.label.threshold,
+                                 threads=scfg.threads_per_worker)
+            try:
+                for date in dates:
+                    score_date(ctx, date, versions, scorer, features_table, schema[key].dataType)
+            finally:
+                scorer.close()
     finally:
-        scorer.close()
         if scfg.batch_size is not None:
             if previous_batch is None:
                 spark.conf.unset(ARROW_BATCH)

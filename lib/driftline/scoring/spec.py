@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from driftline.config.base import Frozen
@@ -16,3 +18,7 @@ class ScoringConfig(Frozen):
     batch_size: int | None = Field(None, ge=1, le=10_000_000)
     # BLAS/OpenMP threads one Python worker may use while predicting (Spark already runs one task per core).
     threads_per_worker: int = Field(1, ge=1, le=1024)
+    # A date scored before is scored again with the versions recorded in its predictions ("recorded":
+    # a rerun or a forced backfill reproduces its rows after a later promotion), or with the versions
+    # holding the aliases now ("current": rescore history with today's champion).
+    rerun_versions: Literal["recorded", "current"] = "recorded"
