@@ -125,6 +125,22 @@ def test_range_write_then_one_date_rewrite_reads_back(spark, store, read_path):
     same_as_deltars(store.read("rr", version=0), path, version=0)
 
 
+ID_D = StructType([StructField("id", LongType()), StructField("d", DateType())])
+
+
+def table_from_files(root: Path, files: dict[str, tuple[str | None, list[int]]]) -> StructType:
+    """A table (id, d partitioned by d) whose log delta-rs writes directly: each Parquet file at its
+    relative path with its ids, and the partition value ``d`` the log gives it (folder names aside)."""
+    adds = []
+    for rel, (value, ids) in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"id": pa.array(ids, pa.int64())}), root / rel)
+        stats = json.dumps({"numRecords": len(ids), "nullCount": {"id": 0}})
+        adds.append(AddAction(rel, (root / rel).stat().st_size, {"d": value}, 0, True, stats))
+    create_table_with_add_actions(str(root), Schema.from_json(json.dumps(ID_D.jsonValue())), adds, partition_by=["d"])
+    return ID_D
+
+
 def test_partition_values_come_from_the_log_not_folder_names(spark, store, workspace, read_path):
     """Files in differently nested folders whose names contradict the log: the log wins and
     Spark infers nothing from folders (no partition discovery at all)."""
@@ -134,17 +150,7 @@ def test_partition_values_come_from_the_log_not_folder_names(spark, store, works
         "y/two.parquet": ("2026-01-02", [3]),
         "z/d=2026-01-09/three.parquet": (None, [4]),
     }
-    adds = []
-    for rel, (value, ids) in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table({"id": pa.array(ids, pa.int64())}), root / rel)
-        size = (root / rel).stat().st_size
-        stats = json.dumps({"numRecords": len(ids), "nullCount": {"id": 0}})
-        adds.append(AddAction(rel, size, {"d": value}, 0, True, stats))
-    schema = StructType([StructField("id", LongType()), StructField("d", DateType())])
-    create_table_with_add_actions(
-        str(root), Schema.from_json(json.dumps(schema.jsonValue())), adds, partition_by=["d"]
-    )
+    schema = table_from_files(root, files)
     expected = spark.createDataFrame([(1, D[0]), (2, D[0]), (3, D[1]), (4, None)], schema)
     assert_same(store.read("odd"), expected)
     same_as_deltars(store.read("odd"), str(root))
@@ -155,15 +161,9 @@ def test_staging_folder_names_that_contradict_the_log_are_not_used(spark, store,
     """Our own (legacy ``stage-<id>``) layout but a folder value differing from the log (a folder
     renamed by hand, or a log written by another tool): the log's values are read, not the folder's."""
     root = workspace / "tables" / "liar"
-    files = {"stage-a/d=2026-01-09/one.parquet": ("2026-01-01", [1, 2]), "stage-a/d=2026-01-02/two.parquet": ("2026-01-02", [3])}
-    adds = []
-    for rel, (value, ids) in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table({"id": pa.array(ids, pa.int64())}), root / rel)
-        stats = json.dumps({"numRecords": len(ids), "nullCount": {"id": 0}})
-        adds.append(AddAction(rel, (root / rel).stat().st_size, {"d": value}, 0, True, stats))
-    schema = StructType([StructField("id", LongType()), StructField("d", DateType())])
-    create_table_with_add_actions(str(root), Schema.from_json(json.dumps(schema.jsonValue())), adds, partition_by=["d"])
+    files = {"stage-a/d=2026-01-09/one.parquet": ("2026-01-01", [1, 2]),
+             "stage-a/d=2026-01-02/two.parquet": ("2026-01-02", [3])}
+    schema = table_from_files(root, files)
     assert_same(store.read("liar"), spark.createDataFrame([(1, D[0]), (2, D[0]), (3, D[1])], schema))
     same_as_deltars(store.read("liar"), str(root))
 
@@ -188,15 +188,8 @@ def test_legacy_staging_folders_and_new_writes_read_together(spark, store, works
     scan per legacy folder plus one for every new write (tiny files: the join otherwise), values as in the log."""
     monkeypatch.setattr(embedded_mod, "UNION_MIN_BYTES_PER_VALUE", 0)
     root = workspace / "tables" / "mixed"
-    adds = []
-    for rel, value, ids in (("stage-a/d=2026-01-01/one.parquet", "2026-01-01", [1, 2]),
-                            ("stage-b/d=2026-01-02/two.parquet", "2026-01-02", [3])):
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table({"id": pa.array(ids, pa.int64())}), root / rel)
-        stats = json.dumps({"numRecords": len(ids), "nullCount": {"id": 0}})
-        adds.append(AddAction(rel, (root / rel).stat().st_size, {"d": value}, 0, True, stats))
-    schema = StructType([StructField("id", LongType()), StructField("d", DateType())])
-    create_table_with_add_actions(str(root), Schema.from_json(json.dumps(schema.jsonValue())), adds, partition_by=["d"])
+    schema = table_from_files(root, {"stage-a/d=2026-01-01/one.parquet": ("2026-01-01", [1, 2]),
+                                     "stage-b/d=2026-01-02/two.parquet": ("2026-01-02", [3])})
     for day, ids in ((D[2], [4]), (D[3], [5, 6])):
         store.replace_partitions("mixed", spark.createDataFrame([(i, day) for i in ids], schema), ["d"],
                                  commit_for(day.isoformat()))
