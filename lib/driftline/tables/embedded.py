@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -96,6 +96,15 @@ FOLDER_PARTITIONS = True
 def spark_unescape(text: str) -> str:
     """Undo Spark's partition folder escaping (``%XX`` for a fixed set of ASCII characters)."""
     return re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def folder_value(folder: str, column: str) -> str | None | Literal[False]:
+    """The partition value text of a Spark partition folder ``<column>=<escaped value>`` (None for
+    ``__HIVE_DEFAULT_PARTITION__``, i.e. null); False when the folder is not one of ``column``."""
+    name, sep, raw = folder.partition("=")
+    if name != column or not sep:
+        return False
+    return None if raw == NULL_PARTITION else spark_unescape(raw)
 
 
 @dataclass(frozen=True)
@@ -329,10 +338,9 @@ class EmbeddedBackend:
                 continue
             values = []
             for col, folder in zip(partition_by, parts[1:-1], strict=True):
-                key, _, raw = folder.partition("=")
-                if key != col:
+                text = folder_value(folder, col)
+                if text is False:
                     raise TableError(f"table {loc.name}: unexpected staged folder {folder!r}, expected {col}=...")
-                text = None if raw == NULL_PARTITION else spark_unescape(raw)
                 values.append(policy.canonical_partition_text(types[col], text))
             files.append((rel, info, tuple(values)))
 
@@ -742,11 +750,10 @@ def _stage_groups(
         else:
             return None
         for col, folder in zip(partition_by, parts[1:-1], strict=True):
-            name, sep, raw = folder.partition("=")
-            if name != col or not sep:
+            text = folder_value(folder, col)
+            if text is False:
                 return None
             try:
-                text = None if raw == NULL_PARTITION else spark_unescape(raw)
                 found = policy.canonical_partition_text(types[col], text)
                 logged = policy.canonical_partition_text(types[col], _typed_text(add["partition." + col]))
             except TableError:
