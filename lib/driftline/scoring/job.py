@@ -152,9 +152,9 @@ def versions_by_date(ctx: JobContext, registry: ModelRegistry) -> dict[tuple[tup
 
 
 def resolve_versions(registry: ModelRegistry, cfg: DriftlineConfig,
-                     roles: Sequence[tuple[str, str]] | None = None) -> list[LoadedVersion]:
-    """Load and verify the versions of ``roles`` (default: the aliases now, see `current_roles`)."""
-    infos = [(role, registry.get(version)) for role, version in (roles or current_roles(registry, cfg))]
+                     roles: Sequence[tuple[str, str]]) -> list[LoadedVersion]:
+    """Load and verify the versions of ``roles`` ((role, version) pairs, see `versions_by_date`)."""
+    infos = [(role, registry.get(version)) for role, version in roles]
     loaded = [load_version(registry, info, role) for role, info in infos]
     for v in loaded:
         if v.ref.signature.task != cfg.label.task:
