@@ -268,11 +268,13 @@ def load_line() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from driftline.demo.run import non_negative_int, positive_int  # the demo's checks of the same options
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--days", type=int, default=60, help="dates of the pipeline backfill D1..DN (default 60)")
-    ap.add_argument("--customers", type=int, default=1000, help="customers of the scenario (default 1000)")
-    ap.add_argument("--seed", type=int, default=7, help="random seed of the scenario (default 7)")
-    ap.add_argument("--lead-days", type=int, default=LEAD_DAYS, metavar="N",
+    ap.add_argument("--days", type=positive_int, default=60, help="dates of the pipeline backfill D1..DN (default 60)")
+    ap.add_argument("--customers", type=positive_int, default=1000, help="customers of the scenario (default 1000)")
+    ap.add_argument("--seed", type=non_negative_int, default=7, help="random seed of the scenario (default 7)")
+    ap.add_argument("--lead-days", type=positive_int, default=LEAD_DAYS, metavar="N",
                     help="scenario days before D1; their matured labels train the first champion "
                          f"(default {LEAD_DAYS})")
     ap.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1), metavar="YYYY-MM-DD",

@@ -48,10 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "a concept change) as Delta source tables and run the pipeline on it day by day.",
         epilog="example: driftline demo --days 60 --customers 5000 --seed 7 --workspace .driftline/demo",
     )
-    parser.add_argument("--days", type=_positive, default=60, help="days of events to simulate (default 60)")
-    parser.add_argument("--customers", type=_positive, default=5000, help="customers at the start (default 5000)")
-    parser.add_argument("--seed", type=_non_negative, default=7, help="random seed of the scenario (default 7)")
-    parser.add_argument("--stable-days", type=_non_negative, default=STABLE_DAYS, metavar="N",
+    parser.add_argument("--days", type=positive_int, default=60, help="days of events to simulate (default 60)")
+    parser.add_argument("--customers", type=positive_int, default=5000, help="customers at the start (default 5000)")
+    parser.add_argument("--seed", type=non_negative_int, default=7, help="random seed of the scenario (default 7)")
+    parser.add_argument("--stable-days", type=non_negative_int, default=STABLE_DAYS, metavar="N",
                         help="stable days before the covariate shift to score and monitor day by day (the first "
                              f"champion is trained before them; default {STABLE_DAYS})")
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1), metavar="YYYY-MM-DD",
@@ -63,14 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive(text: str) -> int:
-    value = _non_negative(text)
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, found {text!r}")
     return value
 
 
-def _non_negative(text: str) -> int:
+def non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
