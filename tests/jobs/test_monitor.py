@@ -39,6 +39,7 @@ from driftline.registry.client import CHAMPION
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo
 from tests.jobs.test_score import registry_of, store_of
+from tests.unit.monitoring.oracles import offset_sums
 
 pytestmark = pytest.mark.slow
 
@@ -131,7 +132,8 @@ def numpy_profile(pdf: pd.DataFrame, columns, bins, quantiles) -> DatasetProfile
             qs = tuple((q, float(np.quantile(x, q, method="inverted_cdf"))) for q in quantiles)
             out[c] = NumericProfile(c, len(pdf), int(np.isnan(v).sum()), 0, 0, len(x), float(x.mean()),
                                     float(x.std(ddof=1)), float(x.min()), float(x.max()), qs, b.edges,
-                                    tuple(int(k) for k in counts), int((x < e[0]).sum()), int((x > e[-1]).sum()))
+                                    tuple(int(k) for k in counts), int((x < e[0]).sum()), int((x > e[-1]).sum()),
+                                    **offset_sums(x[np.isfinite(x)], e))
         else:
             v = pdf[c].dropna().astype(str)
             counts = tuple(int((v == k).sum()) for k in b.categories)

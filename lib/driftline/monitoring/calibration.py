@@ -54,7 +54,8 @@ def chunk_profiles(df: DataFrame, date_column: str, columns: Sequence[str], bins
     if len(set(mapping.values())) < 2:
         return []
     chunk = F.create_map(*[x for d, k in sorted(mapping.items()) for x in (F.lit(d), F.lit(k))])[F.col(date_column)]
-    profiles = profile_by(df.withColumn(CHUNK, chunk).filter(F.col(CHUNK).isNotNull()), CHUNK, columns, bins)
+    profiles = profile_by(df.withColumn(CHUNK, chunk).filter(F.col(CHUNK).isNotNull()), CHUNK, columns, bins,
+                          quantiles=(), distinct=False)   # distances need cells and offset sums only
     return [profiles[k] for k in sorted(profiles)]
 
 

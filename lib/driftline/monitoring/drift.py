@@ -220,6 +220,57 @@ def wasserstein_quantiles(probs: Sequence[float], q_ref: Sequence[float], q_cur:
     return Wasserstein(value, lower, max(upper, value))
 
 
+def wasserstein_cells(edges: Sequence[float], ref_counts: Sequence[float], ref_offsets: Sequence[float],
+                      cur_counts: Sequence[float], cur_offsets: Sequence[float]) -> Wasserstein:
+    """W1 = ∫ |F(x) − G(x)| dx from cell counts and offset sums (finite values; cells = underflow, the bins
+    [e_k, e_{k+1}), overflow; offsets = Σ (v − e_k) in bin k, Σ (e_0 − v) below, Σ (v − e_n) above).
+
+    On each cell the integral of F − G is exact: ∫_{e_k}^{e_{k+1}} F dx = (C_k·h + c_k·h − o_k) / N with
+    C_k the values left of the cell, c_k its count and o_k its offset sum; below e_0, ∫F = o_under / N, above
+    e_n, ∫(1 − F) = o_over / N. So ``lower`` = Σ |∫_cell (F − G)| is exact wherever F − G keeps its sign in a
+    cell (every cell of a pure shift; the outer cells when one side has nothing there, as the reference,
+    whose edges span its own min..max). ``upper`` bounds the cells where it may change sign by monotonicity
+    (F − G ≤ F(b) − G(a), G − F ≤ G(b) − F(a); |F − G| ≤ (F − F(a)) + |F(a) − G(a)| + (G − G(a)), whose
+    integral is known, and the same from the right end). ``value`` is |∫ (F − G)| where F − G has the same sign at
+    both ends of a cell, else the integral of a linear crossing through the two end values, kept in
+    [lower, upper].
+    """
+    fc, gc = np.asarray(ref_counts, dtype=float), np.asarray(cur_counts, dtype=float)
+    fo, go = np.asarray(ref_offsets, dtype=float), np.asarray(cur_offsets, dtype=float)
+    e = np.asarray(edges, dtype=float)
+    nf, ng = fc.sum(), gc.sum()
+    if e.size < 2 or nf == 0 or ng == 0 or not (fc.size == gc.size == fo.size == go.size == e.size + 1):
+        return Wasserstein(math.nan, math.nan, math.nan)
+    fcum, gcum = np.cumsum(fc) / nf, np.cumsum(gc) / ng     # F, G at the right end of each cell
+    # outer cells: ∫ F below e_0 and ∫ (1 − F) above e_n; F and G both move monotonically there
+    pieces = []
+    for a_int, b_int in ((fo[0] / nf, go[0] / ng), (fo[-1] / nf, go[-1] / ng)):
+        exact = a_int == 0 or b_int == 0
+        pieces.append((abs(a_int - b_int), abs(a_int - b_int) if exact else a_int + b_int, abs(a_int - b_int)))
+    h = np.diff(e)
+    fa, ga = fcum[:-2], gcum[:-2]                            # at the left end (before the cell's values)
+    fb, gb = fcum[1:-1], gcum[1:-1]                          # at the right end
+    f_int = fa * h + (fc[1:-1] * h - fo[1:-1]) / nf          # ∫_cell F
+    g_int = ga * h + (gc[1:-1] * h - go[1:-1]) / ng
+    integral = f_int - g_int
+    lower = np.abs(integral)
+    pos = np.maximum(fb - ga, 0) * h                         # ≥ ∫ (F − G)⁺
+    neg = np.maximum(gb - fa, 0) * h                         # ≥ ∫ (G − F)⁺
+    upper = np.minimum.reduce([
+        2 * pos - integral, 2 * neg + integral,
+        (f_int - fa * h) + (g_int - ga * h) + np.abs(fa - ga) * h,   # |F − G| ≤ (F − F(a)) + |F(a) − G(a)| + (G − G(a))
+        (fb * h - f_int) + (gb * h - g_int) + np.abs(fb - gb) * h,   # the same from the right end
+    ])
+    upper = np.maximum(upper, lower)
+    da, db = fa - ga, fb - gb
+    s = np.abs(da) + np.abs(db)
+    crossing = np.divide(h * (da**2 + db**2), 2 * s, out=np.zeros_like(s), where=s > 0)
+    value = np.where(da * db < 0, np.clip(crossing, lower, upper), lower)
+    lo = float(lower.sum() + sum(p[0] for p in pieces))
+    hi = float(upper.sum() + sum(p[1] for p in pieces))
+    return Wasserstein(min(max(float(value.sum() + sum(p[2] for p in pieces)), lo), hi), lo, hi)
+
+
 def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
     """Benjamini–Hochberg adjusted p-values (q-values), in input order; reject where q ≤ FDR level."""
     p = np.asarray(pvalues, dtype=float)
@@ -327,12 +378,20 @@ def compare(ref: ColumnProfile, cur: ColumnProfile) -> Measures:
 
 
 def _wasserstein(ref: NumericProfile, cur: NumericProfile) -> Wasserstein:
+    """From cells and offset sums when both profiles have them, else (a reference stored before offset sums
+    existed) from the quantile functions."""
     if ref.count == 0 or cur.count == 0:
         return Wasserstein(math.nan, math.nan, math.nan)
+    if ref.offset_sums and cur.offset_sums:
+        return wasserstein_cells(ref.edges, _finite_cells(ref), ref.offset_sums, _finite_cells(cur), cur.offset_sums)
     ref_probs = {p for p, v in ref.quantiles if not math.isnan(v)}
     probs = sorted(ref_probs & {p for p, v in cur.quantiles if not math.isnan(v)})
     u = [0.0, *probs, 1.0]
     return wasserstein_quantiles(u, _quantile_function(ref, probs), _quantile_function(cur, probs))
+
+
+def _finite_cells(prof: NumericProfile) -> tuple[int, ...]:
+    return (prof.underflow_finite, *prof.bin_counts, prof.overflow_finite)
 
 
 def _wasserstein_norm(ref: NumericProfile) -> float:

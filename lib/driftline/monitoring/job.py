@@ -77,6 +77,8 @@ class MonitorInputError(DriftlineError):
 
 # --------------------------------------------------------------------------- reference profile
 
+CELL_STATS = ("quantile", "bin_count", "category_count", "bin_offset_sum", "bin_finite_count")
+
 
 def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile, tuple[float, ...]]:
     """Rebuild a `DatasetProfile` (and its quantile probabilities) from stored long-format profile rows.
@@ -94,7 +96,7 @@ def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile
     probs: set[float] = set()
     n_rows = 0
     for name, items in by_col.items():
-        stat = {r["stat"]: r["value"] for r in items if r["stat"] not in ("quantile", "bin_count", "category_count")}
+        stat = {r["stat"]: r["value"] for r in items if r["stat"] not in CELL_STATS}
         n_rows = int(stat["rows"])
         b = bins[name]
 
@@ -107,6 +109,8 @@ def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile
                               for r in items if r["stat"] == "quantile"))
             probs |= {q for q, _ in qs}
             cells = {int(r["bin"]): int(r["value"]) for r in items if r["stat"] == "bin_count"}
+            offsets = {int(r["bin"]): float(r["value"]) for r in items if r["stat"] == "bin_offset_sum"}
+            finite = {int(r["bin"]): int(r["value"]) for r in items if r["stat"] == "bin_finite_count"}
             edges = b.edges if isinstance(b, NumericBins) else ()
             n = max(len(edges) - 1, 0)
             out[name] = NumericProfile(
@@ -115,6 +119,8 @@ def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile
                 min=num("min"), max=num("max"), quantiles=qs, edges=tuple(edges),
                 bin_counts=tuple(cells.get(k, 0) for k in range(n)),
                 underflow=cells.get(-1, 0), overflow=cells.get(n, 0),
+                offset_sums=tuple(offsets.get(k, 0.0) for k in range(-1, n + 1)) if offsets else (),
+                underflow_finite=finite.get(-1, 0), overflow_finite=finite.get(n, 0),
             )
         else:
             cats = sorted((int(r["bin"]), str(r["category"]), int(r["value"]))
@@ -122,7 +128,8 @@ def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile
             known = [(c, v) for _, c, v in cats if c != OTHER]
             out[name] = CategoricalProfile(
                 column=name, rows=n_rows, null_count=int(num("null_count")), count=int(num("count")),
-                distinct_approx=int(num("distinct_approx")), categories=tuple(c for c, _ in known),
+                distinct_approx=int(num("distinct_approx")) if "distinct_approx" in stat else None,
+                categories=tuple(c for c, _ in known),
                 category_counts=tuple(v for _, v in known), other=sum(v for _, c, v in cats if c == OTHER),
             )
     return DatasetProfile(rows=n_rows, columns=out), tuple(sorted(probs))
@@ -139,6 +146,12 @@ class Reference:
     quantiles: tuple[float, ...]
     calibrated: Mapping[tuple[str, str], float]  # (column, distance metric) → calibrated threshold
     mlflow_run_id: str  # the training run (holds the reference sample for the Evidently page)
+
+    @property
+    def has_offset_sums(self) -> bool:
+        """Wasserstein-1 comes from cells and offset sums (references written since they exist)."""
+        return all(p.offset_sums for p in self.profile.columns.values()
+                   if isinstance(p, NumericProfile) and p.edges)
 
 
 def load_reference(ctx: JobContext, version: str) -> Reference:
@@ -548,7 +561,9 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
     window = (window_frame(ctx, preds.unionByName(both.filter(~in_current)), [*previous_dates, *dates], columns,
                            numeric)
               .withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous")))
-    profiles = profile_by(window, WINDOW, columns, ref.bins, quantiles=ref.quantiles)   # the one profiling pass
+    # the one profiling pass; no sketches (quantiles only for a reference stored before offset sums existed)
+    profiles = profile_by(window, WINDOW, columns, ref.bins, quantiles=() if ref.has_offset_sums else ref.quantiles,
+                          distinct=False)
     current = profiles["current"]
     spec = drift_spec(ctx, ref)
     result = dataset_drift(ref.profile, current, spec, columns)

@@ -21,8 +21,10 @@ from driftline.monitoring.drift import (
     linf,
     psi,
     total_variation,
+    wasserstein_cells,
     wasserstein_quantiles,
 )
+from tests.unit.monitoring.oracles import offset_sums, quantile_bins
 
 RNG = np.random.default_rng(7)
 REF = np.array([120, 340, 0, 95, 445, 0, 7])
@@ -106,6 +108,50 @@ def test_wasserstein_from_quantiles_brackets_scipy() -> None:
     assert got.value == pytest.approx(exact, rel=0.02)
     shift = wasserstein_quantiles(probs, qa, qa + 0.3)   # a pure shift: the interpolated value is exact
     assert shift.value == pytest.approx(0.3, abs=1e-12) and shift.lower <= 0.3 <= shift.upper
+
+
+def cell_stats(x: np.ndarray, edges) -> tuple[list[int], tuple[float, ...]]:
+    """Finite counts per cell (underflow, bins, overflow) and offset sums, by numpy."""
+    o = offset_sums(x, edges)
+    e = np.asarray(edges)
+    inside = x[(x >= e[0]) & (x <= e[-1])]
+    counts = np.histogram(inside, bins=e)[0].tolist()
+    return [o["underflow_finite"], *counts, o["overflow_finite"]], o["offset_sums"]
+
+
+@pytest.mark.parametrize(("name", "bins"), [(n, b) for n in ("shift", "scale", "gamma", "bimodal", "far", "noise")
+                                            for b in (5, 10, 20)])
+def test_wasserstein_from_cells_brackets_scipy(name: str, bins: int) -> None:
+    rng = np.random.default_rng(11)
+    a = rng.normal(0, 1, 4000)
+    b = {"shift": lambda: rng.normal(0.3, 1, 3000), "scale": lambda: rng.normal(0, 1.6, 3000),
+         "gamma": lambda: rng.gamma(2.0, 0.7, 3000),
+         "bimodal": lambda: np.r_[rng.normal(-1, 0.4, 1500), rng.normal(1.4, 0.4, 1500)],
+         "far": lambda: rng.normal(12, 2, 3000), "noise": lambda: rng.normal(0, 1, 3000)}[name]()
+    e = quantile_bins(a, bins)
+    got = wasserstein_cells(e, *cell_stats(a, e), *cell_stats(b, e))
+    exact = stats.wasserstein_distance(a, b)
+    assert got.lower - 1e-12 <= exact <= got.upper + 1e-12          # a rigorous bracket
+    assert got.lower <= got.value <= got.upper
+    if name in ("shift", "scale", "gamma", "far"):   # one sign change at most: the value is (nearly) exact
+        assert got.value == pytest.approx(exact, rel=0.01)
+    if name == "far":                                 # all current mass beyond the reference: exact bracket
+        assert got.lower == pytest.approx(exact, rel=1e-12) and got.upper == pytest.approx(exact, rel=1e-12)
+
+
+def test_wasserstein_from_cells_exact_for_a_pure_shift_and_degenerate_cases() -> None:
+    a = RNG.normal(0, 1, 3000)
+    e = quantile_bins(a, 10)
+    shifted = wasserstein_cells(e, *cell_stats(a, e), *cell_stats(a + 0.25, e))   # F − G ≥ 0 everywhere
+    assert shifted.value == pytest.approx(0.25, rel=1e-12) and shifted.lower == pytest.approx(0.25, rel=1e-12)
+    same = wasserstein_cells(e, *cell_stats(a, e), *cell_stats(a, e))
+    assert (same.value, same.lower) == (0.0, 0.0)       # (upper > 0: cells cannot tell how values sit inside)
+    const = (2.0, 2.0)                                  # a constant reference: one zero-width bin
+    moved = np.full(50, 2.5)
+    w = wasserstein_cells(const, *cell_stats(np.full(80, 2.0), const), *cell_stats(moved, const))
+    assert (w.value, w.lower, w.upper) == pytest.approx((0.5, 0.5, 0.5), rel=1e-12)
+    empty = wasserstein_cells(e, *cell_stats(a, e), [0] * (len(e) + 1), [0.0] * (len(e) + 1))
+    assert math.isnan(empty.value)
 
 
 def test_benjamini_hochberg_is_scipy() -> None:

@@ -110,6 +110,14 @@ def test_profile_matches_numpy_and_pandas(spark, reference, bins) -> None:
     assert px.underflow == int((not_nan < e[0]).sum())
     assert px.overflow == int((not_nan > e[-1]).sum())
     assert px.underflow + sum(px.bin_counts) + px.overflow == n - 9 - 7
+    # offset sums: the finite values' distances to each cell's inner edge
+    below, above = x[x < e[0]], x[x > e[-1]]
+    assert (px.underflow_finite, px.overflow_finite) == (below.size, above.size)
+    inside = x[(x >= e[0]) & (x <= e[-1])]
+    k = np.minimum(np.digitize(inside, e) - 1, len(e) - 2)
+    expected_sums = [np.sum(e[0] - below), *(np.sum(inside[k == j] - e[j]) for j in range(len(e) - 1)),
+                     np.sum(above - e[-1])]
+    assert px.offset_sums == pytest.approx(expected_sums, rel=1e-12, abs=1e-12)
     for q, v in px.quantiles:   # approx quantile: rank of the answer within the accuracy
         assert (x <= v).mean() >= q - 1e-3 and (x < v).mean() <= q + 1e-3
 
@@ -144,13 +152,16 @@ def test_profile_reads_the_data_once_and_is_deterministic(spark, reference, bins
             rows_read.add(len(batch))
             yield batch
 
-    profile(df.mapInPandas(counting, df.schema), cols, bins)
-    assert rows_read.value == 2000          # one pass over the rows, whatever the plan's stages
+    counted = df.mapInPandas(counting, df.schema)
+    profile(counted, cols, bins, quantiles=(), distinct=False)
+    assert rows_read.value == 2000          # one pass over the rows (as the monitor profiles a window)
+    profile(counted, cols, bins)
+    assert rows_read.value == 2000 + 2 * 2000   # quantiles and distinct counts: a second, sketch pass
     first = profile_rows(profile(df, cols, bins))
     assert profile_rows(profile(df, cols, bins)) == first          # a rerun gives identical numbers
     other = profile_rows(profile(df.repartition(5), cols, bins))   # another partitioning: floating sums
     for a, b in zip(first, other, strict=True):                    # may differ in the last bit only
-        if a["stat"] in ("mean", "std"):
+        if a["stat"] in ("mean", "std", "bin_offset_sum"):
             assert a["value"] == pytest.approx(b["value"], rel=1e-12, nan_ok=True)
         else:
             assert a == b
@@ -182,3 +193,33 @@ def test_profile_errors_name_the_columns(spark, reference, bins) -> None:
         profile(df, ["x", "nope"], bins)
     with pytest.raises(ProfileError, match=r"expected columns zz in the DataFrame"):
         profile(df, ["zz"], {"zz": NumericBins("zz", (0.0, 1.0))})
+
+
+def test_offset_sums_round_trip_and_an_older_reference_falls_back_to_quantiles(spark, reference, bins) -> None:
+    from driftline.monitoring.drift import _quantile_function, compare, wasserstein_cells, wasserstein_quantiles
+    from driftline.monitoring.job import Reference, profile_from_rows
+
+    _, df = reference
+    cols = ["x", "k", "const", "empty", "c"]
+    prof = profile(df, cols, bins)
+    stored, _ = profile_from_rows(profile_rows(prof))
+    for c in ("x", "k", "const"):
+        got, want = stored.columns[c], prof.columns[c]
+        assert (got.offset_sums, got.underflow_finite, got.overflow_finite) == (
+            want.offset_sums, want.underflow_finite, want.overflow_finite)
+    assert Reference("1", "m/1", stored, bins, (), {}, "run").has_offset_sums
+
+    older_rows = [r for r in profile_rows(prof) if r["stat"] not in ("bin_offset_sum", "bin_finite_count")]
+    older, probs = profile_from_rows(older_rows)
+    assert older.columns["x"].offset_sums == () and not Reference("1", "m/1", older, bins, probs, {}, "run").has_offset_sums
+    current = profile(to_spark(spark, make_data(5, 1200, shift=0.5)), cols, bins)
+    ref_x, cur_x = older.columns["x"], current.columns["x"]
+    p = [q for q, _ in ref_x.quantiles]
+    by_quantiles = wasserstein_quantiles([0.0, *p, 1.0], _quantile_function(ref_x, p), _quantile_function(cur_x, p))
+    assert compare(ref_x, cur_x).wasserstein == by_quantiles.value          # the older reference: quantiles
+    new_x = stored.columns["x"]
+    by_cells = wasserstein_cells(new_x.edges, (new_x.underflow_finite, *new_x.bin_counts, new_x.overflow_finite),
+                                 new_x.offset_sums, (cur_x.underflow_finite, *cur_x.bin_counts, cur_x.overflow_finite),
+                                 cur_x.offset_sums)
+    assert compare(new_x, cur_x).wasserstein == by_cells.value             # a current reference: cells
+    assert by_cells.value == pytest.approx(by_quantiles.value, rel=0.1)      # both near the shift of 0.5
