@@ -1,27 +1,28 @@
-"""Distributed column profiles: bins fitted once on a reference, then ONE aggregation pass per table.
+"""Distributed column profiles: bins fitted once on a reference, then ONE pass per table.
 
 Usage (training writes the reference; monitoring profiles current windows with the same bins)::
 
     bins = fit_reference_bins(reference_df, numeric=["x"], categorical=["plan"], bins=10, top_k=20)
-    ref = profile(reference_df, ["x", "plan"], bins)
-    cur = profile(current_df, ["x", "plan"], bins)      # same edges → comparable counts
+    ref = profile(reference_df, ["x", "plan"], bins)                             # + quantile/distinct sketches
+    cur = profile(current_df, ["x", "plan"], bins, quantiles=(), distinct=False)  # same edges → comparable
 
-`profile` builds one ``df.agg(...)`` over all columns; only that single row of aggregates reaches
-the driver. Numbers are deterministic for the same data and bins (counts, mean, min, max exactly;
-quantiles within the ``percentile_approx`` accuracy, relative rank error ≈ 1/accuracy). Quantiles and the
-distinct-count sketch are the only non-declarative aggregates: a pass without them (``quantiles=()``,
-``distinct=False``, as the monitor profiles a window) runs as generated code, several times faster.
+`profile` reads the columns once with ``mapInArrow`` (`core_pass`): each task folds its Arrow batches
+with numpy into one row of mergeable aggregates per group; the driver merges those rows in partition
+order, so only aggregates reach it and the numbers are deterministic for the same data, partitioning
+and bins (counts, min, max exactly; mean, std and offset sums up to the last bits across partitionings).
+Approximate quantiles (``percentile_approx``, relative rank error ≈ 1/accuracy) and distinct counts
+(``approx_count_distinct``) are a second, Spark sketch aggregation, asked for at training time only.
 
 Conventions (numeric):
 - null_count: SQL nulls; nan_count: NaN; inf_count: ±infinity. null_rate = (nulls + NaN) / rows.
 - count, mean, std (sample), min, max and quantiles use finite values only.
 - Bins are ``[e_i, e_{i+1})``, the last one closed ``[e_{n-1}, e_n]`` (as ``numpy.histogram``);
   ``underflow`` counts values < e_0 (−inf included), ``overflow`` values > e_n (+inf included).
+  Edges are quantiles of the reference's finite values (duplicates dropped): exact min and max,
+  interior edges at equal quantile steps. A constant column gets edges ``(c, c)`` (one bin: c).
 - Offset sums (for Wasserstein-1 from cells, `driftline.monitoring.drift.wasserstein_cells`): per cell, the
   sum over its finite values of the distance to the cell's inner edge — ``v − e_k`` in bin k, ``e_0 − v``
   in the underflow, ``v − e_n`` in the overflow (all ≥ 0) — and the finite counts of the two outer cells.
-  Edges are quantiles of the reference's finite values (duplicates dropped): exact min and max,
-  interior edges at equal quantile steps. A constant column gets edges ``(c, c)`` (one bin: c).
 Conventions (categorical): values compared as strings; ``categories`` are the reference's top-K by
 count (ties by value); everything else non-null counts as ``__other__``.
 """
