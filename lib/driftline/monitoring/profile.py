@@ -383,31 +383,38 @@ def _accumulate(acc: _Accumulator, batch: Any, columns: Sequence[str], bins: Map
         nulls = arr.null_count
         if isinstance(b, NumericBins):
             v = arr.to_numpy(zero_copy_only=False)          # nulls become NaN
-            nan = np.isnan(v)
-            inf = np.isinf(v)
-            finite = ~(nan | inf)
-            x = v[finite]
-            a[pos:pos + 3] += (nulls, int(nan.sum()) - nulls, int(inf.sum()))
+            finite = np.isfinite(v)
+            if finite.all():                                  # the common case: no copy, no more masks
+                x, nans, infs, neg_infs = v, 0, 0, 0
+            else:
+                x = v[finite]
+                nans = int(np.count_nonzero(np.isnan(v))) - nulls
+                infs = v.size - nulls - nans - x.size
+                neg_infs = int(np.count_nonzero(v == -np.inf)) if infs else 0
+            a[pos:pos + 3] += (nulls, nans, infs)
             pos += 3
             if x.size:
                 acc.lo[j] = min(acc.lo[j], x.min())
                 acc.hi[j] = max(acc.hi[j], x.max())
                 mean = x.mean()
-                acc.merge_moments(j, x.size, mean, float(np.square(x - mean).sum()))
+                d = x - mean
+                acc.merge_moments(j, x.size, mean, float(np.dot(d, d)))
             j += 1
             e = b.edges
             if e:
-                lo, hi, n = e[0], e[-1], b.n_bins
-                vals = v[~nan]                                # ±inf fall in the outer cells
-                below, above = x[x < lo], x[x > hi]
-                a[pos:pos + 6] += (int((vals < lo).sum()), int((vals > hi).sum()), below.size, above.size,
-                                   float((lo - below).sum()), float((above - hi).sum()))
+                n = b.n_bins
+                # cells 0 = underflow, 1..n = bins, n + 1 = overflow; nudging the last edge up one ulp puts
+                # a value equal to it in the last bin (closed), as numpy.histogram
+                search = np.array([*e[:-1], np.nextafter(e[-1], np.inf)])
+                inner = np.array([e[0], *e[:-1], e[-1]])       # each cell's inner edge
+                cell = np.searchsorted(search, x, side="right")
+                counts = np.bincount(cell, minlength=n + 2)
+                offsets = np.bincount(cell, weights=np.abs(x - inner[cell]), minlength=n + 2)
+                a[pos:pos + 6] += (counts[0] + neg_infs, counts[-1] + infs - neg_infs, counts[0], counts[-1],
+                                   offsets[0], offsets[-1])
                 pos += 6
-                inside = x[(x >= lo) & (x <= hi)]
-                edges = np.asarray(e)
-                k = np.minimum(np.searchsorted(edges, inside, side="right") - 1, n - 1)   # last bin closed
-                a[pos:pos + n] += np.bincount(k, minlength=n)
-                a[pos + n:pos + 2 * n] += np.bincount(k, weights=inside - edges[k], minlength=n)
+                a[pos:pos + n] += counts[1:-1]
+                a[pos + n:pos + 2 * n] += offsets[1:-1]
                 pos += 2 * n
         else:
             a[pos:pos + 2] += (nulls, len(arr) - nulls)
