@@ -12,8 +12,9 @@ Parquet, then times on the same machine:
 3. Evidently ``DataDriftPreset`` on pandas (``toPandas`` not counted), capped at ``--evidently-rows``
    rows per side (default 1 M: at 4 M it takes minutes and GBs, see the issue's figures).
 
-Prints seconds, ratios and memory: the driver JVM's peak RSS, and this Python process's RSS
-before/after Evidently (peak via ``ru_maxrss``).
+Prints seconds (the plain scan and the monitor's profile: the minimum of ``--repeat`` runs, median
+shown), ratios and memory: the driver JVM's peak RSS, and this Python process's RSS before/after
+Evidently (peak via ``ru_maxrss``).
 
     .venv/bin/python scripts/bench_monitoring.py                    # 4 M rows per side
     .venv/bin/python scripts/bench_monitoring.py --rows 1000000 --evidently-rows 1000000
@@ -71,11 +72,16 @@ def rss_mb(pid: int | str = "self") -> tuple[float, float]:
     return out.get("VmRSS", float("nan")), out.get("VmHWM", float("nan"))
 
 
-def timed(label: str, fn):  # noqa: ANN001, ANN201
-    t0 = time.perf_counter()
-    value = fn()
-    seconds = time.perf_counter() - t0
-    print(f"  {label:<52} {seconds:8.2f} s", flush=True)
+def timed(label: str, fn, repeat: int = 1):  # noqa: ANN001, ANN201
+    """(value, seconds) of ``fn``; with ``repeat`` > 1 the minimum of that many runs (the median printed too)."""
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        value = fn()
+        runs.append(time.perf_counter() - t0)
+    seconds = min(runs)
+    spread = f" (median {sorted(runs)[len(runs) // 2]:.2f} s of {repeat})" if repeat > 1 else ""
+    print(f"  {label:<52} {seconds:8.2f} s{spread}", flush=True)
     return value, seconds
 
 
@@ -87,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra spark.* setting")
     parser.add_argument("--skip-evidently", action="store_true", help="time driftline only")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of the plain scan and of the monitor's profile; the minimum counts")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat: expected at least 1, found {args.repeat}")
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
     from pyspark.sql import functions as F
@@ -119,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print("spark floor", flush=True)
         scan = [F.count(F.lit(1))] + [F.sum(c) for c in NUMERIC] + [F.count(c) for c in CATEGORICAL]
         cur.agg(*scan).collect()  # warm-up (JIT, file listing)
-        _, t_scan = timed("plain aggregation scan of current", lambda: cur.agg(*scan).collect())
+        _, t_scan = timed("plain aggregation scan of current", lambda: cur.agg(*scan).collect(), args.repeat)
 
         print("driftline (training side, once per model version)", flush=True)
         bins, t_fit = timed("fit_reference_bins(reference)",
@@ -129,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("driftline (monitor side, per window)", flush=True)
         cur_prof, t_prof = timed("profile(current): one pass, no sketches",
-                                 lambda: profile(cur, cols, bins, quantiles=(), distinct=False))
+                                 lambda: profile(cur, cols, bins, quantiles=(), distinct=False), args.repeat)
         _, t_sketch = timed("  for comparison: with quantiles + distinct sketches",
                             lambda: profile(cur, cols, bins, quantiles=DRIFT_QUANTILES))
         dataset_drift(ref_prof, ref_prof, DriftSpec())   # warm-up: imports scipy.stats once per process (~0.5 s)

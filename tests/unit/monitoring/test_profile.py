@@ -223,3 +223,24 @@ def test_offset_sums_round_trip_and_an_older_reference_falls_back_to_quantiles(s
                                  cur_x.offset_sums)
     assert compare(new_x, cur_x).wasserstein == by_cells.value             # a current reference: cells
     assert by_cells.value == pytest.approx(by_quantiles.value, rel=0.1)      # both near the shift of 0.5
+
+
+def test_profile_by_groups_with_a_null_key_and_an_empty_frame(spark, reference, bins) -> None:
+    from pyspark.sql import functions as F
+
+    from driftline.monitoring.profile import profile_by
+
+    _, df = reference
+    cols = ["x", "k", "const", "empty", "c"]
+    keyed = df.withColumn("g", F.when(F.col("k") == 0, None).when(F.col("k") < 3, "low").otherwise("high"))
+    groups = profile_by(keyed, "g", cols, bins, quantiles=(), distinct=False)
+    assert set(groups) == {None, "low", "high"}
+    assert sum(p.rows for p in groups.values()) == 2000
+    for key, cond in ((None, F.col("g").isNull()), ("low", F.col("g") == "low"), ("high", F.col("g") == "high")):
+        alone = profile(keyed.filter(cond), cols, bins, quantiles=(), distinct=False)
+        for a, b in zip(profile_rows(groups[key]), profile_rows(alone), strict=True):   # each group its own profile
+            assert a == b or (a["stat"] in ("mean", "std", "bin_offset_sum")
+                              and a["value"] == pytest.approx(b["value"], rel=1e-12, nan_ok=True))
+    none = profile(df.limit(0), cols, bins)
+    assert none.rows == 0 and none.columns["x"].count == 0 and math.isnan(none.columns["x"].mean)
+    assert none.columns["x"].bin_counts == (0,) * 10 and none.columns["c"].category_counts == (0, 0, 0)
