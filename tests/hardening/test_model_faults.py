@@ -207,7 +207,8 @@ def bad_values(ran):
     stats = {(r["role"], r["column"], r["metric"]): r["value"]
              for r in store.read("scoring_stats").filter(F.col("score_date") == D).collect()}
     rows = [r.asDict() for r in store.read("monitor_metrics")
-            .filter((F.col("run_date") == D) & (F.col("baseline") == "reference")).collect()]
+            .filter((F.col("run_date") == D) & (F.col("baseline") == "reference")
+                    & (F.col("window_end") == F.col("run_date"))).collect()]
     [run] = store.read("monitor_runs").filter(F.col("run_date") == D).collect()
     return {"score": score_code, "monitor": monitor_code, "preds": preds, "stats": stats,
             "metrics": {(r["column"], r["metric"]): r for r in rows}, "run": run.asDict()}

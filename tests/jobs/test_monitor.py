@@ -83,8 +83,12 @@ def runs_of(env, date: dt.date) -> list[dict]:
     return [r.asDict() for r in rows.collect()]
 
 
-def by_key(df, baseline: str = "reference", slice_: str = "__all__") -> dict[tuple[str, str], dict]:
-    rows = df.filter((F.col("baseline") == baseline) & (F.col("slice") == slice_)).collect()
+def by_key(df, baseline: str = "reference", slice_: str = "__all__",
+           window_end: dt.date | None = None) -> dict[tuple[str, str], dict]:
+    """(column, metric) → row of one window: the run's own (window_end = run_date) unless ``window_end``."""
+    end = F.col("run_date") if window_end is None else F.lit(window_end)
+    rows = df.filter((F.col("baseline") == baseline) & (F.col("slice") == slice_)
+                     & (F.col("window_end") == end)).collect()
     return {(r["column"], r["metric"]): r.asDict() for r in rows}
 
 
@@ -323,6 +327,35 @@ def test_performance_per_segment_value_matches_scikit_learn(scored) -> None:
         assert got[("__performance__", "auc")]["status"] == "ok"
     # segments add performance rows only: drift and quality stay whole-window
     assert metrics.filter((F.col("slice") != "__all__") & (F.col("column") != "__performance__")).count() == 0
+
+
+def test_earlier_window_performance_is_recomputed_on_labels_matured_since(scored) -> None:
+    env = scored
+    assert monitor(env, D, *WINDOW, "--set", "monitoring.performance.min_labels=20") == 0
+    metrics = metrics_of(env, D)
+    # label.horizon_days 3, window_days 4: one earlier window, 02-22..02-25 (scored from 02-23 by v1)
+    ends = sorted({r["window_end"] for r in metrics.select("window_end").distinct().collect()})
+    assert ends == [dt.date(2026, 2, 25), D]
+    earlier = metrics.filter(F.col("window_end") == dt.date(2026, 2, 25))
+    assert {(r["window_start"], r["model_version"], r["reference_id"], r["slice"], r["column"])
+            for r in earlier.collect()} == {(dt.date(2026, 2, 22), "1", "jt/1", "__all__", "__performance__")}
+    got = by_key(metrics, window_end=dt.date(2026, 2, 25))
+    # the oracle: that window's champion rows joined with the labels matured before 03-01 (not before 02-26)
+    pdf = window_rows(env, dt.date(2026, 2, 25))
+    labels = env["labels"]
+    known = labels[pd.to_datetime(labels["label_ts"], utc=True) < pd.Timestamp("2026-03-01", tz="UTC")]
+    joined = pdf.merge(known.rename(columns={"churned": "y"})[[KEY, "as_of_date", "y"]], on=[KEY, "as_of_date"])
+    assert len(pdf) == 120 and got[("__performance__", "labelled_rows")]["value"] == len(joined)
+    assert got[("__performance__", "label_coverage")]["value"] == pytest.approx(len(joined) / 120)
+    assert got[("__performance__", "auc")]["value"] == pytest.approx(roc_auc_score(joined["y"], joined["prediction"]))
+    assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(joined["y"], joined["prediction"]))
+    assert got[("__performance__", "brier")]["value"] == pytest.approx(
+        brier_score_loss(joined["y"], joined["prediction"]))
+    text = (env["ws"].resolve() / "reports" / "jt" / f"{D}.html").read_text()
+    assert "Earlier windows on matured labels" in text and "2026-02-22 .. 2026-02-25" in text
+    # the run's verdicts stay the current window's
+    [run] = runs_of(env, D)
+    assert (run["window_start"], run["window_end"]) == (dt.date(2026, 2, 26), D)
 
 
 def test_report_shows_the_trend_of_each_column_across_runs(scored) -> None:

@@ -66,6 +66,7 @@ TREND_DAYS = 30  # the report's trends show the runs of the last 30 days
 WINDOW = "__window__"  # group column of the one profiling pass: current or previous window
 GROUP = "__group__"  # group column of the performance pass: a segment value, or null for the whole window
 MAX_SEGMENT_VALUES = 50  # per segment column, the most scored values get performance rows
+WINDOW_END = "__window_end__"  # group column of the matured windows' performance pass
 # Completeness: a column's null rate (null + NaN) is `warn` above the reference's rate plus this.
 NULL_RATE_TOLERANCE = 0.05
 STATUS_ORDER = {OK: 0, INSUFFICIENT: 1, WARN: 2, ALERT: 3}
@@ -353,12 +354,13 @@ def schema_rows(reference: DatasetProfile, features: Sequence[str], version: str
 
 
 def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates: Sequence[dt.date],
-                   segments: Sequence[str] = ()) -> DataFrame | None:
+                   segments: Sequence[str] = (), keep: Sequence[str] = ()) -> DataFrame | None:
     """The window's champion predictions with their matured label (null when none) and segment columns.
 
     Labels matured before ``date`` 00:00 UTC (as the train job) are left-joined on entity key and
     ``score_date`` = label ``as_of_date``; ``segments`` come from the features table (same key and
-    date). Returns ``score``, ``label`` and ``segments``; None when the model has no labels table.
+    date). Returns ``score``, ``label``, ``segments`` and the predictions' columns ``keep``; None when
+    the model has no labels table.
     """
     from pyspark.sql import functions as F
 
@@ -376,7 +378,7 @@ def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates
                                                                                         F.lit(dates[-1])))
     labels = matured_labels(window_labels, src, as_of, date)
     key = cfg.entity_key
-    scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE))
+    scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE), *keep)
     if segments:
         table = f"{cfg.name}__features"
         features = ctx.store.read(table, partitions={AS_OF: list(dates)})
@@ -389,7 +391,57 @@ def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates
         scored = scored.join(segs, on=[key, AS_OF], how="left")
     return (scored.withColumn("_label_key", F.col(key).cast("string"))
             .join(labels, on=["_label_key", AS_OF], how="left")
-            .select(SCORE, LABEL, *segments))
+            .select(SCORE, LABEL, *segments, *keep))
+
+
+@dataclass(frozen=True)
+class MaturedWindow:
+    """An earlier window's performance, recomputed with the labels matured since it was monitored."""
+
+    start: dt.date
+    end: dt.date
+    version: str
+    rows: list[dict[str, Any]]
+
+
+def matured_windows(ctx: JobContext, date: dt.date, dates: Sequence[dt.date]) -> list[MaturedWindow]:
+    """Performance rows of the windows before the current one whose labels may have matured since.
+
+    The K = ceil(``label.horizon_days`` / ``monitoring.window_days``) windows (at most
+    `MAX_SEGMENT_VALUES`) that end before ``dates[0]``, back to back, each with the champion rows of
+    the latest version that scored it (as the current window) and the labels matured before ``date``;
+    one grouped performance pass for all of them. Windows without champion predictions are skipped.
+    """
+    from pyspark.sql import functions as F
+
+    from driftline.scoring.core import MODEL_VERSION
+    from driftline.scoring.tables import SCORE_DATE
+
+    cfg = ctx.config
+    width = cfg.monitoring.window_days
+    count = min(math.ceil(cfg.label.horizon_days / width), MAX_SEGMENT_VALUES)
+    windows = [window_of(dates[0] - dt.timedelta(days=1 + k * width), width) for k in range(count)]
+    span = sorted(d for w in windows for d in w)
+    preds = champion_predictions(ctx, span)
+    scored = {(r[SCORE_DATE], str(r[MODEL_VERSION]))
+              for r in preds.select(SCORE_DATE, MODEL_VERSION).distinct().collect()}
+    version_of: dict[dt.date, str] = {}
+    for w in windows:
+        found = sorted({v for d, v in scored if w[0] <= d <= w[-1]}, key=lambda v: (len(v), v))
+        if found:
+            version_of[w[-1]] = found[-1]
+    if not version_of:
+        return []
+    end_of = {d: w[-1] for w in windows if w[-1] in version_of for d in w}
+    window_end = F.create_map(*[x for d, e in sorted(end_of.items()) for x in (F.lit(d), F.lit(e))])
+    keep = F.lit(False)
+    for d, e in sorted(end_of.items()):
+        keep = keep | ((F.col(SCORE_DATE) == F.lit(d)) & (F.col(MODEL_VERSION) == F.lit(version_of[e])))
+    frame = labelled_frame(ctx, preds.filter(keep).withColumn(WINDOW_END, window_end[F.col(SCORE_DATE)]), date,
+                           span, keep=[WINDOW_END])
+    rows = performance_rows(frame, cfg.monitoring.performance, cfg.label.task, WINDOW_END)
+    starts = {w[-1]: w[0] for w in windows}
+    return [MaturedWindow(starts[end], end, version_of[end], r) for end, r in sorted(rows.items())]
 
 
 def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str,
@@ -579,6 +631,7 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
     finally:
         if labelled is not None and mcfg.segments:
             labelled.unpersist()
+    matured = matured_windows(ctx, date, dates)
     rows = [*drift_rows(result), *quality, *performance]
     previous_rows: list[dict[str, Any]] = []
     if "previous" in profiles:
@@ -599,7 +652,7 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
     trends = trend_points([*metric_history(ctx, date), *({**r, "run_date": date} for r in rows)])
     write_report(path, model=cfg.name, version=version, date=date, window=(dates[0], dates[-1]), run_id=ctx.run_id,
                  reference=ref.profile, current=current, result=result, rows=rows, trends=trends,
-                 evidently=evidently)
+                 evidently=evidently, matured=[(m.start, m.end, m.version, m.rows) for m in matured])
 
     metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model_name=cfg.name, model_version=version,
                                  reference_id=ref.reference_id, window_start=dates[0], window_end=dates[-1],
@@ -609,7 +662,11 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
                            reference_id=f"{cfg.name}/previous_window/{previous_dates[0]}..{previous_dates[-1]}")
     tuples = [*monitor_metrics_frame_rows(rows, metrics_ctx), *monitor_metrics_frame_rows(previous_rows, previous_ctx),
               *[t for name, seg_rows in sorted(segment_rows.items())
-                for t in monitor_metrics_frame_rows(seg_rows, replace(metrics_ctx, slice=name))]]
+                for t in monitor_metrics_frame_rows(seg_rows, replace(metrics_ctx, slice=name))],
+              *[t for m in matured
+                for t in monitor_metrics_frame_rows(m.rows, replace(metrics_ctx, model_version=m.version,
+                                                                    reference_id=f"{cfg.name}/{m.version}",
+                                                                    window_start=m.start, window_end=m.end))]]
     df = ctx.spark.createDataFrame(tuples, schema=monitor_metrics_schema())
     ctx.store.replace_partitions(MONITOR_METRICS, df, list(METRICS_PARTITIONS), commit,
                                  partitions=[{"model_name": cfg.name, "run_date": date}])
@@ -637,7 +694,7 @@ def metric_history(ctx: JobContext, date: dt.date, days: int = TREND_DAYS) -> li
     return [r.asDict() for r in ctx.store.read(MONITOR_METRICS, partitions={"model_name": [ctx.config.name],
                                                                               "run_date": since})
             .filter((F.col("run_date") < F.lit(date)) & (F.col("baseline") == "reference")
-                    & (F.col("slice") == ALL_ROWS))
+                    & (F.col("slice") == ALL_ROWS) & (F.col("window_end") == F.col("run_date")))
             .select("run_date", "column", "metric", "method", "value", "threshold", "status").collect()]
 
 

@@ -164,9 +164,11 @@ def trend_svg(points: Sequence[TrendPoint], width: int = 320, height: int = 70) 
 def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.date, dt.date], run_id: str,
                   reference: DatasetProfile, current: DatasetProfile, result: DatasetDrift,
                   rows: Sequence[Mapping[str, Any]], trends: Mapping[str, Sequence[TrendPoint]] | None = None,
-                  evidently: EvidentlyPage | None = None) -> str:
-    """The report's HTML (pure): summary, per-column verdicts with histograms, trends across windows, every
-    metric row."""
+                  evidently: EvidentlyPage | None = None,
+                  matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Mapping[str, Any]]]] = ()) -> str:
+    """The report's HTML (pure): summary, per-column verdicts with histograms, trends across windows, the
+    earlier windows' performance on labels matured since (``matured``: start, end, version, performance
+    rows), every metric row."""
     drifted = [c.column for c in result.columns if c.drifted]
     summary = [
         ("model", f"{model} v{version}"), ("run date", date.isoformat()),
@@ -212,6 +214,18 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
             ps = trends[column]
             out.append(f"<tr><td><b>{_e(column)}</b></td><td>{_e(ps[-1].metric)}</td>"
                        f'<td class="num">{_fmt(ps[-1].value)}</td><td>{trend_svg(ps)}</td></tr>')
+        out.append("</table>")
+    if matured:
+        names = [r["metric"] for r in matured[0][3]]
+        out.append("<h2>Earlier windows on matured labels</h2><p class=\"muted\">The windows before this one, "
+                   "recomputed with the labels matured by this run's date (label.horizon_days).</p>"
+                   "<table><tr><th>window</th><th>version</th>" + "".join(f"<th>{_e(n)}</th>" for n in names)
+                   + "</tr>")
+        for start, end, version, perf in sorted(matured, key=lambda m: m[1], reverse=True):
+            by = {r["metric"]: r for r in perf}
+            cells = "".join(f'<td class="num">{_fmt(by[n]["value"])} {_badge(by[n]["status"])}</td>'
+                            if n in by else "<td></td>" for n in names)
+            out.append(f"<tr><td>{start} .. {end}</td><td>v{_e(version)}</td>{cells}</tr>")
         out.append("</table>")
     out.append("<h2>All metrics</h2><table><tr><th>column</th><th>metric</th><th>value</th>"
                "<th>threshold</th><th>status</th><th>reason</th></tr>")

@@ -166,7 +166,7 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
     if cfg.retrain.performance.enabled:
         metrics = _rows(ctx, MONITOR_METRICS, F.col("model_name") == cfg.name, F.col("run_date") <= F.lit(date),
                         F.col("column") == PERFORMANCE_COLUMN, F.col("baseline") == "reference",
-                        F.col("slice") == ALL_SLICE,
+                        F.col("slice") == ALL_SLICE, F.col("window_end") == F.col("run_date"),
                         F.col("metric").isin(cfg.retrain.performance.metric, LABELLED_ROWS),
                         columns=("run_date", "metric", "value"))
     decisions = _rows(ctx, RETRAIN_DECISIONS, F.col("model") == cfg.name, F.col("decision_date") <= F.lit(date),
@@ -176,7 +176,8 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
         # the features' drift verdicts (1/0, null when insufficient) vs the reference, whole population
         column_drift = _rows(ctx, MONITOR_METRICS, F.col("model_name") == cfg.name, F.col("run_date") <= F.lit(date),
                              F.col("baseline") == "reference", F.col("slice") == ALL_SLICE,
-                             F.col("metric") == "drift", F.col("column").isin([f.name for f in cfg.features]),
+                             F.col("window_end") == F.col("run_date"), F.col("metric") == "drift",
+                             F.col("column").isin([f.name for f in cfg.features]),
                              columns=("run_date", "column", "value"))
     return History(runs, metrics, decisions, column_drift)
 
