@@ -207,6 +207,11 @@ def champion_predictions(ctx: JobContext, dates: Sequence[dt.date]) -> DataFrame
             .filter(F.col(SCORE_DATE).between(F.lit(dates[0]), F.lit(dates[-1])) & (F.col(ROLE) == CHAMPION)))
 
 
+def version_order(version: Any) -> tuple[int, str]:
+    """Sort key of registry versions ("2" < "10"): the latest sorts last."""
+    return len(str(version)), str(version)
+
+
 def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]) -> tuple[str, int]:
     """The version that scored the window (the latest if several) and the number of champion rows."""
     from pyspark.sql import functions as F
@@ -219,7 +224,7 @@ def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]
             f"table {table}: expected champion predictions for score_date {dates[0]}..{dates[-1]}, found none "
             f"(run driftline score --from {dates[0]} --to {dates[-1]})"
         )
-    versions = sorted(found, key=lambda r: (len(str(r[MODEL_VERSION])), str(r[MODEL_VERSION])))
+    versions = sorted(found, key=lambda r: version_order(r[MODEL_VERSION]))
     if len(versions) > 1:
         log.warning("%s: window %s..%s was scored by versions %s; monitoring against the latest", table, dates[0],
                     dates[-1], ", ".join(str(r[MODEL_VERSION]) for r in versions))
@@ -427,7 +432,7 @@ def matured_windows(ctx: JobContext, date: dt.date, dates: Sequence[dt.date]) ->
               for r in preds.select(SCORE_DATE, MODEL_VERSION).distinct().collect()}
     version_of: dict[dt.date, str] = {}
     for w in windows:
-        found = sorted({v for d, v in scored if w[0] <= d <= w[-1]}, key=lambda v: (len(v), v))
+        found = sorted({v for d, v in scored if w[0] <= d <= w[-1]}, key=version_order)
         if found:
             version_of[w[-1]] = found[-1]
     if not version_of:
