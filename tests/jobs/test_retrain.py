@@ -119,6 +119,41 @@ def test_drift_fires_once_trains_gates_and_a_rerun_does_not_retrain(monitored) -
     assert head["job"] == "retrain" and head["idempotency_key"] == f"driftline/retrain/retrain_decisions/jt@{D}"
 
 
+def test_performance_rule_judges_a_window_the_monitor_wrote(monitored) -> None:
+    env = monitored
+    args = (*POLICY, "--set", "retrain.drift.enabled=false", "--set", "retrain.performance.enabled=true",
+            "--set", "retrain.performance.min=0.0")
+    day = DAYS[-2]
+    assert job(env, "retrain", "jt", "--date", str(day), *args) == 0
+    row = decision(env, day)
+    rules = {r["rule"]: r for r in json.loads(row["rules_json"])}
+    perf = json.loads(row["inputs_json"])["performance"]
+    auc = {(r["window_end"], r["metric"]): r["value"] for r in store_of(env).read("monitor_metrics").filter(
+        (F.col("run_date") == day) & (F.col("column") == "__performance__") & (F.col("slice") == "__all__")
+        & (F.col("baseline") == "reference")).collect()}
+    # 02-28's own window has too few matured labels; none of its earlier windows reach 100 either
+    assert perf["run_date"] == str(day) and perf["window_end"] == str(day)
+    assert rules["performance"]["status"] == "insufficient_data" and not row["fired"]
+    assert perf["labelled_rows"] == auc[(day, "labelled_rows")] < 100
+    assert rules["performance"]["detail"].startswith("auc of window 2026-02-28: expected at least "
+                                                     "retrain.performance.min_labels=100 matured labels, found ")
+    # with lower floors an earlier window the 02-28 run recomputed (labels matured by 02-28) decides
+    assert job(env, "monitor", "jt", "--date", str(day), *POLICY, "--set", "monitoring.performance.min_labels=20") == 0
+    assert job(env, "retrain", "jt", "--date", str(day), *args, "--set", "retrain.performance.min_labels=20") == 0
+    row = decision(env, day)
+    rules = {r["rule"]: r for r in json.loads(row["rules_json"])}
+    perf = json.loads(row["inputs_json"])["performance"]
+    earlier = {(r["window_end"], r["metric"]): r["value"] for r in store_of(env).read("monitor_metrics").filter(
+        (F.col("run_date") == day) & (F.col("column") == "__performance__") & (F.col("slice") == "__all__")).collect()}
+    # the oracle: the freshest window of that run with 20 matured labels and a value
+    end = max(e for (e, m), v in earlier.items()
+              if m == "labelled_rows" and v >= 20 and earlier.get((e, "auc")) is not None)
+    assert end < day and perf["window_end"] == str(end)
+    assert row["performance_value"] == earlier[(end, "auc")]
+    assert rules["performance"]["status"] == "ok" and rules["performance"]["detail"].startswith(
+        f"auc={earlier[(end, 'auc')]:.6g} on window ending {end} (labels matured by 2026-02-28)")
+
+
 def test_retrain_without_monitoring_history_exits_1_with_one_line(monitored, capsys) -> None:
     capsys.readouterr()
     assert job(monitored, "retrain", "jt", "--date", "2026-02-20") == 1

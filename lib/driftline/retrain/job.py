@@ -166,9 +166,9 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
     if cfg.retrain.performance.enabled:
         metrics = _rows(ctx, MONITOR_METRICS, F.col("model_name") == cfg.name, F.col("run_date") <= F.lit(date),
                         F.col("column") == PERFORMANCE_COLUMN, F.col("baseline") == "reference",
-                        F.col("slice") == ALL_SLICE, F.col("window_end") == F.col("run_date"),
+                        F.col("slice") == ALL_SLICE,
                         F.col("metric").isin(cfg.retrain.performance.metric, LABELLED_ROWS),
-                        columns=("run_date", "metric", "value"))
+                        columns=("run_date", "window_end", "metric", "value"))
     decisions = _rows(ctx, RETRAIN_DECISIONS, F.col("model") == cfg.name, F.col("decision_date") <= F.lit(date),
                       columns=("decision_date", "trained_version", "train_status"))
     column_drift: list[dict[str, Any]] = []

@@ -100,7 +100,8 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
 
     ``runs``: ``monitor_runs`` rows (``run_date``, ``dataset_drift``, ``drift_share``, ``quality_status``,
     ``model_version``); ``metrics``: ``monitor_metrics`` rows of column ``__performance__``, baseline
-    reference (``run_date``, ``metric``, ``value``); ``decisions``: ``retrain_decisions`` rows
+    reference (``run_date``, ``metric``, ``value``, ``window_end``: the run's own window when absent);
+    ``decisions``: ``retrain_decisions`` rows
     (``decision_date``, ``trained_version``); ``column_drift``: the features' ``drift`` verdict rows
     of ``monitor_metrics``, baseline reference (``run_date``, ``column``, ``value`` 1/0, None when
     insufficient). Rows dated after ``date`` are ignored.
@@ -215,18 +216,34 @@ def _performance(policy: RetrainConfig, date: dt.date, history: Sequence[Window]
     if not history:
         return RuleResult("performance", INSUFFICIENT, None, bound, f"no monitored window up to {date}"), {}
     latest = history[0].run_date
-    at = {m["metric"]: m.get("value") for m in metrics if m["run_date"] == latest}
+    # the latest run's windows: its own (window_end = run_date) and the earlier ones it recomputed on matured
+    # labels; the freshest window with enough labels decides (only windows after the last retrain: history
+    # starts after it)
+    start = history[-1].run_date
+    windows: dict[dt.date, dict[str, Any]] = {}
+    for m in metrics:
+        end = m.get("window_end") or m["run_date"]
+        if m["run_date"] == latest and (end == latest or start <= end):
+            windows.setdefault(end, {})[m["metric"]] = m.get("value")
+    ready = [end for end, at in sorted(windows.items(), reverse=True)
+             if (_finite(at.get(LABELLED_ROWS)) or 0) >= rule.min_labels and _finite(at.get(rule.metric)) is not None]
+    end = ready[0] if ready else latest
+    at = windows.get(end, {})
     value, labels = _finite(at.get(rule.metric)), _finite(at.get(LABELLED_ROWS))
-    seen = {"run_date": latest.isoformat(), "metric": rule.metric, "value": value, "labelled_rows": labels}
+    seen = {"run_date": latest.isoformat(), "window_end": end.isoformat(), "metric": rule.metric, "value": value,
+            "labelled_rows": labels}
     if labels is None or labels < rule.min_labels:
         detail = (f"{rule.metric} of window {latest}: expected at least retrain.performance.min_labels="
-                  f"{rule.min_labels} matured labels, found {0 if labels is None else int(labels)}")
+                  f"{rule.min_labels} matured labels, found {0 if labels is None else int(labels)}"
+                  + (f" (nor in the {len(windows) - 1} earlier window(s) recomputed that day)"
+                     if len(windows) > 1 else ""))
         return RuleResult("performance", INSUFFICIENT, value, bound, detail), seen
     if value is None:
         detail = f"{rule.metric} of window {latest}: expected a value, found none"
         return RuleResult("performance", INSUFFICIENT, None, bound, detail), seen
     breached = (rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max)
-    detail = (f"{rule.metric}={value:.6g} on window {latest} ({int(labels)} labels); expected {bound}"
+    where = f"window {latest}" if end == latest else f"window ending {end} (labels matured by {latest})"
+    detail = (f"{rule.metric}={value:.6g} on {where} ({int(labels)} labels); expected {bound}"
               + (" — outside the bound" if breached else ""))
     return RuleResult("performance", TRIGGERED if breached else OK, value, bound, detail), seen
 

@@ -151,6 +151,31 @@ def test_performance_uses_the_latest_window_only() -> None:
     assert evaluate(p, day(1), runs(False, False), [*old, *now]).fired
 
 
+def test_performance_takes_the_freshest_window_with_matured_labels() -> None:
+    p = policy(drift={"enabled": False}, performance={"enabled": True, "metric": "auc", "min": 0.7,
+                                                      "min_labels": 100})
+
+    def window(end: dt.date, auc: float | None, labels: float) -> list[dict]:
+        return [{"run_date": D, "window_end": end, "metric": "auc", "value": auc},
+                {"run_date": D, "window_end": end, "metric": "labelled_rows", "value": labels}]
+
+    history = runs(False, False, False, False, False, False, False, False, False)   # D-8 .. D
+    own = window(D, None, 20.0)                   # the run's own window: labels not matured yet
+    rows = [*own, *window(day(1), 0.65, 80.0), *window(day(2), 0.62, 400.0), *window(day(3), 0.9, 900.0)]
+    d = evaluate(p, D, history, rows)
+    assert (d.fired, d.rule("performance").status, d.rule("performance").value) == (True, "triggered", 0.62)
+    assert d.rule("performance").detail == ("auc=0.62 on window ending 2026-03-08 (labels matured by 2026-03-10) "
+                                            "(400 labels); expected >= 0.7 — outside the bound")
+    assert d.performance["window_end"] == "2026-03-08"
+    # nothing matured enough: insufficient, naming the run's own window and the earlier ones
+    d = evaluate(p, D, history, [*own, *window(day(1), 0.65, 80.0)])
+    assert d.rule("performance").status == "insufficient_data" and not d.fired
+    assert d.rule("performance").detail.endswith("found 20 (nor in the 1 earlier window(s) recomputed that day)")
+    # a window that ended before the last retrain does not count (history starts after it)
+    d = evaluate(p, D, history, [*own, *window(day(6), 0.5, 900.0)], decisions=retrained(6))
+    assert d.rule("performance").status == "insufficient_data"
+
+
 def verdicts(*windows: dict[str, float | None]) -> list[dict]:
     """Feature drift verdict rows: ``windows[i]`` maps column → 1/0/None for the window ``len - 1 - i`` days before D."""
     return [{"run_date": day(len(windows) - 1 - i), "column": column, "value": value}
