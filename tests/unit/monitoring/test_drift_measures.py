@@ -188,7 +188,19 @@ def test_properties(data) -> None:
     assert js_distance(ref, [3 * c for c in ref]) == pytest.approx(0, abs=1e-7)
     assert linf(ref, cur) <= total_variation(ref, cur) + 1e-12 <= 1 + 1e-12
     ks = ks_binned(ref, cur)
-    assert 0 <= ks.statistic <= ks.upper <= 1 and 0 <= ks.pvalue <= 1
+    assert 0 <= ks.statistic <= ks.upper <= 1
+    if sum(ref) == sum(cur) == 1:   # one value a side: n·m/(n+m) rounds to 0, no p-value (as scipy's asymp)
+        assert math.isnan(ks.pvalue)
+        with np.errstate(divide="ignore"):
+            assert math.isnan(stats.ks_2samp([0.0], [float(ks.statistic > 0)], method="asymp").pvalue)
+    else:
+        assert 0 <= ks.pvalue <= 1
     assert ks.statistic <= total_variation(ref, cur) + 1e-12
     chi = chi2_2xk(ref, cur)
     assert chi.statistic >= 0 and 0 <= chi.pvalue <= 1
+
+
+def test_ks_has_no_pvalue_with_one_value_a_side() -> None:
+    # n·m/(n+m) = 0.5 rounds to 0 effective observations: scipy's asymptotic p-value is NaN too
+    assert math.isnan(ks_binned([0, 1], [0, 1]).pvalue) and math.isnan(ks_binned([1, 0], [0, 1]).pvalue)
+    assert ks_binned([1, 0], [0, 2]).pvalue == pytest.approx(stats.ks_2samp([0.0], [1.0, 1.0], method="asymp").pvalue)
