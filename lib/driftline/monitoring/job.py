@@ -358,6 +358,12 @@ def schema_rows(reference: DatasetProfile, features: Sequence[str], version: str
 # --------------------------------------------------------------------------- late-label performance
 
 
+def has_labels(ctx: JobContext) -> bool:
+    """The model has a labels source and its table exists (else no performance rows)."""
+    src = ctx.config.sources.labels
+    return src is not None and ctx.store.exists(src.table)
+
+
 def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates: Sequence[dt.date],
                    segments: Sequence[str] = (), keep: Sequence[str] = ()) -> DataFrame | None:
     """The window's champion predictions with their matured label (null when none) and segment columns.
@@ -375,7 +381,7 @@ def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates
 
     cfg = ctx.config
     src = cfg.sources.labels
-    if src is None or not ctx.store.exists(src.table):
+    if not has_labels(ctx):
         log.info("%s: no labels table; no performance rows", cfg.name)
         return None
     as_of = getattr(src, "as_of", None) or AS_OF
@@ -415,7 +421,8 @@ def matured_windows(ctx: JobContext, date: dt.date, dates: Sequence[dt.date]) ->
     The K = ceil(``label.horizon_days`` / ``monitoring.window_days``) windows (at most
     `MAX_SEGMENT_VALUES`) that end before ``dates[0]``, back to back, each with the champion rows of
     the latest version that scored it (as the current window) and the labels matured before ``date``;
-    one grouped performance pass for all of them. Windows without champion predictions are skipped.
+    one grouped performance pass for all of them. Windows without champion predictions are skipped; no
+    labels table, no Spark action.
     """
     from pyspark.sql import functions as F
 
@@ -423,6 +430,8 @@ def matured_windows(ctx: JobContext, date: dt.date, dates: Sequence[dt.date]) ->
     from driftline.scoring.tables import SCORE_DATE
 
     cfg = ctx.config
+    if not has_labels(ctx):
+        return []
     width = cfg.monitoring.window_days
     count = min(math.ceil(cfg.label.horizon_days / width), MAX_SEGMENT_VALUES)
     windows = [window_of(dates[0] - dt.timedelta(days=1 + k * width), width) for k in range(count)]

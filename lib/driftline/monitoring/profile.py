@@ -318,8 +318,8 @@ def sketch_expressions(
 # --------------------------------------------------------------------------- the one pass (Arrow + numpy)
 
 
-def _layout(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> tuple[list[str], list[int], int]:
-    """Names of the additive slots (``rows``, ``c<i>_<stat>``), the numeric columns' positions and their count."""
+def _layout(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> tuple[list[str], list[int]]:
+    """Names of the additive slots (``rows``, ``c<i>_<stat>``) and the numeric columns' positions."""
     add = ["rows"]
     numeric = []
     for i, name in enumerate(columns):
@@ -333,7 +333,7 @@ def _layout(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> tuple[lis
                 add += [f"{p}b{k}" for k in range(b.n_bins)] + [f"{p}d{k}" for k in range(b.n_bins)]
         else:
             add += [p + "nulls", p + "count"] + [f"{p}k{k}" for k in range(len(b.categories))]
-    return add, numeric, len(numeric)
+    return add, numeric
 
 
 class _Accumulator:
@@ -346,6 +346,17 @@ class _Accumulator:
         self.lo = np.full(n_num, np.inf)
         self.hi = np.full(n_num, -np.inf)
         self.mom = np.zeros((n_num, 3))
+
+    @classmethod
+    def from_row(cls, row: Any) -> _Accumulator:
+        """The accumulator a task wrote as a row (``add``, ``lo``, ``hi``, ``mom`` arrays)."""
+        import numpy as np
+
+        acc = cls(len(row["add"]), len(row["lo"]))
+        acc.add = np.asarray(row["add"], dtype=float)
+        acc.lo, acc.hi = np.asarray(row["lo"], dtype=float), np.asarray(row["hi"], dtype=float)
+        acc.mom = np.asarray(row["mom"], dtype=float).reshape(-1, 3)
+        return acc
 
     def merge_moments(self, j: int, n: float, mean: float, m2: float) -> None:
         """Chan et al.'s pairwise update of (count, mean, M2)."""
@@ -434,8 +445,8 @@ def core_pass(df: DataFrame, by: str | None, columns: Sequence[str],
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StructField, StructType
 
-    add_names, numeric, n_num = _layout(columns, bins)
-    n_add = len(add_names)
+    add_names, numeric = _layout(columns, bins)
+    n_add, n_num = len(add_names), len(numeric)
     cols = [(F.col(c).cast("double") if isinstance(bins[c], NumericBins) else F.col(c).cast("string")).alias(f"c{i}")
             for i, c in enumerate(columns)]
     if by is not None:
@@ -473,14 +484,8 @@ def core_pass(df: DataFrame, by: str | None, columns: Sequence[str],
             yield pa.RecordBatch.from_pydict(data)
 
     merged: dict[Any, _Accumulator] = {}
-    import numpy as np
-
-    for r in sorted(frame.mapInArrow(fold, schema).collect(), key=lambda r: r["part"]):
-        part_acc = _Accumulator(n_add, n_num)
-        part_acc.add = np.asarray(r["add"], dtype=float)
-        part_acc.lo, part_acc.hi = np.asarray(r["lo"], dtype=float), np.asarray(r["hi"], dtype=float)
-        part_acc.mom = np.asarray(r["mom"], dtype=float).reshape(n_num, 3)
-        merged.setdefault(r[GROUP] if grouped else None, _Accumulator(n_add, n_num)).merge(part_acc)
+    for r in sorted(frame.mapInArrow(fold, schema).collect(), key=lambda r: r["part"]):   # a row per task and group
+        merged.setdefault(r[GROUP] if grouped else None, _Accumulator(n_add, n_num)).merge(_Accumulator.from_row(r))
     return {key: _core_row(acc, add_names, numeric) for key, acc in merged.items()}
 
 
@@ -499,8 +504,8 @@ def _core_row(acc: _Accumulator, add_names: Sequence[str], numeric: Sequence[int
 
 def empty_core_row(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> dict[str, Any]:
     """The core row of a group without rows (every count 0, moments unknown)."""
-    add_names, numeric, n_num = _layout(columns, bins)
-    return _core_row(_Accumulator(len(add_names), n_num), add_names, numeric)
+    add_names, numeric = _layout(columns, bins)
+    return _core_row(_Accumulator(len(add_names), len(numeric)), add_names, numeric)
 
 
 def profile_from_row(
