@@ -122,6 +122,12 @@ def build_spark(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | None
             conf["spark.local.dir"] = str(local_dir.resolve())
             conf["spark.sql.warehouse.dir"] = str((Path(workspace) / "spark-warehouse").resolve())
     conf.update(runtime.spark_conf)  # the user's explicit settings win over ours
+    if not submitted and runtime.jvm_fold:
+        from driftline.jvm import session_jar
+
+        jar = session_jar()
+        if jar is not None:
+            conf["spark.jars"] = ",".join(filter(None, (conf.get("spark.jars"), str(jar))))
     for key, value in conf.items():
         builder = builder.config(key, value)
 

@@ -30,6 +30,13 @@ STATE="$(absolute "$STATE")"
   || die 2 "expected a running cluster in $STATE, found none (start one with scripts/cluster/start.sh)"
 [ -n "$CORES" ] && EXTRA+=(--total-executor-cores "$CORES")
 
+# driftline's JVM profile fold (compiled once by the JDK's javac; without one the Arrow fold is used)
+if JAR="$("$VENV/bin/driftline" jar)"; then
+  EXTRA+=(--jars "$JAR")
+else
+  echo "submit: no JVM profile fold (the line above says why), profiles use the Arrow fold" >&2
+fi
+
 export SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
 export PATH="$VENV/bin:$PATH"
 unset SPARK_HOME

@@ -38,6 +38,7 @@ def test_wheel_holds_every_module_and_the_dependencies(wheel: Path) -> None:
     modules = {str(p.relative_to(ROOT / "lib")) for p in (ROOT / "lib" / "driftline").rglob("*.py")}
     assert modules <= names, sorted(modules - names)
     assert "driftline/py.typed" in names
+    assert "driftline/jvm/src/driftline/jvm/ProfileFold.java" in names   # `driftline jar` compiles it
     assert not any(n.startswith(("tests/", "jobs/", "conf/")) for n in names)
     meta = email.message_from_bytes(zipfile.ZipFile(wheel).read("driftline-0.1.0.dist-info/METADATA"))
     requires = {r.split("<")[0].split(">")[0].split(";")[0].strip() for r in meta.get_all("Requires-Dist")}

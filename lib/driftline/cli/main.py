@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
                "driftline.registry.cli:models_command"),
     "report": ("print the path of the HTML monitoring report of a run", "[monitoring]",
                "driftline.monitoring.report:report_command"),
+    "jar": ("build driftline's JVM profile fold (needs a JDK) and print the jar's path, for spark-submit --jars",
+            "[monitoring]", "driftline.jvm:jar_command"),
     "demo": ("generate a drifting scenario and run the pipeline on it", "[demo]", "driftline.demo.run:demo_command"),
     "schedule": ("render the pipeline for cron, Airflow or Databricks Workflows", "[retrain]",
                  "driftline.pipeline.schedulers:schedule_command"),

@@ -38,6 +38,7 @@ class RuntimeConfig(Frozen):
     arrow_batch_size: int = Field(10_000, ge=1)
     spark_log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "ERROR"
     spark_conf: dict[str, str] = Field(default_factory=dict)
+    jvm_fold: bool = True   # compile driftline's JVM profile fold (needs javac) and load it; false: Arrow fold
 
 
 class CheckedStorageConfig(StorageConfig):

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
+from driftline.jvm import PROFILE_FOLD, java_class
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -438,10 +439,14 @@ def _accumulate(acc: _Accumulator, batch: Any, columns: Sequence[str], bins: Map
 
 
 def core_pass(df: DataFrame, by: str | None, columns: Sequence[str],
-              bins: Mapping[str, ColumnBins]) -> dict[Any, dict[str, Any]]:
-    """The exact statistics of `profile` per group in one ``mapInArrow`` pass: each task folds its Arrow
-    batches with numpy into one row per group; the driver merges the rows in partition order (deterministic
-    for the same partitioning). Returns group key → ``{rows, c<i>_<stat>}`` as `profile_from_row` reads."""
+              bins: Mapping[str, ColumnBins], engine: str = "auto") -> dict[Any, dict[str, Any]]:
+    """The exact statistics of `profile` per group in one pass: each task folds its rows into one row per
+    group; the driver merges the rows in partition order (deterministic for the same partitioning). Returns
+    group key → ``{rows, c<i>_<stat>}`` as `profile_from_row` reads.
+
+    The fold runs on the JVM (``driftline.jvm.ProfileFold``, `driftline.jvm`) when that class is loaded and
+    the group key is a plain type, else as ``mapInArrow`` with numpy (`_accumulate`); both write the same
+    rows. ``engine``: ``"auto"``, or ``"jvm"`` / ``"arrow"`` to insist on one (tests compare them)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StructField, StructType
 
@@ -483,10 +488,35 @@ def core_pass(df: DataFrame, by: str | None, columns: Sequence[str],
                 data[f] = pa.array([values.tolist()], pa.list_(pa.float64()))
             yield pa.RecordBatch.from_pydict(data)
 
+    jvm = _jvm_fold(frame, columns, bins, grouped) if engine != "arrow" else None
+    if jvm is None and engine == "jvm":
+        raise ProfileError(f"core_pass: expected the JVM fold ({PROFILE_FOLD}) on the classpath, found none")
+    parts = jvm.collect() if jvm is not None else frame.mapInArrow(fold, schema).collect()  # a row per task and group
     merged: dict[Any, _Accumulator] = {}
-    for r in sorted(frame.mapInArrow(fold, schema).collect(), key=lambda r: r["part"]):   # a row per task and group
+    for r in sorted(parts, key=lambda r: r["part"]):
         merged.setdefault(r[GROUP] if grouped else None, _Accumulator(n_add, n_num)).merge(_Accumulator.from_row(r))
     return {key: _core_row(acc, add_names, numeric) for key, acc in merged.items()}
+
+
+_JVM_KEY_TYPES = ("string", "int", "bigint", "smallint", "tinyint", "date", "timestamp", "boolean", "double")
+
+
+def _jvm_fold(frame: DataFrame, columns: Sequence[str], bins: Mapping[str, ColumnBins],
+              grouped: bool) -> DataFrame | None:
+    """The JVM fold's per-task rows of ``frame`` (columns ``c<i>`` [+ key]), or None when it cannot run here."""
+    from pyspark.sql import DataFrame
+
+    if grouped and frame.schema[GROUP].dataType.simpleString() not in _JVM_KEY_TYPES:
+        return None
+    fold = java_class(frame.sparkSession, PROFILE_FOLD)
+    if fold is None:
+        return None
+    spec = {"grouped": grouped, "columns": [
+        {"kind": "numeric", "edges": list(b.edges)} if isinstance(b, NumericBins)
+        else {"kind": "categorical", "categories": list(b.categories)}
+        for b in (bins[c] for c in columns)
+    ]}
+    return DataFrame(fold.fold(frame._jdf, json.dumps(spec)), frame.sparkSession)
 
 
 def _core_row(acc: _Accumulator, add_names: Sequence[str], numeric: Sequence[int]) -> dict[str, Any]:
