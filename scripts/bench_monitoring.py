@@ -6,9 +6,10 @@ Parquet, then times on the same machine:
 
 1. a plain Spark aggregation scan of the current table (count + sum of every column): the floor;
 2. driftline, monitor side, as the monitor job profiles a window: ``profile(current, quantiles=(),
-   distinct=False)`` (one Arrow + numpy pass) + ``dataset_drift`` from aggregates (the reference profile
-   is stored at training time, timed separately with fitting); for comparison, the same profile with the
-   quantile and distinct-count sketches (what a window of a reference stored before offset sums costs);
+   distinct=False)`` (one pass, folded on the JVM where driftline's jar is loaded) + ``dataset_drift`` from
+   aggregates (the reference profile is stored at training time, timed separately with fitting); for
+   comparison, the same profile with the quantile and distinct-count sketches (what a window of a reference
+   stored before offset sums costs) and the same pass with the Arrow + numpy fold (a machine without a JDK);
 3. Evidently ``DataDriftPreset`` on pandas (``toPandas`` not counted), capped at ``--evidently-rows``
    rows per side (default 1 M: at 4 M it takes minutes and GBs, see the issue's figures).
 
@@ -104,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import functions as F
 
     from driftline.config.schema import RuntimeConfig
+    from driftline.jvm import PROFILE_FOLD, java_class
     from driftline.monitoring.drift import DRIFT_QUANTILES, dataset_drift, drift_rows
-    from driftline.monitoring.profile import fit_reference_bins, profile
+    from driftline.monitoring.profile import core_pass, fit_reference_bins, profile
     from driftline.monitoring.spec import DriftSpec
     from driftline.runtime import build_spark
 
@@ -142,6 +144,12 @@ def main(argv: list[str] | None = None) -> int:
                                  lambda: profile(cur, cols, bins, quantiles=(), distinct=False), args.repeat)
         _, t_sketch = timed("  for comparison: with quantiles + distinct sketches",
                             lambda: profile(cur, cols, bins, quantiles=DRIFT_QUANTILES))
+        t_arrow = None
+        if java_class(spark, PROFILE_FOLD) is not None:
+            _, t_arrow = timed("  for comparison: the Arrow + numpy fold (no JDK)",
+                               lambda: core_pass(cur, None, cols, bins, engine="arrow"), args.repeat)
+        else:
+            print("  (the JVM fold is not loaded: no javac, or runtime.jvm_fold off; the line above is the Arrow fold)")
         dataset_drift(ref_prof, ref_prof, DriftSpec())   # warm-up: imports scipy.stats once per process (~0.5 s)
         result, t_drift = timed("dataset_drift from aggregates + rows",
                                 lambda: (r := dataset_drift(ref_prof, cur_prof, DriftSpec()), drift_rows(r))[0])
@@ -153,9 +161,12 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{c.column}={c.method}:{c.decision_value:.3g}{'*' if c.drifted else ''}"
                           for c in result.columns))
 
+        arrow_line = ("" if t_arrow is None else
+                      f"\n  ... with the Arrow fold (no JDK)        {t_arrow + t_drift:8.2f} s = "
+                      f"{(t_arrow + t_drift) / t_scan:5.2f}x plain scan")
         if args.skip_evidently:
             print(f"summary\n  monitor {t_monitor:8.2f} s = {t_monitor / t_scan:5.2f}x plain scan; with sketches "
-                  f"{t_sketch + t_drift:8.2f} s = {(t_sketch + t_drift) / t_scan:5.2f}x")
+                  f"{t_sketch + t_drift:8.2f} s = {(t_sketch + t_drift) / t_scan:5.2f}x" + arrow_line)
             return 0
         n_ev = min(args.rows, args.evidently_rows)
         print(f"Evidently DataDriftPreset on pandas, {n_ev:,} rows per side"
@@ -184,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  monitor (profile current + drift)      {t_monitor:8.2f} s = {t_monitor / t_scan:5.2f}x plain scan")
         print(f"  ... with sketches (older references)   {t_sketch + t_drift:8.2f} s = "
               f"{(t_sketch + t_drift) / t_scan:5.2f}x plain scan")
+        if arrow_line:
+            print(arrow_line[1:])
         print(f"  training side (fit bins + ref profile) {t_fit + t_ref:8.2f} s")
         per_row_ev = t_ev / n_ev
         print(f"  Evidently at {n_ev:,} rows               {t_ev:8.2f} s")

@@ -63,7 +63,7 @@ def java_version(java: str | None = None) -> int:
     if exe is None:
         raise EnvironmentProblem(
             f"Java {MIN_JAVA}+ is required to run Spark, found no java (JAVA_HOME unset and no java on PATH); "
-            "install it, e.g. apt-get install openjdk-17-jre-headless"
+            "install it, e.g. apt-get install openjdk-17-jdk-headless (a JRE runs too, with a slower profiling fold)"
         )
     try:
         out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=60)

@@ -33,7 +33,9 @@ BINS = {
     "ints": NumericBins("ints", (0.0, 1.0, 2.0, 3.0)),
     "const": NumericBins("const", (3.5, 3.5)),
     "empty": NumericBins("empty", ()),
-    "c": CategoricalBins("c", ("b", "a", "é", "")),
+    # the JVM fold finds a category by its first 8 bytes and length: "category_gamma" shares both with
+    # "category_alpha" and must not count as it
+    "c": CategoricalBins("c", ("b", "a", "é", "", "category_alpha")),
 }
 SCHEMA = StructType([
     StructField("x", DoubleType()), StructField("ints", IntegerType()), StructField("const", DoubleType()),
@@ -50,7 +52,7 @@ def frame(spark):
     rows = []
     for i in range(3000):
         x = (None if special[i] is None else float(special[i])) if i < len(special) else (None if i % 97 == 0 else float(rng.normal(0.4, 1.2)))
-        c = [None, "a", "b", "é", "", "zz", "a b"][int(rng.integers(0, 7))]
+        c = [None, "a", "b", "é", "", "zz", "a b", "category_alpha", "category_gamma"][int(rng.integers(0, 9))]
         g = None if i % 11 == 0 else ["north", "south", "e\u0301ast"][i % 3]
         rows.append((x, int(rng.integers(-1, 5)) if i % 13 else None, 3.5, None, c, g, i % 4))
     return spark.createDataFrame(rows, SCHEMA).repartition(4)
@@ -102,6 +104,9 @@ def test_jvm_and_arrow_folds_give_the_same_rows(spark, frame, by) -> None:
         assert whole["c0_over"] == 1 + int((finite > 2.0).sum())
         assert whole["c0_b2"] == int(((finite >= 0.5) & (finite <= 2.0)).sum())   # last bin closed
         assert (whole["c0_min"], whole["c0_max"]) == (finite.min(), finite.max()) == (-50.0, 50.0)
+        cs = [r["c"] for r in frame.collect()]
+        assert [whole[f"c4_k{k}"] for k in range(5)] == [cs.count(v) for v in BINS["c"].categories]
+        assert whole["c4_count"] == len(cs) - cs.count(None) and cs.count("category_gamma") > 0
 
 
 def test_a_date_key_and_an_empty_frame(spark, frame) -> None:

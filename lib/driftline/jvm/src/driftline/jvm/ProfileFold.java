@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.Serializable;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -152,14 +151,13 @@ public final class ProfileFold {
     final Column[] columns;
     final double[][] search;   // edges with the last one nudged up one ulp: cell = #(search <= x)
     final double[][] inner;    // each cell's inner edge
-    final Map<UTF8String, Integer>[] categoryIndex;
+    final CategoryIndex[] categoryIndex;
 
-    @SuppressWarnings("unchecked")
     Shared(Spec spec) {
       columns = spec.columns;
       search = new double[columns.length][];
       inner = new double[columns.length][];
-      categoryIndex = new Map[columns.length];
+      categoryIndex = new CategoryIndex[columns.length];
       for (int i = 0; i < columns.length; i++) {
         Column c = columns[i];
         if (c.numeric && c.edges.length > 0) {
@@ -175,19 +173,70 @@ public final class ProfileFold {
           search[i] = s;
           inner[i] = in;
         } else if (!c.numeric) {
-          Map<UTF8String, Integer> index = new HashMap<>();
-          for (int k = 0; k < c.categories.length; k++) {
-            index.putIfAbsent(UTF8String.fromString(c.categories[k]), k);
-          }
-          categoryIndex[i] = index;
+          categoryIndex[i] = new CategoryIndex(c.categories);
         }
       }
+    }
+  }
+
+  /**
+   * Top-K category → rank, probed by a string's first 8 bytes and length (UTF8String.getPrefix: no hashing of
+   * the bytes, no boxing); a candidate is confirmed byte for byte unless those 8 bytes are the whole string.
+   */
+  static final class CategoryIndex {
+    final int size;
+    private final UTF8String[] values;
+    private final long[] prefixes;
+    private final int[] slots;     // open addressing: rank, or -1 for an empty slot
+    private final int mask;
+
+    CategoryIndex(String[] categories) {
+      values = new UTF8String[categories.length];
+      prefixes = new long[categories.length];
+      int capacity = Integer.highestOneBit(Math.max(4 * categories.length, 2) - 1) << 1;
+      slots = new int[capacity];
+      java.util.Arrays.fill(slots, -1);
+      mask = capacity - 1;
+      int n = 0;
+      for (String category : categories) {
+        UTF8String v = UTF8String.fromString(category);
+        if (find(v) >= 0) {
+          continue;                // a duplicate keeps its first rank
+        }
+        values[n] = v;
+        prefixes[n] = v.getPrefix();
+        int h = slot(prefixes[n], v.numBytes());
+        while (slots[h] >= 0) {
+          h = (h + 1) & mask;
+        }
+        slots[h] = n++;
+      }
+      size = n;
+    }
+
+    private int slot(long prefix, int numBytes) {
+      long h = (prefix ^ ((long) numBytes << 56)) * 0x9E3779B97F4A7C15L;
+      return (int) (h >>> 40) & mask;
+    }
+
+    /** The rank of {@code v}, or -1 when it is not a top-K category. */
+    int find(UTF8String v) {
+      long prefix = v.getPrefix();
+      int numBytes = v.numBytes();
+      for (int h = slot(prefix, numBytes); slots[h] >= 0; h = (h + 1) & mask) {
+        int k = slots[h];
+        if (prefixes[k] == prefix && values[k].numBytes() == numBytes && (numBytes <= 8 || values[k].equals(v))) {
+          return k;
+        }
+      }
+      return -1;
     }
   }
 
   /** One group's aggregates within a task; finite values are buffered and folded a block at a time. */
   static final class Acc {
     private static final int BLOCK = 4096;
+    private static final int LINEAR_SEARCH = 24;   // edges up to which counting beats a binary search
     final Shared shared;
     Object key;                // the group key (a stable copy), for grouped folds
     long rows;
@@ -262,10 +311,10 @@ public final class ProfileFold {
           }
         } else {
           count[i]++;
-          Map<UTF8String, Integer> index = shared.categoryIndex[i];
-          if (!index.isEmpty()) {
-            Integer k = index.get(r.getUTF8String(i));
-            if (k != null) {
+          CategoryIndex index = shared.categoryIndex[i];
+          if (index.size > 0) {
+            int k = index.find(r.getUTF8String(i));
+            if (k >= 0) {
               cells[i][k]++;
             }
           }
@@ -320,20 +369,27 @@ public final class ProfileFold {
       double[] in = shared.inner[i];
       long[] c = cells[i];
       double[] off = offsets[i];
+      boolean linear = s.length <= LINEAR_SEARCH;
       for (int k = 0; k < m; k++) {
         double v = x[k];
-        int lowIdx = 0;
-        int high = s.length;           // first index with s[idx] > v, in [0, s.length]
-        while (lowIdx < high) {
-          int mid = (lowIdx + high) >>> 1;
-          if (s[mid] <= v) {
-            lowIdx = mid + 1;
-          } else {
-            high = mid;
+        int cell = 0;                  // #(s <= v): the first index with s[idx] > v, in [0, s.length]
+        if (linear) {                  // few edges: count without branches the CPU must guess
+          for (double edge : s) {
+            cell += edge <= v ? 1 : 0;
+          }
+        } else {
+          int high = s.length;
+          while (cell < high) {
+            int mid = (cell + high) >>> 1;
+            if (s[mid] <= v) {
+              cell = mid + 1;
+            } else {
+              high = mid;
+            }
           }
         }
-        c[lowIdx]++;
-        off[lowIdx] += Math.abs(v - in[lowIdx]);
+        c[cell]++;
+        off[cell] += Math.abs(v - in[cell]);
       }
     }
 
