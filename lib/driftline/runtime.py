@@ -96,23 +96,15 @@ def _java_executable() -> str | None:
     return shutil.which("java")
 
 
-def build_spark(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | None = None) -> SparkSession:
-    """Build (or join) the SparkSession for a job run; the caller passes it on, nobody else builds one."""
-    submitted = under_spark_submit()
-    if not submitted:
-        check_java()
-        # Python workers must be this interpreter, or they may lack driftline's dependencies.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.appName(runtime.app_name)
+def session_conf(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | None = None,
+                 submitted: bool = False) -> dict[str, str]:
+    """The ``spark.*`` settings `build_spark` gives the session: ours, then ``runtime.spark_conf`` (it wins),
+    and — when driftline starts the JVM with ``runtime.jvm_fold`` — driftline's jar added to ``spark.jars``
+    (built here if needed; creates the workspace's scratch folder)."""
     conf = dict(SESSION_CONF)
     conf["spark.sql.shuffle.partitions"] = str(runtime.shuffle_partitions)
     conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(runtime.arrow_batch_size)
     if not submitted:
-        builder = builder.master(runtime.master)
         conf.update(LOCAL_CONF)
         if runtime.driver_memory:
             conf["spark.driver.memory"] = runtime.driver_memory
@@ -128,7 +120,24 @@ def build_spark(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | None
         jar = session_jar()
         if jar is not None:
             conf["spark.jars"] = ",".join(filter(None, (conf.get("spark.jars"), str(jar))))
-    for key, value in conf.items():
+    return conf
+
+
+def build_spark(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | None = None) -> SparkSession:
+    """Build (or join) the SparkSession for a job run; the caller passes it on, nobody else builds one."""
+    submitted = under_spark_submit()
+    if not submitted:
+        check_java()
+        # Python workers must be this interpreter, or they may lack driftline's dependencies.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(runtime.app_name)
+    if not submitted:
+        builder = builder.master(runtime.master)
+    for key, value in session_conf(runtime, workspace, submitted).items():
         builder = builder.config(key, value)
 
     spark = builder.getOrCreate()

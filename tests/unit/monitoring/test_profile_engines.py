@@ -156,3 +156,18 @@ def test_the_jar_is_built_once_per_source_and_printed_by_the_command(monkeypatch
     assert [p.name for p in tmp_path.iterdir()] == [jar.name]          # no build folder left behind
     assert jar_command([]) == 0
     assert capsys.readouterr().out.strip() == str(jar)
+
+
+def test_the_session_gets_the_jar_unless_jvm_fold_is_off_or_spark_submit_owns_the_jvm(spark) -> None:
+    from driftline.config.schema import RuntimeConfig
+    from driftline.jvm import _javac
+    from driftline.runtime import session_conf
+
+    if _javac() is None:
+        pytest.skip("no javac on this machine")
+    users = RuntimeConfig(spark_conf={"spark.jars": "/opt/site/udfs.jar"})
+    assert session_conf(users)["spark.jars"] == f"/opt/site/udfs.jar,{jar_path()}"     # added to, not replaced
+    assert session_conf(RuntimeConfig())["spark.jars"] == str(jar_path())
+    assert "spark.jars" not in session_conf(RuntimeConfig(jvm_fold=False))
+    assert session_conf(users, submitted=True)["spark.jars"] == "/opt/site/udfs.jar"   # --jars is the submitter's
+    assert str(jar_path()) in spark.sparkContext.getConf().get("spark.jars")           # the test session has it
