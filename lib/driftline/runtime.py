@@ -114,12 +114,14 @@ def session_conf(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | Non
             conf["spark.local.dir"] = str(local_dir.resolve())
             conf["spark.sql.warehouse.dir"] = str((Path(workspace) / "spark-warehouse").resolve())
     conf.update(runtime.spark_conf)  # the user's explicit settings win over ours
-    if not submitted and runtime.jvm_fold:
-        from driftline.jvm import session_jar
+    from driftline.jvm import JVM_FOLD_CONF, session_jar
 
+    conf[JVM_FOLD_CONF] = str(runtime.jvm_fold).lower()   # read by the profile pass, also under spark-submit
+    if not submitted and runtime.jvm_fold:
         jar = session_jar()
         if jar is not None:
             conf["spark.jars"] = ",".join(filter(None, (conf.get("spark.jars"), str(jar))))
+            log.info("driftline's JVM profile fold: %s", jar)
     return conf
 
 

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = Path(__file__).resolve().parent / "src"
 PROFILE_FOLD = "driftline.jvm.ProfileFold"
+JVM_FOLD_CONF = "spark.driftline.jvmFold"   # session setting from runtime.jvm_fold: "false" = never use the class
 
 
 class JarBuildError(RuntimeError):

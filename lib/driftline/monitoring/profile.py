@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
-from driftline.jvm import PROFILE_FOLD, java_class
+from driftline.jvm import JVM_FOLD_CONF, PROFILE_FOLD, java_class
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -488,9 +488,11 @@ def core_pass(df: DataFrame, by: str | None, columns: Sequence[str],
                 data[f] = pa.array([values.tolist()], pa.list_(pa.float64()))
             yield pa.RecordBatch.from_pydict(data)
 
-    jvm = _jvm_fold(frame, columns, bins, grouped) if engine != "arrow" else None
+    jvm, why_not = _jvm_fold(frame, columns, bins, grouped) if engine != "arrow" else (None, "engine arrow")
     if jvm is None and engine == "jvm":
-        raise ProfileError(f"core_pass: expected the JVM fold ({PROFILE_FOLD}) on the classpath, found none")
+        raise ProfileError(f"core_pass: expected the JVM fold ({PROFILE_FOLD}) to run, found {why_not}")
+    log.debug("profile pass over %d columns%s: %s fold", len(columns), f" by {by}" if grouped else "",
+              "JVM" if jvm is not None else f"Arrow + numpy ({why_not})")
     parts = jvm.collect() if jvm is not None else frame.mapInArrow(fold, schema).collect()  # a row per task and group
     merged: dict[Any, _Accumulator] = {}
     for r in sorted(parts, key=lambda r: r["part"]):
@@ -498,25 +500,29 @@ def core_pass(df: DataFrame, by: str | None, columns: Sequence[str],
     return {key: _core_row(acc, add_names, numeric) for key, acc in merged.items()}
 
 
-_JVM_KEY_TYPES = ("string", "int", "bigint", "smallint", "tinyint", "date", "timestamp", "boolean", "double")
+_JVM_KEY_TYPES = ("string", "int", "bigint", "smallint", "tinyint", "date", "timestamp", "boolean", "double",
+                  "float")
 
 
 def _jvm_fold(frame: DataFrame, columns: Sequence[str], bins: Mapping[str, ColumnBins],
-              grouped: bool) -> DataFrame | None:
-    """The JVM fold's per-task rows of ``frame`` (columns ``c<i>`` [+ key]), or None when it cannot run here."""
+              grouped: bool) -> tuple[DataFrame | None, str]:
+    """The JVM fold's per-task rows of ``frame`` (columns ``c<i>`` [+ key]), or None and why it cannot run here."""
     from pyspark.sql import DataFrame
 
+    spark = frame.sparkSession
+    if spark.conf.get(JVM_FOLD_CONF, "true").lower() == "false":
+        return None, "runtime.jvm_fold false"
     if grouped and frame.schema[GROUP].dataType.simpleString() not in _JVM_KEY_TYPES:
-        return None
-    fold = java_class(frame.sparkSession, PROFILE_FOLD)
+        return None, f"a group key of type {frame.schema[GROUP].dataType.simpleString()}"
+    fold = java_class(spark, PROFILE_FOLD)
     if fold is None:
-        return None
+        return None, "no such class on the driver's classpath"
     spec = {"grouped": grouped, "columns": [
         {"kind": "numeric", "edges": list(b.edges)} if isinstance(b, NumericBins)
         else {"kind": "categorical", "categories": list(b.categories)}
         for b in (bins[c] for c in columns)
     ]}
-    return DataFrame(fold.fold(frame._jdf, json.dumps(spec)), frame.sparkSession)
+    return DataFrame(fold.fold(frame._jdf, json.dumps(spec)), spark), ""
 
 
 def _core_row(acc: _Accumulator, add_names: Sequence[str], numeric: Sequence[int]) -> dict[str, Any]:

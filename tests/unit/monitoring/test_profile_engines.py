@@ -126,8 +126,21 @@ def test_a_key_type_the_jvm_fold_does_not_take_uses_the_arrow_fold(spark, frame)
     keyed = frame.withColumn("dec", (F.col("i") / 2).cast("decimal(5,1)"))
     auto = core_pass(keyed, "dec", COLUMNS, BINS)
     assert auto == core_pass(keyed, "dec", COLUMNS, BINS, engine="arrow")
-    with pytest.raises(ProfileError, match="expected the JVM fold"):
+    with pytest.raises(ProfileError, match=r"expected the JVM fold \(driftline.jvm.ProfileFold\) to run, found a "
+                                           r"group key of type decimal\(5,1\)$"):
         core_pass(keyed, "dec", COLUMNS, BINS, engine="jvm")
+
+
+def test_jvm_fold_false_turns_the_jvm_fold_off_in_a_running_session(spark, frame) -> None:
+    from driftline.jvm import JVM_FOLD_CONF
+
+    spark.conf.set(JVM_FOLD_CONF, "false")      # what session_conf sets for runtime.jvm_fold: false
+    try:
+        with pytest.raises(ProfileError, match=r"to run, found runtime.jvm_fold false$"):
+            core_pass(frame, None, COLUMNS, BINS, engine="jvm")
+        assert core_pass(frame, "g", COLUMNS, BINS) == core_pass(frame, "g", COLUMNS, BINS, engine="arrow")
+    finally:
+        spark.conf.set(JVM_FOLD_CONF, "true")
 
 
 def test_without_javac_the_jar_is_not_built_and_the_session_goes_on(monkeypatch, tmp_path, caplog) -> None:
@@ -168,6 +181,8 @@ def test_the_session_gets_the_jar_unless_jvm_fold_is_off_or_spark_submit_owns_th
     users = RuntimeConfig(spark_conf={"spark.jars": "/opt/site/udfs.jar"})
     assert session_conf(users)["spark.jars"] == f"/opt/site/udfs.jar,{jar_path()}"     # added to, not replaced
     assert session_conf(RuntimeConfig())["spark.jars"] == str(jar_path())
-    assert "spark.jars" not in session_conf(RuntimeConfig(jvm_fold=False))
+    off = session_conf(RuntimeConfig(jvm_fold=False))
+    assert "spark.jars" not in off and off["spark.driftline.jvmFold"] == "false"
+    assert session_conf(RuntimeConfig(jvm_fold=False), submitted=True)["spark.driftline.jvmFold"] == "false"
     assert session_conf(users, submitted=True)["spark.jars"] == "/opt/site/udfs.jar"   # --jars is the submitter's
     assert str(jar_path()) in spark.sparkContext.getConf().get("spark.jars")           # the test session has it
