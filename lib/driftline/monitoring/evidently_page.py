@@ -15,7 +15,6 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,12 +66,13 @@ def reference_sample(ctx: JobContext, mlflow_run_id: str) -> pd.DataFrame | None
         return pd.read_parquet(local)
 
 
-def current_sample(window: DataFrame, columns: Sequence[str], rows: int, limit: int) -> pd.DataFrame:
-    """A seeded random sample of at most ``limit`` of the window's ``rows`` rows (``columns`` only)."""
-    frame = window.select(*columns)
-    if rows > limit:
-        frame = frame.sample(withReplacement=False, fraction=min(1.0, 1.2 * limit / rows), seed=SAMPLE_SEED)
-    return frame.limit(limit).toPandas()
+def sample_rows(frame: DataFrame, rows: int, limit: int) -> DataFrame:
+    """A seeded random sample of ``frame`` (``rows`` rows) to draw at most ``limit`` rows from: every row when
+    ``rows`` ≤ ``limit``, else each row with probability 1.2·limit/rows. The monitor samples the window's
+    predictions before joining their features, so the page costs a scan of the features, not a second join."""
+    if rows <= limit:
+        return frame
+    return frame.sample(withReplacement=False, fraction=min(1.0, 1.2 * limit / rows), seed=SAMPLE_SEED)
 
 
 def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, profile: DatasetProfile, path: Path) -> None:
@@ -95,9 +95,12 @@ def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, profile: Da
             tmp.unlink()
 
 
-def write_evidently_page(ctx: JobContext, *, mlflow_run_id: str, profile: DatasetProfile, window: DataFrame,
+def write_evidently_page(ctx: JobContext, *, mlflow_run_id: str, profile: DatasetProfile, sample: DataFrame,
                          rows: int, report: Path) -> EvidentlyPage:
-    """Write ``<date>.evidently.html`` beside ``report`` (see the module docstring); never raises."""
+    """Write ``<date>.evidently.html`` beside ``report`` (see the module docstring); never raises.
+
+    ``sample``: the window's rows drawn with `sample_rows` (a lazy frame: not read when no page is written);
+    ``rows``: the window's row count; at most ``monitoring.report.evidently_rows`` of the sample are used."""
     limit = ctx.config.monitoring.report.evidently_rows
     path = evidently_path(report)
     path.unlink(missing_ok=True)   # a page of an earlier run of this date must not pass for this run's
@@ -114,7 +117,7 @@ def write_evidently_page(ctx: JobContext, *, mlflow_run_id: str, profile: Datase
     if missing:
         return EvidentlyPage(None, f"not written: the reference sample lacks {', '.join(missing)}")
     try:
-        current = current_sample(window, list(profile.columns), rows, limit)
+        current = sample.select(*profile.columns).limit(limit).toPandas()
         path.parent.mkdir(parents=True, exist_ok=True)
         render_evidently(reference, current, profile, path)
     except Exception as exc:  # noqa: BLE001 - the page is optional: the run goes on and the report says why

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.errors import DriftlineError
 from driftline.monitoring.calibration import CALIBRATION_STATS, thresholds_from_rows
 from driftline.monitoring.drift import DATASET, dataset_drift, drift_rows
-from driftline.monitoring.evidently_page import write_evidently_page
+from driftline.monitoring.evidently_page import sample_rows, write_evidently_page
 from driftline.monitoring.metrics import (
     ALL_ROWS,
     MONITOR_METRICS,
@@ -661,8 +661,11 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
         quality_status = INSUFFICIENT
     perf_status = _performance_status(performance)
     path = report_path(ctx.workspace, cfg.name, date)
+    # the page's sample: a few thousand predictions, broadcast into their features (not a second window join)
+    sampled = F.broadcast(sample_rows(preds, current.rows, mcfg.report.evidently_rows))
     evidently = write_evidently_page(ctx, mlflow_run_id=ref.mlflow_run_id, profile=ref.profile,
-                                     window=window.filter(F.col(WINDOW) == "current"), rows=current.rows, report=path)
+                                     sample=window_frame(ctx, sampled, dates, columns, numeric), rows=current.rows,
+                                     report=path)
     trends = trend_points([*metric_history(ctx, date), *({**r, "run_date": date} for r in rows)])
     write_report(path, model=cfg.name, version=version, date=date, window=(dates[0], dates[-1]), run_id=ctx.run_id,
                  reference=ref.profile, current=current, result=result, rows=rows, trends=trends,
