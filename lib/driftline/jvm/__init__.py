@@ -116,7 +116,12 @@ def java_class(spark: SparkSession, name: str) -> Any | None:
     """The py4j handle of class ``name`` in the driver JVM, or None when it is not on the classpath."""
     from py4j.java_gateway import JavaClass
 
-    node: Any = spark.sparkContext._jvm
+    try:
+        node: Any = spark.sparkContext._jvm
+    except Exception:  # noqa: BLE001 - a Spark Connect session has no driver JVM to reach: no class, Arrow fold
+        return None
+    if node is None:
+        return None
     for part in name.split("."):
         node = getattr(node, part)
     return node if isinstance(node, JavaClass) else None

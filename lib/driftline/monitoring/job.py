@@ -232,14 +232,15 @@ def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]
 
 
 def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.date],
-                 columns: Sequence[str], numeric: Collection[str] = ()) -> DataFrame:
+                 columns: Sequence[str], numeric: Collection[str] = (), few: bool = False) -> DataFrame:
     """The rows the champion scored in the window: its ``prediction`` (= score) and their feature values.
 
     Reads the predictions' key, score_date, score and the features ``columns`` of the same key and
     date (left join: a scored row without its feature row shows nulls); returns key, as_of_date,
     ``columns`` and ``prediction``. A reference column missing from the features table, or one the
     reference profiled as ``numeric`` but the table holds as another type, fails (R9), naming
-    expected and found.
+    expected and found. ``few``: ``predictions`` is a few thousand rows (a sample): their feature rows are
+    found with broadcast joins (a left join cannot broadcast its preserved side), not a shuffle of the window.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import NumericType
@@ -265,6 +266,9 @@ def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.dat
     scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE).alias(PREDICTION))
     feats = features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1]))).select(key, AS_OF,
                                                                                              *features_cols)
+    if few:
+        wanted = F.broadcast(scored.select(key, AS_OF).distinct())
+        feats = F.broadcast(feats.join(wanted, on=[key, AS_OF], how="left_semi"))
     return scored.join(feats, on=[key, AS_OF], how="left").select(key, AS_OF, *features_cols, PREDICTION)
 
 
@@ -661,11 +665,11 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
         quality_status = INSUFFICIENT
     perf_status = _performance_status(performance)
     path = report_path(ctx.workspace, cfg.name, date)
-    # the page's sample: a few thousand predictions, broadcast into their features (not a second window join)
-    sampled = F.broadcast(sample_rows(preds, current.rows, mcfg.report.evidently_rows))
-    evidently = write_evidently_page(ctx, mlflow_run_id=ref.mlflow_run_id, profile=ref.profile,
-                                     sample=window_frame(ctx, sampled, dates, columns, numeric), rows=current.rows,
-                                     report=path)
+    # the page's sample: a few thousand predictions joined to their features (not a second join of the window)
+    sampled = window_frame(ctx, sample_rows(preds, current.rows, mcfg.report.evidently_rows), dates, columns,
+                           numeric, few=True)
+    evidently = write_evidently_page(ctx, mlflow_run_id=ref.mlflow_run_id, profile=ref.profile, sample=sampled,
+                                     rows=current.rows, report=path)
     trends = trend_points([*metric_history(ctx, date), *({**r, "run_date": date} for r in rows)])
     write_report(path, model=cfg.name, version=version, date=date, window=(dates[0], dates[-1]), run_id=ctx.run_id,
                  reference=ref.profile, current=current, result=result, rows=rows, trends=trends,

@@ -89,3 +89,29 @@ def test_reference_column_missing_from_the_features_table_fails_naming_it(ctx) -
     features_table(ctx, DoubleType())
     with pytest.raises(DriftlineError, match=r"expected the reference's columns x1, x9, plan, found x9 missing"):
         window_frame(ctx, predictions(ctx), [DAY], ["x1", "x9", "plan", PREDICTION], numeric=["x1"])
+
+
+def test_a_few_scored_rows_get_the_same_window_rows_through_broadcast_joins_only(ctx) -> None:
+    from chispa import assert_df_equality
+
+    schema = StructType([StructField("k", LongType()), StructField("as_of_date", DateType()),
+                         StructField("x1", DoubleType()), StructField("plan", StringType())])
+    rows = [(1, DAY, 1.5, "a"), (3, DAY, 2.5, "b"), (4, DAY, None, None)]
+    ctx.store.replace_partitions("m__features", ctx.spark.createDataFrame(rows, schema), ["as_of_date"],
+                                 CommitInfo(job="t", run_id="r", key="k", code_version="c", config_hash="h"))
+    preds_schema = StructType([StructField("k", LongType()), StructField("score_date", DateType()),
+                               StructField("score", DoubleType())])
+    preds = ctx.spark.createDataFrame([(1, DAY, 0.25), (2, DAY, 0.5), (4, DAY, 0.75)], preds_schema)  # 2: no features
+    args = (ctx, preds, [DAY], ["x1", "plan", PREDICTION], ["x1", PREDICTION])
+    few = window_frame(*args, few=True)
+    assert_df_equality(few, window_frame(*args), ignore_row_order=True)
+    assert sorted(tuple(r) for r in few.collect()) == [(1, DAY, 1.5, "a", 0.25), (2, DAY, None, None, 0.5),
+                                                       (4, DAY, None, None, 0.75)]
+    # as with a big window: nothing broadcast unless asked; the whole window's join shuffles, the few rows' do not
+    ctx.spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        plans = {f: window_frame(*args, few=f)._jdf.queryExecution().executedPlan().toString() for f in (True, False)}
+    finally:
+        ctx.spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
+    assert "BroadcastHashJoin" in plans[True] and "SortMergeJoin" not in plans[True]
+    assert "SortMergeJoin" in plans[False]
