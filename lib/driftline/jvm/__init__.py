@@ -5,7 +5,8 @@ is loaded (``driftline.jvm.ProfileFold``): no rows cross to Python, so a window 
 Spark scan. `build_spark` compiles the sources with the ``javac`` of the Java that runs Spark (against
 pyspark's own jars) into a cached jar and puts it on ``spark.jars``; without a JDK (a JRE only), under
 ``spark-submit`` without ``--jars``, or with ``runtime.jvm_fold: false``, the same statistics come from the
-Arrow + numpy fold instead (same rows, same merge). `jar_path` prints where the jar is.
+Arrow + numpy fold instead (same rows, same merge). `jar_path` is where the jar is; ``driftline jar``
+(`driftline.jvm.cli`) prints it.
 
 The jar is cached at ``$DRIFTLINE_CACHE_DIR`` (default ``$XDG_CACHE_HOME/driftline`` or ``~/.cache/driftline``)
 under a name derived from the sources and the pyspark version, so an upgrade of either builds a new one.
@@ -126,29 +127,3 @@ def java_class(spark: SparkSession, name: str) -> Any | None:
         node = getattr(node, part)
     return node if isinstance(node, JavaClass) else None
 
-
-def jar_command(argv: list[str] | tuple[str, ...]) -> int:
-    """``driftline jar``: build the jar if needed and print its path (for ``spark-submit --jars``)."""
-    import sys
-
-    from driftline.cli.runner import CliParser
-
-    parser = CliParser(
-        prog="driftline jar",
-        description="Compile driftline's JVM code (the profile fold of the monitor and of training) with this "
-                    "machine's javac against pyspark's jars, unless already cached, and print the jar's path. "
-                    "driftline puts it on spark.jars itself when it starts Spark; under spark-submit pass it "
-                    "with --jars \"$(driftline jar)\" (without it, profiles use the slower Arrow fold).",
-        epilog="exit codes: 0 the path is printed · 2 the jar cannot be built (no JDK, javac failed)",
-    )
-    try:
-        parser.parse_args(list(argv))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        path = build_jar()
-    except (JarBuildError, OSError) as exc:
-        print(f"driftline jar: error: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0

@@ -67,6 +67,7 @@ WINDOW = "__window__"  # group column of the one profiling pass: current or prev
 GROUP = "__group__"  # group column of the performance pass: a segment value, or null for the whole window
 MAX_SEGMENT_VALUES = 50  # per segment column, the most scored values get performance rows
 WINDOW_END = "__window_end__"  # group column of the matured windows' performance pass
+MAX_MATURED_WINDOWS = 50  # earlier windows recomputed on matured labels per run, at most
 # Completeness: a column's null rate (null + NaN) is `warn` above the reference's rate plus this.
 NULL_RATE_TOLERANCE = 0.05
 STATUS_ORDER = {OK: 0, INSUFFICIENT: 1, WARN: 2, ALERT: 3}
@@ -423,7 +424,7 @@ def matured_windows(ctx: JobContext, date: dt.date, dates: Sequence[dt.date]) ->
     """Performance rows of the windows before the current one whose labels may have matured since.
 
     The K = ceil(``label.horizon_days`` / ``monitoring.window_days``) windows (at most
-    `MAX_SEGMENT_VALUES`) that end before ``dates[0]``, back to back, each with the champion rows of
+    `MAX_MATURED_WINDOWS`) that end before ``dates[0]``, back to back, each with the champion rows of
     the latest version that scored it (as the current window) and the labels matured before ``date``;
     one grouped performance pass for all of them. Windows without champion predictions are skipped; no
     labels table, no Spark action.
@@ -437,7 +438,7 @@ def matured_windows(ctx: JobContext, date: dt.date, dates: Sequence[dt.date]) ->
     if not has_labels(ctx):
         return []
     width = cfg.monitoring.window_days
-    count = min(math.ceil(cfg.label.horizon_days / width), MAX_SEGMENT_VALUES)
+    count = min(math.ceil(cfg.label.horizon_days / width), MAX_MATURED_WINDOWS)
     windows = [window_of(dates[0] - dt.timedelta(days=1 + k * width), width) for k in range(count)]
     span = sorted(d for w in windows for d in w)
     preds = champion_predictions(ctx, span)

@@ -6,10 +6,11 @@ Usage (training writes the reference; monitoring profiles current windows with t
     ref = profile(reference_df, ["x", "plan"], bins)                             # + quantile/distinct sketches
     cur = profile(current_df, ["x", "plan"], bins, quantiles=(), distinct=False)  # same edges → comparable
 
-`profile` reads the columns once with ``mapInArrow`` (`core_pass`): each task folds its Arrow batches
-with numpy into one row of mergeable aggregates per group; the driver merges those rows in partition
-order, so only aggregates reach it and the numbers are deterministic for the same data, partitioning
-and bins (counts, min, max exactly; mean, std and offset sums up to the last bits across partitionings).
+`profile` reads the columns once (`core_pass`): each task folds its rows into one row of mergeable
+aggregates per group — on the JVM (`driftline.jvm`) where driftline's jar is loaded, else as ``mapInArrow``
+with numpy; the driver merges those rows in partition order, so only aggregates reach it and the numbers
+are deterministic for the same data, partitioning and bins (counts, min, max exactly; mean, std and offset
+sums up to the last bits across partitionings).
 Approximate quantiles (``percentile_approx``, relative rank error ≈ 1/accuracy) and distinct counts
 (``approx_count_distinct``) are a second, Spark sketch aggregation, asked for at training time only.
 
@@ -316,7 +317,7 @@ def sketch_expressions(
     return exprs
 
 
-# --------------------------------------------------------------------------- the one pass (Arrow + numpy)
+# --------------------------------------------------------------------------- the one pass (JVM or Arrow + numpy)
 
 
 def _layout(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> tuple[list[str], list[int]]:

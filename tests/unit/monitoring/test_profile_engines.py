@@ -17,7 +17,8 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
-from driftline.jvm import PROFILE_FOLD, JarBuildError, build_jar, jar_command, jar_path, java_class, session_jar
+from driftline.jvm import PROFILE_FOLD, JarBuildError, build_jar, jar_path, java_class, session_jar
+from driftline.jvm.cli import jar_command
 from driftline.monitoring.profile import (
     CategoricalBins,
     NumericBins,
@@ -117,9 +118,15 @@ def test_a_date_key_and_an_empty_frame(spark, frame) -> None:
     assert set(jvm) == {dt.date(2026, 3, d) for d in (1, 2, 3, 4)}
     assert_same_rows(jvm, core_pass(dated, "d", COLUMNS, BINS, engine="arrow"))
     assert core_pass(frame.limit(0), None, COLUMNS, BINS, engine="jvm") == {}
-    # profiles built on either fold are the same long rows (through the shared merge)
+    # each date's profile from the grouped JVM pass is that date's own profile (through the shared merge)
     by_jvm = profile_by(dated, "d", COLUMNS, BINS, quantiles=(), distinct=False)
-    assert len(profile_rows(by_jvm[dt.date(2026, 3, 2)])) == len(profile_rows(by_jvm[dt.date(2026, 3, 1)]))
+    for day, prof in by_jvm.items():
+        alone = profile_by(dated.filter(F.col("d") == F.lit(day)), None, COLUMNS, BINS, quantiles=(),
+                           distinct=False)[None]
+        assert prof.rows == dated.filter(F.col("d") == F.lit(day)).count() == alone.rows
+        for a, b in zip(profile_rows(prof), profile_rows(alone), strict=True):
+            assert a == b or (a["stat"] in ("mean", "std", "bin_offset_sum")
+                              and a["value"] == pytest.approx(b["value"], rel=1e-12, nan_ok=True))
 
 
 def test_a_key_type_the_jvm_fold_does_not_take_uses_the_arrow_fold(spark, frame) -> None:
