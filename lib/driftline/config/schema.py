@@ -137,6 +137,10 @@ class DriftConfig(Frozen):
     numeric_method: DriftMethod = "auto"
     categorical_method: Literal["auto", "psi", "js", "chi2"] = "auto"
     small_sample_rows: int = Field(1000, ge=1)
+    discrete_values: int | None = Field(None, ge=0, le=1000)
+    tail_buckets: int = Field(32, ge=0, le=4096)
+    membership_fpr: float = Field(0.01, gt=0, lt=0.5)
+    unseen_threshold: float = Field(0.1, gt=0, le=1)
     columns: dict[Identifier, ColumnDriftConfig] = Field(default_factory=dict)
     threshold_mode: Literal["static", "calibrated"] = "static"
     calibration_k: float = Field(3.0, gt=0)

@@ -39,6 +39,7 @@ from driftline.errors import DriftlineError
 from driftline.monitoring.profile import CategoricalProfile, ColumnProfile, DatasetProfile, NumericProfile
 from driftline.monitoring.spec import (
     ALERT,
+    FEW_VALUES,
     INSUFFICIENT,
     METHOD_METRIC,
     OK,
@@ -111,7 +112,7 @@ def js_distance(ref: Sequence[float], cur: Sequence[float]) -> float:
 def total_variation(ref: Sequence[float], cur: Sequence[float]) -> float:
     """Total variation distance ½ Σ |p − q| over cells."""
     p, q = _proportions(ref, cur)
-    return float(np.sum(np.abs(p - q)) / 2)
+    return float(min(np.sum(np.abs(p - q)) / 2, 1.0))   # rounding can pass 1 by an ulp
 
 
 def linf(ref: Sequence[float], cur: Sequence[float]) -> float:
@@ -289,12 +290,32 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
 
 
 def cells(prof: ColumnProfile) -> tuple[int, ...]:
-    """Cell counts of a column profile: (underflow, bins…, overflow) or (categories…, other)."""
+    """Cell counts of a column profile: (underflow, bins…, overflow), or (categories…, tail buckets…) for
+    hashed categorical bins, else (categories…, other)."""
     if isinstance(prof, NumericProfile):
         if not prof.edges:
             return ()
         return (prof.underflow, *prof.bin_counts, prof.overflow)
+    if prof.tail_counts:
+        return (*prof.category_counts, *prof.tail_counts)
     return (*prof.category_counts, prof.other)
+
+
+def unseen_count(prof: ColumnProfile) -> int | None:
+    """Values the reference never held: numeric value cells → the gap and outer cells; hashed categorical →
+    values the membership filter has certainly never seen (a lower bound, short by its false positives);
+    None where it is not known exactly (quantile cells, a top K without filter)."""
+    if isinstance(prof, NumericProfile):
+        if not _is_value_cells(prof.edges):
+            return None
+        return prof.underflow + prof.overflow + sum(prof.bin_counts[1::2])
+    return prof.unseen if prof.tail_counts else None
+
+
+def _is_value_cells(edges: Sequence[float]) -> bool:
+    from driftline.monitoring.bins import NumericBins
+
+    return NumericBins("", tuple(edges)).discrete
 
 
 @dataclass(frozen=True)
@@ -306,6 +327,7 @@ class Measures:
     n_reference: int
     n_current: int
     distinct_edges: int
+    discrete: bool
     psi: float
     js_distance: float
     linf: float
@@ -322,6 +344,7 @@ class Measures:
     wasserstein_norm: float = math.nan
     unseen_share: float = math.nan
     unseen_share_exact: bool = True
+    expected_unseen: float = 0.0   # the reference's expected unseen share under no drift (Good–Turing)
 
     def value(self, metric: str) -> float:
         return float(getattr(self, metric))
@@ -352,6 +375,7 @@ def compare(ref: ColumnProfile, cur: ColumnProfile) -> Measures:
         )
     r, c = cells(ref), cells(cur)
     nr, nc = int(sum(r)), int(sum(c))
+    unseen = unseen_count(cur)
     chi = chi2_2xk(r, c) if r else Chi2(math.nan, 0, math.nan)
     common: dict[str, Any] = dict(
         column=name, kind=ref.kind, n_reference=nr, n_current=nc,
@@ -364,17 +388,23 @@ def compare(ref: ColumnProfile, cur: ColumnProfile) -> Measures:
     if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
         ks = ks_binned(r, c) if r else KsBinned(math.nan, math.nan, math.nan)
         w = _wasserstein(ref, cur)
+        discrete = _is_value_cells(ref.edges)
         return Measures(
-            **common, distinct_edges=len(set(ref.edges)),
+            **common, distinct_edges=len(set(ref.edges)) // (2 if discrete else 1),
+            discrete=discrete or len(set(ref.edges)) <= FEW_VALUES,
             ks_statistic=ks.statistic, ks_statistic_upper=ks.upper, ks_pvalue=ks.pvalue,
             wasserstein=w.value, wasserstein_lower=w.lower, wasserstein_upper=w.upper,
             wasserstein_norm=w.value / _wasserstein_norm(ref),
+            unseen_share=unseen / nc if unseen is not None and nc else math.nan,
         )
     if not (isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile)):
         raise DriftError(f"{name}: expected numeric or categorical profiles, found {type(ref).__name__}")
-    unseen = cur.other / cur.count if cur.count else math.nan
-    return Measures(**common, distinct_edges=len(ref.categories) + 1, unseen_share=unseen,
-                    unseen_share_exact=ref.other == 0)
+    if unseen is not None:      # hashed bins: the membership filter's count
+        share, exact = (unseen / cur.count if cur.count else math.nan), True
+    else:                       # the top K holds every reference category (exact), or an upper bound
+        share, exact = (cur.other / cur.count if cur.count else math.nan), ref.other == 0
+    return Measures(**common, distinct_edges=len(ref.categories) + 1, discrete=True, unseen_share=share,
+                    unseen_share_exact=exact, expected_unseen=ref.expected_unseen)
 
 
 def _wasserstein(ref: NumericProfile, cur: NumericProfile) -> Wasserstein:
@@ -431,13 +461,25 @@ class ColumnDrift:
     pvalue_adjusted: float | None
     metrics: tuple[MetricResult, ...]
     measures: Measures
+    unseen_alert: bool = False   # never-seen values exceed the expected share by `DriftSpec.unseen_threshold`
 
 
 def _metric_names(kind: str, unseen_exact: bool) -> tuple[str, ...]:
     shared = ("psi", "js_distance", "chi2_statistic", "chi2_pvalue", "linf", "total_variation")
     if kind == "numeric":
         return (*shared, "wasserstein_norm", "ks_statistic", "ks_statistic_upper", "ks_pvalue")
-    return (*shared, "unseen_share" if unseen_exact else "unseen_share_upper")
+    return (*shared, "unseen_share_upper")   # `_unseen_result` adds unseen_share where it is known
+
+
+def _unseen_result(m: Measures, spec: DriftSpec, reason: str | None) -> tuple[MetricResult | None, bool]:
+    """The ``unseen_share`` row (threshold = expected share + ``unseen_threshold``) and whether it alerts;
+    None where the unseen share is not known exactly (quantile cells, an upper bound)."""
+    if math.isnan(m.unseen_share) or not m.unseen_share_exact:
+        return None, False
+    threshold = min(m.expected_unseen + spec.unseen_threshold, 1.0)
+    alert = reason is None and m.unseen_share > threshold
+    status: Status = INSUFFICIENT if reason is not None else (ALERT if alert else OK)
+    return MetricResult("unseen_share", _clean(m.unseen_share), threshold, status), alert
 
 
 def _clean(value: float) -> float | None:
@@ -460,7 +502,7 @@ def column_drift(ref: ColumnProfile, cur: ColumnProfile, spec: DriftSpec) -> Col
     """
     m = compare(ref, cur)
     nr, nc = m.n_reference, m.n_current
-    method = spec.method_for(ref.column, ref.kind, nr, nc, m.distinct_edges)  # type: ignore[arg-type]
+    method = spec.method_for(ref.column, ref.kind, nr, nc, m.distinct_edges, m.discrete)  # type: ignore[arg-type]
     decision_metric = METHOD_METRIC[method]
     family = PVALUE_METRICS if method in PVALUE_METHODS else DISTANCE_METRICS
     reason = None
@@ -472,6 +514,8 @@ def column_drift(ref: ColumnProfile, cur: ColumnProfile, spec: DriftSpec) -> Col
     threshold = spec.threshold_for(ref.column, decision_metric, method)
     results = []
     for name in _metric_names(ref.kind, m.unseen_share_exact):
+        if name == "unseen_share_upper" and (m.unseen_share_exact or ref.kind != "categorical"):
+            continue
         raw = m.value(name if name != "unseen_share_upper" else "unseen_share")
         t = spec.threshold_for(ref.column, name, method) if name in family else None
         if reason is not None:
@@ -487,11 +531,16 @@ def column_drift(ref: ColumnProfile, cur: ColumnProfile, spec: DriftSpec) -> Col
         else _crosses(decision_metric, raw_decision, threshold)
     if reason is None and raw_decision is not None and math.isinf(raw_decision):
         reason = f"{decision_metric} is beyond the double range (extreme values in the window); counted as crossing"
+    unseen_row, unseen_alert = _unseen_result(m, spec, reason if drifted is None else None)
+    if unseen_row is not None:
+        results.append(unseen_row)
+    if drifted is not None and unseen_alert:
+        drifted = True
     status = INSUFFICIENT if drifted is None else (ALERT if drifted else OK)
     return ColumnDrift(
         column=ref.column, kind=ref.kind, method=method, status=status, reason=reason,
         n_reference=nr, n_current=nc, drifted=drifted, decision_value=decision, threshold=threshold,
-        pvalue_adjusted=None, metrics=tuple(results), measures=m,
+        pvalue_adjusted=None, metrics=tuple(results), measures=m, unseen_alert=unseen_alert,
     )
 
 
@@ -534,9 +583,11 @@ def dataset_drift(
     for i, q in zip(tested, adjusted, strict=True):
         r = results[i]
         rejected = q <= spec.fdr
-        status: Status = ALERT if r.drifted and rejected else (WARN if r.drifted else OK)
+        crossed = bool(r.decision_value is not None and r.threshold is not None and r.decision_value < r.threshold)
+        status: Status = ALERT if (crossed and rejected) or r.unseen_alert else (WARN if crossed else OK)
         metrics = (*r.metrics, MetricResult("pvalue_adjusted", q, spec.fdr, ALERT if rejected else OK))
-        results[i] = replace(r, drifted=bool(r.drifted and rejected), status=status, pvalue_adjusted=q,
+        results[i] = replace(r, drifted=bool((crossed and rejected) or r.unseen_alert), status=status,
+                             pvalue_adjusted=q,
                              metrics=metrics)
     evaluated = [r for r in results if r.drifted is not None]
     drifted = sum(1 for r in evaluated if r.drifted)

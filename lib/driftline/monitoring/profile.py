@@ -37,141 +37,32 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.errors import DriftlineError
 from driftline.jvm import JVM_FOLD_CONF, PROFILE_FOLD, java_class
+from driftline.monitoring.bins import (  # noqa: F401  (re-exported: the profile's public vocabulary)
+    DEFAULT_ACCURACY,
+    OTHER,
+    CategoricalBins,
+    ColumnBins,
+    NumericBins,
+    ProfileError,
+    bins_from_json,
+    bins_from_rows,
+    bins_to_json,
+    check_columns,
+    edge_probs,
+    finite,
+    fit_reference_bins,
+    membership_rows,
+    quantile_edges,
+    value_edges,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 log = logging.getLogger(__name__)
 
-OTHER = "__other__"
 DEFAULT_QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
-DEFAULT_ACCURACY = 10_000  # percentile_approx accuracy: relative rank error ≈ 1 / accuracy
-
-
-class ProfileError(DriftlineError):
-    """A profile cannot be computed as asked (unknown column, missing bins, wrong column type)."""
-
-
-# --------------------------------------------------------------------------- bins
-
-
-@dataclass(frozen=True)
-class NumericBins:
-    """Histogram edges of a numeric column (strictly increasing, or ``(c, c)`` for a constant)."""
-
-    column: str
-    edges: tuple[float, ...]
-
-    kind = "numeric"
-
-    @property
-    def n_bins(self) -> int:
-        return max(len(self.edges) - 1, 0)
-
-
-@dataclass(frozen=True)
-class CategoricalBins:
-    """Top-K categories of a categorical column; the rest is ``__other__``."""
-
-    column: str
-    categories: tuple[str, ...]
-
-    kind = "categorical"
-
-
-ColumnBins = NumericBins | CategoricalBins
-
-
-def quantile_edges(lo: float | None, hi: float | None, interior: Sequence[float | None]) -> tuple[float, ...]:
-    """Edges from exact min/max and interior quantiles: sorted, de-duplicated, ``(c, c)`` for a constant."""
-    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
-        return ()
-    values = sorted({float(lo), float(hi), *(float(q) for q in interior if q is not None and lo < q < hi)})
-    if len(values) == 1:
-        return (values[0], values[0])
-    return tuple(values)
-
-
-def fit_reference_bins(
-    df: DataFrame,
-    numeric: Sequence[str] = (),
-    categorical: Sequence[str] = (),
-    *,
-    bins: int = 10,
-    top_k: int = 20,
-    accuracy: int = DEFAULT_ACCURACY,
-) -> dict[str, ColumnBins]:
-    """Fit quantile edges (numeric) and top-K categories (categorical) on a reference DataFrame.
-
-    Reads the named columns of ``df``; two aggregations (edges for all numeric columns at once,
-    top-K for all categorical columns at once); only aggregates reach the driver.
-    """
-    from pyspark.sql import functions as F
-    from pyspark.sql.window import Window
-
-    if bins < 1:
-        raise ProfileError(f"bins: expected at least 1, found {bins}")
-    if top_k < 1:
-        raise ProfileError(f"top_k: expected at least 1, found {top_k}")
-    _check_columns(df, [*numeric, *categorical])
-    out: dict[str, ColumnBins] = {}
-    if numeric:
-        probs = [i / bins for i in range(1, bins)]
-        exprs = []
-        for i, c in enumerate(numeric):
-            x = _finite(F.col(c))
-            exprs += [F.min(x).alias(f"n{i}_min"), F.max(x).alias(f"n{i}_max")]
-            if probs:
-                exprs.append(F.percentile_approx(x, F.array(*map(F.lit, probs)), accuracy).alias(f"n{i}_q"))
-        row = df.agg(*exprs).first()
-        if row is None:
-            raise ProfileError("fit_reference_bins: the aggregation returned no row")
-        for i, c in enumerate(numeric):
-            interior = list(row[f"n{i}_q"] or []) if probs else []
-            out[c] = NumericBins(c, quantile_edges(row[f"n{i}_min"], row[f"n{i}_max"], interior))
-    if categorical:
-        stacked = df.select(F.explode(F.array(*[
-            F.struct(F.lit(c).alias("column"), F.col(c).cast("string").alias("value")) for c in categorical
-        ])).alias("s")).select("s.column", "s.value")
-        rank = Window.partitionBy("column").orderBy(F.desc("n"), F.asc("value"))
-        top = (
-            stacked.filter(F.col("value").isNotNull())
-            .groupBy("column", "value").agg(F.count(F.lit(1)).alias("n"))
-            .withColumn("rank", F.row_number().over(rank))
-            .filter(F.col("rank") <= top_k)
-            .select("column", "value", "rank")
-            .collect()
-        )
-        by_col: dict[str, list[tuple[int, str]]] = {c: [] for c in categorical}
-        for r in top:
-            by_col[r["column"]].append((r["rank"], r["value"]))
-        for c in categorical:
-            out[c] = CategoricalBins(c, tuple(v for _, v in sorted(by_col[c])))
-    return out
-
-
-def bins_to_json(bins: Mapping[str, ColumnBins]) -> str:
-    """Bins as JSON (stored with the model version as an MLflow artifact)."""
-    data = []
-    for b in bins.values():
-        if isinstance(b, NumericBins):
-            data.append({"column": b.column, "kind": "numeric", "edges": list(b.edges)})
-        else:
-            data.append({"column": b.column, "kind": "categorical", "categories": list(b.categories)})
-    return json.dumps(data, indent=1)
-
-
-def bins_from_json(text: str) -> dict[str, ColumnBins]:
-    """Inverse of `bins_to_json`."""
-    out: dict[str, ColumnBins] = {}
-    for item in json.loads(text):
-        if item["kind"] == "numeric":
-            out[item["column"]] = NumericBins(item["column"], tuple(float(e) for e in item["edges"]))
-        else:
-            out[item["column"]] = CategoricalBins(item["column"], tuple(item["categories"]))
-    return out
 
 
 # --------------------------------------------------------------------------- profiles
@@ -217,6 +108,11 @@ class CategoricalProfile:
     categories: tuple[str, ...]
     category_counts: tuple[int, ...]
     other: int
+    # hashed bins (`CategoricalBins.hashed`): the values beyond the top K per tail bucket (sum = other), and how
+    # many of them the reference's membership filter has certainly never seen; () / 0 otherwise
+    tail_counts: tuple[int, ...] = ()
+    unseen: int = 0
+    expected_unseen: float = 0.0   # the reference's Good–Turing unseen share (from the bins)
 
     kind = "categorical"
 
@@ -279,7 +175,7 @@ def profile_by(
         )
     if by is not None and by in columns:
         raise ProfileError(f"profile_by: expected a group column outside the profiled columns, found {by} in both")
-    _check_columns(df, [c for c in (by, *columns) if c is not None])
+    check_columns(df, [c for c in (by, *columns) if c is not None])
     rows = core_pass(df, by, columns, bins)
     if quantiles or distinct:
         exprs = sketch_expressions(columns, bins, quantiles, accuracy, distinct)
@@ -310,7 +206,7 @@ def sketch_expressions(
         c = F.col(name)
         if isinstance(bins[name], NumericBins):
             if quantiles:
-                exprs.append(F.percentile_approx(_finite(c), F.array(*map(F.lit, quantiles)), accuracy)
+                exprs.append(F.percentile_approx(finite(c), F.array(*map(F.lit, quantiles)), accuracy)
                              .alias(f"c{i}_q"))
         elif distinct:
             exprs.append(F.approx_count_distinct(c.cast("string")).alias(f"c{i}_distinct"))
@@ -335,7 +231,14 @@ def _layout(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> tuple[lis
                 add += [f"{p}b{k}" for k in range(b.n_bins)] + [f"{p}d{k}" for k in range(b.n_bins)]
         else:
             add += [p + "nulls", p + "count"] + [f"{p}k{k}" for k in range(len(b.categories))]
+            if b.hashed:
+                add += [f"{p}t{k}" for k in range(b.buckets)] + [p + "unseen"]
     return add, numeric
+
+
+def hash_column(i: int) -> str:
+    """The frame column holding ``xxhash64`` of categorical column ``c<i>`` (hashed bins only)."""
+    return f"h{i}"
 
 
 class _Accumulator:
@@ -433,10 +336,16 @@ def _accumulate(acc: _Accumulator, batch: Any, columns: Sequence[str], bins: Map
             a[pos:pos + 2] += (nulls, len(arr) - nulls)
             pos += 2
             n = len(b.categories)
-            if n:
-                idx = pc.index_in(arr, value_set=pa.array(b.categories, pa.string())).drop_null()
-                a[pos:pos + n] += np.bincount(idx.to_numpy(zero_copy_only=False), minlength=n)
+            idx = pc.index_in(arr, value_set=pa.array(b.categories, pa.string())) if n else None
+            if idx is not None:
+                a[pos:pos + n] += np.bincount(idx.drop_null().to_numpy(zero_copy_only=False), minlength=n)
                 pos += n
+            if b.hashed and b.membership is not None:
+                beyond = pc.is_valid(arr) if idx is None else pc.and_(pc.is_valid(arr), pc.is_null(idx))
+                h = batch.column(hash_column(i)).filter(beyond).to_numpy(zero_copy_only=False).astype(np.int64)
+                a[pos:pos + b.buckets] += np.bincount(np.mod(h, b.buckets), minlength=b.buckets)
+                a[pos + b.buckets] += h.size - int(np.count_nonzero(b.membership.contains(h)))
+                pos += b.buckets + 1
 
 
 def core_pass(df: DataFrame, by: str | None, columns: Sequence[str],
@@ -455,6 +364,8 @@ def core_pass(df: DataFrame, by: str | None, columns: Sequence[str],
     n_add, n_num = len(add_names), len(numeric)
     cols = [(F.col(c).cast("double") if isinstance(bins[c], NumericBins) else F.col(c).cast("string")).alias(f"c{i}")
             for i, c in enumerate(columns)]
+    cols += [F.xxhash64(F.col(c).cast("string")).alias(hash_column(i)) for i, c in enumerate(columns)
+             if isinstance(bins[c], CategoricalBins) and bins[c].hashed]
     if by is not None:
         cols.append(F.col(by).alias(GROUP))
     frame = df.select(*cols)
@@ -518,12 +429,19 @@ def _jvm_fold(frame: DataFrame, columns: Sequence[str], bins: Mapping[str, Colum
     fold = java_class(spark, PROFILE_FOLD)
     if fold is None:
         return None, "no such class on the driver's classpath"
-    spec = {"grouped": grouped, "columns": [
-        {"kind": "numeric", "edges": list(b.edges)} if isinstance(b, NumericBins)
-        else {"kind": "categorical", "categories": list(b.categories)}
-        for b in (bins[c] for c in columns)
-    ]}
+    spec = {"grouped": grouped, "key": frame.columns.index(GROUP) if grouped else -1,
+            "columns": [_column_spec(bins[c], frame.columns, i) for i, c in enumerate(columns)]}
     return DataFrame(fold.fold(frame._jdf, json.dumps(spec)), spark), ""
+
+
+def _column_spec(b: ColumnBins, frame_columns: Sequence[str], i: int) -> dict[str, Any]:
+    """One column of the JVM fold's spec: numeric edges, or categories (+ tail buckets, hash column, filter)."""
+    if isinstance(b, NumericBins):
+        return {"kind": "numeric", "edges": list(b.edges)}
+    spec: dict[str, Any] = {"kind": "categorical", "categories": list(b.categories)}
+    if b.hashed and b.membership is not None:
+        spec.update(buckets=b.buckets, hash=frame_columns.index(hash_column(i)), membership=b.membership.spec())
+    return spec
 
 
 def _core_row(acc: _Accumulator, add_names: Sequence[str], numeric: Sequence[int]) -> dict[str, Any]:
@@ -582,6 +500,9 @@ def profile_from_row(
                 distinct_approx=None if row.get(p + "distinct") is None else int(row[p + "distinct"]),
                 categories=b.categories,
                 category_counts=counts, other=count - sum(counts),
+                tail_counts=tuple(int(row[f"{p}t{k}"]) for k in range(b.buckets)) if b.hashed else (),
+                unseen=int(row[p + "unseen"]) if b.hashed else 0,
+                expected_unseen=b.expected_unseen,
             )
     return DatasetProfile(rows=rows, columns=out)
 
@@ -592,14 +513,16 @@ def profile_from_row(
 PROFILE_ROW_FIELDS = ("column", "kind", "stat", "bin", "lower", "upper", "category", "quantile", "value")
 
 
-def profile_rows(prof: DatasetProfile) -> list[dict[str, Any]]:
+def profile_rows(prof: DatasetProfile, bins: Mapping[str, ColumnBins] | None = None) -> list[dict[str, Any]]:
     """Long-format rows (one per column × statistic × bin/category/quantile), see `PROFILE_ROW_FIELDS`.
 
     stat ∈ rows, null_count, null_rate, count, (numeric) nan_count, inf_count, mean, std, min, max,
     quantile (``quantile`` = probability), bin_count (``bin`` −1 = underflow, 0..n−1, n = overflow;
     ``lower``/``upper`` = edges), bin_offset_sum (same ``bin``s; see the module docstring),
     bin_finite_count (``bin`` −1 and n: the outer cells' finite values), (categorical) distinct_approx
-    (when profiled), category_count (``category``, ``bin`` = rank; ``__other__`` last).
+    (when profiled), category_count (``category``, ``bin`` = rank; ``__other__`` last), with hashed bins
+    tail_count (``bin`` = bucket) and unseen_count; with ``bins`` (a reference), the membership filter rows
+    of hashed categorical columns (`driftline.monitoring.bins.membership_rows`).
     """
     out: list[dict[str, Any]] = []
 
@@ -639,49 +562,21 @@ def profile_rows(prof: DatasetProfile) -> list[dict[str, Any]]:
             for b, (cat, cnt) in enumerate(zip(cp.categories, cp.category_counts, strict=True)):
                 add(name, k, "category_count", cnt, bin=b, category=cat)
             add(name, k, "category_count", cp.other, bin=len(cp.categories), category=OTHER)
-    return out
-
-
-def bins_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, ColumnBins]:
-    """Rebuild reference bins from stored long-format rows (``bin_count`` / ``category_count``)."""
-    numeric: dict[str, list[tuple[int, float, float]]] = {}
-    categorical: dict[str, list[tuple[int, str]]] = {}
-    kinds: dict[str, str] = {}
-    for r in rows:
-        kinds[r["column"]] = r["kind"]
-        if r["stat"] == "bin_count" and r["lower"] is not None and r["upper"] is not None:
-            numeric.setdefault(r["column"], []).append((int(r["bin"]), float(r["lower"]), float(r["upper"])))
-        elif r["stat"] == "category_count" and r["category"] != OTHER:
-            categorical.setdefault(r["column"], []).append((int(r["bin"]), str(r["category"])))
-    out: dict[str, ColumnBins] = {}
-    for col, kind in kinds.items():
-        if kind == "numeric":
-            spans = sorted(numeric.get(col, []))
-            edges = (*[lo for _, lo, _ in spans], spans[-1][2]) if spans else ()
-            out[col] = NumericBins(col, tuple(edges))
-        else:
-            out[col] = CategoricalBins(col, tuple(c for _, c in sorted(categorical.get(col, []))))
+            for b, cnt in enumerate(cp.tail_counts):
+                add(name, k, "tail_count", cnt, bin=b)
+            if cp.tail_counts:
+                add(name, k, "unseen_count", cp.unseen)
+            b = (bins or {}).get(name)
+            if isinstance(b, CategoricalBins):
+                for extra in membership_rows(b):
+                    row = dict.fromkeys(PROFILE_ROW_FIELDS)
+                    row.update(column=name, kind=k, **extra)
+                    out.append(row)
     return out
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _finite(c: Column) -> Column:
-    """``c`` where it is a finite number, else null."""
-    from pyspark.sql import functions as F
-
-    return F.when(~F.isnan(c) & ~c.isin(math.inf, -math.inf), c)
-
-
 def _num(value: Any) -> float:
     return math.nan if value is None else float(value)
-
-
-def _check_columns(df: DataFrame, columns: Sequence[str]) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ProfileError(
-            f"profile: expected columns {', '.join(missing)} in the DataFrame, found only {', '.join(df.columns)}"
-        )
-

@@ -67,6 +67,8 @@ class DriftSpec:
     numeric_method: str = "auto"
     categorical_method: str = "auto"
     small_sample_rows: int = 1000
+    # a column drifts when its share of never-seen values exceeds the reference's expected share by this
+    unseen_threshold: float = 0.1
     columns: Mapping[str, ColumnDriftSpec] = field(default_factory=dict)
     # (column, metric) → calibrated threshold; used for distance metrics when no column override is set
     calibrated: Mapping[tuple[str, str], float] = field(default_factory=dict)
@@ -79,7 +81,7 @@ class DriftSpec:
             wasserstein_threshold=cfg.wasserstein_threshold, ks_pvalue=cfg.ks_pvalue, chi2_pvalue=cfg.chi2_pvalue,
             min_rows=cfg.min_rows, fdr=cfg.fdr, dataset_drift_share=cfg.dataset_drift_share,
             numeric_method=cfg.numeric_method, categorical_method=cfg.categorical_method,
-            small_sample_rows=cfg.small_sample_rows,
+            small_sample_rows=cfg.small_sample_rows, unseen_threshold=cfg.unseen_threshold,
             columns={c: ColumnDriftSpec(v.method, v.threshold) for c, v in cfg.columns.items()},
         )
 
@@ -106,13 +108,15 @@ class DriftSpec:
             return self.calibrated[(column, metric)]
         return self.static_threshold(metric)
 
-    def method_for(self, column: str, kind: Kind, n_reference: int, n_current: int, distinct_edges: int) -> str:
+    def method_for(self, column: str, kind: Kind, n_reference: int, n_current: int, distinct_edges: int,
+                   discrete: bool | None = None) -> str:
         """Decision method of ``column``: the configured one, or ``auto`` resolved from the sample sizes.
 
         ``auto`` (Evidently's rule, on the smaller side instead of the reference only): at most
-        ``small_sample_rows`` values → KS for numeric (chi-square when ≤ 5 distinct reference edges),
-        chi-square for categorical; above → normalized Wasserstein for numeric (JS when ≤ 5 distinct
-        edges), JS distance for categorical.
+        ``small_sample_rows`` values → KS for numeric (chi-square when discrete), chi-square for
+        categorical; above → normalized Wasserstein for numeric (JS when discrete), JS distance for
+        categorical. ``discrete``: the column has value cells (few distinct reference values); when not
+        given, ≤ 5 distinct reference edges (references fitted before value cells existed).
         """
         override = self.columns.get(column)
         method = override.method if override is not None and override.method != "auto" else (
@@ -123,7 +127,7 @@ class DriftSpec:
             small = min(n_reference, n_current) <= self.small_sample_rows
             if kind == "categorical":
                 return "chi2" if small else "js"
-            few = distinct_edges <= FEW_VALUES
+            few = distinct_edges <= FEW_VALUES if discrete is None else discrete
             if small:
                 return "chi2" if few else "ks"
             return "js" if few else "wasserstein"

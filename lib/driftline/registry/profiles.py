@@ -107,7 +107,8 @@ def reference_bins(store: TableStore, model_name: str, model_version: str) -> di
     from driftline.monitoring.profile import bins_from_rows
 
     rows = [r.asDict() for r in read_reference_rows(store, model_name, model_version)
-            .filter("stat in ('bin_count', 'category_count', 'rows')").collect()]
+            .filter("stat in ('bin_count', 'category_count', 'rows', 'tail_count', 'membership_filter', "
+                    "'expected_unseen_share')").collect()]
     if not rows:
         raise DriftlineError(
             f"table {REFERENCE_PROFILES}: expected rows for {model_name} v{model_version}, found none"

@@ -370,12 +370,14 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
     ref = reference_frame(ctx.spark, plan, pdf).cache()
     try:
         numeric = [*plan.numeric, PREDICTION]
-        bins = fit_reference_bins(ref, numeric, plan.categorical, bins=drift.bins, top_k=drift.top_k)
+        bins = fit_reference_bins(ref, numeric, plan.categorical, bins=drift.bins, top_k=drift.top_k,
+                                  discrete_values=drift.discrete_values, tail_buckets=drift.tail_buckets,
+                                  membership_fpr=drift.membership_fpr)
         prof = profile(ref, [*plan.features, PREDICTION], bins)
         calibrated = calibrate(ref, ds.AS_OF, prof, bins, drift)
     finally:
         ref.unpersist()
-    rows = [*profile_rows(prof), *calibration_rows(calibrated, prof)]
+    rows = [*profile_rows(prof, bins), *calibration_rows(calibrated, prof)]
     who = ProfileProvenance(cfg.name, record.version, record.mlflow_run_id, ctx.run_id, ctx.config_hash,
                             ctx.started_at)
     write_reference_rows(ctx.spark, ctx.store, rows, who, ctx.commit_info(f"{cfg.name}@{record.version}"))

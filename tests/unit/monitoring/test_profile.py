@@ -16,6 +16,7 @@ from driftline.monitoring.profile import (
     ProfileError,
     bins_from_json,
     bins_from_rows,
+    edge_probs,
     bins_to_json,
     fit_reference_bins,
     profile,
@@ -75,16 +76,20 @@ def test_fitted_edges_are_reference_quantiles(reference, bins) -> None:
     x = finite_x(pdf)
     edges = np.array(bins["x"].edges)
     assert edges[0] == x.min() and edges[-1] == x.max()
-    assert len(edges) == 11 and np.all(np.diff(edges) > 0)
-    # interior edges are the 10 %, 20 % … quantiles of the finite values (rank error ≤ 1/accuracy)
-    for i, e in enumerate(edges[1:-1], start=1):
-        assert abs((x <= e).mean() - i / 10) <= 1e-3 + 1 / len(x)
-    # integer column with ties: duplicates dropped, still increasing; constant → (c, c); all-null → no edges
-    assert bins["k"].edges == (0.0, 1.0, 2.0, 3.0, 4.0)
-    assert bins["const"].edges == (3.5, 3.5)
-    assert bins["empty"].edges == ()
+    # interior edges: the 10 %, 20 % … quantiles and, finer, 0.01 %, 0.1 %, 1 %, 2.5 % from each end
+    # (rank error ≤ 1/accuracy; at 2,000 values the two outermost tail quantiles are the min and max)
+    probs = [p for p in edge_probs(10) if 1 / len(x) < p < 1 - 1 / len(x)]
+    assert len(probs) == 15 and len(edges) == 17 and np.all(np.diff(edges) > 0)
+    for p, e in zip(probs, edges[1:-1], strict=True):
+        assert abs((x <= e).mean() - p) <= 1e-3 + 1 / len(x)
+    # few distinct values (≤ 2 × bins): one cell per value and a gap cell between neighbours (v, v⁺ edges)
+    assert bins["k"].values == (0.0, 1.0, 2.0, 3.0, 4.0)
+    assert bins["k"].edges == tuple(e for v in range(5) for e in (float(v), math.nextafter(v, math.inf)))
+    assert bins["const"].values == (3.5,) and bins["empty"].edges == () and bins["x"].values is None
     counts = pdf["c"].value_counts()
-    assert bins["c"] == CategoricalBins("c", tuple(counts.index[:3]))
+    c = bins["c"]        # 6 levels, top 3: the rest hashed into tail buckets, all 6 in the membership filter
+    assert c.categories == tuple(counts.index[:3]) and c.buckets == 32 and c.membership.count == 6
+    assert c.expected_unseen == 0.0     # no singleton in the reference
 
 
 def test_profile_matches_numpy_and_pandas(spark, reference, bins) -> None:
@@ -170,11 +175,11 @@ def test_profile_reads_the_data_once_and_is_deterministic(spark, reference, bins
 def test_long_rows_round_trip_bins(reference, bins) -> None:
     _, df = reference
     prof = profile(df, ["x", "k", "const", "empty", "c"], bins)
-    rows = profile_rows(prof)
+    rows = profile_rows(prof, bins)
     assert bins_from_rows(rows) == bins
     assert bins_from_json(bins_to_json(bins)) == bins
     x_bins = sorted((r["bin"], r["value"]) for r in rows if r["column"] == "x" and r["stat"] == "bin_count")
-    assert x_bins[0][0] == -1 and x_bins[-1][0] == 10 and len(x_bins) == 12
+    assert x_bins[0][0] == -1 and x_bins[-1][0] == 16 and len(x_bins) == 18
     other = [r for r in rows if r["column"] == "c" and r["category"] == OTHER]
     assert len(other) == 1 and other[0]["value"] == prof.columns["c"].other
     null_rate = [r["value"] for r in rows if r["column"] == "c" and r["stat"] == "null_rate"]
@@ -243,4 +248,4 @@ def test_profile_by_groups_with_a_null_key_and_an_empty_frame(spark, reference, 
                               and a["value"] == pytest.approx(b["value"], rel=1e-12, nan_ok=True))
     none = profile(df.limit(0), cols, bins)
     assert none.rows == 0 and none.columns["x"].count == 0 and math.isnan(none.columns["x"].mean)
-    assert none.columns["x"].bin_counts == (0,) * 10 and none.columns["c"].category_counts == (0, 0, 0)
+    assert none.columns["x"].bin_counts == (0,) * 16 and none.columns["c"].category_counts == (0, 0, 0)

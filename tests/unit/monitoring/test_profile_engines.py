@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StringType, StructField, StructType
 
 from driftline.jvm import PROFILE_FOLD, JarBuildError, build_jar, jar_path, java_class, session_jar
 from driftline.jvm.cli import jar_command
@@ -26,9 +26,12 @@ from driftline.monitoring.profile import (
     core_pass,
     profile_by,
     profile_rows,
+    value_edges,
 )
+from driftline.monitoring.membership import build_membership
 
-COLUMNS = ["x", "ints", "const", "empty", "c"]
+COLUMNS = ["x", "ints", "const", "empty", "c", "u", "flag"]
+SEEN = 300   # "u0" … "u299" are the reference's categories of "u"; "u300" … "u499" are new
 BINS = {
     "x": NumericBins("x", (-1.0, 0.0, 0.5, 2.0)),
     "ints": NumericBins("ints", (0.0, 1.0, 2.0, 3.0)),
@@ -37,12 +40,23 @@ BINS = {
     # the JVM fold finds a category by its first 8 bytes and length: "category_gamma" shares both with
     # "category_alpha" and must not count as it
     "c": CategoricalBins("c", ("b", "a", "é", "", "category_alpha")),
+    # value cells of a 0/1 flag (0, 0⁺, 1, 1⁺): the two values and the gap between them
+    "flag": NumericBins("flag", value_edges([0.0, 1.0])),
 }
 SCHEMA = StructType([
     StructField("x", DoubleType()), StructField("ints", IntegerType()), StructField("const", DoubleType()),
     StructField("empty", DoubleType()), StructField("c", StringType()), StructField("g", StringType()),
-    StructField("i", IntegerType()),
+    StructField("i", IntegerType()), StructField("u", StringType()), StructField("flag", BooleanType()),
 ])
+
+
+@pytest.fixture(scope="module")
+def bins(spark):
+    """BINS plus "u": a high-cardinality column, top 2 and 8 tail buckets, its membership filter built from
+    Spark's xxhash64 of the reference categories."""
+    seen = spark.createDataFrame([(f"u{k}",) for k in range(SEEN)], "v string").select(F.xxhash64("v").alias("h"))
+    membership = build_membership([r["h"] for r in seen.collect()], 0.01)
+    return {**BINS, "u": CategoricalBins("u", ("u1", "u2"), 8, membership, 0.05)}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +69,9 @@ def frame(spark):
         x = (None if special[i] is None else float(special[i])) if i < len(special) else (None if i % 97 == 0 else float(rng.normal(0.4, 1.2)))
         c = [None, "a", "b", "é", "", "zz", "a b", "category_alpha", "category_gamma"][int(rng.integers(0, 9))]
         g = None if i % 11 == 0 else ["north", "south", "e\u0301ast"][i % 3]
-        rows.append((x, int(rng.integers(-1, 5)) if i % 13 else None, 3.5, None, c, g, i % 4))
+        u = None if i % 17 == 0 else f"u{int(rng.integers(0, 500))}"
+        flag = None if i % 19 == 0 else bool(rng.random() < 0.3)
+        rows.append((x, int(rng.integers(-1, 5)) if i % 13 else None, 3.5, None, c, g, i % 4, u, flag))
     return spark.createDataFrame(rows, SCHEMA).repartition(4)
 
 
@@ -84,11 +100,11 @@ def test_the_jvm_fold_is_loaded_where_a_jdk_can_compile_it(spark) -> None:
 
 
 @pytest.mark.parametrize("by", [None, "g", "i"])
-def test_jvm_and_arrow_folds_give_the_same_rows(spark, frame, by) -> None:
+def test_jvm_and_arrow_folds_give_the_same_rows(spark, frame, bins, by) -> None:
     if not jvm_available(spark):
         pytest.skip("the JVM fold is not on the classpath (no JDK)")
-    jvm = core_pass(frame, by, COLUMNS, BINS, engine="jvm")
-    arrow = core_pass(frame, by, COLUMNS, BINS, engine="arrow")
+    jvm = core_pass(frame, by, COLUMNS, bins, engine="jvm")
+    arrow = core_pass(frame, by, COLUMNS, bins, engine="arrow")
     assert_same_rows(jvm, arrow)
     total = sum(r["rows"] for r in jvm.values())
     assert total == 3000
@@ -108,20 +124,28 @@ def test_jvm_and_arrow_folds_give_the_same_rows(spark, frame, by) -> None:
         cs = [r["c"] for r in frame.collect()]
         assert [whole[f"c4_k{k}"] for k in range(5)] == [cs.count(v) for v in BINS["c"].categories]
         assert whole["c4_count"] == len(cs) - cs.count(None) and cs.count("category_gamma") > 0
+        # "u": values beyond the top 2 per tail bucket (xxhash64 mod 8, as Spark's pmod), unseen = not in the filter
+        us = frame.select("u", F.pmod(F.xxhash64("u"), F.lit(8)).alias("b")).collect()
+        beyond = [r for r in us if r["u"] is not None and r["u"] not in ("u1", "u2")]
+        assert [whole[f"c5_t{k}"] for k in range(8)] == [sum(r["b"] == k for r in beyond) for k in range(8)]
+        new = sum(int(r["u"][1:]) >= SEEN for r in beyond)
+        assert 0.95 * new <= whole["c5_unseen"] <= new     # a Bloom filter never misses; 1 % false positives
+        flags = [r["flag"] for r in frame.collect()]
+        assert (whole["c6_b0"], whole["c6_b2"], whole["c6_b1"]) == (flags.count(False), flags.count(True), 0)
 
 
-def test_a_date_key_and_an_empty_frame(spark, frame) -> None:
+def test_a_date_key_and_an_empty_frame(spark, frame, bins) -> None:
     if not jvm_available(spark):
         pytest.skip("the JVM fold is not on the classpath (no JDK)")
     dated = frame.withColumn("d", F.date_add(F.lit(dt.date(2026, 3, 1)), F.col("i")))
-    jvm = core_pass(dated, "d", COLUMNS, BINS, engine="jvm")
+    jvm = core_pass(dated, "d", COLUMNS, bins, engine="jvm")
     assert set(jvm) == {dt.date(2026, 3, d) for d in (1, 2, 3, 4)}
-    assert_same_rows(jvm, core_pass(dated, "d", COLUMNS, BINS, engine="arrow"))
-    assert core_pass(frame.limit(0), None, COLUMNS, BINS, engine="jvm") == {}
+    assert_same_rows(jvm, core_pass(dated, "d", COLUMNS, bins, engine="arrow"))
+    assert core_pass(frame.limit(0), None, COLUMNS, bins, engine="jvm") == {}
     # each date's profile from the grouped JVM pass is that date's own profile (through the shared merge)
-    by_jvm = profile_by(dated, "d", COLUMNS, BINS, quantiles=(), distinct=False)
+    by_jvm = profile_by(dated, "d", COLUMNS, bins, quantiles=(), distinct=False)
     for day, prof in by_jvm.items():
-        alone = profile_by(dated.filter(F.col("d") == F.lit(day)), None, COLUMNS, BINS, quantiles=(),
+        alone = profile_by(dated.filter(F.col("d") == F.lit(day)), None, COLUMNS, bins, quantiles=(),
                            distinct=False)[None]
         assert prof.rows == dated.filter(F.col("d") == F.lit(day)).count() == alone.rows
         for a, b in zip(profile_rows(prof), profile_rows(alone), strict=True):
@@ -129,23 +153,23 @@ def test_a_date_key_and_an_empty_frame(spark, frame) -> None:
                               and a["value"] == pytest.approx(b["value"], rel=1e-12, nan_ok=True))
 
 
-def test_a_key_type_the_jvm_fold_does_not_take_uses_the_arrow_fold(spark, frame) -> None:
+def test_a_key_type_the_jvm_fold_does_not_take_uses_the_arrow_fold(spark, frame, bins) -> None:
     keyed = frame.withColumn("dec", (F.col("i") / 2).cast("decimal(5,1)"))
-    auto = core_pass(keyed, "dec", COLUMNS, BINS)
-    assert auto == core_pass(keyed, "dec", COLUMNS, BINS, engine="arrow")
+    auto = core_pass(keyed, "dec", COLUMNS, bins)
+    assert auto == core_pass(keyed, "dec", COLUMNS, bins, engine="arrow")
     with pytest.raises(ProfileError, match=r"expected the JVM fold \(driftline.jvm.ProfileFold\) to run, found a "
                                            r"group key of type decimal\(5,1\)$"):
-        core_pass(keyed, "dec", COLUMNS, BINS, engine="jvm")
+        core_pass(keyed, "dec", COLUMNS, bins, engine="jvm")
 
 
-def test_jvm_fold_false_turns_the_jvm_fold_off_in_a_running_session(spark, frame) -> None:
+def test_jvm_fold_false_turns_the_jvm_fold_off_in_a_running_session(spark, frame, bins) -> None:
     from driftline.jvm import JVM_FOLD_CONF
 
     spark.conf.set(JVM_FOLD_CONF, "false")      # what session_conf sets for runtime.jvm_fold: false
     try:
         with pytest.raises(ProfileError, match=r"to run, found runtime.jvm_fold false$"):
-            core_pass(frame, None, COLUMNS, BINS, engine="jvm")
-        assert core_pass(frame, "g", COLUMNS, BINS) == core_pass(frame, "g", COLUMNS, BINS, engine="arrow")
+            core_pass(frame, None, COLUMNS, bins, engine="jvm")
+        assert core_pass(frame, "g", COLUMNS, bins) == core_pass(frame, "g", COLUMNS, bins, engine="arrow")
     finally:
         spark.conf.set(JVM_FOLD_CONF, "true")
 

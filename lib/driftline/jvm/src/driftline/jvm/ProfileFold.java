@@ -27,7 +27,8 @@ import org.apache.spark.unsafe.types.UTF8String;
  * The per-task fold of driftline's profile pass (driftline.monitoring.profile.core_pass), on the JVM.
  *
  * <p>Input: a frame whose columns are {@code c0..c<n-1>} (double for numeric columns, string for categorical
- * ones) and, when grouped, a last column with the group key. Output: one row per task and group,
+ * ones), then the {@code xxhash64} (bigint) of each categorical column with tail buckets, and, when grouped, a
+ * column with the group key (its ordinal is in the spec). Output: one row per task and group,
  * {@code (part, [__group__], add, lo, hi, mom)}, in exactly the layout the Python fold writes (see
  * {@code _layout} there), so the driver merges either kind of row the same way.
  */
@@ -38,7 +39,7 @@ public final class ProfileFold {
   public static org.apache.spark.sql.Dataset<Row> fold(Dataset<Row> frame, String specJson) throws Exception {
     Spec spec = Spec.parse(specJson);
     StructType in = frame.schema();
-    DataType keyType = spec.grouped ? in.fields()[spec.columns.length].dataType() : null;
+    DataType keyType = spec.grouped ? in.fields()[spec.key].dataType() : null;
     List<StructField> fields = new ArrayList<>();
     fields.add(DataTypes.createStructField("part", DataTypes.IntegerType, false));
     if (spec.grouped) {
@@ -56,6 +57,7 @@ public final class ProfileFold {
   static final class Spec implements Serializable {
     private static final long serialVersionUID = 1L;
     boolean grouped;
+    int key;
     Column[] columns;
 
     static Spec parse(String json) throws Exception {
@@ -63,6 +65,7 @@ public final class ProfileFold {
       Spec spec = new Spec();
       spec.grouped = root.get("grouped").asBoolean();
       JsonNode cols = root.get("columns");
+      spec.key = root.has("key") ? root.get("key").asInt() : cols.size();
       spec.columns = new Column[cols.size()];
       for (int i = 0; i < cols.size(); i++) {
         JsonNode c = cols.get(i);
@@ -80,6 +83,13 @@ public final class ProfileFold {
           for (int k = 0; k < v.size(); k++) {
             col.categories[k] = v.get(k).asText();
           }
+          if (c.has("buckets")) {
+            col.buckets = c.get("buckets").asInt();
+            col.hashOrdinal = c.get("hash").asInt();
+            JsonNode m = c.get("membership");
+            col.membership = new Membership(m.get("bits").asLong(), m.get("hashes").asInt(),
+                                            java.util.Base64.getDecoder().decode(m.get("words").asText()));
+          }
         }
         spec.columns[i] = col;
       }
@@ -92,6 +102,36 @@ public final class ProfileFold {
     boolean numeric;
     double[] edges;
     String[] categories;
+    int buckets;               // categorical: tail buckets beyond the top K (0: none)
+    int hashOrdinal = -1;      // ... the frame column holding the value's xxhash64
+    Membership membership;     // ... the reference's categories (driftline.monitoring.membership)
+  }
+
+  /** The Bloom filter of driftline.monitoring.membership: probe i of hash h is (lo(h) + i * hi(h)) mod bits. */
+  static final class Membership implements Serializable {
+    private static final long serialVersionUID = 1L;
+    final long mask;
+    final int hashes;
+    final long[] words;
+
+    Membership(long bits, int hashes, byte[] bytes) {
+      this.mask = bits - 1;
+      this.hashes = hashes;
+      words = new long[bytes.length / 8];
+      java.nio.ByteBuffer.wrap(bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN).asLongBuffer().get(words);
+    }
+
+    boolean mightContain(long h) {
+      long lo = h & 0xFFFFFFFFL;
+      long hi = h >>> 32;
+      for (int i = 1; i <= hashes; i++) {
+        long pos = (lo + i * hi) & mask;
+        if (((words[(int) (pos >>> 6)] >>> (pos & 63)) & 1L) == 0) {
+          return false;
+        }
+      }
+      return true;
+    }
   }
 
   static final class Fold implements FlatMapFunction<Iterator<InternalRow>, Row> {
@@ -108,7 +148,7 @@ public final class ProfileFold {
     public Iterator<Row> call(Iterator<InternalRow> it) {
       Shared shared = new Shared(spec);
       Map<Object, Acc> accs = new LinkedHashMap<>();
-      int keyOrdinal = spec.columns.length;
+      int keyOrdinal = spec.key;
       Acc last = null;                 // rows of one group tend to come in runs
       while (it.hasNext()) {
         InternalRow r = it.next();
@@ -246,6 +286,8 @@ public final class ProfileFold {
     final long[] negInf;
     final long[] count;        // categorical: non-null values
     final long[][] cells;      // numeric: per cell (underflow, bins, overflow) finite counts; categorical: top-K
+    final long[][] tail;       // categorical with tail buckets: values beyond the top K per bucket
+    final long[] unseen;       // ... of which the membership filter has certainly never seen
     final double[][] offsets;  // numeric: per cell offset sums
     final double[][] buffer;
     final int[] filled;
@@ -262,6 +304,8 @@ public final class ProfileFold {
       posInf = new long[n];
       negInf = new long[n];
       count = new long[n];
+      unseen = new long[n];
+      tail = new long[n][];
       cells = new long[n][];
       offsets = new double[n][];
       buffer = new double[n][];
@@ -280,6 +324,9 @@ public final class ProfileFold {
         } else {
           numericSlot[i] = -1;
           cells[i] = new long[c.categories.length];
+          if (c.buckets > 0) {
+            tail[i] = new long[c.buckets];
+          }
         }
       }
       lo = new double[numeric];
@@ -312,10 +359,14 @@ public final class ProfileFold {
         } else {
           count[i]++;
           CategoryIndex index = shared.categoryIndex[i];
-          if (index.size > 0) {
-            int k = index.find(r.getUTF8String(i));
-            if (k >= 0) {
-              cells[i][k]++;
+          int k = index.size > 0 ? index.find(r.getUTF8String(i)) : -1;
+          if (k >= 0) {
+            cells[i][k]++;
+          } else if (tail[i] != null) {
+            long h = r.getLong(cols[i].hashOrdinal);
+            tail[i][(int) Math.floorMod(h, (long) cols[i].buckets)]++;
+            if (!cols[i].membership.mightContain(h)) {
+              unseen[i]++;
             }
           }
         }
@@ -424,6 +475,12 @@ public final class ProfileFold {
           out.add((double) count[i]);
           for (long k : cells[i]) {
             out.add((double) k);
+          }
+          if (tail[i] != null) {
+            for (long k : tail[i]) {
+              out.add((double) k);
+            }
+            out.add((double) unseen[i]);
           }
         }
       }
