@@ -52,8 +52,9 @@ SMALL_DATE, BIG_DATE = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 def write_reference(spark, store, registry, version, model, sample) -> None:
     """The version's reference profile from the training sample and its scores, as the train job writes it."""
     from driftline.config.schema import DriftConfig
+    from driftline.monitoring.bins import fit_configured_bins
     from driftline.monitoring.calibration import calibrate, calibration_rows
-    from driftline.monitoring.profile import fit_reference_bins, profile, profile_rows
+    from driftline.monitoring.profile import profile, profile_rows
     from driftline.registry.profiles import PREDICTION, REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
     from driftline.tables import CommitInfo
     from driftline.training.pipeline import model_frame
@@ -62,9 +63,9 @@ def write_reference(spark, store, registry, version, model, sample) -> None:
     pdf[PREDICTION] = model.predict_proba(model_frame(sample, NUMERIC, CATEGORICAL))[:, 1]
     ref = spark.createDataFrame(pdf.astype(object).where(pdf.notna(), None)).cache()
     drift = DriftConfig()
-    bins = fit_reference_bins(ref, [*NUMERIC, PREDICTION], CATEGORICAL, bins=drift.bins, top_k=drift.top_k)
+    bins = fit_configured_bins(ref, [*NUMERIC, PREDICTION], CATEGORICAL, drift)
     prof = profile(ref, [*NUMERIC, *CATEGORICAL, PREDICTION], bins)
-    rows = [*profile_rows(prof), *calibration_rows(calibrate(ref, "as_of_date", prof, bins, drift), prof)]
+    rows = [*profile_rows(prof, bins), *calibration_rows(calibrate(ref, "as_of_date", prof, bins, drift), prof)]
     ref.unpersist()
     run_id = registry.get(version.version).run_id
     with tempfile.TemporaryDirectory() as tmp:                    # the sample behind the Evidently page

@@ -32,9 +32,11 @@ from driftline.monitoring.membership import Membership, build_membership
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
+    from driftline.config.schema import DriftConfig
+
 OTHER = "__other__"
 DEFAULT_ACCURACY = 10_000  # percentile_approx accuracy: relative rank error ≈ 1 / accuracy
-TAIL_PROBS: tuple[float, ...] = (1e-4, 1e-3, 0.01, 0.025)  # extra edges in each tail (where finer than 1/bins)
+TAIL_PROBS: tuple[float, ...] = (1e-4, 1e-3, 0.005, 0.01, 0.025, 0.05)  # extra edges in each tail (finer than 1/bins)
 DEFAULT_TAIL_BUCKETS = 32
 DEFAULT_MEMBERSHIP_FPR = 0.01
 MEMBERSHIP_CHUNK = 1_000_000  # characters of base64 per stored membership row
@@ -157,6 +159,14 @@ def fit_reference_bins(
     out.update(_fit_numeric(df, numeric, bins, accuracy, cutoff))
     out.update(_fit_categorical(df, categorical, top_k, tail_buckets, membership_fpr))
     return {c: out[c] for c in [*numeric, *categorical]}
+
+
+def fit_configured_bins(df: DataFrame, numeric: Sequence[str], categorical: Sequence[str],
+                        drift: DriftConfig) -> dict[str, ColumnBins]:
+    """`fit_reference_bins` with the settings of a ``monitoring.drift`` config slice."""
+    return fit_reference_bins(df, numeric, categorical, bins=drift.bins, top_k=drift.top_k,
+                              discrete_values=drift.discrete_values, tail_buckets=drift.tail_buckets,
+                              membership_fpr=drift.membership_fpr)
 
 
 def _fit_numeric(df: DataFrame, numeric: Sequence[str], bins: int, accuracy: int,

@@ -392,7 +392,9 @@ def compare(ref: ColumnProfile, cur: ColumnProfile) -> Measures:
         return Measures(
             **common, distinct_edges=len(set(ref.edges)) // (2 if discrete else 1),
             discrete=discrete or len(set(ref.edges)) <= FEW_VALUES,
-            ks_statistic=ks.statistic, ks_statistic_upper=ks.upper, ks_pvalue=ks.pvalue,
+            # value cells hold one value each and the reference has nothing in the gaps: the boundaries give exact KS
+            ks_statistic=ks.statistic, ks_statistic_upper=ks.statistic if discrete else ks.upper,
+            ks_pvalue=ks.pvalue,
             wasserstein=w.value, wasserstein_lower=w.lower, wasserstein_upper=w.upper,
             wasserstein_norm=w.value / _wasserstein_norm(ref),
             unseen_share=unseen / nc if unseen is not None and nc else math.nan,

@@ -36,17 +36,15 @@ from driftline.monitoring.metrics import (
     slice_name,
 )
 from driftline.monitoring.profile import (
-    OTHER,
-    CategoricalProfile,
     ColumnBins,
     DatasetProfile,
-    NumericBins,
     NumericProfile,
     bins_from_rows,
     profile_by,
 )
 from driftline.monitoring.report import PERFORMANCE, trend_points
 from driftline.monitoring.spec import ALERT, INSUFFICIENT, OK, WARN, DriftSpec, Status
+from driftline.monitoring.stored import profile_from_rows
 from driftline.registry.profiles import PREDICTION, read_reference_rows
 
 if TYPE_CHECKING:
@@ -78,64 +76,6 @@ class MonitorInputError(DriftlineError):
 
 
 # --------------------------------------------------------------------------- reference profile
-
-CELL_STATS = ("quantile", "bin_count", "category_count", "bin_offset_sum", "bin_finite_count")
-
-
-def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile, tuple[float, ...]]:
-    """Rebuild a `DatasetProfile` (and its quantile probabilities) from stored long-format profile rows.
-
-    Inverse of `driftline.monitoring.profile.profile_rows` (calibration rows are skipped). Columns are sorted
-    by name with ``prediction`` last (a table read has no row order; the report and the metric rows should not
-    depend on it).
-    """
-    rows = [r for r in rows if r["stat"] not in CALIBRATION_STATS]
-    by_col: dict[str, list[Mapping[str, Any]]] = {}
-    for r in sorted(rows, key=lambda r: (r["column"] == PREDICTION, r["column"])):
-        by_col.setdefault(r["column"], []).append(r)
-    bins = bins_from_rows(rows)
-    out: dict[str, NumericProfile | CategoricalProfile] = {}
-    probs: set[float] = set()
-    n_rows = 0
-    for name, items in by_col.items():
-        stat = {r["stat"]: r["value"] for r in items if r["stat"] not in CELL_STATS}
-        n_rows = int(stat["rows"])
-        b = bins[name]
-
-        def num(key: str, stat: dict[str, Any] = stat) -> float:
-            v = stat.get(key)
-            return math.nan if v is None else float(v)
-
-        if items[0]["kind"] == "numeric":
-            qs = tuple(sorted((float(r["quantile"]), math.nan if r["value"] is None else float(r["value"]))
-                              for r in items if r["stat"] == "quantile"))
-            probs |= {q for q, _ in qs}
-            cells = {int(r["bin"]): int(r["value"]) for r in items if r["stat"] == "bin_count"}
-            offsets = {int(r["bin"]): float(r["value"]) for r in items if r["stat"] == "bin_offset_sum"}
-            finite = {int(r["bin"]): int(r["value"]) for r in items if r["stat"] == "bin_finite_count"}
-            edges = b.edges if isinstance(b, NumericBins) else ()
-            n = max(len(edges) - 1, 0)
-            out[name] = NumericProfile(
-                column=name, rows=n_rows, null_count=int(num("null_count")), nan_count=int(num("nan_count")),
-                inf_count=int(num("inf_count")), count=int(num("count")), mean=num("mean"), std=num("std"),
-                min=num("min"), max=num("max"), quantiles=qs, edges=tuple(edges),
-                bin_counts=tuple(cells.get(k, 0) for k in range(n)),
-                underflow=cells.get(-1, 0), overflow=cells.get(n, 0),
-                offset_sums=tuple(offsets.get(k, 0.0) for k in range(-1, n + 1)) if offsets else (),
-                underflow_finite=finite.get(-1, 0), overflow_finite=finite.get(n, 0),
-            )
-        else:
-            cats = sorted((int(r["bin"]), str(r["category"]), int(r["value"]))
-                          for r in items if r["stat"] == "category_count")
-            known = [(c, v) for _, c, v in cats if c != OTHER]
-            out[name] = CategoricalProfile(
-                column=name, rows=n_rows, null_count=int(num("null_count")), count=int(num("count")),
-                distinct_approx=int(num("distinct_approx")) if "distinct_approx" in stat else None,
-                categories=tuple(c for c, _ in known),
-                category_counts=tuple(v for _, v in known), other=sum(v for _, c, v in cats if c == OTHER),
-            )
-    return DatasetProfile(rows=n_rows, columns=out), tuple(sorted(probs))
-
 
 @dataclass(frozen=True)
 class Reference:
@@ -238,13 +178,15 @@ def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.dat
 
     Reads the predictions' key, score_date, score and the features ``columns`` of the same key and
     date (left join: a scored row without its feature row shows nulls); returns key, as_of_date,
-    ``columns`` and ``prediction``. A reference column missing from the features table, or one the
-    reference profiled as ``numeric`` but the table holds as another type, fails (R9), naming
-    expected and found. ``few``: ``predictions`` is a few thousand rows (a sample): their feature rows are
-    found with broadcast joins (a left join cannot broadcast its preserved side), not a shuffle of the window.
+    ``columns`` and ``prediction``; a boolean column as the model and its reference saw it (the train
+    job's casts): 1.0 / 0.0 when ``numeric``, else "true" / "false". A reference column missing from
+    the features table, or one the reference profiled as ``numeric`` but the table holds as neither a
+    number nor a boolean, fails (R9), naming expected and found. ``few``: ``predictions`` is a few
+    thousand rows (a sample): their feature rows are found with broadcast joins (a left join cannot
+    broadcast its preserved side), not a shuffle of the window.
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.types import NumericType
+    from pyspark.sql.types import BooleanType, NumericType
 
     from driftline.scoring.core import SCORE
     from driftline.scoring.tables import SCORE_DATE
@@ -260,13 +202,16 @@ def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.dat
         raise MonitorInputError(f"table {table}: expected the reference's columns {', '.join(features_cols)}, "
                                 f"found {', '.join(missing)} missing (columns: {', '.join(features.columns)})")
     retyped = [f"{f.name} ({f.dataType.simpleString()})" for f in features.schema.fields
-               if f.name in numeric and f.name in features_cols and not isinstance(f.dataType, NumericType)]
+               if f.name in numeric and f.name in features_cols
+               and not isinstance(f.dataType, (NumericType, BooleanType))]
     if retyped:
         raise MonitorInputError(f"table {table}: expected numeric columns as in the reference profile, found "
                                 f"{', '.join(retyped)}")
     scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE).alias(PREDICTION))
-    feats = features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1]))).select(key, AS_OF,
-                                                                                             *features_cols)
+    types = {f.name: f.dataType for f in features.schema.fields}
+    as_seen = [F.col(c).cast("double" if c in numeric else "string").alias(c) if isinstance(types[c], BooleanType)
+               else F.col(c) for c in features_cols]
+    feats = features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1]))).select(key, AS_OF, *as_seen)
     if few:
         wanted = F.broadcast(scored.select(key, AS_OF).distinct())
         feats = F.broadcast(feats.join(wanted, on=[key, AS_OF], how="left_semi"))
@@ -420,14 +365,32 @@ class MaturedWindow:
     rows: list[dict[str, Any]]
 
 
-def matured_windows(ctx: JobContext, date: dt.date, dates: Sequence[dt.date]) -> list[MaturedWindow]:
+def earlier_windows(date: dt.date, window_days: int, horizon_days: int) -> list[tuple[dt.date, ...]]:
+    """The earlier windows a run on ``date`` recomputes on matured labels, newest first (pure).
+
+    Back to back before the run's own window, down to the first one that ends on or before
+    `driftline.training.dataset.last_matured_date` (``date`` − ``horizon_days`` − 1: the latest as-of
+    date whose labels, arriving up to ``horizon_days`` late, are all known before ``date`` 00:00 UTC):
+    K = ceil((``horizon_days`` + 1) / ``window_days``) windows, at most `MAX_MATURED_WINDOWS`. The
+    windows after that one hold partly matured labels; the ones before it were final on earlier runs.
+    """
+    from driftline.training.dataset import last_matured_date
+
+    matured = last_matured_date(date, horizon_days)
+    end = window_of(date, window_days)[0] - dt.timedelta(days=1)
+    windows: list[tuple[dt.date, ...]] = []
+    while len(windows) < MAX_MATURED_WINDOWS and (not windows or windows[-1][-1] > matured):
+        windows.append(window_of(end, window_days))
+        end -= dt.timedelta(days=window_days)
+    return windows
+
+
+def matured_windows(ctx: JobContext, date: dt.date) -> list[MaturedWindow]:
     """Performance rows of the windows before the current one whose labels may have matured since.
 
-    The K = ceil(``label.horizon_days`` / ``monitoring.window_days``) windows (at most
-    `MAX_MATURED_WINDOWS`) that end before ``dates[0]``, back to back, each with the champion rows of
-    the latest version that scored it (as the current window) and the labels matured before ``date``;
-    one grouped performance pass for all of them. Windows without champion predictions are skipped; no
-    labels table, no Spark action.
+    The `earlier_windows` of ``date``, each with the champion rows of the latest version that scored it
+    (as the current window) and the labels matured before ``date``; one grouped performance pass for all
+    of them. Windows without champion predictions are skipped; no labels table, no Spark action.
     """
     from pyspark.sql import functions as F
 
@@ -437,9 +400,7 @@ def matured_windows(ctx: JobContext, date: dt.date, dates: Sequence[dt.date]) ->
     cfg = ctx.config
     if not has_labels(ctx):
         return []
-    width = cfg.monitoring.window_days
-    count = min(math.ceil(cfg.label.horizon_days / width), MAX_MATURED_WINDOWS)
-    windows = [window_of(dates[0] - dt.timedelta(days=1 + k * width), width) for k in range(count)]
+    windows = earlier_windows(date, cfg.monitoring.window_days, cfg.label.horizon_days)
     span = sorted(d for w in windows for d in w)
     preds = champion_predictions(ctx, span)
     scored = {(r[SCORE_DATE], str(r[MODEL_VERSION]))
@@ -650,7 +611,7 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
     finally:
         if labelled is not None and mcfg.segments:
             labelled.unpersist()
-    matured = matured_windows(ctx, date, dates)
+    matured = matured_windows(ctx, date)
     rows = [*drift_rows(result), *quality, *performance]
     previous_rows: list[dict[str, Any]] = []
     if "previous" in profiles:

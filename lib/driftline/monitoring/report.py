@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.monitoring.drift import DATASET, cells
-from driftline.monitoring.profile import OTHER, DatasetProfile, NumericProfile
+from driftline.monitoring.profile import OTHER, DatasetProfile, NumericBins, NumericProfile
 from driftline.monitoring.spec import METHOD_METRIC
 
 PERFORMANCE = "__performance__"  # the column of late-label performance rows (as `driftline.monitoring.job`)
@@ -58,10 +58,19 @@ def _badge(status: str) -> str:
 
 
 def _labels(prof: Any) -> list[str]:
+    """One label per cell of `driftline.monitoring.drift.cells`."""
     if isinstance(prof, NumericProfile):
         e = prof.edges
-        return ([f"< {e[0]:.4g}"] + [f"[{e[i]:.4g}, {e[i + 1]:.4g}]" for i in range(len(e) - 1)]
-                + [f"> {e[-1]:.4g}"]) if e else []
+        if not e:
+            return []
+        if NumericBins(prof.column, e).discrete:     # value cells: = v, then the gap to the next value
+            inner = [f"= {e[i]:.6g}" if i % 2 == 0 else f"between {e[i - 1]:.6g} and {e[i + 1]:.6g}"
+                     for i in range(len(e) - 1)]
+        else:
+            inner = [f"[{e[i]:.4g}, {e[i + 1]:.4g}]" for i in range(len(e) - 1)]
+        return [f"< {e[0]:.4g}", *inner, f"> {e[-1]:.4g}"]
+    if prof.tail_counts:
+        return [*prof.categories, *(f"tail bucket {b}" for b in range(len(prof.tail_counts)))]
     return [*prof.categories, OTHER]
 
 

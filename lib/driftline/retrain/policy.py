@@ -116,7 +116,7 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
     history = sorted((_window(r, scores) for r in runs
                       if r["run_date"] <= date and (last is None or r["run_date"] > last)),
                      key=lambda w: w.run_date, reverse=True)
-    perf, perf_values = _performance(policy, date, history, metrics)
+    perf, perf_values = _performance(policy, date, history, metrics, last)
     rules = (_drift(policy, history), _drift_score(policy, history), perf, _quality(policy, history))
     depth = max(policy.drift.n if policy.drift.enabled else 0, policy.quality.n if policy.quality.enabled else 0,
                 policy.drift_score.n if policy.drift_score.enabled else 0, 1 if policy.performance.enabled else 0)
@@ -207,7 +207,7 @@ def _quality(policy: RetrainConfig, history: Sequence[Window]) -> RuleResult:
 
 
 def _performance(policy: RetrainConfig, date: dt.date, history: Sequence[Window],
-                 metrics: Sequence[Mapping[str, Any]]) -> tuple[RuleResult, dict[str, Any]]:
+                 metrics: Sequence[Mapping[str, Any]], last: dt.date | None) -> tuple[RuleResult, dict[str, Any]]:
     rule = policy.performance
     if not rule.enabled:
         return RuleResult("performance", DISABLED, None, "", "retrain.performance.enabled is false"), {}
@@ -217,13 +217,13 @@ def _performance(policy: RetrainConfig, date: dt.date, history: Sequence[Window]
         return RuleResult("performance", INSUFFICIENT, None, bound, f"no monitored window up to {date}"), {}
     latest = history[0].run_date
     # the latest run's windows: its own (window_end = run_date) and the earlier ones it recomputed on matured
-    # labels; the freshest window with enough labels decides (only windows after the last retrain: history
-    # starts after it)
-    start = history[-1].run_date
+    # labels; the freshest window with enough labels decides. Only windows that ended after the last retrain
+    # judge the model in use; without a retrain every one does, even one that ended before monitoring began
+    # (the only fully matured windows end label.horizon_days + 1 days before the run)
     windows: dict[dt.date, dict[str, Any]] = {}
     for m in metrics:
         end = m.get("window_end") or m["run_date"]
-        if m["run_date"] == latest and (end == latest or start <= end):
+        if m["run_date"] == latest and (end == latest or last is None or end > last):
             windows.setdefault(end, {})[m["metric"]] = m.get("value")
     ready = [end for end, at in sorted(windows.items(), reverse=True)
              if (_finite(at.get(LABELLED_ROWS)) or 0) >= rule.min_labels and _finite(at.get(rule.metric)) is not None]

@@ -64,9 +64,19 @@ class Windows:
         }
 
 
+def last_matured_date(date: dt.date, horizon_days: int) -> dt.date:
+    """The latest as-of date whose whole label horizon ended before ``date`` 00:00 UTC: ``horizon_days + 1``
+    days before it.
+
+    A label of as-of date A may arrive as late as A + ``horizon_days`` 00:00 UTC, and `matured_labels` counts
+    only labels known strictly before ``date`` 00:00 UTC, so A + ``horizon_days`` < ``date`` is needed.
+    """
+    return date - dt.timedelta(days=horizon_days + 1)
+
+
 def training_windows(date: dt.date, horizon_days: int, cfg: TrainingConfig) -> Windows:
-    """Windows for a run on ``date``: validation ends ``horizon_days + 1`` days before it."""
-    val_end = date - dt.timedelta(days=horizon_days + 1)
+    """Windows for a run on ``date``: validation ends on `last_matured_date` (``horizon_days + 1`` days before)."""
+    val_end = last_matured_date(date, horizon_days)
     val_start = val_end - dt.timedelta(days=cfg.validation_days - 1)
     train_end = val_start - dt.timedelta(days=cfg.gap_days + 1)
     train_start = train_end - dt.timedelta(days=cfg.train_days - 1)

@@ -361,8 +361,9 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
     them); write ``reference_profiles`` + MLflow artifacts."""
     import mlflow
 
+    from driftline.monitoring.bins import bins_to_json, fit_configured_bins
     from driftline.monitoring.calibration import calibrate, calibration_rows
-    from driftline.monitoring.profile import bins_to_json, fit_reference_bins, profile, profile_rows
+    from driftline.monitoring.profile import profile, profile_rows
 
     cfg = ctx.config
     drift = cfg.monitoring.drift
@@ -370,9 +371,7 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
     ref = reference_frame(ctx.spark, plan, pdf).cache()
     try:
         numeric = [*plan.numeric, PREDICTION]
-        bins = fit_reference_bins(ref, numeric, plan.categorical, bins=drift.bins, top_k=drift.top_k,
-                                  discrete_values=drift.discrete_values, tail_buckets=drift.tail_buckets,
-                                  membership_fpr=drift.membership_fpr)
+        bins = fit_configured_bins(ref, numeric, plan.categorical, drift)
         prof = profile(ref, [*plan.features, PREDICTION], bins)
         calibrated = calibrate(ref, ds.AS_OF, prof, bins, drift)
     finally:

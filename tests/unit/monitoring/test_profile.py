@@ -11,13 +11,12 @@ from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from driftline.monitoring.profile import (
     OTHER,
-    CategoricalBins,
     NumericBins,
     ProfileError,
     bins_from_json,
     bins_from_rows,
-    edge_probs,
     bins_to_json,
+    edge_probs,
     fit_reference_bins,
     profile,
     profile_rows,

@@ -19,6 +19,7 @@ from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StringType, 
 
 from driftline.jvm import PROFILE_FOLD, JarBuildError, build_jar, jar_path, java_class, session_jar
 from driftline.jvm.cli import jar_command
+from driftline.monitoring.membership import build_membership
 from driftline.monitoring.profile import (
     CategoricalBins,
     NumericBins,
@@ -28,7 +29,6 @@ from driftline.monitoring.profile import (
     profile_rows,
     value_edges,
 )
-from driftline.monitoring.membership import build_membership
 
 COLUMNS = ["x", "ints", "const", "empty", "c", "u", "flag"]
 SEEN = 300   # "u0" … "u299" are the reference's categories of "u"; "u300" … "u499" are new

@@ -174,6 +174,13 @@ def test_performance_takes_the_freshest_window_with_matured_labels() -> None:
     # a window that ended before the last retrain does not count (history starts after it)
     d = evaluate(p, D, history, [*own, *window(day(6), 0.5, 900.0)], decisions=retrained(6))
     assert d.rule("performance").status == "insufficient_data"
+    # one that ended after it does
+    d = evaluate(p, D, history, [*own, *window(day(5), 0.5, 900.0)], decisions=retrained(6))
+    assert (d.rule("performance").status, d.performance["window_end"]) == ("triggered", "2026-03-05")
+    # without a retrain, a window that ended before monitoring began counts too: with a 14-day horizon the
+    # first fully matured window ends 15 days before the first run
+    d = evaluate(p, D, runs(False), [*own, *window(day(15), 0.5, 900.0)])
+    assert (d.rule("performance").status, d.performance["window_end"]) == ("triggered", "2026-02-23")
 
 
 def verdicts(*windows: dict[str, float | None]) -> list[dict]:
