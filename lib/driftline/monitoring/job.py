@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
 from driftline.monitoring.calibration import CALIBRATION_STATS, thresholds_from_rows
-from driftline.monitoring.drift import DATASET, dataset_drift, drift_rows
+from driftline.monitoring.drift import DATASET, cells, dataset_drift, drift_rows, unseen_count
 from driftline.monitoring.evidently_page import sample_rows, write_evidently_page
 from driftline.monitoring.metrics import (
     ALL_ROWS,
@@ -36,6 +36,7 @@ from driftline.monitoring.metrics import (
     slice_name,
 )
 from driftline.monitoring.profile import (
+    CategoricalProfile,
     ColumnBins,
     DatasetProfile,
     NumericProfile,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 
     from driftline.config.schema import PerformanceConfig
     from driftline.context import JobContext
+    from driftline.jobs import JobResult
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +223,8 @@ def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.dat
 # --------------------------------------------------------------------------- data quality
 
 
-def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: int) -> list[dict[str, Any]]:
+def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: int,
+                 unseen_threshold: float = 0.1) -> list[dict[str, Any]]:
     """Data-quality rows per column from the two profiles (pure): completeness, range, window size.
 
     - ``null_rate`` (null + NaN share; threshold = reference rate + `NULL_RATE_TOLERANCE`, ``warn`` above)
@@ -229,6 +232,9 @@ def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: i
     - numeric: ``min`` / ``max`` of the finite current values (threshold = the reference's min / max,
       ``warn`` below / above) and ``out_of_range_share`` (share of non-missing values outside the
       reference range, ±inf included; descriptive);
+    - ``new_values_share`` where the share of values the reference never held is known (value cells,
+      categorical top K or membership filter): threshold = the reference's expected share (Good–Turing)
+      + ``unseen_threshold``, ``warn`` above (the drift row ``unseen_share`` alerts on the same rule);
     - ``__dataset__``: ``rows`` of the window (threshold = min_rows, ``insufficient_data`` below).
     Columns are ``insufficient_data`` when the window has no rows.
     """
@@ -261,6 +267,12 @@ def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: i
             share = (cur.underflow + cur.overflow) / values if values else math.nan
             add(name, "out_of_range_share", share, None, base if values else INSUFFICIENT, ref.count, values,
                 reason if values else "no non-missing values in the window")
+        unseen, values = unseen_count(cur), sum(cells(cur))      # values the reference never held, of all
+        if unseen is not None and values:
+            expected = ref.expected_unseen if isinstance(ref, CategoricalProfile) else 0.0
+            limit = min(expected + unseen_threshold, 1.0)
+            add(name, "new_values_share", unseen / values, limit, WARN if unseen / values > limit else base,
+                ref.count, values, reason)
     short = current.rows < min_rows
     add(DATASET, "rows", float(current.rows), float(min_rows), INSUFFICIENT if short else OK, reference.rows,
         current.rows, f"the window has {current.rows} rows, expected at least {min_rows} (monitoring.drift.min_rows)"
@@ -563,10 +575,11 @@ def report_path(workspace: str | Path, model: str, date: dt.date) -> Path:
 # --------------------------------------------------------------------------- the job
 
 
-def run(ctx: JobContext) -> None:
+def run(ctx: JobContext) -> JobResult:
     """Monitor the window ending at every date of the run (see the module docstring)."""
     for date in ctx.dates:
         monitor_date(ctx, date)
+    return ctx.result()
 
 
 def monitor_date(ctx: JobContext, date: dt.date) -> None:
@@ -599,7 +612,7 @@ def monitor_date(ctx: JobContext, date: dt.date) -> None:
     current = profiles["current"]
     spec = drift_spec(ctx, ref)
     result = dataset_drift(ref.profile, current, spec, columns)
-    quality = [*quality_rows(ref.profile, current, spec.min_rows),
+    quality = [*quality_rows(ref.profile, current, spec.min_rows, spec.unseen_threshold),
                *schema_rows(ref.profile, [f.name for f in cfg.features], version)]
     labelled = labelled_frame(ctx, preds, date, dates, mcfg.segments)
     if labelled is not None and mcfg.segments:
