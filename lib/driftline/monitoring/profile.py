@@ -203,7 +203,7 @@ def sketch_expressions(
 
     exprs = []
     for i, name in enumerate(columns):
-        c = F.col(name)
+        c = F.col(name).cast("double") if isinstance(bins[name], NumericBins) else F.col(name)   # booleans: 0/1
         if isinstance(bins[name], NumericBins):
             if quantiles:
                 exprs.append(F.percentile_approx(finite(c), F.array(*map(F.lit, quantiles)), accuracy)
