@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from driftline.config.schema import RuntimeConfig  # noqa: E402
 from driftline.runtime import build_spark  # noqa: E402
-from driftline.tables import CommitInfo, StorageConfig, embedded, open_store  # noqa: E402
+from driftline.tables import CommitInfo, StorageConfig, open_store  # noqa: E402
+from driftline.tables.embedded import read as embedded_read  # noqa: E402 - the read path's switches
 
 
 def rss_mb(pid: int | str = "self") -> float:
@@ -125,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         full["pq"].append(timed(lambda: scan(spark.read.parquet(parquet_path))))
         full["dl"].append(timed(lambda: scan(store.read("bench"))))
         full["daily"].append(timed(lambda: scan(store.read("bench_daily"))))
-        embedded.FOLDER_PARTITIONS = False  # partition values from the log: literals per value, or the join
+        embedded_read.FOLDER_PARTITIONS = False  # partition values from the log: literals per value, or the join
         full["union"].append(timed(lambda: scan(store.read("bench"))))
-        union_max, embedded.UNION_MAX_GROUPS = embedded.UNION_MAX_GROUPS, 0  # the many-partitions path
+        union_max, embedded_read.UNION_MAX_GROUPS = embedded_read.UNION_MAX_GROUPS, 0  # the many-partitions path
         full["join"].append(timed(lambda: scan(store.read("bench"))))
-        embedded.UNION_MAX_GROUPS, embedded.FOLDER_PARTITIONS = union_max, True
+        embedded_read.UNION_MAX_GROUPS, embedded_read.FOLDER_PARTITIONS = union_max, True
         one["pq"].append(timed(lambda: scan(spark.read.parquet(parquet_path).filter(f"score_date = DATE'{day}'"))))
         one["dl"].append(timed(lambda: scan(store.read("bench", partitions={"score_date": [day]}))))
     rss2, jrss2 = rss_mb(), rss_mb(jvm) if jvm else float("nan")
@@ -148,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, label in (
         ("daily", "written date by date (10 commits and staging folders, one scan from the table root)"),
         ("union", "values from the log as literals, one scan per value (folder names not usable)"),
-        ("join", f"values from the log by file-path join (above {embedded.UNION_MAX_GROUPS} values or under"
-                 f" {embedded.UNION_MIN_BYTES_PER_VALUE >> 20} MB per value)"),
+        ("join", f"values from the log by file-path join (above {embedded_read.UNION_MAX_GROUPS} values or under"
+                 f" {embedded_read.UNION_MIN_BYTES_PER_VALUE >> 20} MB per value)"),
     ):
         lo, md = min(full[key]), statistics.median(full[key])
         print(

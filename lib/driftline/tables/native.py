@@ -1,10 +1,12 @@
 """Native Delta backend: delta-spark on the JVM (``format("delta")``, ``replaceWhere``, txnAppId).
 
 Used when ``io.delta.tables.DeltaTable`` is on the classpath (or ``storage.backend: native``).
-The semantics match the embedded backend: one app transaction ``driftline/<job>/<table>/<key>``
-per write with version previous+1, schema policy checked before writing, ConcurrentRunError when
-another run of the same key committed first. delta-spark *skips* a write whose txnVersion is not
-newer than the recorded one, so a skipped write is detected afterwards from the history.
+The store's pre-flight gives the same semantics as the embedded backend: one app transaction
+``driftline/<job>/<table>/<key>`` per write with version previous+1, schema policy checked before
+writing, ConcurrentRunError when another run of the same key committed first. Staging here only
+selects the columns and finds the partition values of a replace; the commit is one ``save``.
+delta-spark *skips* a write whose txnVersion is not newer than the recorded one, so a skipped
+write is detected afterwards from the history.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import functions as F
@@ -21,22 +24,28 @@ from pyspark.sql.types import StructType
 
 from driftline.errors import ConcurrentRunError, DriftlineError, TableError
 from driftline.tables import schema as policy
-from driftline.tables.commit import CommitInfo, WriteResult, history_entry, parse_user_metadata
+from driftline.tables.backend import Committed, PartitionKey, Snapshot, error_line
+from driftline.tables.commit import CommitInfo, history_entry, parse_user_metadata
 from driftline.tables.names import Location
+from driftline.tables.preflight import WritePlan
 from driftline.tables.spec import StorageConfig
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
 DELTA_CLASS = "io.delta.tables.DeltaTable"
+# How far back a write looks for its own commit (found by the write id in its metadata).
+OWN_COMMIT_LOOKBACK = 50
 
 
 def native_available(spark: SparkSession) -> bool:
     """True when delta-spark's JVM classes can be loaded by the session's class loader."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        return False
     try:
-        jvm = spark.sparkContext._jvm  # type: ignore[union-attr]
         loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
         jvm.java.lang.Class.forName(DELTA_CLASS, False, loader)
         return True
@@ -64,7 +73,7 @@ def replace_where(partition_by: Sequence[str], targets: Sequence[tuple[str | Non
 
 
 class NativeBackend:
-    """Delta tables through delta-spark (see module doc)."""
+    """Delta tables through delta-spark (a `DeltaBackend`; see module doc)."""
 
     name = "native"
 
@@ -82,6 +91,15 @@ class NativeBackend:
         if not self.exists(loc):
             raise TableError(f"table {loc.name} does not exist at {loc.uri}")
         return self._delta.forPath(self.spark, loc.spark_uri)
+
+    def snapshot(self, loc: Location, app_id: str | None = None) -> Snapshot | None:
+        if not self.exists(loc):
+            return None
+        return Snapshot(
+            self.spark.read.format("delta").load(loc.spark_uri).schema,
+            tuple(self._partition_columns(loc)),
+            self._txn_version(loc, app_id) if app_id is not None else None,
+        )
 
     def version(self, loc: Location) -> int:
         return int(self._require(loc).history(1).select("version").first()[0])
@@ -118,138 +136,34 @@ class NativeBackend:
                     return int(entry["txn_version"])
             return None
 
-    def create_if_absent(
-        self, loc: Location, schema: StructType, partition_by: Sequence[str], commit: CommitInfo | None
-    ) -> None:
-        policy.check_partition_columns(loc.name, schema, partition_by)
-        if self.exists(loc):
-            policy.check_same_partitioning(loc.name, self._partition_columns(loc), partition_by)
-            policy.check_compatible_declared(loc.name, self.schema(loc), schema)
-            return
+    def create(self, loc: Location, schema: StructType, partition_by: Sequence[str], commit: CommitInfo | None) -> bool:
         builder = self._delta.createIfNotExists(self.spark).location(loc.spark_uri).addColumns(schema)
         if partition_by:
             builder = builder.partitionedBy(*partition_by)
-        builder.execute()
+        builder.execute()  # a concurrent creator's table is accepted as it is
+        return True
 
-    def replace_partitions(
-        self,
-        loc: Location,
-        df: DataFrame,
-        partition_by: Sequence[str],
-        commit: CommitInfo,
-        partitions: Sequence[dict[str, Any]] | None,
-    ) -> WriteResult:
-        return self._write(loc, df, list(partition_by), commit, partitions, "replace")
-
-    def append(self, loc: Location, df: DataFrame, commit: CommitInfo) -> WriteResult:
-        partition_by = self._partition_columns(loc) if self.exists(loc) else []
-        return self._write(loc, df, partition_by, commit, None, "append")
-
-    def _write(
-        self,
-        loc: Location,
-        df: DataFrame,
-        partition_by: list[str],
-        commit: CommitInfo,
-        partitions: Sequence[dict[str, Any]] | None,
-        mode: str,
-    ) -> WriteResult:
-        app_id = commit.app_id(loc.name)
-        policy.check_partition_columns(loc.name, df.schema, partition_by)
-        existed = self.exists(loc)
-        if existed:
-            policy.check_same_partitioning(loc.name, self._partition_columns(loc), partition_by)
-            target = policy.merge_write_schema(loc.name, self.schema(loc), df.schema, self.cfg.allow_new_columns)
-        else:
-            target = policy.as_nullable(df.schema)
-        read_txn = self._txn_version(loc, app_id) if existed else None
-        if mode == "append" and read_txn is not None:
-            log.info("table %s: append for %s already committed (txn %s), skipped", loc.name, app_id, read_txn)
-            return WriteResult(loc.name, None, 0, 0, replaced=False, skipped=True)
-        txn_version = (read_txn or 0) + 1
-        write_id = f"native-{time.time_ns()}"
-        data = df.select(*[F.col(f"`{f.name}`") for f in target.fields if f.name in df.columns])
-        if partitions is not None:
-            targets = policy.normalize_partitions(loc.name, target, partition_by, partitions)
-        elif mode == "replace" and partition_by:
+    def stage(self, loc: Location, df: DataFrame, plan: WritePlan) -> NativeWrite:
+        data = df.select(*[F.col(f"`{f.name}`") for f in plan.schema.fields if f.name in df.columns])
+        present = None
+        if plan.mode == "replace" and plan.partition_by:
             # Only the distinct partition keys travel to the driver, never the rows.
-            rows = data.select(*[F.col(f"`{c}`").cast("string") for c in partition_by]).distinct().collect()
-            targets = sorted({tuple(r) for r in rows}, key=repr)
-        else:
-            targets = []
-        if mode == "replace" and partitions is not None and partition_by:
-            outside = data.filter(~self._in_targets(partition_by, targets)).limit(1).count()
-            if outside:
-                raise TableError(f"table {loc.name}: rows outside the partitions being replaced {targets}")
-        writer = (
-            data.write.format("delta")
-            .option("txnAppId", app_id)
-            .option("txnVersion", str(txn_version))
-            .option("userMetadata", commit.user_metadata(loc.name, txn_version, write_id))
-        )
-        if existed and len(target.fields) > len(self.schema(loc).fields):
-            writer = writer.option("mergeSchema", "true")
-        if mode == "replace":
-            writer = writer.mode("overwrite")
-            if partition_by:
-                writer = writer.partitionBy(*partition_by)
-                if existed and targets:
-                    writer = writer.option("replaceWhere", replace_where(partition_by, targets))
-                elif existed:
-                    log.warning("table %s: nothing to replace, skipped", loc.name)
-                    return WriteResult(loc.name, None, 0, 0, replaced=False, skipped=True)
-        else:
-            writer = writer.mode("append")
-            if partition_by:
-                writer = writer.partitionBy(*partition_by)
-        last = ""
-        for attempt in range(self.cfg.commit_retries + 1):
-            try:
-                writer.save(loc.spark_uri)
-                break
-            except Exception as exc:  # noqa: BLE001 - py4j wraps Delta's ConcurrentModificationException
-                text = str(exc)
-                last = text.strip().splitlines()[0][:400] if text.strip() else type(exc).__name__
-                if "Concurrent" not in text:
-                    raise TableError(f"table {loc.name}: write failed, table unchanged: {last}") from exc
-                if (self._txn_version(loc, app_id) or 0) != (read_txn or 0):
-                    raise ConcurrentRunError(
-                        f"table {loc.name}: another run committed {app_id} while this one was writing; "
-                        "this run committed nothing"
-                    ) from None
-                log.info("table %s: attempt %d conflicted (%s), retrying", loc.name, attempt + 1, last)
-        else:
-            raise ConcurrentRunError(f"table {loc.name}: write kept conflicting with other writers ({last})")
-        version = self._version_of(loc, write_id)
-        if version is None:
-            # delta-spark skipped the write: this txn version was already committed by another run.
-            raise ConcurrentRunError(
-                f"table {loc.name}: another run committed {app_id} version {txn_version} first; "
-                "this run committed nothing"
-            )
-        metrics = self._require(loc).history(1).select("operationMetrics").first()[0] or {}
-        rows = int(metrics.get("numOutputRows", 0))
-        files = int(metrics.get("numFiles", metrics.get("numAddedFiles", 0)))
-        replaced = int(metrics.get("numRemovedFiles", 0)) > 0
-        log.info("table %s: %s %d rows as version %s [%s]", loc.name,
-                 "replaced" if replaced else "wrote", rows, version, app_id)
-        return WriteResult(loc.name, version, rows, files, replaced=replaced, skipped=False)
+            keys = data.select(*[F.col(f"`{c}`").cast("string") for c in plan.partition_by]).distinct().collect()
+            present = sorted({tuple(r) for r in keys}, key=repr)
+        return NativeWrite(self, loc, plan, data, f"native-{time.time_ns()}", present)
 
-    @staticmethod
-    def _in_targets(partition_by: Sequence[str], targets: Sequence[tuple[str | None, ...]]) -> Column:
-        cond = F.lit(False)
-        for values in targets:
-            term = F.lit(True)
-            for c, v in zip(partition_by, values, strict=True):
-                col = F.col(f"`{c}`")
-                term = term & (col.isNull() if v is None else col.cast("string") == F.lit(v))
-            cond = cond | term
-        return cond
-
-    def _version_of(self, loc: Location, write_id: str) -> int | None:
-        for row in self._require(loc).history(50).select("version", "userMetadata").collect():
+    def committed(self, loc: Location, write_id: str) -> Committed | None:
+        """The commit carrying ``write_id`` among the recent ones, with its operation metrics."""
+        recent = self._require(loc).history(OWN_COMMIT_LOOKBACK)
+        for row in recent.select("version", "userMetadata", "operationMetrics").collect():
             if parse_user_metadata(row["userMetadata"]).get("write_id") == write_id:
-                return int(row["version"])
+                metrics = row["operationMetrics"] or {}
+                return Committed(
+                    int(row["version"]),
+                    replaced=int(metrics.get("numRemovedFiles", 0)) > 0,
+                    rows=int(metrics.get("numOutputRows", 0)),
+                    files=int(metrics.get("numFiles", metrics.get("numAddedFiles", 0))),
+                )
         return None
 
     def read(
@@ -298,6 +212,69 @@ class NativeBackend:
         hours = json.dumps(float(retention_hours))
         sql = f"VACUUM delta.{_quoted(loc.spark_uri)} RETAIN {hours} HOURS" + (" DRY RUN" if dry_run else "")
         return sorted(str(r[0]) for r in self.spark.sql(sql).collect())
+
+
+@dataclass
+class NativeWrite:
+    """A delta-spark write ready to run (a `StagedWrite`): its commit is one ``save``."""
+
+    backend: NativeBackend
+    loc: Location
+    plan: WritePlan
+    data: DataFrame
+    write_id: str
+    present: list[PartitionKey] | None
+
+    @property
+    def partitions(self) -> list[PartitionKey] | None:
+        return self.present
+
+    def commit(self, targets: Sequence[PartitionKey]) -> Committed:
+        loc, plan = self.loc, self.plan
+        writer = (
+            self.data.write.format("delta")
+            .option("txnAppId", plan.app_id)
+            .option("txnVersion", str(plan.txn_version))
+            .option("userMetadata", plan.user_metadata(self.write_id))
+        )
+        if plan.adds_columns:
+            writer = writer.option("mergeSchema", "true")
+        writer = writer.mode("overwrite" if plan.mode == "replace" else "append")
+        if plan.partition_by:
+            writer = writer.partitionBy(*plan.partition_by)
+            if plan.mode == "replace" and plan.existed:
+                writer = writer.option("replaceWhere", replace_where(plan.partition_by, targets))
+        retries = self.backend.cfg.commit_retries
+        last = ""
+        for attempt in range(retries + 1):
+            try:
+                writer.save(loc.spark_uri)
+                break
+            except Exception as exc:  # py4j wraps Delta's ConcurrentModificationException
+                if "Concurrent" not in str(exc):
+                    raise  # the store reports it: table unchanged
+                last = error_line(exc)
+                plan.refuse_if_moved(self.backend._txn_version(loc, plan.app_id))
+                log.info("table %s: attempt %d conflicted (%s), retrying", loc.name, attempt + 1, last)
+        else:
+            raise ConcurrentRunError(f"table {loc.name}: write kept conflicting with other writers ({last})")
+        outcome = self.backend.committed(loc, self.write_id)
+        if outcome is None:
+            # delta-spark skipped the write: this txn version was already committed by another run.
+            raise ConcurrentRunError(
+                f"table {loc.name}: another run committed {plan.app_id} version {plan.txn_version} first; "
+                "this run committed nothing"
+            )
+        return outcome
+
+    def recover(self) -> Committed | None:
+        try:
+            return self.backend.committed(self.loc, self.write_id)
+        except Exception:  # noqa: BLE001 - the history cannot be read: report the original error
+            return None
+
+    def discard(self) -> None:
+        """Nothing staged: delta-spark writes and commits in one ``save``."""
 
 
 def _quoted(path: str) -> str:

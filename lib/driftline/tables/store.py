@@ -9,11 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.errors import ConfigError, TableError
+from driftline.errors import ConfigError, DriftlineError, TableError
+from driftline.tables import schema as policy
+from driftline.tables.backend import DeltaBackend, PartitionKey, StagedWrite, error_line
 from driftline.tables.commit import CommitInfo, WriteResult
 from driftline.tables.embedded import EmbeddedBackend
 from driftline.tables.names import Location, resolve_location, validate_table_name
 from driftline.tables.native import NativeBackend, native_available
+from driftline.tables.preflight import Mode, named, plan_write, resolve_targets
 from driftline.tables.spec import StorageConfig
 
 if TYPE_CHECKING:
@@ -31,9 +34,15 @@ class TableStore:
     snapshot is re-read; if that app id moved, another run of the same (job, table, key) committed
     meanwhile and this one raises `ConcurrentRunError` without committing (R4). A rerun after the
     other finished replaces the same partitions (R1); keys are per key, never a counter (R2).
+
+    A write runs the shared pre-flight (`preflight.plan_write`) once, then the backend stages the
+    rows and commits them (`DeltaBackend.stage`, `StagedWrite.commit`); whatever fails before the
+    commit leaves the table at its previous version and the staged files are discarded (R3, R22).
     """
 
-    def __init__(self, spark: SparkSession, cfg: StorageConfig, workspace: str | os.PathLike[str], backend: Any):
+    def __init__(
+        self, spark: SparkSession, cfg: StorageConfig, workspace: str | os.PathLike[str], backend: DeltaBackend
+    ):
         self.spark = spark
         self.cfg = cfg
         self.workspace = Path(workspace)
@@ -42,7 +51,7 @@ class TableStore:
     @property
     def backend(self) -> str:
         """``"embedded"`` or ``"native"``."""
-        return str(self._backend.name)
+        return self._backend.name
 
     def _loc(self, name: str) -> Location:
         return resolve_location(name, self.cfg, self.workspace)
@@ -53,7 +62,7 @@ class TableStore:
 
     def exists(self, name: str) -> bool:
         """True when a Delta table exists at the name's location."""
-        return bool(self._backend.exists(self._loc(name)))
+        return self._backend.exists(self._loc(name))
 
     def create_if_absent(
         self,
@@ -63,7 +72,18 @@ class TableStore:
         commit: CommitInfo | None = None,
     ) -> None:
         """Create an empty table with this schema; if it exists, check partitioning and declared columns."""
-        self._backend.create_if_absent(self._loc(name), schema, list(partition_by), commit)
+        loc = self._loc(name)
+        policy.check_partition_columns(name, schema, partition_by)
+        for _ in range(2):  # a concurrent creator may win: then compare with what it created
+            snapshot = self._backend.snapshot(loc)
+            if snapshot is not None:
+                policy.check_same_partitioning(name, snapshot.partition_by, partition_by)
+                policy.check_compatible_declared(name, snapshot.schema, schema)
+                return
+            if self._backend.create(loc, schema, list(partition_by), commit):
+                log.info("table %s created at %s (partitioned by %s)", name, loc.uri, list(partition_by))
+                return
+        raise TableError(f"table {name}: create raced with another writer twice")
 
     def replace_partitions(
         self,
@@ -88,11 +108,60 @@ class TableStore:
                 f"table {name}: a full replace (no partition columns) takes no partitions: "
                 f"expected partitions=None, found {list(partitions)!r}"
             )
-        return self._backend.replace_partitions(self._loc(name), df, list(partition_by), commit, partitions)
+        return self._write(name, df, list(partition_by), commit, partitions, "replace")
 
     def append(self, name: str, df: DataFrame, commit: CommitInfo) -> WriteResult:
         """Append ``df``; skipped (``skipped=True``) if this (job, table, key) already appended."""
-        return self._backend.append(self._loc(name), df, commit)
+        return self._write(name, df, None, commit, None, "append")
+
+    def _write(
+        self,
+        name: str,
+        df: DataFrame,
+        partition_by: list[str] | None,
+        commit: CommitInfo,
+        partitions: Sequence[dict[str, Any]] | None,
+        mode: Mode,
+    ) -> WriteResult:
+        """Pre-flight once, then stage and commit through the backend (``partition_by`` None: the table's)."""
+        loc = self._loc(name)
+        snapshot = self._backend.snapshot(loc, commit.app_id(name))
+        if partition_by is None:
+            partition_by = list(snapshot.partition_by) if snapshot is not None else []
+        plan = plan_write(
+            name, df.schema, partition_by, commit, partitions, mode, snapshot, self.cfg.allow_new_columns
+        )
+        if plan.already_appended:
+            log.info("table %s: append for %s already committed (txn %s), skipped", name, plan.app_id, plan.read_txn)
+            return WriteResult(name, None, 0, 0, replaced=False, skipped=True)
+        staged: StagedWrite | None = None
+        targets: list[PartitionKey] = []
+        done = False
+        try:
+            staged = self._backend.stage(loc, df, plan)
+            targets = resolve_targets(plan, staged.partitions)
+            if plan.mode == "replace" and not targets and plan.existed:
+                log.warning("table %s: nothing to replace (no rows and no partitions given), skipped", name)
+                return WriteResult(name, None, 0, 0, replaced=False, skipped=True)
+            outcome = staged.commit(targets)
+            done = True
+        except DriftlineError:
+            raise
+        except Exception as exc:  # Spark (Py4J), OS and Delta errors: one clear line, table unchanged
+            recovered = staged.recover() if staged is not None else None
+            if recovered is None:
+                raise TableError(f"table {name}: write failed, table unchanged: {error_line(exc)}") from exc
+            outcome, done = recovered, True
+            log.warning("table %s: commit reported %s but is in the log", name, error_line(exc))
+        finally:
+            if staged is not None and not done:
+                staged.discard()
+        log.info(
+            "table %s: %s %d rows in %d files (partitions %s) as version %s [%s]",
+            name, "replaced" if outcome.replaced else ("appended" if mode == "append" else "wrote"),
+            outcome.rows, outcome.files, named(plan.partition_by, targets[:10]), outcome.version, plan.app_id,
+        )
+        return WriteResult(name, outcome.version, outcome.rows, outcome.files, replaced=outcome.replaced, skipped=False)
 
     def read(
         self,
@@ -109,12 +178,12 @@ class TableStore:
 
     def version(self, name: str) -> int:
         """Latest committed version."""
-        return int(self._backend.version(self._loc(name)))
+        return self._backend.version(self._loc(name))
 
     def history(self, name: str) -> list[dict[str, Any]]:
         """Commits newest first: version, timestamp (UTC), operation, job, run_id, date, code_version,
         config_hash, idempotency_key, txn_version, extra (None where a commit was not ours)."""
-        return list(self._backend.history(self._loc(name)))
+        return self._backend.history(self._loc(name))
 
     def schema(self, name: str) -> StructType:
         """The table's schema (partition columns included)."""
@@ -142,7 +211,7 @@ def open_store(spark: SparkSession, storage_cfg: StorageConfig, workspace: str |
                 "storage.backend: native needs the delta-spark jars on the classpath, found none "
                 "(use backend: embedded or add io.delta:delta-spark to spark.jars.packages)"
             )
-        backend: Any = NativeBackend(spark, storage_cfg)
+        backend: DeltaBackend = NativeBackend(spark, storage_cfg)
     else:
         backend = EmbeddedBackend(spark, storage_cfg)
     log.info("table store: %s backend", backend.name)

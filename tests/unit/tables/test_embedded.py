@@ -145,7 +145,7 @@ def test_history_carries_commit_metadata(spark, store):
 def test_r1_rerun_replaces_with_one_new_version(spark, store, caplog):
     df = frame(spark, rows_for(D1) + rows_for(D2))
     first = store.replace_partitions("r1", df, ["d"], commit_for("2026-01-05"))
-    caplog.set_level("INFO", logger="driftline.tables.embedded")
+    caplog.set_level("INFO", logger="driftline.tables")
     again = store.replace_partitions("r1", df, ["d"], commit_for("2026-01-05", run_id="run-2"))
     assert (first.version, first.replaced, again.version, again.replaced) == (0, False, 1, True)
     assert_same(store.read("r1"), df)
@@ -174,7 +174,7 @@ def test_deltars_accepts_a_repeated_app_transaction_but_we_refuse_it(spark, stor
     assert DeltaTable(store.location("dup")).version() == 1
 
     # Ours: another run of the same key commits after this one read its snapshot -> refused.
-    real = embedded_mod.EmbeddedBackend._staged_files
+    real = embedded_mod.EmbeddedBackend.stage
     other = {"done": False}
 
     def interleave(self, *args, **kwargs):
@@ -183,7 +183,7 @@ def test_deltars_accepts_a_repeated_app_transaction_but_we_refuse_it(spark, stor
             store.replace_partitions("dup", frame(spark, rows_for(D1, "other")), ["d"], commit_for("k", "run-x"))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "_staged_files", interleave)
+    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "stage", interleave)
     with pytest.raises(ConcurrentRunError, match=r"another run committed driftline/score/dup/k"):
         store.replace_partitions("dup", frame(spark, rows_for(D1, "mine")), ["d"], commit_for("k", "run-y"))
     assert_same(store.read("dup"), frame(spark, rows_for(D1, "other")))  # no duplicates, one result
@@ -362,7 +362,7 @@ def test_r22_storage_error_during_write(spark, store, monkeypatch):
 
 
 def test_error_line_carries_the_root_cause_of_a_jvm_error() -> None:
-    from driftline.tables.embedded import _line
+    from driftline.tables.backend import error_line
 
     class Py4JJavaError(Exception):
         pass
@@ -370,9 +370,9 @@ def test_error_line_carries_the_root_cause_of_a_jvm_error() -> None:
     jvm = Py4JJavaError("An error occurred while calling o9531.parquet.\n: org.apache.spark.SparkException: Job "
                         "aborted.\n\tat org.apache.spark.X(X.scala:1)\nCaused by: org.apache.spark.TaskFailed: task "
                         "failed\n\tat y\nCaused by: java.io.IOException: No space left on device\n\tat z")
-    assert _line(jvm) == ("Py4JJavaError: An error occurred while calling o9531.parquet. (caused by "
-                          "java.io.IOException: No space left on device)")
+    assert error_line(jvm) == ("Py4JJavaError: An error occurred while calling o9531.parquet. (caused by "
+                               "java.io.IOException: No space left on device)")
     plain = Py4JJavaError("An error occurred while calling o1.save.\n: java.io.IOException: Disk quota exceeded\n\tat a")
-    assert _line(plain) == ("Py4JJavaError: An error occurred while calling o1.save. (caused by "
-                            "java.io.IOException: Disk quota exceeded)")
-    assert _line(ValueError("bad thing\nmore")) == "ValueError: bad thing"
+    assert error_line(plain) == ("Py4JJavaError: An error occurred while calling o1.save. (caused by "
+                                 "java.io.IOException: Disk quota exceeded)")
+    assert error_line(ValueError("bad thing\nmore")) == "ValueError: bad thing"

@@ -31,6 +31,7 @@ from pyspark.sql.types import (
 from driftline.errors import ConcurrentRunError, TableError
 from driftline.tables import StorageConfig, open_store
 from driftline.tables import embedded as embedded_mod
+from driftline.tables.embedded import read as embedded_read
 from tests.unit.tables.conftest import commit_for
 
 D = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(10)]
@@ -88,18 +89,18 @@ def read_path(request, monkeypatch):
     """The three ways of restoring partition values: Spark's discovery below each staging folder
     (checked against the log), literal columns per value, or the file-path join."""
     if request.param != "folders":
-        monkeypatch.setattr(embedded_mod, "FOLDER_PARTITIONS", False)
+        monkeypatch.setattr(embedded_read, "FOLDER_PARTITIONS", False)
     if request.param == "join":
-        monkeypatch.setattr(embedded_mod, "UNION_MAX_GROUPS", 0)
+        monkeypatch.setattr(embedded_read, "UNION_MAX_GROUPS", 0)
     else:  # test tables are tiny: take the union path whatever their size
-        monkeypatch.setattr(embedded_mod, "UNION_MIN_BYTES_PER_VALUE", 0)
+        monkeypatch.setattr(embedded_read, "UNION_MIN_BYTES_PER_VALUE", 0)
     return request.param
 
 
 @pytest.fixture
 def union_path(monkeypatch):
-    monkeypatch.setattr(embedded_mod, "UNION_MIN_BYTES_PER_VALUE", 0)
-    monkeypatch.setattr(embedded_mod, "FOLDER_PARTITIONS", False)
+    monkeypatch.setattr(embedded_read, "UNION_MIN_BYTES_PER_VALUE", 0)
+    monkeypatch.setattr(embedded_read, "FOLDER_PARTITIONS", False)
 
 
 # ----------------------------------------------------------------------------- the read path
@@ -186,7 +187,7 @@ def test_a_table_written_in_one_go_is_one_plain_scan(spark, store):
 def test_legacy_staging_folders_and_new_writes_read_together(spark, store, workspace, monkeypatch):
     """A table from before 2026-11-23 (files in ``stage-<id>/d=<value>/``) that new writes extend: one
     scan per legacy folder plus one for every new write (tiny files: the join otherwise), values as in the log."""
-    monkeypatch.setattr(embedded_mod, "UNION_MIN_BYTES_PER_VALUE", 0)
+    monkeypatch.setattr(embedded_read, "UNION_MIN_BYTES_PER_VALUE", 0)
     root = workspace / "tables" / "mixed"
     schema = table_from_files(root, {"stage-a/d=2026-01-01/one.parquet": ("2026-01-01", [1, 2]),
                                      "stage-b/d=2026-01-02/two.parquet": ("2026-01-02", [3])})
@@ -197,7 +198,7 @@ def test_legacy_staging_folders_and_new_writes_read_together(spark, store, works
     assert scans_in_plan(got) == 3   # stage-a, stage-b, and both new writes in one
     assert_same(got, spark.createDataFrame([(1, D[0]), (2, D[0]), (3, D[1]), (4, D[2]), (5, D[3]), (6, D[3])], schema))
     same_as_deltars(got, str(root))
-    monkeypatch.setattr(embedded_mod, "UNION_MIN_BYTES_PER_VALUE", 1 << 40)   # small: one scan and the join
+    monkeypatch.setattr(embedded_read, "UNION_MIN_BYTES_PER_VALUE", 1 << 40)   # small: one scan and the join
     assert scans_in_plan(store.read("mixed")) == 1
     assert_same(store.read("mixed"), got)
 
@@ -221,7 +222,7 @@ def test_spark_partition_discovery_is_off(spark, store, tmp_path):
         pq.write_table(pa.table({"id": pa.array([1], pa.int64())}), tmp_path / rel)
     with pytest.raises(Exception, match="CONFLICTING_DIRECTORY_STRUCTURES|onflicting directory"):
         spark.read.schema("id long").parquet(f"file:{tmp_path}").collect()
-    got = store._backend._parquet([f"file:{tmp_path}"], StructType([StructField("id", LongType())]))
+    got = embedded_read.parquet(spark, [f"file:{tmp_path}"], StructType([StructField("id", LongType())]))
     assert got.columns == ["id"] and got.count() == 2
 
 
@@ -296,7 +297,7 @@ def test_unpartitioned_and_empty_reads(spark, store):
 
 
 def test_more_partition_values_than_union_branches_uses_the_join(spark, store, monkeypatch, union_path):
-    monkeypatch.setattr(embedded_mod, "UNION_MAX_GROUPS", 3)
+    monkeypatch.setattr(embedded_read, "UNION_MAX_GROUPS", 3)
     df = frame(spark, [r for d in D for r in rows_for(d)])
     store.replace_partitions("mj", df, ["d"], commit_for("a"))
     got = store.read("mj")
@@ -305,7 +306,7 @@ def test_more_partition_values_than_union_branches_uses_the_join(spark, store, m
     few = store.read("mj", partitions={"d": D[:3]})
     assert scans_in_plan(few) == 3
     assert_same(few, frame(spark, [r for d in D[:3] for r in rows_for(d)]))
-    monkeypatch.setattr(embedded_mod, "UNION_MIN_BYTES_PER_VALUE", 1 << 40)  # small partitions: the join
+    monkeypatch.setattr(embedded_read, "UNION_MIN_BYTES_PER_VALUE", 1 << 40)  # small partitions: the join
     assert scans_in_plan(store.read("mj", partitions={"d": D[:3]})) == 1
 
 
@@ -369,7 +370,7 @@ def test_full_replace_is_refused_for_partitioned_tables_and_with_partitions(spar
 
 def test_full_replace_refuses_a_concurrent_run_of_the_same_key(spark, store, monkeypatch):
     store.replace_partitions("fc", spark.createDataFrame([(1, "seed")], UN), [], commit_for("k"))
-    real = embedded_mod.EmbeddedBackend._staged_files
+    real = embedded_mod.EmbeddedBackend.stage
     other = {"done": False}
 
     def interleave(self, *args, **kwargs):
@@ -378,7 +379,7 @@ def test_full_replace_refuses_a_concurrent_run_of_the_same_key(spark, store, mon
             store.replace_partitions("fc", spark.createDataFrame([(2, "other")], UN), [], commit_for("k", "run-x"))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "_staged_files", interleave)
+    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "stage", interleave)
     with pytest.raises(ConcurrentRunError, match=r"another run committed driftline/score/fc/k"):
         store.replace_partitions("fc", spark.createDataFrame([(3, "mine")], UN), [], commit_for("k", "run-y"))
     assert_same(store.read("fc"), spark.createDataFrame([(2, "other")], UN))
@@ -389,7 +390,7 @@ def test_full_replace_retries_over_a_concurrent_append(spark, store, monkeypatch
     """A different key appended meanwhile: the overwrite conflicts, is retried on the new snapshot
     and replaces everything that snapshot holds (the whole table, never a mix)."""
     store.replace_partitions("fa", spark.createDataFrame([(1, "seed")], UN), [], commit_for("k"))
-    real = embedded_mod.EmbeddedBackend._staged_files
+    real = embedded_mod.EmbeddedBackend.stage
     other = {"done": False}
 
     def interleave(self, *args, **kwargs):
@@ -398,7 +399,7 @@ def test_full_replace_retries_over_a_concurrent_append(spark, store, monkeypatch
             store.append("fa", spark.createDataFrame([(2, "appended")], UN), commit_for("batch"))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "_staged_files", interleave)
+    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "stage", interleave)
     result = store.replace_partitions("fa", spark.createDataFrame([(3, "mine")], UN), [], commit_for("k", "r2"))
     assert (result.version, result.replaced) == (2, True)
     assert_same(store.read("fa"), spark.createDataFrame([(3, "mine")], UN))
