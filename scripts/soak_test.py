@@ -268,7 +268,7 @@ def load_line() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from driftline.demo.run import non_negative_int, positive_int  # the demo's checks of the same options
+    from driftline.cli.demo import non_negative_int, positive_int  # the demo's checks of the same options
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--days", type=positive_int, default=60, help="dates of the pipeline backfill D1..DN (default 60)")
@@ -322,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def soak(args: argparse.Namespace, ws: Path, checks: Checks) -> str | None:
     """The soak run; returns the failure line of a step that could not run (None when all ran)."""
+    from driftline.cli.demo import HISTORY_DAYS, RETRAIN_COOLDOWN_DAYS, _split, _windows, prepare_workspace
     from driftline.config import load_config
     from driftline.context import code_version, new_run_id
     from driftline.demo.data import Scenario, write_scenario
-    from driftline.demo.run import HISTORY_DAYS, RETRAIN_COOLDOWN_DAYS, _split, _windows, prepare_workspace
     from driftline.registry.client import CHAMPION, ModelRegistry, tracking_setup
     from driftline.runtime import build_spark
     from driftline.tables import CommitInfo, open_store

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import driftline
 from driftline.config import DriftlineConfig, LoadedConfig
@@ -16,6 +17,7 @@ from driftline.config import DriftlineConfig, LoadedConfig
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from driftline.jobs import JobResult
     from driftline.tables import CommitInfo, TableStore
 
 
@@ -50,8 +52,9 @@ class JobContext:
     run_id: str
     started_at: dt.datetime
     force: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
     _store: TableStore | None = field(default=None, repr=False)
+    _first_commit: int = field(default=0, repr=False)       # commits of the shared store before this run
+    _clock: float = field(default_factory=time.monotonic, repr=False)
 
     @property
     def config(self) -> DriftlineConfig:
@@ -78,6 +81,26 @@ class JobContext:
             self._store = open_store(self.spark, self.config.storage, self.workspace)
         return self._store
 
+    def child(self, job: str, dates: tuple[dt.date, ...], force: bool = False) -> JobContext:
+        """The context of ``job`` run in process by this one: same config, session and store, its own run id."""
+        started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        return JobContext(job=job, loaded=self.loaded, dates=dates, spark=self.spark,
+                          run_id=new_run_id(job, started), started_at=started, force=force, _store=self.store,
+                          _first_commit=len(self.store.commits))
+
+    def result(self, status: str = "ok", *, exit_code: int = 0, model_version: str | None = None,
+               steps: tuple[JobResult, ...] = (), error: str | None = None) -> JobResult:
+        """This run's `JobResult`: the store's commits since the run started and the time it took."""
+        from driftline.jobs import JobResult, TableWrite
+
+        commits = self._store.commits[self._first_commit:] if self._store is not None else []
+        return JobResult(
+            job=self.job, run_id=self.run_id, status=status, exit_code=exit_code,
+            elapsed_seconds=round(time.monotonic() - self._clock, 3),
+            tables=tuple(TableWrite(c.table, c.version, c.rows) for c in commits if c.version is not None),
+            model_version=model_version, steps=steps, error=error,
+        )
+
     def commit_info(self, key: str, **extra: str) -> CommitInfo:
         """Commit metadata for a write keyed by ``key`` (a logical date or partition)."""
         from driftline.tables import CommitInfo
@@ -86,3 +109,4 @@ class JobContext:
             job=self.job, run_id=self.run_id, key=key,
             code_version=self.code_version, config_hash=self.config_hash, extra=dict(extra),
         )
+

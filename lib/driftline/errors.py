@@ -26,10 +26,6 @@ class UsageError(DriftlineError):
     exit_code = 2
 
 
-class NotBuiltError(UsageError):
-    """A job or command whose capability does not exist yet: exit 2, nothing is run or written."""
-
-
 class EnvironmentProblem(DriftlineError):
     """The machine cannot run the job (e.g. no Java 17+): exit 2, a set-up problem."""
 

@@ -1,7 +1,9 @@
 """The one place a SparkSession is built.
 
 Local default: ``local[*]`` from the pip ``pyspark``, UTC everywhere, Arrow on, Parquet timestamps
-as TIMESTAMP_MICROS, few shuffle partitions, quiet logs, Python workers = this interpreter.
+as TIMESTAMP_MICROS, few shuffle partitions, Python workers = this interpreter, and quiet logs: the
+driver JVM starts with a log4j2 configuration at ``runtime.spark_log_level`` (default ERROR), so
+Spark's start-up warnings are not printed (``quiet=False`` keeps Spark's own log4j defaults).
 Under ``spark-submit`` the submitter owns master and resources: only session-level SQL settings
 are applied. Java is checked before the JVM is started so a missing or old Java is one clear line.
 """
@@ -14,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,7 +49,7 @@ SESSION_CONF: dict[str, str] = {
 LOCAL_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -Dlog4j2.level=ERROR",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.sql.adaptive.enabled": "true",
 }
@@ -97,15 +100,19 @@ def _java_executable() -> str | None:
 
 
 def session_conf(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | None = None,
-                 submitted: bool = False) -> dict[str, str]:
+                 submitted: bool = False, quiet: bool = True) -> dict[str, str]:
     """The ``spark.*`` settings `build_spark` gives the session: ours, then ``runtime.spark_conf`` (it wins),
     and — when driftline starts the JVM with ``runtime.jvm_fold`` — driftline's jar added to ``spark.jars``
-    (built here if needed; creates the workspace's scratch folder)."""
+    (built here if needed; creates the workspace's scratch folder). ``quiet`` (local only): the driver's
+    log4j2 configuration file (`log4j_properties`)."""
     conf = dict(SESSION_CONF)
     conf["spark.sql.shuffle.partitions"] = str(runtime.shuffle_partitions)
     conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(runtime.arrow_batch_size)
     if not submitted:
         conf.update(LOCAL_CONF)
+        if quiet:
+            path = log4j_properties(runtime.spark_log_level, workspace)
+            conf["spark.driver.extraJavaOptions"] += f' "-Dlog4j.configurationFile={path}"'
         if runtime.driver_memory:
             conf["spark.driver.memory"] = runtime.driver_memory
         if workspace is not None:
@@ -125,8 +132,39 @@ def session_conf(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | Non
     return conf
 
 
-def build_spark(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | None = None) -> SparkSession:
-    """Build (or join) the SparkSession for a job run; the caller passes it on, nobody else builds one."""
+LOG4J2 = """\
+# written by driftline: Spark's driver logs at {level} on stderr, without the start-up warnings
+rootLogger.level = {level}
+rootLogger.appenderRef.stderr.ref = stderr
+# Spark's own logger set explicitly (to the root's level), so PySpark's start-up keeps it and prints no
+# "Setting default log level" notice
+logger.spark.name = org.apache.spark
+logger.spark.level = {level}
+appender.stderr.type = Console
+appender.stderr.name = stderr
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = %d{{HH:mm:ss}} %p %c{{1}}: %m%n%ex
+"""
+
+
+def log4j_properties(level: str, workspace: str | os.PathLike[str] | None = None) -> Path:
+    """A log4j2 configuration with the root logger at ``level``, in the workspace's scratch folder."""
+    folder = Path(workspace) / "spark-tmp" if workspace is not None else Path(tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = (folder / f"driftline-log4j2-{level.lower()}.properties").resolve()
+    text = LOG4J2.format(level=level.lower())
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def build_spark(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | None = None,
+                quiet: bool = True) -> SparkSession:
+    """Build (or join) the SparkSession for a job run; the caller passes it on, nobody else builds one.
+
+    ``quiet=False`` (``--log-level DEBUG``) leaves Spark's own log4j defaults, start-up warnings included.
+    """
     submitted = under_spark_submit()
     if not submitted:
         check_java()
@@ -139,7 +177,7 @@ def build_spark(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | None
     builder = SparkSession.builder.appName(runtime.app_name)
     if not submitted:
         builder = builder.master(runtime.master)
-    for key, value in session_conf(runtime, workspace, submitted).items():
+    for key, value in session_conf(runtime, workspace, submitted, quiet).items():
         builder = builder.config(key, value)
 
     spark = builder.getOrCreate()

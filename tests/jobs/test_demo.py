@@ -21,9 +21,9 @@ from chispa import assert_approx_df_equality
 from pyspark.sql import functions as F
 from sklearn.metrics import roc_auc_score
 
+from driftline.cli.demo import prepare_workspace
 from driftline.cli.main import main
 from driftline.demo import Scenario
-from driftline.demo.run import prepare_workspace
 from driftline.errors import UsageError
 from driftline.registry.client import ModelRegistry, clear_cache, tracking_setup
 from driftline.registry.profiles import read_reference_rows

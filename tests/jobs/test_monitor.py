@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from driftline.cli.main import main
-from driftline.cli.runner import JOBS, run_job
+from driftline.cli.runner import run_job
 from driftline.config import load_config
 from driftline.monitoring.calibration import CALIBRATION_STATS
 from driftline.monitoring.drift import dataset_drift, drift_rows
@@ -144,10 +144,6 @@ def numpy_profile(pdf: pd.DataFrame, columns, bins, quantiles) -> DatasetProfile
             out[c] = CategoricalProfile(c, len(pdf), int(pdf[c].isna().sum()), len(v), int(v.nunique()),
                                         b.categories, counts, len(v) - sum(counts))
     return DatasetProfile(len(pdf), out)
-
-
-def test_monitor_is_wired_into_the_runner() -> None:
-    assert JOBS["monitor"].target == "driftline.monitoring.job:run"
 
 
 def test_injected_drift_alerts_that_column_with_the_numbers_of_drift_py(scored, capsys) -> None:

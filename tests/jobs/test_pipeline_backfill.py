@@ -1,4 +1,4 @@
-"""An interrupted backfill, resumed, ends with the same tables as an uninterrupted one (issue #8).
+"""An interrupted backfill, resumed, ends with the same tables as an uninterrupted one.
 
 Two workspaces get the same inputs (model ``bf``: events, customers, labels and features 02-13..03-01,
 computed once and copied; champion v1 trained in each for 03-02). Event amounts and counts jump from 03-02 on, so the
@@ -186,14 +186,19 @@ def test_interrupted_backfill_resumes_to_the_same_tables(spark, tmp_path: Path) 
     assert proc.returncode == -signal.SIGKILL
     assert completed(ws_a) == {A}                    # killed before 03-03 completed
     first = (tmp_path / "a-1.log").read_text()
-    assert f"pipeline bf {MID} [date 2/3, step 1/4] prepare_features: started" in first
+    assert f"pipeline bf {A} [date 1/3]: completed in " in first
+    assert f"pipeline bf {MID} [date 2/3]: completed" not in first
     resumed = finish(start_pipeline(conf, ws_a, tmp_path / "a-2.log"), tmp_path / "a-2.log")
     assert "pipeline bf: 1 of 3 dates already completed with config" in resumed
-    assert f"pipeline bf {MID} [date 1/2, step 1/4] prepare_features: started" in resumed
+    assert f"pipeline bf {MID} [date 1/2, step 1/4] prepare_features: ok in " in resumed
     assert f"pipeline bf {A} [date" not in resumed
 
     # b: uninterrupted
-    finish(start_pipeline(conf, ws_b, tmp_path / "b.log"), tmp_path / "b.log")
+    log_b = finish(start_pipeline(conf, ws_b, tmp_path / "b.log"), tmp_path / "b.log")
+    # a log a person reads: the config once, one session, one line per step, no Spark start-up warnings
+    assert log_b.count("resolved config") == 1 and log_b.count("session ready") == 1
+    assert len([line for line in log_b.splitlines() if "[date " in line and ", step " in line]) == 3 * 4
+    assert " WARN " not in log_b and "log4j" not in log_b
 
     got, want = tables(spark, ws_a), tables(spark, ws_b)
     assert sorted(got) == sorted(want)

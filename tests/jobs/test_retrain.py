@@ -26,7 +26,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sklearn.metrics import log_loss
 
-from driftline.cli.runner import JOBS, run_job
+from driftline import jobs, runtime
+from driftline.cli import runner
+from driftline.cli.runner import run_job
 from driftline.config import load_config
 from driftline.registry.client import CHAMPION, tracking_setup
 from driftline.tables import CommitInfo
@@ -47,6 +49,19 @@ def job(env, name: str, model: str, *args: str) -> int:
     return run_job(name, ["--model", model, "--conf-dir", str(env["conf"]), *args])
 
 
+def spy_results(monkeypatch) -> list[jobs.JobResult]:
+    """Every `JobResult` of the jobs run from here on (command line and in process), in completion order."""
+    results: list[jobs.JobResult] = []
+    real = jobs.run
+
+    def run(ctx):  # type: ignore[no-untyped-def]
+        results.append(real(ctx))
+        return results[-1]
+
+    monkeypatch.setattr(jobs, "run", run)
+    return results
+
+
 def decision(env, date: dt.date, model: str = "jt") -> dict:
     rows = store_of(env).read("retrain_decisions").filter((F.col("model") == model)
                                                            & (F.col("decision_date") == date)).collect()
@@ -62,11 +77,6 @@ def monitored(scored):  # noqa: F811
     assert {r["run_date"]: r["dataset_drift"] for r in runs.collect()} == dict(zip(DAYS, [False, False, True, True],
                                                                                     strict=True))
     return env
-
-
-def test_jobs_are_wired_into_the_runner() -> None:
-    assert JOBS["retrain"].target == "driftline.retrain.job:run"
-    assert JOBS["pipeline"].target == "driftline.pipeline.job:run"
 
 
 def test_drift_fires_once_trains_gates_and_a_rerun_does_not_retrain(monitored) -> None:   # R23, R25
@@ -189,10 +199,20 @@ def weak(monitored):
     return env
 
 
-def test_a_better_challenger_is_promoted_by_the_retrain_job(weak) -> None:
+def test_a_better_challenger_is_promoted_by_the_retrain_job(weak, monkeypatch) -> None:
     env = weak
+    results = spy_results(monkeypatch)
     assert job(env, "retrain", "jb", "--date", str(D)) == 0
     row = decision(env, D, "jb")
+    # the decision row holds what the train job's result says it trained (no lookup by run id)
+    train, retrain = results
+    assert (train.job, train.status, train.exit_code, train.model_version) == ("train", "ok", 0, "2")
+    assert (row["trained_version"], row["train_run_id"]) == (train.model_version, train.run_id)
+    assert [(t.table, t.version) for t in train.tables] == [
+        ("reference_profiles", h["version"]) for h in store_of(env).history("reference_profiles")[:1]]
+    assert (retrain.job, retrain.status, retrain.model_version) == ("retrain", "ok", "2")
+    assert [t.table for t in retrain.tables] == ["retrain_decisions", "reference_profiles", "retrain_decisions"]
+    assert retrain.tables[1:2] == train.tables and retrain.elapsed_seconds >= train.elapsed_seconds
     assert (row["fired"], row["status"], row["rules_triggered"], row["train_status"]) == (
         True, "fired", "drift_score", "trained")
     assert row["reasons"] == ("drift_score: weighted drift score >= 0.5 in 1 of the last 1 windows "
@@ -293,11 +313,39 @@ def commits(env, table: str) -> list[dict]:
     return [h for h in reversed(store_of(env).history(table)) if h["job"] is not None]
 
 
-def test_pipeline_runs_the_steps_in_order_and_resumes(jp) -> None:
+def test_pipeline_runs_the_steps_in_order_and_resumes(jp, monkeypatch) -> None:
     env = jp
     tables = {"prepare_features": "jp__features", "score": "jp__predictions", "monitor": "monitor_runs",
               "retrain": "retrain_decisions"}
+    calls = {"load_config": 0, "build_spark": 0}
+
+    def counted(name, real):  # type: ignore[no-untyped-def]
+        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(runner, "load_config", counted("load_config", runner.load_config))
+    monkeypatch.setattr(runtime, "build_spark", counted("build_spark", runtime.build_spark))
+    results = spy_results(monkeypatch)
     assert job(env, "pipeline", "jp", "--from", "2026-03-02", "--to", "2026-03-03") == 0
+    # one config parse and one session for the whole pipeline: its steps run in process
+    assert calls == {"load_config": 1, "build_spark": 1}
+    pipeline = results[-1]
+    assert (pipeline.job, pipeline.status, pipeline.exit_code, pipeline.model_version) == ("pipeline", "ok", 0, None)
+    assert pipeline.steps == tuple(results[:-1])
+    assert [s.job for s in pipeline.steps] == [*tables, *tables]
+    assert all(s.ok and s.run_id.startswith(f"{s.job}-") for s in pipeline.steps)
+    for step in pipeline.steps:           # each commit a step reports is in the table's history as that step's
+        assert step.tables and tables[step.job] in [t.table for t in step.tables]
+        for t in step.tables:
+            (commit,) = [h for h in store_of(env).history(t.table) if h["version"] == t.version]
+            assert (commit["job"], commit["run_id"]) == (step.job, step.run_id)
+    # the pipeline's own result: its steps' commits, date by date, each date closed by its pipeline_runs row
+    by_date = [[w for s in pipeline.steps[i:i + 4] for w in s.tables] for i in (0, 4)]
+    names = [t.table for t in pipeline.tables]
+    assert [t for t in pipeline.tables if t.table != "pipeline_runs"] == by_date[0] + by_date[1]
+    assert names.index("pipeline_runs") == len(by_date[0]) and names[-1] == "pipeline_runs"
     first = {r["run_date"]: r.asDict() for r in store_of(env).read("pipeline_runs").collect()}
     assert sorted(first) == [dt.date(2026, 3, 2), dt.date(2026, 3, 3)]
     assert {(r["status"], r["steps"]) for r in first.values()} == {
@@ -324,12 +372,14 @@ def test_pipeline_stops_at_the_failing_step_with_its_exit_code(monitored, capsys
     capsys.readouterr()
     step = job(env, "prepare_features", "jt", "--date", "2026-03-02")
     assert step != 0
-    capsys.readouterr()
+    (alone,) = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert alone.startswith("driftline prepare_features: error: ")
     assert job(env, "pipeline", "jt", "--date", "2026-03-02") == step
     err = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
-    assert len(err) == 2 and err[0].startswith("driftline prepare_features: error: ")
-    assert err[1].startswith(f"driftline pipeline: error: pipeline jt 2026-03-02: step prepare_features exited {step}, "
-                             "expected 0 after ")
-    assert err[1].endswith("s; stopped (0 of 1 dates completed, a rerun resumes at 2026-03-02)")
+    assert len(err) == 1     # the step's error is part of the pipeline's one line
+    assert err[0].startswith("driftline pipeline: error: pipeline jt 2026-03-02 [date 1/1, step 1/4] prepare_features: "
+                             f"exited {step}, expected 0 after ")
+    assert err[0].endswith(f" s: {alone.removeprefix('driftline prepare_features: error: ')}; stopped (0 of 1 dates "
+                           "completed, a rerun resumes at 2026-03-02)")
     pipeline_runs = store_of(env).read("pipeline_runs") if store_of(env).exists("pipeline_runs") else None
     assert pipeline_runs is None or pipeline_runs.filter(F.col("model") == "jt").count() == 0

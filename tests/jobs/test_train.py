@@ -20,13 +20,13 @@ import yaml
 from pyspark.sql import types as T
 from sklearn.metrics import log_loss, roc_auc_score
 
-from driftline.cli.runner import JOBS, run_job
+from driftline.cli.models import models_command
+from driftline.cli.runner import run_job
 from driftline.config import load_config
 from driftline.config.schema import EstimatorConfig
 from driftline.context import JobContext, new_run_id
 from driftline.monitoring.bins import edge_probs
 from driftline.monitoring.profile import bins_from_json
-from driftline.registry.cli import models_command
 from driftline.registry.client import CHAMPION, PREVIOUS, ModelRegistry, clear_cache, tracking_setup
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo, open_store
@@ -166,10 +166,6 @@ def train(env, *overrides: str, force: bool = False) -> None:
 def run_train(env, *args: str) -> int:
     """``driftline train`` through the shared runner."""
     return run_job("train", ["--model", "jt", "--date", D.isoformat(), "--conf-dir", str(env["conf"]), *args])
-
-
-def test_train_is_wired_into_the_runner() -> None:
-    assert JOBS["train"].target == "driftline.training.job:run"
 
 
 def registry(env) -> ModelRegistry:

@@ -2,33 +2,61 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 import driftline
-from driftline.cli.runner import JOBS, run_job
+from driftline.cli.runner import run_job
 from driftline.context import code_version
+from driftline.jobs import JOBS
 
-# Commands that are not jobs: (summary, issue that builds them, "module:function" taking argv or
-# None while not built). An unbuilt command exits 2 with a line saying so.
-COMMANDS: dict[str, tuple[str, str, str | None]] = {
-    "models": ("list registered versions, promote a version, roll back the champion", "[training]",
-               "driftline.registry.cli:models_command"),
-    "report": ("print the path of the HTML monitoring report of a run", "[monitoring]",
-               "driftline.monitoring.cli:report_command"),
+# Commands that are not jobs. Each module loads when its command runs (some import MLflow or Spark).
+
+
+def _models(argv: Sequence[str]) -> int:
+    from driftline.cli.models import models_command
+
+    return models_command(argv)
+
+
+def _report(argv: Sequence[str]) -> int:
+    from driftline.cli.report import report_command
+
+    return report_command(argv)
+
+
+def _jar(argv: Sequence[str]) -> int:
+    from driftline.cli.jar import jar_command
+
+    return jar_command(argv)
+
+
+def _demo(argv: Sequence[str]) -> int:
+    from driftline.cli.demo import demo_command
+
+    return demo_command(argv)
+
+
+def _schedule(argv: Sequence[str]) -> int:
+    from driftline.cli.schedule import schedule_command
+
+    return schedule_command(argv)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
+    "models": ("list registered versions, promote a version, roll back the champion", _models),
+    "report": ("print the path of the HTML monitoring report of a run", _report),
     "jar": ("build driftline's JVM profile fold (needs a JDK) and print the jar's path, for spark-submit --jars",
-            "[monitoring]", "driftline.jvm.cli:jar_command"),
-    "demo": ("generate a drifting scenario and run the pipeline on it", "[demo]", "driftline.demo.run:demo_command"),
-    "schedule": ("render the pipeline for cron, Airflow or Databricks Workflows", "[retrain]",
-                 "driftline.pipeline.schedulers:schedule_command"),
+            _jar),
+    "demo": ("generate a drifting scenario and run the pipeline on it", _demo),
+    "schedule": ("render the pipeline for cron, Airflow or Databricks Workflows", _schedule),
 }
 
 
 def usage() -> str:
     width = max(map(len, [*JOBS, *COMMANDS]))
     jobs = "\n".join(f"  {name:<{width}}  {spec.summary}" for name, spec in JOBS.items())
-    cmds = "\n".join(f"  {name:<{width}}  {summary}" for name, (summary, _, _) in COMMANDS.items())
+    cmds = "\n".join(f"  {name:<{width}}  {summary}" for name, (summary, _) in COMMANDS.items())
     return (
         "usage: driftline <command> [options]\n\n"
         "Parameterized Spark jobs that keep a batch ML model honest: features, scoring, drift and\n"
@@ -39,17 +67,6 @@ def usage() -> str:
         "  --version      print the driftline version\n\n"
         "exit codes: 0 ok · 1 unexpected error · 2 configuration/usage/environment · 3 data-quality gate\n"
     )
-
-
-def _not_built(name: str, issue: str) -> Callable[[Sequence[str]], int]:
-    def command(argv: Sequence[str]) -> int:
-        if any(a in ("-h", "--help") for a in argv):
-            print(f"usage: driftline {name} ...\n\n{COMMANDS[name][0]}.\nNot built yet (planned in issue {issue}).")
-            return 0
-        print(f"driftline {name}: error: the {name} command is not built yet (planned in issue {issue}); "
-              "nothing was run", file=sys.stderr)
-        return 2
-    return command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,11 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in JOBS:
         return run_job(command, rest)
     if command in COMMANDS:
-        _, issue, target = COMMANDS[command]
-        if target is None:
-            return _not_built(command, issue)(rest)
-        module, _, func = target.partition(":")
-        return int(getattr(importlib.import_module(module), func)(rest))
+        return int(COMMANDS[command][1](rest))
     known = ", ".join([*JOBS, *COMMANDS])
     print(f"driftline: error: expected a command ({known}), found {command!r}; see driftline --help",
           file=sys.stderr)

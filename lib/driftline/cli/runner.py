@@ -1,12 +1,13 @@
 """The shared job runner: arguments, logging, config, Spark, exit codes.
 
-Every job (``jobs/<job>.py`` under spark-submit, or ``driftline <job>``) goes through `run_job`:
+Every job of the registry (`driftline.jobs.JOBS`; ``jobs/<job>.py`` under spark-submit, or
+``driftline <job>``) goes through `run_job`:
 
 1. parse ``--model``, ``--date`` | ``--from/--to``, ``--conf-dir``, ``--workspace``, ``--set``;
 2. load and validate the layered config (errors exit 2 before Spark starts);
-3. refuse a job whose capability is not built yet (exit 2, nothing run or written);
-4. log the resolved config (secrets masked) and its hash, build the one SparkSession;
-5. call the job function with a `JobContext` and map the outcome to an exit code:
+3. log the run's config hash, and the resolved config (secrets masked) the first time this process
+   runs a job with it; build the one SparkSession;
+4. run the job with a `JobContext` and map the outcome to an exit code:
    0 ok · 1 unexpected (traceback) · 2 config/usage/environment · 3 data-quality gate.
 """
 
@@ -14,83 +15,26 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 import logging
 import os
 import re
 import sys
-import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import NoReturn
 
+from driftline import jobs
 from driftline.config import LoadedConfig, load_config
 from driftline.context import JobContext, new_run_id
-from driftline.errors import DriftlineError, NotBuiltError, UsageError
+from driftline.errors import DriftlineError, UsageError
+from driftline.jobs import JOBS, JobResult
 
 log = logging.getLogger("driftline")
 
 MAX_RANGE_DAYS = 3660
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A job: one-line summary, longer help, and the ``module:function`` that runs it."""
-
-    summary: str
-    description: str
-    target: str | None  # None: not built yet
-    issue: str
-    reads: str
-    writes: str
-
-
-JOBS: dict[str, JobSpec] = {
-    "prepare_features": JobSpec(
-        "compute the model's feature table for a date or a date range",
-        "Compute one feature row per entity and as_of_date from the model's source tables, using only "
-        "events strictly before the date (00:00 UTC), run the data-quality gate and write "
-        "<model>__features (partition as_of_date).",
-        "driftline.features.job:run", "[features]", "source tables", "<model>__features, quality_results, quarantine",
-    ),
-    "train": JobSpec(
-        "train a model version and register it behind the promotion gate",
-        "Fit the configured scikit-learn pipeline on features joined point-in-time with matured labels, "
-        "evaluate on a later validation window, register the version in MLflow with its reference "
-        "profile, and move the champion alias only if the promotion gate passes.",
-        "driftline.training.job:run", "[training]", "<model>__features, labels",
-        "MLflow run + model version, reference_profiles",
-    ),
-    "score": JobSpec(
-        "score the feature partition of a date with the champion (and shadow challenger)",
-        "Load the champion (and challenger) after verifying its artifact hash, validate the features "
-        "against the model signature and write <model>__predictions (partition score_date).",
-        "driftline.scoring.job:run", "[scoring]", "<model>__features, MLflow registry", "<model>__predictions",
-    ),
-    "monitor": JobSpec(
-        "profile the window ending at a date: drift, data quality, late-label performance",
-        "Profile features and predictions of the window in one distributed pass, compare with the "
-        "reference profile and the previous window, and write monitor_metrics, monitor_runs and an "
-        "HTML report.",
-        "driftline.monitoring.job:run", "[monitoring]", "features, predictions, labels, reference profile",
-        "monitor_metrics, monitor_runs, HTML report",
-    ),
-    "retrain": JobSpec(
-        "evaluate the retrain policy on the monitoring history and retrain when it fires",
-        "Evaluate the retrain policy over recent monitoring windows, record the decision, and when it "
-        "fires train a challenger and run the promotion gate.",
-        "driftline.retrain.job:run", "[retrain]", "monitor_metrics, monitor_runs", "retrain_decisions, MLflow",
-    ),
-    "pipeline": JobSpec(
-        "run prepare_features → score → monitor → retrain for a date or a backfill range",
-        "Run the jobs in order for each date, stopping at the first failure with that step's exit "
-        "code; dates already completed are skipped unless --force.",
-        "driftline.pipeline.job:run", "[retrain]", "—", "everything the steps write, pipeline_runs",
-    ),
-}
 
 EPILOG = """exit codes: 0 ok · 1 unexpected error (traceback) · 2 configuration, usage or environment
 problem (nothing ran) · 3 data-quality gate failed (nothing written)
@@ -212,10 +156,10 @@ def run_job(job: str, argv: Sequence[str] | None = None, prog: str | None = None
     try:
         dates = resolve_dates(args)
         loaded = load_config(args.model, args.conf_dir, args.overrides, args.workspace)
-        setup_logging(args.log_level or loaded.config.logging.level, loaded.config.logging.json_lines)
+        level = args.log_level or loaded.config.logging.level
+        setup_logging(level, loaded.config.logging.json_lines)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal widget
-        target = _job_function(job)
-        return _execute(job, target, loaded, dates, force=args.force)
+        return _execute(job, loaded, dates, force=args.force, quiet_spark=level != "DEBUG").exit_code
     except DriftlineError as exc:
         _fail(name, str(exc))
         return exc.exit_code
@@ -227,18 +171,8 @@ def run_job(job: str, argv: Sequence[str] | None = None, prog: str | None = None
         return 1
 
 
-def _job_function(job: str) -> Callable[[JobContext], object]:
-    spec = JOBS[job]
-    if spec.target is None:
-        raise NotBuiltError(
-            f"the {job} job is not built yet (planned in issue {spec.issue}); nothing was run or written"
-        )
-    module, _, func = spec.target.partition(":")
-    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
-
-
-def _execute(job: str, target: Callable[[JobContext], object], loaded: LoadedConfig,
-             dates: tuple[dt.date, ...], force: bool) -> int:
+def _execute(job: str, loaded: LoadedConfig, dates: tuple[dt.date, ...], force: bool,
+             quiet_spark: bool = True) -> JobResult:
     from driftline.runtime import build_spark
 
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -248,23 +182,37 @@ def _execute(job: str, target: Callable[[JobContext], object], loaded: LoadedCon
     log.info("%s: model=%s date=%s run_id=%s config_hash=%s files=%s overrides=%s",
              job, cfg.name, when, run_id, loaded.config_hash, ",".join(loaded.files),
              " ".join(loaded.redacted_overrides()) or "-")
-    log.info("resolved config: %s", json.dumps(loaded.redacted(), sort_keys=True))
+    log_config_once(loaded)
 
     from pyspark.sql import SparkSession
 
     owned = SparkSession.getActiveSession() is None
     os.makedirs(cfg.workspace, exist_ok=True)
-    spark = build_spark(cfg.runtime, cfg.workspace)
-    ctx = JobContext(job=job, loaded=loaded, dates=dates, spark=spark, run_id=run_id,
-                     started_at=started, force=force)
-    t0 = time.monotonic()
+    spark = build_spark(cfg.runtime, cfg.workspace, quiet=quiet_spark)
+    ctx = JobContext(job=job, loaded=loaded, dates=dates, spark=spark, run_id=run_id, started_at=started, force=force)
     try:
-        target(ctx)
+        result = jobs.run(ctx)
     finally:
         if owned:
             spark.stop()
-    log.info("%s: done in %.1f s (run_id=%s)", job, time.monotonic() - t0, run_id)
-    return 0
+    log.info("%s: %s in %.1f s (run_id=%s)", job, "done" if result.status == jobs.OK else result.status,
+             result.elapsed_seconds, run_id)
+    return result
+
+
+_CONFIGS_LOGGED: set[str] = set()
+
+
+def log_config_once(loaded: LoadedConfig) -> None:
+    """Log the resolved config (secrets masked) the first time this process runs a job with it.
+
+    Keyed by the text, not the hash: the hash leaves out the environment keys (workspace, runtime, ...).
+    """
+    text = json.dumps(loaded.redacted(), sort_keys=True)
+    if text in _CONFIGS_LOGGED:
+        return
+    _CONFIGS_LOGGED.add(text)
+    log.info("resolved config %s: %s", loaded.config_hash, text)
 
 
 def _fail(name: str, message: str) -> None:

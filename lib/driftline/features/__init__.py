@@ -1,1 +1,1 @@
-"""Feature preparation (issue [features]): specs live in `spec`."""
+"""Feature preparation: specs live in `spec`."""

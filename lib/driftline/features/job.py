@@ -55,6 +55,7 @@ from driftline.quality.spec import FreshnessCheck, RowCountCheck, SchemaCheck, U
 
 if TYPE_CHECKING:
     from driftline.context import JobContext
+    from driftline.jobs import JobResult
     from driftline.tables import TableStore
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def commit_key(dates: Sequence[dt.date]) -> str:
     return str(dates[0]) if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
 
 
-def run(ctx: JobContext) -> None:
+def run(ctx: JobContext) -> JobResult:
     """Compute, check and write the features of ``ctx.dates`` for ``ctx.config``'s model."""
     cfg = ctx.config
     dates = tuple(sorted(set(ctx.dates)))
@@ -192,6 +193,7 @@ def run(ctx: JobContext) -> None:
                  features_table(cfg.name), w.rows, w.version, RESULTS_TABLE, r.rows, warned, QUARANTINE_TABLE, q.rows)
     finally:
         features.unpersist()
+    return ctx.result()
 
 
 # --------------------------------------------------------------------------- helpers

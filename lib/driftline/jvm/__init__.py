@@ -6,7 +6,7 @@ Spark scan. `build_spark` compiles the sources with the ``javac`` of the Java th
 pyspark's own jars) into a cached jar and puts it on ``spark.jars``; without a JDK (a JRE only), under
 ``spark-submit`` without ``--jars``, or with ``runtime.jvm_fold: false``, the same statistics come from the
 Arrow + numpy fold instead (same rows, same merge). `jar_path` is where the jar is; ``driftline jar``
-(`driftline.jvm.cli`) prints it.
+(`driftline.cli.jar`) prints it.
 
 The jar is cached at ``$DRIFTLINE_CACHE_DIR`` (default ``$XDG_CACHE_HOME/driftline`` or ``~/.cache/driftline``)
 under a name derived from the sources and the pyspark version, so an upgrade of either builds a new one.

@@ -1,1 +1,1 @@
-"""Monitoring (issue [monitoring]): the distributed profiler lives in `profile`."""
+"""Monitoring: the distributed profiler lives in `profile`."""

@@ -6,10 +6,10 @@ Numeric columns get one of two kinds of cells:
   neighbours, stored as edges ``v₁, v₁⁺, v₂, v₂⁺, …, v_k, v_k⁺`` (``v⁺`` = the next double above v), so the
   bin ``[v, v⁺)`` holds exactly v and ``[v⁺, v_next)`` holds values the reference never had (unseen). The
   profile folds need nothing special: they count bins on edges as always.
-- **quantile cells** otherwise: edges at the reference's exact min and max, at equal quantile steps
-  ``i / bins`` and, finer, in both tails (`TAIL_PROBS`: 0.01 %, 0.1 %, 1 %, 2.5 % from each end), so the
-  outermost bins hold little mass and a few values outside the reference range cost what they really move
-  in Wasserstein-1 (``docs/monitoring.md``).
+- **quantile cells** otherwise: edges at the reference's exact min, at equal quantile steps ``i / bins``
+  and, finer, in both tails (`TAIL_PROBS`: 0.01 %, 0.1 %, 0.5 %, 1 %, 2.5 %, 5 % from each end), then
+  ``max, max⁺`` (the maximum in a cell of its own), so the outermost bins hold little mass and a few values
+  outside the reference range cost what they really move in Wasserstein-1 (``docs/monitoring.md``).
 
 Categorical columns: the reference's top-K categories; when the reference has more categories, the rest are
 hashed (Spark's ``xxhash64``) into ``buckets`` tail cells, and a Bloom filter of *all* reference categories
@@ -97,12 +97,18 @@ ColumnBins = NumericBins | CategoricalBins
 
 
 def quantile_edges(lo: float | None, hi: float | None, interior: Sequence[float | None]) -> tuple[float, ...]:
-    """Edges from exact min/max and interior quantiles: sorted, de-duplicated, ``(c, c)`` for a constant."""
+    """Edges from exact min/max and interior quantiles: sorted, de-duplicated, then ``max⁺`` (the next double),
+    so the maximum has a cell of its own — an atom at the top (a capped or integer column) is not merged with
+    the values below it in a closed last bin. A constant c gives ``(c, c⁺)``; a maximum whose next double is
+    infinite keeps the closed last bin ``[e_{n-1}, max]``."""
     if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
         return ()
     values = sorted({float(lo), float(hi), *(float(q) for q in interior if q is not None and lo < q < hi)})
-    if len(values) == 1:
-        return (values[0], values[0])
+    top = math.nextafter(values[-1], math.inf)
+    if math.isfinite(top):
+        values.append(top)
+    elif len(values) == 1:
+        values.append(values[0])
     return tuple(values)
 
 
@@ -115,7 +121,7 @@ def value_edges(values: Iterable[float]) -> tuple[float, ...]:
         if edges and not v > edges[-1]:
             return ()
         edges += [v, math.nextafter(v, math.inf)]
-    return tuple(edges)
+    return tuple(edges) if edges and math.isfinite(edges[-1]) else ()
 
 
 def edge_probs(bins: int) -> tuple[float, ...]:
@@ -234,11 +240,9 @@ def _fit_categorical(df: DataFrame, categorical: Sequence[str], top_k: int, buck
             F.count(F.lit(1)).alias("distinct"), F.sum("n").alias("values"),
             F.sum(F.when(F.col("n") == 1, 1).otherwise(0)).alias("singletons")).collect()}
         wide = [c for c in categorical if c in totals and totals[c]["distinct"] > top_k] if buckets else []
-        hashes: dict[str, list[int]] = {c: [] for c in wide}
-        if wide:
-            for r in (counts.filter(F.col("column").isin(wide))
-                      .select("column", F.xxhash64(F.col("value")).alias("h")).collect()):
-                hashes[r["column"]].append(int(r["h"]))
+        # one int64 per distinct category, through Arrow (8 bytes each on the driver, no Row objects)
+        hashes = {c: counts.filter(F.col("column") == c).select(F.xxhash64(F.col("value")).alias("h"))
+                  .toArrow().column("h").to_numpy() for c in wide}
     finally:
         counts.unpersist()
     by_col: dict[str, list[tuple[int, str]]] = {c: [] for c in categorical}

@@ -301,15 +301,25 @@ def cells(prof: ColumnProfile) -> tuple[int, ...]:
     return (*prof.category_counts, prof.other)
 
 
-def unseen_count(prof: ColumnProfile) -> int | None:
-    """Values the reference never held: numeric value cells → the gap and outer cells; hashed categorical →
-    values the membership filter has certainly never seen (a lower bound, short by its false positives);
-    None where it is not known exactly (quantile cells, a top K without filter)."""
-    if isinstance(prof, NumericProfile):
-        if not _is_value_cells(prof.edges):
+def unseen_count(ref: ColumnProfile, cur: ColumnProfile) -> int | None:
+    """Current values the reference never held: numeric value cells → the gap and outer cells; categorical
+    with a complete top K (no reference ``__other__``) → ``other``; hashed categorical → values the
+    membership filter has certainly never seen (short only by its false positives); None where it is not
+    known exactly (quantile cells, an incomplete top K without filter)."""
+    if isinstance(cur, NumericProfile):
+        if not _is_value_cells(cur.edges):
             return None
-        return prof.underflow + prof.overflow + sum(prof.bin_counts[1::2])
-    return prof.unseen if prof.tail_counts else None
+        return cur.underflow + cur.overflow + sum(cur.bin_counts[1::2])
+    if cur.tail_counts:
+        return cur.unseen
+    return cur.other if isinstance(ref, CategoricalProfile) and ref.other == 0 else None
+
+
+def unseen_threshold(expected: float, threshold: float) -> float:
+    """The unseen share above which a column drifts: the expected share E plus ``threshold`` of the rest,
+    E + t·(1 − E). If a fraction f of the values comes from a new population, the share is about
+    E + f·(1 − E): so the rule reads "more than t of the values are new", whatever the cardinality."""
+    return min(expected + threshold * (1.0 - expected), 1.0)
 
 
 def _is_value_cells(edges: Sequence[float]) -> bool:
@@ -375,7 +385,7 @@ def compare(ref: ColumnProfile, cur: ColumnProfile) -> Measures:
         )
     r, c = cells(ref), cells(cur)
     nr, nc = int(sum(r)), int(sum(c))
-    unseen = unseen_count(cur)
+    unseen = unseen_count(ref, cur)
     chi = chi2_2xk(r, c) if r else Chi2(math.nan, 0, math.nan)
     common: dict[str, Any] = dict(
         column=name, kind=ref.kind, n_reference=nr, n_current=nc,
@@ -401,10 +411,10 @@ def compare(ref: ColumnProfile, cur: ColumnProfile) -> Measures:
         )
     if not (isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile)):
         raise DriftError(f"{name}: expected numeric or categorical profiles, found {type(ref).__name__}")
-    if unseen is not None:      # hashed bins: the membership filter's count
+    if unseen is not None:      # a complete top K, or the membership filter's count
         share, exact = (unseen / cur.count if cur.count else math.nan), True
-    else:                       # the top K holds every reference category (exact), or an upper bound
-        share, exact = (cur.other / cur.count if cur.count else math.nan), ref.other == 0
+    else:                       # an upper bound: "other" also holds known categories beyond the top K
+        share, exact = (cur.other / cur.count if cur.count else math.nan), False
     return Measures(**common, distinct_edges=len(ref.categories) + 1, discrete=True, unseen_share=share,
                     unseen_share_exact=exact, expected_unseen=ref.expected_unseen)
 
@@ -478,7 +488,7 @@ def _unseen_result(m: Measures, spec: DriftSpec, reason: str | None) -> tuple[Me
     None where the unseen share is not known exactly (quantile cells, an upper bound)."""
     if math.isnan(m.unseen_share) or not m.unseen_share_exact:
         return None, False
-    threshold = min(m.expected_unseen + spec.unseen_threshold, 1.0)
+    threshold = unseen_threshold(m.expected_unseen, spec.unseen_threshold)
     alert = reason is None and m.unseen_share > threshold
     status: Status = INSUFFICIENT if reason is not None else (ALERT if alert else OK)
     return MetricResult("unseen_share", _clean(m.unseen_share), threshold, status), alert
@@ -648,21 +658,28 @@ def calibrate_thresholds(
     out = []
     for name, ref in reference.columns.items():
         values: dict[str, list[float]] = {m: [] for m in metrics}
+        usable = 0
         for chunk in chunks:
             if name not in chunk.columns:
                 raise DriftError(f"calibration: expected column {name} in every chunk profile, found it missing")
             m = compare(ref, chunk.columns[name])
             if min(m.n_reference, m.n_current) < min_rows:
                 continue
+            usable += 1
             for metric in metrics:
                 v = m.value(metric)
                 if not math.isnan(v):
                     values[metric].append(v)
         for metric, vs in values.items():
             if len(vs) < 2:
-                log.info("calibration: %s %s has %d usable chunks, keeping the static threshold", name, metric, len(vs))
+                if vs or not usable:  # NaN on every usable chunk: the metric does not apply (W1 of a categorical)
+                    log.info("calibration: %s %s has %d usable chunks, keeping the static threshold", name, metric,
+                             len(vs))
                 continue
             mean, std = float(np.mean(vs)), float(np.std(vs, ddof=1))
+            if std == 0:   # every chunk identical (a constant column): a threshold of mean + 0 would alert on one row
+                log.info("calibration: %s %s is the same on every chunk, keeping the static threshold", name, metric)
+                continue
             out.append(CalibratedThreshold(name, metric, mean, std, k, len(vs), mean + k * std))
     return tuple(out)
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.errors import DriftlineError
 from driftline.monitoring.calibration import CALIBRATION_STATS, thresholds_from_rows
 from driftline.monitoring.drift import DATASET, cells, dataset_drift, drift_rows, unseen_count
+from driftline.monitoring.drift import unseen_threshold as unseen_limit
 from driftline.monitoring.evidently_page import sample_rows, write_evidently_page
 from driftline.monitoring.metrics import (
     ALL_ROWS,
@@ -233,8 +234,9 @@ def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: i
       ``warn`` below / above) and ``out_of_range_share`` (share of non-missing values outside the
       reference range, ±inf included; descriptive);
     - ``new_values_share`` where the share of values the reference never held is known (value cells,
-      categorical top K or membership filter): threshold = the reference's expected share (Good–Turing)
-      + ``unseen_threshold``, ``warn`` above (the drift row ``unseen_share`` alerts on the same rule);
+      complete categorical top K or membership filter): threshold = the reference's expected share E
+      (Good–Turing) + ``unseen_threshold`` · (1 − E), ``warn`` above (the drift row ``unseen_share``
+      alerts on the same rule);
     - ``__dataset__``: ``rows`` of the window (threshold = min_rows, ``insufficient_data`` below).
     Columns are ``insufficient_data`` when the window has no rows.
     """
@@ -267,10 +269,10 @@ def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: i
             share = (cur.underflow + cur.overflow) / values if values else math.nan
             add(name, "out_of_range_share", share, None, base if values else INSUFFICIENT, ref.count, values,
                 reason if values else "no non-missing values in the window")
-        unseen, values = unseen_count(cur), sum(cells(cur))      # values the reference never held, of all
+        unseen, values = unseen_count(ref, cur), sum(cells(cur))   # values the reference never held, of all
         if unseen is not None and values:
             expected = ref.expected_unseen if isinstance(ref, CategoricalProfile) else 0.0
-            limit = min(expected + unseen_threshold, 1.0)
+            limit = unseen_limit(expected, unseen_threshold)
             add(name, "new_values_share", unseen / values, limit, WARN if unseen / values > limit else base,
                 ref.count, values, reason)
     short = current.rows < min_rows

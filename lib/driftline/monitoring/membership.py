@@ -69,13 +69,14 @@ class Membership:
         return {"bits": self.bits, "hashes": self.hashes, "words": self.to_text()}
 
 
-def build_membership(hashes: Iterable[int], fpr: float) -> Membership:
-    """The filter of the distinct int64 ``hashes`` sized for false-positive rate ``fpr`` (capped at `MAX_BITS`)."""
+def build_membership(hashes: Iterable[int] | Any, fpr: float) -> Membership:
+    """The filter of the distinct int64 ``hashes`` (an iterable or a numpy array) sized for false-positive rate
+    ``fpr`` (capped at `MAX_BITS`)."""
     import numpy as np
 
     if not 0 < fpr < 1:
         raise ValueError(f"membership fpr: expected a rate in (0, 1), found {fpr}")
-    h = np.unique(np.fromiter(hashes, dtype=np.int64))
+    h = np.unique(hashes.astype(np.int64) if isinstance(hashes, np.ndarray) else np.fromiter(hashes, dtype=np.int64))
     n = int(h.size)
     ideal = -n * math.log(fpr) / (math.log(2) ** 2) if n else MIN_BITS
     bits = min(max(MIN_BITS, 1 << max(int(math.ceil(math.log2(max(ideal, 1)))), 6)), MAX_BITS)

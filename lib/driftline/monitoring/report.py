@@ -1,4 +1,4 @@
-"""The HTML report of one monitor run (``driftline report``, in `driftline.monitoring.cli`, prints its path).
+"""The HTML report of one monitor run (``driftline report``, in `driftline.cli.report`, prints its path).
 
 The report is one self-contained static file (inline CSS and SVG, no script, no network asset):
 a summary (model version, window, rows, dataset verdict), one line per column with its decision

@@ -1,11 +1,11 @@
 """The pipeline job: prepare_features → score → monitor → retrain for each date, in order; resumable.
 
-Each step runs through the shared runner (`driftline.cli.runner.run_job`) in this process, with the
-pipeline's own ``--model``, ``--conf-dir``, ``--workspace`` and ``--set`` options, one date at a
-time. The first step that exits non-zero stops the pipeline with that step's exit code
-(`StepFailed`). A date whose four steps all succeeded is recorded in ``pipeline_runs`` (one row per
-(model, date) with the config hash); a later run with the same config hash skips it, so an
-interrupted backfill resumes at the first incomplete date. ``--force`` runs completed dates again
+Each step runs in this process on the pipeline's own config, Spark session and table store
+(`driftline.jobs.run_step`), one date at a time; what it did comes back as its `JobResult`. The
+first step that fails stops the pipeline with that step's exit code (`StepFailed`, whose one line
+carries the step's error). A date whose four steps all succeeded is recorded in ``pipeline_runs``
+(one row per (model, date) with the config hash); a later run with the same config hash skips it, so
+an interrupted backfill resumes at the first incomplete date. ``--force`` runs completed dates again
 (it is not passed on to the steps: a forced pipeline never retrains a date twice, R23).
 """
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
+from driftline.jobs import JobResult, run_step
 
 if TYPE_CHECKING:
     from pyspark.sql.types import StructType
@@ -57,15 +57,6 @@ def pipeline_runs_schema() -> StructType:
     ])
 
 
-def step_args(ctx: JobContext, date: dt.date) -> list[str]:
-    """The command line a step gets: the pipeline's model, date, conf dir, workspace and overrides."""
-    args = ["--model", ctx.config.name, "--date", date.isoformat(), "--conf-dir", ctx.loaded.conf_dir or "conf",
-            "--workspace", str(ctx.config.workspace)]
-    for item in ctx.loaded.overrides:
-        args += ["--set", item]
-    return args
-
-
 def completed_dates(ctx: JobContext) -> set[dt.date]:
     """Dates of this model recorded complete under the current config hash."""
     from pyspark.sql import functions as F
@@ -79,12 +70,11 @@ def completed_dates(ctx: JobContext) -> set[dt.date]:
     return {r["run_date"] for r in rows}
 
 
-def run(ctx: JobContext, runner: Callable[[str, Sequence[str]], int] | None = None) -> None:
-    """Run the four steps for every date of the run, skipping completed dates unless ``--force``."""
-    if runner is None:
-        from driftline.cli.runner import run_job
+def run(ctx: JobContext) -> JobResult:
+    """Run the four steps for every date of the run, skipping completed dates unless ``--force``.
 
-        runner = run_job
+    Logs one line per step (its tables and versions, or the version it trained) and one per date.
+    """
     name = ctx.config.name
     done = set() if ctx.force else completed_dates(ctx)
     todo = [d for d in ctx.dates if d not in done]
@@ -92,25 +82,33 @@ def run(ctx: JobContext, runner: Callable[[str, Sequence[str]], int] | None = No
     if skipped:
         log.info("pipeline %s: %d of %d dates already completed with config %s; skipped (use --force to rerun)",
                  name, skipped, len(ctx.dates), ctx.config_hash)
+    steps: list[JobResult] = []
     t_all = time.monotonic()
     for i, date in enumerate(todo, start=1):
         t_date = time.monotonic()
         for j, step in enumerate(STEPS, start=1):
-            log.info("pipeline %s %s [date %d/%d, step %d/%d] %s: started", name, date, i, len(todo), j, len(STEPS),
-                     step)
-            t_step = time.monotonic()
-            code = runner(step, step_args(ctx, date))
-            took = time.monotonic() - t_step
-            if code != 0:
+            result = run_step(ctx, step, (date,))
+            steps.append(result)
+            where = f"pipeline {name} {date} [date {i}/{len(todo)}, step {j}/{len(STEPS)}] {step}"
+            if not result.ok:
                 raise StepFailed(
-                    f"pipeline {name} {date}: step {step} exited {code}, expected 0 after {took:.1f} s; "
-                    f"stopped ({i - 1} of {len(todo)} dates completed, a rerun resumes at {date})", code)
-            log.info("pipeline %s %s [date %d/%d, step %d/%d] %s: ok in %.1f s", name, date, i, len(todo), j,
-                     len(STEPS), step, took)
+                    f"{where}: exited {result.exit_code}, expected 0 after {result.elapsed_seconds:.1f} s: "
+                    f"{result.error}; stopped ({i - 1} of {len(todo)} dates completed, a rerun resumes at {date})",
+                    result.exit_code)
+            log.info("%s: %s in %.1f s (%s)", where, result.status, result.elapsed_seconds, _did(result))
         elapsed = time.monotonic() - t_date
         _record(ctx, date, elapsed)
         log.info("pipeline %s %s [date %d/%d]: completed in %.1f s (total %.1f s)", name, date, i, len(todo),
                  elapsed, time.monotonic() - t_all)
+    return ctx.result(steps=tuple(steps))
+
+
+def _did(result: JobResult) -> str:
+    """What a step did, for its progress line: the tables it committed (with versions), the version it trained."""
+    parts = [f"{t.table} v{t.version}" for t in result.tables]
+    if result.model_version is not None:
+        parts.append(f"model v{result.model_version}")
+    return ", ".join(parts) or "nothing written"
 
 
 def _record(ctx: JobContext, date: dt.date, elapsed: float) -> None:

@@ -8,10 +8,11 @@ Per date D (in order):
    ``drift_score`` rule) the features' drift verdicts of ``monitor_metrics`` and the past decisions,
    and evaluate the policy (`driftline.retrain.policy.evaluate`, pure);
 3. replace the (model, D) partition of ``retrain_decisions`` with the decision row;
-4. when it fired: run the train job for D in this process (same session, same config) — fit,
-   register, reference profile, promotion gate — and replace the row again with the outcome (new
-   version, gate numbers, champion after). A failed training is recorded (``train_status = failed``)
-   and its error raised, so the job exits with the training's code.
+4. when it fired: run the train job for D in this process (same config, session and store) — fit,
+   register, reference profile, promotion gate — and replace the row again with the outcome (the
+   version from the train job's `JobResult`, its gate numbers, champion after). A failed training
+   is recorded (``train_status = failed``) and its error raised, so the job exits with the
+   training's code.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from driftline.config.schema import DriftlineConfig
     from driftline.context import JobContext
+    from driftline.jobs import JobResult
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +187,14 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
 # --------------------------------------------------------------------------- the job
 
 
-def run(ctx: JobContext) -> None:
-    """Evaluate the retrain policy for every date of the run, in order (see the module docstring)."""
-    for date in ctx.dates:
-        retrain_date(ctx, date)
+def run(ctx: JobContext) -> JobResult:
+    """Evaluate the retrain policy for every date of the run, in order (see the module docstring).
+
+    The result's ``model_version`` is the last version trained (or found trained) for one of the dates.
+    """
+    outcomes = [retrain_date(ctx, date) for date in ctx.dates]
+    versions = [o.trained_version for o in outcomes if o.trained_version is not None]
+    return ctx.result(model_version=versions[-1] if versions else None)
 
 
 def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
@@ -230,33 +236,22 @@ def _write(ctx: JobContext, decision: Decision, outcome: Outcome) -> None:
 
 
 def train_challenger(ctx: JobContext, date: dt.date) -> Outcome:
-    """Run the train job for ``date`` in this process and read back the version it registered and its gate.
+    """Run the train job for ``date`` in this process; its result names the version, the registry its gate.
 
-    The version is the one tagged with the child train run's id. When the train job found a version
-    already trained for this date, config and training rows (and so trained nothing), it is the
-    newest gated version of this date, config hash and code version (`REUSED`).
+    When the train job found a version already trained for this date, config and training rows (and
+    so trained nothing, status ``skipped``), that version is the outcome (`REUSED`).
     """
-    from driftline.context import JobContext, new_run_id
+    from driftline.jobs import SKIPPED, run_child
     from driftline.registry.client import CHAMPION, ModelRegistry, tracking_setup
-    from driftline.training import job as training
 
-    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    child = JobContext(job="train", loaded=ctx.loaded, dates=(date,), spark=ctx.spark,
-                       run_id=new_run_id("train", started), started_at=started, force=ctx.force, _store=ctx.store)
-    training.run(child)
+    trained = run_child(ctx, "train", (date,), force=ctx.force)
     cfg = ctx.config
+    if trained.model_version is None:
+        raise RetrainInputError(f"train {cfg.name} {date}: expected a model version from training, found none")
     registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
-    gated = [v for v in registry.versions() if "driftline.gate.passed" in v.tags]
-    mine = [v for v in gated if v.tags.get("driftline.run_id") == child.run_id]
-    same = [v for v in gated if v.tags.get("driftline.date") == date.isoformat()
-            and v.tags.get("driftline.config_hash") == ctx.config_hash
-            and v.tags.get("driftline.code_version") == ctx.code_version]
-    found = (mine or same)[-1:]
-    if not found:
-        raise RetrainInputError(f"train {cfg.name} {date}: expected a gated model version after training, found none")
-    info = found[0]
-    status = TRAINED if mine else REUSED
-    gate = {k: v for k, v in info.tags.items() if k.startswith("driftline.gate.")}
+    tags = registry.get(trained.model_version).tags
+    gate = {k: v for k, v in tags.items() if k.startswith("driftline.gate.")}
     champion = registry.alias(CHAMPION)
-    return Outcome(status, child.run_id if status == TRAINED else info.tags.get("driftline.run_id"), info.version,
-                   gate, champion.version if champion else None)
+    reused = trained.status == SKIPPED
+    return Outcome(REUSED if reused else TRAINED, tags.get("driftline.run_id") if reused else trained.run_id,
+                   trained.model_version, gate, champion.version if champion else None)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from driftline.config.schema import DriftlineConfig
     from driftline.context import JobContext
+    from driftline.jobs import JobResult
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ def _num(value: Any) -> float | None:
 # --------------------------------------------------------------------------- the job
 
 
-def run(ctx: JobContext) -> None:
+def run(ctx: JobContext) -> JobResult:
     """Score the features of every date of the run with the champion (and shadow challenger)."""
     cfg = ctx.config
     key = cfg.entity_key
@@ -308,6 +309,7 @@ def run(ctx: JobContext) -> None:
                 spark.conf.unset(ARROW_BATCH)
             else:
                 spark.conf.set(ARROW_BATCH, previous_batch)
+    return ctx.result()
 
 
 def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion], scorer: BatchScorer,

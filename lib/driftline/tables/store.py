@@ -47,6 +47,7 @@ class TableStore:
         self.cfg = cfg
         self.workspace = Path(workspace)
         self._backend = backend
+        self.commits: list[WriteResult] = []   # every write this store committed, oldest first (JobResult reads it)
 
     @property
     def backend(self) -> str:
@@ -161,7 +162,10 @@ class TableStore:
             name, "replaced" if outcome.replaced else ("appended" if mode == "append" else "wrote"),
             outcome.rows, outcome.files, named(plan.partition_by, targets[:10]), outcome.version, plan.app_id,
         )
-        return WriteResult(name, outcome.version, outcome.rows, outcome.files, replaced=outcome.replaced, skipped=False)
+        result = WriteResult(name, outcome.version, outcome.rows, outcome.files, replaced=outcome.replaced,
+                             skipped=False)
+        self.commits.append(result)
+        return result
 
     def read(
         self,

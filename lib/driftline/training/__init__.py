@@ -1,1 +1,1 @@
-"""Training (issue [training]): training set, estimators, evaluation, promotion gate, train job."""
+"""Training: training set, estimators, evaluation, promotion gate, train job."""

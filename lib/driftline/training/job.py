@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
     from driftline.config.schema import DriftlineConfig
     from driftline.context import JobContext
+    from driftline.jobs import JobResult
     from driftline.tables import TableStore
 
 log = logging.getLogger(__name__)
@@ -225,8 +226,12 @@ def fit_and_evaluate(cfg: DriftlineConfig, plan: Plan, data: TrainingData) -> Fi
 # --------------------------------------------------------------------------- the job
 
 
-def run(ctx: JobContext) -> None:
-    """Train, register, profile and gate one model version for the run's single date."""
+def run(ctx: JobContext) -> JobResult:
+    """Train, register, profile and gate one model version for the run's single date.
+
+    The result's ``model_version`` is the version registered, or (status ``skipped``) the one already
+    trained for this date, config, code version and training rows.
+    """
     if len(ctx.dates) != 1:
         raise UsageError(f"train: expected one --date, found a range of {len(ctx.dates)} days")
     cfg = ctx.config
@@ -244,7 +249,7 @@ def run(ctx: JobContext) -> None:
     if done is not None and not ctx.force:
         log.info("train: version %s already trained for %s with config %s on the same training rows; "
                  "nothing to do (use --force to train again)", done, windows.date, ctx.config_hash)
-        return
+        return ctx.result("skipped", model_version=done)
 
     fit = fit_and_evaluate(cfg, plan, data)
     log.info("validation: %s", ", ".join(f"{k}={v:.4f}" for k, v in fit.metrics.items() if k.startswith("val_")))
@@ -252,6 +257,7 @@ def run(ctx: JobContext) -> None:
     write_reference_profile(ctx, registry, plan, data, fit, record)
     decision = run_gate(registry, cfg, plan, data, fit, record)
     log.info("gate: %s — %s", "passed" if decision.passed else "failed", decision.reason)
+    return ctx.result(model_version=record.version)
 
 
 def find_previous_run(registry: ModelRegistry, windows: ds.Windows, config_hash: str, code_version: str,

@@ -1,6 +1,6 @@
 """Run under spark-submit by test_runner: a job that reports the session it was given.
 
-It registers a job named 'probe' in the runner's job table and runs it through `run_job`, the same
+It registers a job named 'probe' in the job registry and runs it through `run_job`, the same
 path jobs/<job>.py take, then writes what the session looked like to $PROBE_OUT as JSON.
 """
 
@@ -10,10 +10,11 @@ import json
 import os
 import sys
 
-from driftline.cli.runner import JOBS, JobSpec, run_job
+from driftline.cli.runner import run_job
+from driftline.jobs import JOBS, JobSpec
 
 
-def report(ctx) -> None:  # type: ignore[no-untyped-def]
+def report(ctx):  # type: ignore[no-untyped-def]
     sc = ctx.spark.sparkContext
     with open(os.environ["PROBE_OUT"], "w") as fh:
         json.dump({
@@ -24,8 +25,9 @@ def report(ctx) -> None:  # type: ignore[no-untyped-def]
             "shuffle_partitions": ctx.spark.conf.get("spark.sql.shuffle.partitions"),
             "rows": ctx.spark.range(5).count(),
         }, fh)
+    return ctx.result()
 
 
 if __name__ == "__main__":
-    JOBS["probe"] = JobSpec("probe", "test job", "__main__:report", "-", "-", "-")
+    JOBS["probe"] = JobSpec("probe", "test job", "-", "-", report)
     sys.exit(run_job("probe"))

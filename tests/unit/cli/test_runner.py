@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from driftline.cli import runner
 from driftline.cli.main import main
-from driftline.cli.runner import JOBS, JobSpec, run_job
+from driftline.cli.runner import run_job
+from driftline.config.schema import RuntimeConfig
 from driftline.errors import EnvironmentProblem
-from driftline.runtime import check_java, java_version
+from driftline.jobs import JOBS, JobSpec
+from driftline.runtime import check_java, java_version, session_conf
 from tests.unit.cli import sample_jobs
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -39,8 +42,7 @@ def conf(tmp_path: Path) -> Path:
 def test_job(monkeypatch: pytest.MonkeyPatch):
     """Register a job named 'probe' whose function the test chooses."""
     def use(function: str) -> str:
-        monkeypatch.setitem(JOBS, "probe", JobSpec("probe", "a test job", f"tests.unit.cli.sample_jobs:{function}",
-                                                   "-", "-", "-"))
+        monkeypatch.setitem(JOBS, "probe", JobSpec("probe", "a test job", "-", "-", getattr(sample_jobs, function)))
         return "probe"
     sample_jobs.SEEN.clear()
     return use
@@ -60,20 +62,17 @@ def test_every_job_explains_every_option(job: str, capsys: pytest.CaptureFixture
     assert "exit codes: 0 ok" in out
 
 
-def test_every_job_is_built() -> None:
-    assert [j for j, spec in JOBS.items() if spec.target is None] == []
+@pytest.mark.parametrize(("job", "module"), [
+    ("prepare_features", "driftline.features.job"), ("train", "driftline.training.job"),
+    ("score", "driftline.scoring.job"), ("monitor", "driftline.monitoring.job"),
+    ("retrain", "driftline.retrain.job"), ("pipeline", "driftline.pipeline.job"),
+])
+def test_each_job_runs_its_modules_run(job: str, module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
 
-
-def test_unbuilt_job_exits_2_with_one_line(conf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """A job registered before its code exists (how new jobs start) says so and writes nothing."""
-    job = "later"
-    monkeypatch.setitem(JOBS, job, JobSpec("a job planned for later", "planned", None, "[later]", "-", "-"))
-    assert run_job(job, args(conf, tmp_path, "--date", "2026-01-05")) == 2
-    err = capsys.readouterr().err
-    assert err == (f"driftline {job}: error: the {job} job is not built yet (planned in issue {JOBS[job].issue}); "
-                   "nothing was run or written\n")
-    assert not (tmp_path / "ws").exists()  # nothing written, not even the workspace
+    seen = []
+    monkeypatch.setattr(importlib.import_module(module), "run", lambda ctx: seen.append(ctx) or "result")
+    assert JOBS[job].run("ctx") == "result" and seen == ["ctx"]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -147,6 +146,48 @@ def test_failures_map_to_exit_codes(spark, test_job, conf: Path, tmp_path: Path,
         assert "Traceback (most recent call last)" in err
     else:
         assert "Traceback" not in err
+
+
+def test_config_is_logged_once_per_process_and_its_hash_per_run(spark, test_job, conf: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(runner, "_CONFIGS_LOGGED", set())
+    job = test_job("record")
+    for day in ("2026-01-05", "2026-01-06"):
+        assert run_job(job, args(conf, tmp_path, "--date", day)) == 0
+    hashes = {ctx.config_hash for ctx in sample_jobs.SEEN}
+    assert len(hashes) == 1
+    (config_hash,) = hashes
+    lines = capsys.readouterr().err.splitlines()
+    assert len([line for line in lines if f"config_hash={config_hash}" in line]) == 2
+    assert [line.split(": {")[0].split(" INFO    ")[1] for line in lines if "resolved config" in line] == [
+        f"driftline: resolved config {config_hash}"]
+    # another config in the same process is logged once too
+    assert run_job(job, args(conf, tmp_path, "--date", "2026-01-05", "--set", "description=y")) == 0
+    assert len([line for line in capsys.readouterr().err.splitlines() if "resolved config" in line]) == 1
+
+
+def test_spark_starts_quiet_unless_debug(tmp_path: Path) -> None:
+    """The local driver JVM gets a log4j2 file at runtime.spark_log_level; quiet=False keeps Spark's defaults."""
+    runtime = RuntimeConfig(master="local[1]", jvm_fold=False, spark_log_level="WARN")
+    quiet = session_conf(runtime, tmp_path)["spark.driver.extraJavaOptions"]
+    path = tmp_path.resolve() / "spark-tmp" / "driftline-log4j2-warn.properties"
+    assert quiet == f'-Duser.timezone=UTC "-Dlog4j.configurationFile={path}"'
+    assert "rootLogger.level = warn\n" in path.read_text()
+    assert session_conf(runtime, tmp_path, quiet=False)["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
+    assert "log4j" not in session_conf(runtime, tmp_path, submitted=True).get("spark.driver.extraJavaOptions", "")
+
+
+def test_a_local_session_prints_no_spark_start_up_warnings(tmp_path: Path) -> None:
+    """What a fresh driver JVM prints on stderr: only the JVM's own incubator-module notice remains."""
+    code = ("import sys; from driftline.config.schema import RuntimeConfig; from driftline.runtime import build_spark; "
+            "s = build_spark(RuntimeConfig(master='local[1]', jvm_fold=False), sys.argv[1]); s.range(3).count(); "
+            "s.stop()")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["WARNING: Using incubator modules: jdk.incubator.vector"]
 
 
 def fake_java(tmp_path: Path, version_line: str) -> Path:

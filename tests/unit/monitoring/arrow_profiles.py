@@ -36,7 +36,7 @@ def mix64(values: Sequence[str]) -> np.ndarray:
     """A 64-bit hash per string (pandas' keyed SipHash: deterministic, vectorized), as int64."""
     import pandas as pd
 
-    return pd.util.hash_array(np.asarray(values, dtype=object).astype(str).astype(object)).view(np.int64)
+    return pd.util.hash_array(np.asarray(values, dtype=object)).view(np.int64)
 
 
 def numeric_bins(name: str, x: np.ndarray, bins: int = 10, discrete_values: int | None = None) -> NumericBins:
@@ -47,18 +47,23 @@ def numeric_bins(name: str, x: np.ndarray, bins: int = 10, discrete_values: int 
         edges = value_edges(distinct.tolist())
         if edges:
             return NumericBins(name, edges)
-    return NumericBins(name, quantile_edges(float(f.min()), float(f.max()), np.quantile(f, edge_probs(bins))))
+    # data values as quantiles (Spark's percentile_approx returns values of the column, never between two)
+    qs = np.quantile(f, edge_probs(bins), method="inverted_cdf")
+    return NumericBins(name, quantile_edges(float(f.min()), float(f.max()), qs))
 
 
 def categorical_bins(name: str, values: Sequence[str], top_k: int = 20, buckets: int = 32,
                      fpr: float = 0.01) -> CategoricalBins:
-    uniq, counts = np.unique(np.asarray(values, dtype=object).astype(str), return_counts=True)
-    order = sorted(range(uniq.size), key=lambda i: (-counts[i], uniq[i]))
+    import pandas as pd
+
+    vc = pd.Series(np.asarray(values, dtype=object)).value_counts()
+    uniq, counts = vc.index.to_numpy(dtype=object), vc.to_numpy()
+    order = np.lexsort((uniq.astype(str), -counts))
     top = tuple(str(uniq[i]) for i in order[:top_k])
     if uniq.size <= top_k or not buckets:
         return CategoricalBins(name, top)
     expected = float((counts == 1).sum()) / float(counts.sum())
-    return CategoricalBins(name, top, buckets, build_membership(mix64(uniq.tolist()).tolist(), fpr), expected)
+    return CategoricalBins(name, top, buckets, build_membership(mix64(uniq).tolist(), fpr), expected)
 
 
 def profile_arrays(columns: Mapping[str, np.ndarray | Sequence[str]], bins: Mapping[str, ColumnBins],
@@ -77,6 +82,6 @@ def profile_arrays(columns: Mapping[str, np.ndarray | Sequence[str]], bins: Mapp
             else:
                 data[f"c{i}"] = pa.array(list(part), pa.string())
                 if bins[c].hashed:
-                    data[hash_column(i)] = pa.array(mix64([str(v) for v in part]), pa.int64())
+                    data[hash_column(i)] = pa.array(mix64(part), pa.int64())
         _accumulate(acc, pa.RecordBatch.from_pydict(data), names, bins)
     return profile_from_row(_core_row(acc, add, num), names, bins, ())

@@ -331,7 +331,7 @@ def test_monitor_metrics_rows_fit_the_table_schema(spark, ref_prof, cur_prof) ->
 def test_mismatched_profiles_are_one_line_errors(ref_prof, spark, bins) -> None:
     other = fit_reference_bins(to_spark(spark, make_data(5, 500)), ["x"], (), bins=4)
     cur = profile(to_spark(spark, make_data(5, 500)), ["x"], other)
-    with pytest.raises(DriftError, match=r"x: expected the reference bin edges on both sides, found 17 vs 9 edges"):
+    with pytest.raises(DriftError, match=r"x: expected the reference bin edges on both sides, found 22 vs 14 edges"):
         compare(ref_prof.columns["x"], cur.columns["x"])
     with pytest.raises(DriftError, match="found none for k, c"):
         dataset_drift(ref_prof, cur, DriftSpec(), columns=["x", "k", "c"])

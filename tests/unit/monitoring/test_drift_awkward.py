@@ -79,9 +79,12 @@ def draw(rng: np.random.Generator, n: int, *, lognormal_shift: float = 0.0, flag
             "ints": rng.poisson(3, n).astype(float), "hc": hc}
 
 
-def verdicts(seed: int, n: int, **change) -> dict[str, bool]:
+def verdicts(seed: int, n: int, only: str | None = None, **change) -> dict[str, bool]:
+    """Column and dataset verdicts of one seed (``only``: judge that column alone, for speed)."""
     rng = np.random.default_rng(seed)
     ref, cur = draw(rng, n), draw(rng, n, **change)
+    if only is not None:
+        ref, cur = {only: ref[only]}, {only: cur[only]}
     bins = {c: categorical_bins(c, ref[c]) if c == "hc" else numeric_bins(c, ref[c]) for c in ref}
     result = dataset_drift(profile_arrays(ref, bins), profile_arrays(cur, bins), DriftSpec())
     return {"__dataset__": result.drifted > 0, **{c: bool(d.drifted) for c, d in drift_by_column(result).items()}}
@@ -122,8 +125,8 @@ def test_twice_the_threshold_is_found_and_half_of_it_rarely(n) -> None:
         "hc": ({"unseen": 2 * spec.unseen_threshold}, {"unseen": spec.unseen_threshold / 2}),
     }
     for column, (twice, half) in cases.items():
-        found = np.mean([verdicts(s, n, **twice)[column] for s in range(seeds)])
-        flagged = np.mean([verdicts(s, n, **half)[column] for s in range(seeds)])
+        found = np.mean([verdicts(s, n, column, **twice)[column] for s in range(seeds)])
+        flagged = np.mean([verdicts(s, n, column, **half)[column] for s in range(seeds)])
         print(f"\n{column}, {n} rows: 2x effect found in {found:.2f}, 0.5x flagged in {flagged:.2f}")
         assert found >= 0.95 and flagged <= 0.05, (column, found, flagged)
 
@@ -215,3 +218,58 @@ def test_value_cells_give_scipy_exact_ks_and_chi2() -> None:
     values = np.union1d(ref, cur)
     table = np.array([[np.sum(ref == v) for v in values], [np.sum(cur == v) for v in values]])
     assert m.chi2_pvalue == pytest.approx(chi2_contingency(table).pvalue, rel=1e-9)
+
+
+def test_unseen_rule_reads_the_new_share_whatever_the_cardinality() -> None:
+    """200 k uniform categories and a 100 k-row reference: most categories are seen once, so about 60 % of a
+    same-population window is new by chance (Good–Turing E). 20 % of values from a new population must
+    still alert; the threshold is E + 0.1 · (1 − E), so chance alone does not."""
+    rng = np.random.default_rng(9)
+    cats = np.array([f"u{i}" for i in range(400_000)])
+    ref = cats[rng.integers(0, 200_000, 100_000)]
+    bins = {"u": categorical_bins("u", ref)}
+    same = cats[rng.integers(0, 200_000, 100_000)]
+    shifted = np.where(rng.random(100_000) < 0.2, cats[rng.integers(200_000, 400_000, 100_000)], same)
+    verdict = {name: drift_by_column(dataset_drift(profile_arrays({"u": ref}, bins), profile_arrays({"u": cur}, bins),
+                                                   DriftSpec()))["u"] for name, cur in (("same", same),
+                                                                                        ("shifted", shifted))}
+    expected = bins["u"].expected_unseen
+    assert 0.5 < expected < 0.7
+    assert verdict["same"].measures.unseen_share == pytest.approx(expected, abs=0.01) and not verdict["same"].drifted
+    assert verdict["shifted"].unseen_alert and verdict["shifted"].drifted
+
+
+def test_new_values_of_a_complete_top_k_are_a_quality_warning() -> None:
+    from driftline.monitoring.job import quality_rows
+
+    ref = np.array(["a", "b", "c"] * 100)
+    cur = np.array(["a", "b", "zz"] * 100)
+    bins = {"c": categorical_bins("c", ref)}
+    rows = quality_rows(profile_arrays({"c": ref}, bins), profile_arrays({"c": cur}, bins), min_rows=10)
+    new = [r for r in rows if r["metric"] == "new_values_share"]
+    assert len(new) == 1 and new[0]["value"] == pytest.approx(1 / 3) and new[0]["status"] == "warn"
+    assert new[0]["threshold"] == pytest.approx(0.1)
+
+
+def test_an_atom_at_the_maximum_has_its_own_cell() -> None:
+    """Hour of day (24 values, more than 2 × bins): quantile cells, but mass moving from the top value to the
+    one below is seen exactly by KS (before, the closed last bin held both)."""
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(10)
+    ref = rng.integers(0, 24, 50_000).astype(float)
+    cur = rng.integers(0, 24, 50_000).astype(float)
+    cur[cur == 23] = 22
+    bins = {"h": numeric_bins("h", ref)}
+    assert bins["h"].values is None and bins["h"].edges[-2:] == (23.0, math.nextafter(23.0, math.inf))
+    m = compare(profile_arrays({"h": ref}, bins).columns["h"], profile_arrays({"h": cur}, bins).columns["h"])
+    assert m.ks_statistic == pytest.approx(ks_2samp(ref, cur).statistic, abs=1e-12)
+
+
+def test_a_constant_column_keeps_the_static_threshold_in_calibration() -> None:
+    from driftline.monitoring.drift import calibrate_thresholds
+
+    bins = {"k": numeric_bins("k", np.full(1000, 3.0))}
+    ref = profile_arrays({"k": np.full(1000, 3.0)}, bins)
+    chunks = [profile_arrays({"k": np.full(200, 3.0)}, bins) for _ in range(5)]
+    assert calibrate_thresholds(ref, chunks, k=3.0, min_rows=100) == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from driftline.monitoring.profile import (
     profile,
     profile_rows,
     quantile_edges,
+    value_edges,
 )
 
 SCHEMA = StructType([
@@ -74,12 +76,13 @@ def test_fitted_edges_are_reference_quantiles(reference, bins) -> None:
     pdf, _ = reference
     x = finite_x(pdf)
     edges = np.array(bins["x"].edges)
-    assert edges[0] == x.min() and edges[-1] == x.max()
-    # interior edges: the 10 %, 20 % … quantiles and, finer, 0.01 %, 0.1 %, 1 %, 2.5 % from each end
-    # (rank error ≤ 1/accuracy; at 2,000 values the two outermost tail quantiles are the min and max)
+    # min … max, then the next double above the max: the maximum has a cell of its own
+    assert edges[0] == x.min() and edges[-2] == x.max() and edges[-1] == math.nextafter(x.max(), math.inf)
+    # interior edges: the 10 %, 20 % … quantiles and, finer, 0.01 %, 0.1 %, 0.5 %, 1 %, 2.5 %, 5 % from each
+    # end (rank error ≤ 1/accuracy; at 2,000 values the two outermost tail quantiles are the min and max)
     probs = [p for p in edge_probs(10) if 1 / len(x) < p < 1 - 1 / len(x)]
-    assert len(probs) == 15 and len(edges) == 17 and np.all(np.diff(edges) > 0)
-    for p, e in zip(probs, edges[1:-1], strict=True):
+    assert len(probs) == 19 and len(edges) == 22 and np.all(np.diff(edges) > 0)
+    for p, e in zip(probs, edges[1:-2], strict=True):
         assert abs((x <= e).mean() - p) <= 1e-3 + 1 / len(x)
     # few distinct values (≤ 2 × bins): one cell per value and a gap cell between neighbours (v, v⁺ edges)
     assert bins["k"].values == (0.0, 1.0, 2.0, 3.0, 4.0)
@@ -178,7 +181,7 @@ def test_long_rows_round_trip_bins(reference, bins) -> None:
     assert bins_from_rows(rows) == bins
     assert bins_from_json(bins_to_json(bins)) == bins
     x_bins = sorted((r["bin"], r["value"]) for r in rows if r["column"] == "x" and r["stat"] == "bin_count")
-    assert x_bins[0][0] == -1 and x_bins[-1][0] == 16 and len(x_bins) == 18
+    assert x_bins[0][0] == -1 and x_bins[-1][0] == 21 and len(x_bins) == 23   # 22 edges: 21 bins + under/overflow
     other = [r for r in rows if r["column"] == "c" and r["category"] == OTHER]
     assert len(other) == 1 and other[0]["value"] == prof.columns["c"].other
     null_rate = [r["value"] for r in rows if r["column"] == "c" and r["stat"] == "null_rate"]
@@ -186,8 +189,12 @@ def test_long_rows_round_trip_bins(reference, bins) -> None:
 
 
 def test_quantile_edges_pure() -> None:
-    assert quantile_edges(0.0, 10.0, [2.0, 2.0, 5.0, None]) == (0.0, 2.0, 5.0, 10.0)
-    assert quantile_edges(4.0, 4.0, [4.0]) == (4.0, 4.0)
+    up = lambda v: math.nextafter(v, math.inf)  # noqa: E731
+    assert quantile_edges(0.0, 10.0, [2.0, 2.0, 5.0, None]) == (0.0, 2.0, 5.0, 10.0, up(10.0))   # max: own cell
+    assert quantile_edges(4.0, 4.0, [4.0]) == (4.0, up(4.0))
+    assert quantile_edges(1.0, sys.float_info.max, []) == (1.0, sys.float_info.max)   # no finite double above
+    assert value_edges([0.0, sys.float_info.max]) == ()                               # → quantile edges instead
+    assert value_edges([1.0, up(1.0)]) == ()                                          # adjacent: no gap cell
     assert quantile_edges(None, None, []) == ()
 
 
@@ -247,4 +254,4 @@ def test_profile_by_groups_with_a_null_key_and_an_empty_frame(spark, reference, 
                               and a["value"] == pytest.approx(b["value"], rel=1e-12, nan_ok=True))
     none = profile(df.limit(0), cols, bins)
     assert none.rows == 0 and none.columns["x"].count == 0 and math.isnan(none.columns["x"].mean)
-    assert none.columns["x"].bin_counts == (0,) * 16 and none.columns["c"].category_counts == (0, 0, 0)
+    assert none.columns["x"].bin_counts == (0,) * 21 and none.columns["c"].category_counts == (0, 0, 0)

@@ -17,8 +17,8 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StringType, StructField, StructType
 
+from driftline.cli.jar import jar_command
 from driftline.jvm import PROFILE_FOLD, JarBuildError, build_jar, jar_path, java_class, session_jar
-from driftline.jvm.cli import jar_command
 from driftline.monitoring.membership import build_membership
 from driftline.monitoring.profile import (
     CategoricalBins,

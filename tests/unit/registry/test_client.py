@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from mlflow.models import infer_signature
 
+from driftline.cli.models import models_command
 from driftline.config.schema import EstimatorConfig, MlflowConfig
 from driftline.errors import ArtifactIntegrityError
-from driftline.registry.cli import models_command
 from driftline.registry.client import (
     CHAMPION,
     PREVIOUS,

@@ -1,5 +1,7 @@
 package driftline.jvm;
 
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.Serializable;
@@ -61,7 +63,11 @@ public final class ProfileFold {
     Column[] columns;
 
     static Spec parse(String json) throws Exception {
-      JsonNode root = new ObjectMapper().readTree(json);
+      // a membership filter travels as one base64 string of up to ~22 M characters: above Jackson's default cap
+      JsonFactory factory = JsonFactory.builder()
+          .streamReadConstraints(StreamReadConstraints.builder().maxStringLength(Integer.MAX_VALUE).build())
+          .build();
+      JsonNode root = new ObjectMapper(factory).readTree(json);
       Spec spec = new Spec();
       spec.grouped = root.get("grouped").asBoolean();
       JsonNode cols = root.get("columns");

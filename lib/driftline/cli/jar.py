@@ -8,13 +8,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from driftline.cli.runner import CliParser
 from driftline.jvm import JarBuildError, build_jar
 
 
 def jar_command(argv: Sequence[str]) -> int:
     """``driftline jar``: build the jar if needed and print its path (for ``spark-submit --jars``)."""
-    from driftline.cli.runner import CliParser
-
     parser = CliParser(
         prog="driftline jar",
         description="Compile driftline's JVM code (the profile fold of the monitor and of training) with this "

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from driftline.cli.runner import CliParser  # usage errors in one line
 from driftline.errors import DriftlineError
 
 if TYPE_CHECKING:
@@ -44,10 +45,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     common.add_argument("--workspace", metavar="DIR", help="workspace folder (overrides the config key 'workspace')")
     common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override one config key, e.g. --set mlflow.tracking_uri=http://mlflow:5000")
-    from driftline.cli.runner import CliParser  # usage errors in one line
-
     parser = CliParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True, metavar="{list,promote,rollback}")
     sub.add_parser("list", parents=[common], help="list versions and aliases",
                    description="List every registered version of the model with its aliases.")

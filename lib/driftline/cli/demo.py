@@ -1,8 +1,8 @@
-"""``driftline demo``: generate the drifting churn scenario and run the jobs that exist on it.
+"""``driftline demo``: generate the drifting churn scenario and run the pipeline's jobs on it.
 
-The demo writes the scenario's source tables through the table layer, then runs the pipeline's
-jobs through the same runner the command line uses, and prints a short story with numbers and
-where everything is. Jobs that are not built yet are named, not faked.
+The demo writes the scenario's source tables through the table layer, then runs the jobs through
+the same runner the command line uses (each with its own ``--set`` overrides), and prints a short
+story with numbers and where everything is.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from driftline.cli.runner import run_job, setup_logging
+from driftline.cli.runner import CliParser, run_job, setup_logging
 from driftline.config import load_config
 from driftline.config.schema import DriftlineConfig
 from driftline.context import code_version, new_run_id
@@ -40,9 +40,8 @@ RETRAIN_COOLDOWN_DAYS = 21
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from driftline.cli.runner import CliParser  # usage errors in one line
+    parser = CliParser(  # usage errors in one line
 
-    parser = CliParser(
         prog="driftline demo",
         description="Generate a deterministic churn scenario (stable period, covariate shift, a new category, "
                     "a concept change) as Delta source tables and run the pipeline on it day by day.",

@@ -10,10 +10,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from driftline.cli.runner import CliParser, iso_date
+
 
 def report_command(argv: Sequence[str]) -> int:
     """``driftline report --model M --date D``: print the path of the run's HTML report (exit 2 if absent)."""
-    from driftline.cli.runner import CliParser, iso_date
     from driftline.config import load_config
     from driftline.errors import DriftlineError
     from driftline.monitoring.job import report_path
