@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     from driftline.config.schema import RuntimeConfig
     from driftline.jvm import PROFILE_FOLD, java_class
     from driftline.monitoring.drift import DRIFT_QUANTILES, dataset_drift, drift_rows
-    from driftline.monitoring.profile import core_pass, fit_reference_bins, profile
     from driftline.monitoring.spec import DriftSpec
+    from driftline.profiling.profile import core_pass, fit_reference_bins, profile
     from driftline.runtime import build_spark
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))

@@ -52,9 +52,9 @@ SMALL_DATE, BIG_DATE = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 def write_reference(spark, store, registry, version, model, sample) -> None:
     """The version's reference profile from the training sample and its scores, as the train job writes it."""
     from driftline.config.schema import DriftConfig
-    from driftline.monitoring.bins import fit_configured_bins
     from driftline.monitoring.calibration import calibrate, calibration_rows
-    from driftline.monitoring.profile import profile, profile_rows
+    from driftline.profiling.bins import fit_configured_bins
+    from driftline.profiling.profile import profile, profile_rows
     from driftline.registry.profiles import PREDICTION, REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
     from driftline.tables import CommitInfo
     from driftline.training.pipeline import model_frame

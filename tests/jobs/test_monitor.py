@@ -25,16 +25,16 @@ from driftline.cli.runner import run_job
 from driftline.config import load_config
 from driftline.monitoring.calibration import CALIBRATION_STATS
 from driftline.monitoring.drift import dataset_drift, drift_rows
-from driftline.monitoring.job import profile_from_rows
 from driftline.monitoring.metrics import KEY_FIELDS
-from driftline.monitoring.profile import (
+from driftline.monitoring.spec import DriftSpec
+from driftline.profiling.profile import (
     CategoricalProfile,
     DatasetProfile,
     NumericBins,
     NumericProfile,
     profile_rows,
 )
-from driftline.monitoring.spec import DriftSpec
+from driftline.profiling.stored import profile_from_rows
 from driftline.registry.client import CHAMPION
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo

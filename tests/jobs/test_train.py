@@ -9,6 +9,7 @@ so using any of them would change the fitted model and every metric.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import pickle
 from pathlib import Path
 
@@ -25,8 +26,8 @@ from driftline.cli.runner import run_job
 from driftline.config import load_config
 from driftline.config.schema import EstimatorConfig
 from driftline.context import JobContext, new_run_id
-from driftline.monitoring.bins import edge_probs
-from driftline.monitoring.profile import bins_from_json
+from driftline.profiling.bins import edge_probs
+from driftline.profiling.profile import bins_from_json
 from driftline.registry.client import CHAMPION, PREVIOUS, ModelRegistry, clear_cache, tracking_setup
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo, open_store
@@ -189,8 +190,8 @@ def check_calibration(store, ref: pd.DataFrame, bins) -> None:
     each chunk profiled here with numpy on the stored bins (features only: the prediction needs the model)."""
     from driftline.monitoring.calibration import CALIBRATION_STATS
     from driftline.monitoring.drift import calibrate_thresholds
-    from driftline.monitoring.job import profile_from_rows
-    from driftline.monitoring.profile import DatasetProfile
+    from driftline.profiling.profile import DatasetProfile
+    from driftline.profiling.stored import profile_from_rows
     from tests.jobs.test_monitor import numpy_profile
 
     stored = [r.asDict() for r in read_reference_rows(store, "jt", "1").collect()]
@@ -255,7 +256,9 @@ def test_train_job_end_to_end(env, capsys) -> None:
     edges = [*inner["lower"], inner["upper"].iloc[-1]]
     vals = ref["x1"].dropna().to_numpy()
     # 5 equal-probability bins and finer edges in both tails (quantile ties dropped on 100-odd values)
-    assert edges[0] == vals.min() and edges[-1] == vals.max() and 6 <= len(edges) <= 2 + len(edge_probs(5))
+    # ... and the maximum in a cell of its own: edges end max, max⁺ (the next double)
+    assert edges[0] == vals.min() and edges[-2] == vals.max() and edges[-1] == math.nextafter(vals.max(), math.inf)
+    assert 7 <= len(edges) <= 3 + len(edge_probs(5))
     assert np.all(np.diff(edges) > 0)
     assert inner["value"].tolist() == np.histogram(vals, bins=edges)[0].tolist()
     assert x1[x1["bin"] == -1]["value"].item() == 0 and x1[x1["bin"] == len(edges) - 1]["value"].item() == 0

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from driftline.monitoring.drift import CalibratedThreshold, calibrate_thresholds
-from driftline.monitoring.profile import PROFILE_ROW_FIELDS, ColumnBins, DatasetProfile, profile_by
+from driftline.profiling.profile import PROFILE_ROW_FIELDS, ColumnBins, DatasetProfile, profile_by
+from driftline.profiling.stored import CALIBRATION_STATS, MEAN_STAT, STD_STAT, THRESHOLD_STAT  # noqa: F401
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-THRESHOLD_STAT = "calibrated_threshold"
-MEAN_STAT = "calibration_mean"
-STD_STAT = "calibration_std"
-CALIBRATION_STATS = (THRESHOLD_STAT, MEAN_STAT, STD_STAT)
 CHUNK = "__chunk__"
 
 

@@ -6,7 +6,7 @@ Usage::
     result = dataset_drift(reference_profile, current_profile, spec)   # DatasetDrift (frozen)
     rows = drift_rows(result)        # long format: column, metric, value, threshold, status, ...
 
-Both profiles must come from `driftline.monitoring.profile.profile` with the same reference bins.
+Both profiles must come from `driftline.profiling.profile.profile` with the same reference bins.
 Nothing here touches data: every number is a function of histogram cells, quantiles and moments.
 
 Cells. A numeric column has ``underflow, bin_0 … bin_{n-1}, overflow`` (±inf sit in the outer
@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from driftline.errors import DriftlineError
-from driftline.monitoring.profile import CategoricalProfile, ColumnProfile, DatasetProfile, NumericProfile
 from driftline.monitoring.spec import (
     ALERT,
     FEW_VALUES,
@@ -48,6 +47,7 @@ from driftline.monitoring.spec import (
     DriftSpec,
     Status,
 )
+from driftline.profiling.profile import CategoricalProfile, ColumnProfile, DatasetProfile, NumericProfile
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ def unseen_threshold(expected: float, threshold: float) -> float:
 
 
 def _is_value_cells(edges: Sequence[float]) -> bool:
-    from driftline.monitoring.bins import NumericBins
+    from driftline.profiling.bins import NumericBins
 
     return NumericBins("", tuple(edges)).discrete
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
     from driftline.context import JobContext
-    from driftline.monitoring.profile import DatasetProfile
+    from driftline.profiling.profile import DatasetProfile
 
 log = logging.getLogger(__name__)
 

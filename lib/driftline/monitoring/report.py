@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.monitoring.drift import DATASET, cells
-from driftline.monitoring.profile import OTHER, DatasetProfile, NumericBins, NumericProfile
+from driftline.monitoring.performance import PERFORMANCE
 from driftline.monitoring.spec import METHOD_METRIC
-
-PERFORMANCE = "__performance__"  # the column of late-label performance rows (as `driftline.monitoring.job`)
+from driftline.profiling.profile import OTHER, DatasetProfile, NumericBins, NumericProfile
 
 if TYPE_CHECKING:
     from driftline.monitoring.drift import DatasetDrift

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
+from driftline.profiling.stored import PREDICTION
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-    from driftline.monitoring.profile import ColumnBins
+    from driftline.profiling.profile import ColumnBins
     from driftline.tables import CommitInfo, TableStore
 
 REFERENCE_PROFILES = "reference_profiles"
 PARTITION_BY = ("model_name", "model_version")
-PREDICTION = "prediction"
 REFERENCE_SAMPLE = "sample.parquet"  # MLflow artifact reference_profile/sample.parquet: rows for the Evidently page
 
 
@@ -70,7 +70,7 @@ def clean_value(value: float | None) -> float | None:
 
 def reference_frame_rows(rows: Sequence[Mapping[str, Any]], who: ProfileProvenance,
                          prediction_column: str = PREDICTION) -> list[tuple[Any, ...]]:
-    """`driftline.monitoring.profile.profile_rows` output → tuples in `reference_profiles_schema` order."""
+    """`driftline.profiling.profile.profile_rows` output → tuples in `reference_profiles_schema` order."""
     created = who.created_at.astimezone(dt.UTC).replace(tzinfo=None)
     return [
         (who.model_name, who.model_version, r["column"],
@@ -104,7 +104,7 @@ def read_reference_rows(store: TableStore, model_name: str, model_version: str) 
 
 def reference_bins(store: TableStore, model_name: str, model_version: str) -> dict[str, ColumnBins]:
     """The bins fitted on a version's reference, rebuilt from its stored rows (for monitoring)."""
-    from driftline.monitoring.profile import bins_from_rows
+    from driftline.profiling.profile import bins_from_rows
 
     rows = [r.asDict() for r in read_reference_rows(store, model_name, model_version)
             .filter("stat in ('bin_count', 'category_count', 'rows', 'tail_count', 'membership_filter', "

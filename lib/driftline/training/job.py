@@ -367,9 +367,9 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
     them); write ``reference_profiles`` + MLflow artifacts."""
     import mlflow
 
-    from driftline.monitoring.bins import bins_to_json, fit_configured_bins
     from driftline.monitoring.calibration import calibrate, calibration_rows
-    from driftline.monitoring.profile import profile, profile_rows
+    from driftline.profiling.bins import bins_to_json, fit_configured_bins
+    from driftline.profiling.profile import profile, profile_rows
 
     cfg = ctx.config
     drift = cfg.monitoring.drift

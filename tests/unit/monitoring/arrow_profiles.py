@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from driftline.monitoring.bins import (
+from driftline.profiling.bins import (
     CategoricalBins,
     ColumnBins,
     NumericBins,
@@ -20,8 +20,8 @@ from driftline.monitoring.bins import (
     quantile_edges,
     value_edges,
 )
-from driftline.monitoring.membership import build_membership
-from driftline.monitoring.profile import (
+from driftline.profiling.membership import build_membership
+from driftline.profiling.profile import (
     DatasetProfile,
     _accumulate,
     _Accumulator,

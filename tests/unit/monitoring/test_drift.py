@@ -32,8 +32,8 @@ from driftline.monitoring.metrics import (
     monitor_metrics_frame_rows,
     monitor_metrics_schema,
 )
-from driftline.monitoring.profile import fit_reference_bins, profile, profile_by
 from driftline.monitoring.spec import DriftSpec
+from driftline.profiling.profile import fit_reference_bins, profile, profile_by
 
 from .oracles import numeric_profile
 

@@ -240,7 +240,7 @@ def test_unseen_rule_reads_the_new_share_whatever_the_cardinality() -> None:
 
 
 def test_new_values_of_a_complete_top_k_are_a_quality_warning() -> None:
-    from driftline.monitoring.job import quality_rows
+    from driftline.monitoring.quality import quality_rows
 
     ref = np.array(["a", "b", "c"] * 100)
     cur = np.array(["a", "b", "zz"] * 100)

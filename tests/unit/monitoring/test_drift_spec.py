@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from driftline.config.schema import DriftConfig
 from driftline.monitoring.drift import calibrate_thresholds, compare, dataset_drift, drift_by_column
-from driftline.monitoring.profile import DatasetProfile
 from driftline.monitoring.spec import ColumnDriftSpec, DriftSpec, DriftSpecError
+from driftline.profiling.profile import DatasetProfile
 
 from .oracles import categorical_profile, numeric_profile, quantile_bins
 
@@ -149,7 +149,7 @@ def test_reference_dates_are_cut_into_contiguous_runs_of_whole_days() -> None:
 def test_calibration_rows_round_trip_to_the_thresholds_the_spec_uses() -> None:
     from driftline.monitoring.calibration import calibration_rows, thresholds_from_rows
     from driftline.monitoring.drift import CalibratedThreshold
-    from driftline.monitoring.profile import DatasetProfile, NumericProfile
+    from driftline.profiling.profile import DatasetProfile, NumericProfile
 
     prof = DatasetProfile(10, {"x": NumericProfile("x", 10, 0, 0, 0, 10, 0.0, 1.0, -1.0, 1.0, (), (), (), 0, 0)})
     cal = [CalibratedThreshold("x", "psi", 0.02, 0.01, 3.0, 4, 0.05)]

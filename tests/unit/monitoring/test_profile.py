@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-from driftline.monitoring.profile import (
+from driftline.profiling.profile import (
     OTHER,
     NumericBins,
     ProfileError,
@@ -208,7 +208,8 @@ def test_profile_errors_name_the_columns(spark, reference, bins) -> None:
 
 def test_offset_sums_round_trip_and_an_older_reference_falls_back_to_quantiles(spark, reference, bins) -> None:
     from driftline.monitoring.drift import _quantile_function, compare, wasserstein_cells, wasserstein_quantiles
-    from driftline.monitoring.job import Reference, profile_from_rows
+    from driftline.monitoring.inputs import Reference
+    from driftline.profiling.stored import profile_from_rows
 
     _, df = reference
     cols = ["x", "k", "const", "empty", "c"]
@@ -239,7 +240,7 @@ def test_offset_sums_round_trip_and_an_older_reference_falls_back_to_quantiles(s
 def test_profile_by_groups_with_a_null_key_and_an_empty_frame(spark, reference, bins) -> None:
     from pyspark.sql import functions as F
 
-    from driftline.monitoring.profile import profile_by
+    from driftline.profiling.profile import profile_by
 
     _, df = reference
     cols = ["x", "k", "const", "empty", "c"]

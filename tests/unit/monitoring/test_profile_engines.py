@@ -19,8 +19,8 @@ from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StringType, 
 
 from driftline.cli.jar import jar_command
 from driftline.jvm import PROFILE_FOLD, JarBuildError, build_jar, jar_path, java_class, session_jar
-from driftline.monitoring.membership import build_membership
-from driftline.monitoring.profile import (
+from driftline.profiling.membership import build_membership
+from driftline.profiling.profile import (
     CategoricalBins,
     NumericBins,
     ProfileError,

@@ -9,8 +9,9 @@ import pytest
 from pyspark.sql.types import DateType, DoubleType, LongType, StringType, StructField, StructType
 
 from driftline.errors import DriftlineError
-from driftline.monitoring.job import schema_rows, window_frame
-from driftline.monitoring.profile import CategoricalProfile, DatasetProfile, NumericProfile
+from driftline.monitoring.inputs import window_frame
+from driftline.monitoring.quality import schema_rows
+from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
 from driftline.registry.profiles import PREDICTION
 from driftline.tables import CommitInfo, StorageConfig, open_store
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
 
-from driftline.monitoring.bins import fit_reference_bins
 from driftline.monitoring.drift import dataset_drift, drift_by_column
-from driftline.monitoring.profile import profile, profile_rows
 from driftline.monitoring.spec import DriftSpec
-from driftline.monitoring.stored import profile_from_rows
+from driftline.profiling.bins import fit_reference_bins
+from driftline.profiling.profile import profile, profile_rows
+from driftline.profiling.stored import profile_from_rows
 from driftline.registry.profiles import ProfileProvenance, read_reference_rows, reference_bins, write_reference_rows
 from driftline.tables import CommitInfo, open_store
 from driftline.tables.spec import StorageConfig

@@ -26,7 +26,7 @@ import org.apache.spark.sql.types.StructType;
 import org.apache.spark.unsafe.types.UTF8String;
 
 /**
- * The per-task fold of driftline's profile pass (driftline.monitoring.profile.core_pass), on the JVM.
+ * The per-task fold of driftline's profile pass (driftline.profiling.profile.core_pass), on the JVM.
  *
  * <p>Input: a frame whose columns are {@code c0..c<n-1>} (double for numeric columns, string for categorical
  * ones), then the {@code xxhash64} (bigint) of each categorical column with tail buckets, and, when grouped, a
@@ -110,10 +110,10 @@ public final class ProfileFold {
     String[] categories;
     int buckets;               // categorical: tail buckets beyond the top K (0: none)
     int hashOrdinal = -1;      // ... the frame column holding the value's xxhash64
-    Membership membership;     // ... the reference's categories (driftline.monitoring.membership)
+    Membership membership;     // ... the reference's categories (driftline.profiling.membership)
   }
 
-  /** The Bloom filter of driftline.monitoring.membership: probe i of hash h is (lo(h) + i * hi(h)) mod bits. */
+  /** The Bloom filter of driftline.profiling.membership: probe i of hash h is (lo(h) + i * hi(h)) mod bits. */
   static final class Membership implements Serializable {
     private static final long serialVersionUID = 1L;
     final long mask;

@@ -13,7 +13,7 @@ Numeric columns get one of two kinds of cells:
 
 Categorical columns: the reference's top-K categories; when the reference has more categories, the rest are
 hashed (Spark's ``xxhash64``) into ``buckets`` tail cells, and a Bloom filter of *all* reference categories
-(`driftline.monitoring.membership`) tells which current values were never seen. ``expected_unseen`` is the
+(`driftline.profiling.membership`) tells which current values were never seen. ``expected_unseen`` is the
 Good–Turing estimate of the unseen share under no drift (reference singletons / reference values): a
 high-cardinality column always meets some new values, and only the excess over this counts.
 """
@@ -24,15 +24,13 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driftline.errors import DriftlineError
-from driftline.monitoring.membership import Membership, build_membership
+from driftline.profiling.membership import Membership, build_membership
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
-
-    from driftline.config.schema import DriftConfig
 
 OTHER = "__other__"
 DEFAULT_ACCURACY = 10_000  # percentile_approx accuracy: relative rank error ≈ 1 / accuracy
@@ -167,8 +165,18 @@ def fit_reference_bins(
     return {c: out[c] for c in [*numeric, *categorical]}
 
 
+class BinSettings(Protocol):
+    """The bin settings of a ``monitoring.drift`` config slice (`driftline.config.schema.DriftConfig`)."""
+
+    bins: int
+    top_k: int
+    discrete_values: int | None
+    tail_buckets: int
+    membership_fpr: float
+
+
 def fit_configured_bins(df: DataFrame, numeric: Sequence[str], categorical: Sequence[str],
-                        drift: DriftConfig) -> dict[str, ColumnBins]:
+                        drift: BinSettings) -> dict[str, ColumnBins]:
     """`fit_reference_bins` with the settings of a ``monitoring.drift`` config slice."""
     return fit_reference_bins(df, numeric, categorical, bins=drift.bins, top_k=drift.top_k,
                               discrete_values=drift.discrete_values, tail_buckets=drift.tail_buckets,

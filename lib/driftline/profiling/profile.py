@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.jvm import JVM_FOLD_CONF, PROFILE_FOLD, java_class
-from driftline.monitoring.bins import (  # noqa: F401  (re-exported: the profile's public vocabulary)
+from driftline.profiling.bins import (  # noqa: F401  (re-exported: the profile's public vocabulary)
     DEFAULT_ACCURACY,
     OTHER,
     CategoricalBins,
@@ -522,7 +522,7 @@ def profile_rows(prof: DatasetProfile, bins: Mapping[str, ColumnBins] | None = N
     bin_finite_count (``bin`` −1 and n: the outer cells' finite values), (categorical) distinct_approx
     (when profiled), category_count (``category``, ``bin`` = rank; ``__other__`` last), with hashed bins
     tail_count (``bin`` = bucket) and unseen_count; with ``bins`` (a reference), the membership filter rows
-    of hashed categorical columns (`driftline.monitoring.bins.membership_rows`).
+    of hashed categorical columns (`driftline.profiling.bins.membership_rows`).
     """
     out: list[dict[str, Any]] = []
 

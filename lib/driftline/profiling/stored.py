@@ -6,10 +6,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from driftline.monitoring.bins import OTHER, NumericBins, bins_from_rows
-from driftline.monitoring.calibration import CALIBRATION_STATS
-from driftline.monitoring.profile import CategoricalProfile, DatasetProfile, NumericProfile
-from driftline.registry.profiles import PREDICTION
+from driftline.profiling.bins import OTHER, NumericBins, bins_from_rows
+from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
+
+PREDICTION = "prediction"  # the column of the model's score in reference profiles (monitored like a feature)
+# calibration rows stored with a reference profile (`driftline.monitoring.calibration`)
+THRESHOLD_STAT = "calibrated_threshold"
+MEAN_STAT = "calibration_mean"
+STD_STAT = "calibration_std"
+CALIBRATION_STATS = (THRESHOLD_STAT, MEAN_STAT, STD_STAT)
 
 CELL_STATS = ("quantile", "bin_count", "category_count", "bin_offset_sum", "bin_finite_count", "tail_count",
               "membership_filter")
@@ -18,7 +23,7 @@ CELL_STATS = ("quantile", "bin_count", "category_count", "bin_offset_sum", "bin_
 def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile, tuple[float, ...]]:
     """Rebuild a `DatasetProfile` (and its quantile probabilities) from stored long-format profile rows.
 
-    Inverse of `driftline.monitoring.profile.profile_rows` (calibration rows are skipped). Columns are sorted
+    Inverse of `driftline.profiling.profile.profile_rows` (calibration rows are skipped). Columns are sorted
     by name with ``prediction`` last (a table read has no row order; the report and the metric rows should not
     depend on it).
     """

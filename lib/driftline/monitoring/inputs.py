@@ -1,0 +1,269 @@
+"""The monitor job's reads — the only monitoring module that touches the table store.
+
+The champion's predictions of a window and the version that scored it, the stored reference of that
+version, the window's feature rows (joined to the predictions), the labels matured for performance, the
+rows of earlier windows whose labels matured since, and the earlier runs' metrics for the report's trends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from driftline.errors import DriftlineError
+from driftline.monitoring.calibration import CALIBRATION_STATS, thresholds_from_rows
+from driftline.monitoring.metrics import ALL_ROWS, MONITOR_METRICS
+from driftline.monitoring.windows import window_of  # noqa: F401  (the window of a date, with its reads)
+from driftline.profiling.profile import ColumnBins, DatasetProfile, NumericProfile, bins_from_rows
+from driftline.profiling.stored import profile_from_rows
+from driftline.registry.profiles import PREDICTION, read_reference_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from driftline.context import JobContext
+
+log = logging.getLogger(__name__)
+
+AS_OF = "as_of_date"
+TREND_DAYS = 30  # the report's trends show the runs of the last 30 days
+WINDOW_END = "__window_end__"  # group column of the matured windows' performance pass
+
+
+class MonitorInputError(DriftlineError):
+    """The window's inputs are not there (no predictions table, no champion predictions): exit 1."""
+
+
+# --------------------------------------------------------------------------- reference profile
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A model version's reference: profile, bins, quantile grid and id."""
+
+    version: str
+    reference_id: str
+    profile: DatasetProfile
+    bins: Mapping[str, ColumnBins]
+    quantiles: tuple[float, ...]
+    calibrated: Mapping[tuple[str, str], float]  # (column, distance metric) → calibrated threshold
+    mlflow_run_id: str  # the training run (holds the reference sample for the Evidently page)
+
+    @property
+    def has_offset_sums(self) -> bool:
+        """Wasserstein-1 comes from cells and offset sums (references written since they exist)."""
+        return all(p.offset_sums for p in self.profile.columns.values()
+                   if isinstance(p, NumericProfile) and p.edges)
+
+
+def load_reference(ctx: JobContext, version: str) -> Reference:
+    """The stored reference profile of ``version`` (features + ``prediction``) and its calibrated thresholds,
+    one partition-pruned read."""
+    name = ctx.config.name
+    rows = [r.asDict() for r in read_reference_rows(ctx.store, name, version).collect()]
+    if not any(r["stat"] not in CALIBRATION_STATS for r in rows):
+        raise MonitorInputError(f"table reference_profiles: expected the reference profile of {name} v{version}, "
+                                "found no rows (retrain the version to write it)")
+    prof, quantiles = profile_from_rows(rows)
+    return Reference(version, f"{name}/{version}", prof, bins_from_rows(rows), quantiles,
+                     thresholds_from_rows(rows), str(rows[0]["mlflow_run_id"]))
+
+
+# --------------------------------------------------------------------------- the window
+
+
+def champion_predictions(ctx: JobContext, dates: Sequence[dt.date]) -> DataFrame:
+    """The champion's rows of ``<model>__predictions`` over ``dates`` (partition-pruned)."""
+    from pyspark.sql import functions as F
+
+    from driftline.registry.client import CHAMPION
+    from driftline.scoring.core import ROLE
+    from driftline.scoring.tables import SCORE_DATE, predictions_table
+
+    table = predictions_table(ctx.config.name)
+    span = f"{dates[0]}..{dates[-1]}"
+    if not ctx.store.exists(table):
+        raise MonitorInputError(f"table {table}: expected champion predictions for score_date {span}, "
+                                f"found no table (run driftline score first)")
+    return (ctx.store.read(table, partitions={SCORE_DATE: list(dates)})
+            .filter(F.col(SCORE_DATE).between(F.lit(dates[0]), F.lit(dates[-1])) & (F.col(ROLE) == CHAMPION)))
+
+
+def version_order(version: Any) -> tuple[int, str]:
+    """Sort key of registry versions ("2" < "10"): the latest sorts last."""
+    return len(str(version)), str(version)
+
+
+def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]) -> tuple[str, int]:
+    """The version that scored the window (the latest if several) and the number of champion rows."""
+    from pyspark.sql import functions as F
+
+    from driftline.scoring.core import MODEL_VERSION
+
+    found = predictions.groupBy(MODEL_VERSION).agg(F.count(F.lit(1)).alias("n")).collect()
+    if not found:
+        raise MonitorInputError(
+            f"table {table}: expected champion predictions for score_date {dates[0]}..{dates[-1]}, found none "
+            f"(run driftline score --from {dates[0]} --to {dates[-1]})"
+        )
+    versions = sorted(found, key=lambda r: version_order(r[MODEL_VERSION]))
+    if len(versions) > 1:
+        log.warning("%s: window %s..%s was scored by versions %s; monitoring against the latest", table, dates[0],
+                    dates[-1], ", ".join(str(r[MODEL_VERSION]) for r in versions))
+    return str(versions[-1][MODEL_VERSION]), int(sum(r["n"] for r in found))
+
+
+def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.date],
+                 columns: Sequence[str], numeric: Collection[str] = (), few: bool = False) -> DataFrame:
+    """The rows the champion scored in the window: its ``prediction`` (= score) and their feature values.
+
+    Reads the predictions' key, score_date, score and the features ``columns`` of the same key and
+    date (left join: a scored row without its feature row shows nulls); returns key, as_of_date,
+    ``columns`` and ``prediction``; a boolean column as the model and its reference saw it (the train
+    job's casts): 1.0 / 0.0 when ``numeric``, else "true" / "false". A reference column missing from
+    the features table, or one the reference profiled as ``numeric`` but the table holds as neither a
+    number nor a boolean, fails (R9), naming expected and found. ``few``: ``predictions`` is a few
+    thousand rows (a sample): their feature rows are found with broadcast joins (a left join cannot
+    broadcast its preserved side), not a shuffle of the window.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType, NumericType
+
+    from driftline.scoring.core import SCORE
+    from driftline.scoring.tables import SCORE_DATE
+
+    key = ctx.config.entity_key
+    table = f"{ctx.config.name}__features"
+    features_cols = [c for c in columns if c != PREDICTION]
+    if not ctx.store.exists(table):
+        raise MonitorInputError(f"table {table}: expected it to exist for monitoring, found none")
+    features = ctx.store.read(table, partitions={AS_OF: list(dates)})
+    missing = [c for c in [key, AS_OF, *features_cols] if c not in features.columns]
+    if missing:
+        raise MonitorInputError(f"table {table}: expected the reference's columns {', '.join(features_cols)}, "
+                                f"found {', '.join(missing)} missing (columns: {', '.join(features.columns)})")
+    retyped = [f"{f.name} ({f.dataType.simpleString()})" for f in features.schema.fields
+               if f.name in numeric and f.name in features_cols
+               and not isinstance(f.dataType, (NumericType, BooleanType))]
+    if retyped:
+        raise MonitorInputError(f"table {table}: expected numeric columns as in the reference profile, found "
+                                f"{', '.join(retyped)}")
+    scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE).alias(PREDICTION))
+    types = {f.name: f.dataType for f in features.schema.fields}
+    as_seen = [F.col(c).cast("double" if c in numeric else "string").alias(c) if isinstance(types[c], BooleanType)
+               else F.col(c) for c in features_cols]
+    feats = features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1]))).select(key, AS_OF, *as_seen)
+    if few:
+        wanted = F.broadcast(scored.select(key, AS_OF).distinct())
+        feats = F.broadcast(feats.join(wanted, on=[key, AS_OF], how="left_semi"))
+    return scored.join(feats, on=[key, AS_OF], how="left").select(key, AS_OF, *features_cols, PREDICTION)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def has_labels(ctx: JobContext) -> bool:
+    """The model has a labels source and its table exists (else no performance rows)."""
+    src = ctx.config.sources.labels
+    return src is not None and ctx.store.exists(src.table)
+
+
+def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates: Sequence[dt.date],
+                   segments: Sequence[str] = (), keep: Sequence[str] = ()) -> DataFrame | None:
+    """The window's champion predictions with their matured label (null when none) and segment columns.
+
+    Labels matured before ``date`` 00:00 UTC (as the train job) are left-joined on entity key and
+    ``score_date`` = label ``as_of_date``; ``segments`` come from the features table (same key and
+    date). Returns ``score``, ``label``, ``segments`` and the predictions' columns ``keep``; None when
+    the model has no labels table.
+    """
+    from pyspark.sql import functions as F
+
+    from driftline.scoring.core import SCORE
+    from driftline.scoring.tables import SCORE_DATE
+    from driftline.training.dataset import LABEL, matured_labels
+
+    cfg = ctx.config
+    src = cfg.sources.labels
+    if not has_labels(ctx):
+        log.info("%s: no labels table; no performance rows", cfg.name)
+        return None
+    as_of = getattr(src, "as_of", None) or AS_OF
+    window_labels = ctx.store.read(src.table).filter(F.col(as_of).cast("date").between(F.lit(dates[0]),
+                                                                                        F.lit(dates[-1])))
+    labels = matured_labels(window_labels, src, as_of, date)
+    key = cfg.entity_key
+    scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE), *keep)
+    if segments:
+        table = f"{cfg.name}__features"
+        features = ctx.store.read(table, partitions={AS_OF: list(dates)})
+        missing = [c for c in segments if c not in features.columns]
+        if missing:
+            raise MonitorInputError(f"monitoring.segments: expected columns of table {table}, found "
+                                    f"{', '.join(missing)} missing (columns: {', '.join(features.columns)})")
+        segs = (features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1])))
+                .select(key, AS_OF, *[F.col(c).cast("string").alias(c) for c in segments]))
+        scored = scored.join(segs, on=[key, AS_OF], how="left")
+    return (scored.withColumn("_label_key", F.col(key).cast("string"))
+            .join(labels, on=["_label_key", AS_OF], how="left")
+            .select(SCORE, LABEL, *segments, *keep))
+
+
+@dataclass(frozen=True)
+class MaturedFrame:
+    """The champion rows of earlier windows with their matured labels (`labelled_frame`, grouped by
+    `WINDOW_END`), each window's start and the version that scored it."""
+
+    frame: DataFrame | None
+    starts: Mapping[dt.date, dt.date]
+    version_of: Mapping[dt.date, str]
+
+
+def matured_frame(ctx: JobContext, date: dt.date, windows: Sequence[tuple[dt.date, ...]]) -> MaturedFrame | None:
+    """The rows of ``windows`` (earlier windows of a run on ``date``) with the labels matured before ``date``:
+    each window takes the champion rows of the latest version that scored it (as the current window);
+    windows without champion predictions are left out; None when none has any (or no labels table)."""
+    from pyspark.sql import functions as F
+
+    from driftline.scoring.core import MODEL_VERSION
+    from driftline.scoring.tables import SCORE_DATE
+
+    if not has_labels(ctx) or not windows:
+        return None
+    span = sorted(d for w in windows for d in w)
+    preds = champion_predictions(ctx, span)
+    scored = {(r[SCORE_DATE], str(r[MODEL_VERSION]))
+              for r in preds.select(SCORE_DATE, MODEL_VERSION).distinct().collect()}
+    version_of: dict[dt.date, str] = {}
+    for w in windows:
+        found = sorted({v for d, v in scored if w[0] <= d <= w[-1]}, key=version_order)
+        if found:
+            version_of[w[-1]] = found[-1]
+    if not version_of:
+        return None
+    end_of = {d: w[-1] for w in windows if w[-1] in version_of for d in w}
+    window_end = F.create_map(*[x for d, e in sorted(end_of.items()) for x in (F.lit(d), F.lit(e))])
+    keep = F.lit(False)
+    for d, e in sorted(end_of.items()):
+        keep = keep | ((F.col(SCORE_DATE) == F.lit(d)) & (F.col(MODEL_VERSION) == F.lit(version_of[e])))
+    frame = labelled_frame(ctx, preds.filter(keep).withColumn(WINDOW_END, window_end[F.col(SCORE_DATE)]), date,
+                           span, keep=[WINDOW_END])
+    return MaturedFrame(frame, {w[-1]: w[0] for w in windows}, version_of)
+
+
+def metric_history(ctx: JobContext, date: dt.date, days: int = TREND_DAYS) -> list[dict[str, Any]]:
+    """``monitor_metrics`` rows of the model's earlier runs in the ``days`` before ``date`` (baseline reference,
+    whole window; only the columns a trend needs), for the report's trends."""
+    from pyspark.sql import functions as F
+
+    if not ctx.store.exists(MONITOR_METRICS):
+        return []
+    since = [date - dt.timedelta(days=days - i) for i in range(days)]
+    return [r.asDict() for r in ctx.store.read(MONITOR_METRICS, partitions={"model_name": [ctx.config.name],
+                                                                              "run_date": since})
+            .filter((F.col("run_date") < F.lit(date)) & (F.col("baseline") == "reference")
+                    & (F.col("slice") == ALL_ROWS) & (F.col("window_end") == F.col("run_date")))
+            .select("run_date", "column", "metric", "method", "value", "threshold", "status").collect()]

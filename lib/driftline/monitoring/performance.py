@@ -1,0 +1,130 @@
+"""Late-label performance rows (pure over a labelled frame) and the earlier windows a run recomputes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from driftline.monitoring.spec import INSUFFICIENT, OK
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from driftline.config.schema import PerformanceConfig
+
+log = logging.getLogger(__name__)
+
+PERFORMANCE = "__performance__"  # the column of late-label performance rows in monitor_metrics
+GROUP = "__group__"  # group column of the performance pass: a segment value, or null for the whole window
+MAX_SEGMENT_VALUES = 50  # per segment column, the most scored values get performance rows
+
+
+@dataclass(frozen=True)
+class MaturedWindow:
+    """An earlier window's performance, recomputed with the labels matured since it was monitored."""
+
+    start: dt.date
+    end: dt.date
+    version: str
+    rows: list[dict[str, Any]]
+
+
+def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str,
+                     by: str | None = None) -> dict[Any, list[dict[str, Any]]]:
+    """Late-label performance rows of ``frame`` (see `labelled_frame`), for the whole window or per ``by`` value.
+
+    One grouped aggregation pass, plus one for AUC over the groups that reach the floors. Rows per
+    group: ``labelled_rows`` (scored rows with a matured label; threshold =
+    ``monitoring.performance.min_labels``), ``label_coverage`` (labelled / scored rows; threshold =
+    ``min_label_coverage``); then classification ``auc``, ``log_loss``, ``brier`` or regression
+    ``rmse``, ``mae`` — descriptive (status ``ok``) when count and coverage reach the floors, else
+    ``insufficient_data`` with a reason. Keys: None for the whole window (``by`` None), else the
+    values of ``by`` (None for nulls), at most `MAX_SEGMENT_VALUES` of them (the most scored).
+    No frame (no labels table) → no rows.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    from driftline.scoring.core import SCORE
+    from driftline.training.dataset import LABEL
+
+    if frame is None:
+        return {}
+    group = F.col(by) if by is not None else F.lit(None).cast("string")
+    frame = frame.withColumn(GROUP, group)
+    classification = task == "classification"
+    y = F.col(LABEL)
+    used = y.isNotNull() & F.col(SCORE).isNotNull()
+
+    def avg(expr: Any) -> Any:
+        return F.avg(F.when(used, expr))
+
+    p = F.least(F.greatest(F.col(SCORE), F.lit(1e-15)), F.lit(1 - 1e-15))
+    if classification:
+        aggs = [avg(-(y * F.log(p) + (1 - y) * F.log(1 - p))).alias("log_loss"),
+                avg((F.col(SCORE) - y) ** 2).alias("brier")]
+    else:
+        aggs = [F.sqrt(avg((F.col(SCORE) - y) ** 2)).alias("rmse"), avg(F.abs(F.col(SCORE) - y)).alias("mae")]
+    found = frame.groupBy(GROUP).agg(F.count(F.lit(1)).alias("scored"), F.count(F.when(used, 1)).alias("n"),
+                                     *aggs).collect()
+    groups = sorted(found, key=lambda r: (-r["scored"], r[GROUP] is None, str(r[GROUP])))
+    if by is not None and len(groups) > MAX_SEGMENT_VALUES:
+        log.warning("segment %s: %d values, keeping the %d most scored", by, len(groups), MAX_SEGMENT_VALUES)
+        groups = groups[:MAX_SEGMENT_VALUES]
+    values = {r[GROUP]: r.asDict() for r in groups}
+    reasons: dict[Any, str | None] = {}
+    for g, v in values.items():
+        n, scored = int(v["n"]), int(v["scored"])
+        coverage = n / scored if scored else math.nan
+        v["coverage"] = coverage
+        reasons[g] = (
+            f"{n} predictions have a matured label, expected at least {pcfg.min_labels} "
+            "(monitoring.performance.min_labels)" if n < pcfg.min_labels else
+            f"label coverage is {coverage:.3f}, expected at least {pcfg.min_label_coverage} "
+            "(monitoring.performance.min_label_coverage)" if coverage < pcfg.min_label_coverage else None)
+    ready = [g for g, r in reasons.items() if r is None]
+    if classification and ready:
+        keep = F.col(GROUP).isin([g for g in ready if g is not None])
+        if None in ready:
+            keep = keep | F.col(GROUP).isNull()
+        per_score = (frame.filter(used & keep).groupBy(GROUP, SCORE)
+                     .agg(F.sum(y).alias("pos"), F.sum(1 - y).alias("neg")))
+        below = Window.partitionBy(GROUP).orderBy(SCORE).rowsBetween(Window.unboundedPreceding, -1)
+        # Mann–Whitney: each positive beats the negatives with a lower score, ties count one half
+        pairs = F.sum("pos") * F.sum("neg")  # zero when the labels hold one class: AUC undefined (null)
+        aucs = (per_score.withColumn("neg_below", F.coalesce(F.sum("neg").over(below), F.lit(0.0)))
+                .groupBy(GROUP)
+                .agg(F.try_divide(F.sum(F.col("pos") * (F.col("neg_below") + F.col("neg") / 2)), pairs).alias("auc"))
+                .collect())
+        for r in aucs:
+            values[r[GROUP]]["auc"] = r["auc"]
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for g, v in values.items():
+        n, coverage, reason = int(v["n"]), v["coverage"], reasons[g]
+        common = dict(column=PERFORMANCE, method=None, n_reference=None, n_current=n)
+        rows = [{**common, "metric": "labelled_rows", "value": float(n), "threshold": float(pcfg.min_labels),
+                 "status": OK if n >= pcfg.min_labels else INSUFFICIENT, "reason": None},
+                {**common, "metric": "label_coverage", "value": None if math.isnan(coverage) else coverage,
+                 "threshold": pcfg.min_label_coverage,
+                 "status": OK if coverage >= pcfg.min_label_coverage else INSUFFICIENT, "reason": None}]
+        for metric in (("auc", "log_loss", "brier") if classification else ("rmse", "mae")):
+            value = None if reason is not None else v.get(metric)
+            rows.append({**common, "metric": metric, "value": None if value is None else float(value),
+                         "threshold": None, "status": INSUFFICIENT if reason is not None or value is None else OK,
+                         "reason": reason})
+        out[g] = rows
+    return out
+
+
+def performance_status(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``insufficient_data`` when there are no rows or any is, else the worst status."""
+    from driftline.monitoring.runs import worst
+
+    if not rows:
+        return INSUFFICIENT
+    statuses = [r["status"] for r in rows]
+    return INSUFFICIENT if INSUFFICIENT in statuses else worst(statuses)
