@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     from driftline.jvm import PROFILE_FOLD, java_class
     from driftline.monitoring.drift import DRIFT_QUANTILES, dataset_drift, drift_rows
     from driftline.monitoring.spec import DriftSpec
-    from driftline.profiling.profile import core_pass, fit_reference_bins, profile
+    from driftline.profiling.bins import fit_reference_bins
+    from driftline.profiling.profile import core_pass, profile
     from driftline.runtime import build_spark
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))

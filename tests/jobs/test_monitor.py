@@ -23,18 +23,12 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from driftline.cli.main import main
 from driftline.cli.runner import run_job
 from driftline.config import load_config
-from driftline.monitoring.calibration import CALIBRATION_STATS
 from driftline.monitoring.drift import dataset_drift, drift_rows
 from driftline.monitoring.metrics import KEY_FIELDS
 from driftline.monitoring.spec import DriftSpec
-from driftline.profiling.profile import (
-    CategoricalProfile,
-    DatasetProfile,
-    NumericBins,
-    NumericProfile,
-    profile_rows,
-)
-from driftline.profiling.stored import profile_from_rows
+from driftline.profiling.bins import NumericBins
+from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile, profile_rows
+from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
 from driftline.registry.client import CHAMPION
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo

@@ -26,8 +26,7 @@ from driftline.cli.runner import run_job
 from driftline.config import load_config
 from driftline.config.schema import EstimatorConfig
 from driftline.context import JobContext, new_run_id
-from driftline.profiling.bins import edge_probs
-from driftline.profiling.profile import bins_from_json
+from driftline.profiling.bins import bins_from_json, edge_probs
 from driftline.registry.client import CHAMPION, PREVIOUS, ModelRegistry, clear_cache, tracking_setup
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo, open_store
@@ -188,10 +187,9 @@ def oracle_model(train_pdf: pd.DataFrame, c: float):
 def check_calibration(store, ref: pd.DataFrame, bins) -> None:
     """Stored calibrated thresholds of v1 = drift.py's mean + 3σ over the reference cut into 3 runs of days,
     each chunk profiled here with numpy on the stored bins (features only: the prediction needs the model)."""
-    from driftline.monitoring.calibration import CALIBRATION_STATS
     from driftline.monitoring.drift import calibrate_thresholds
     from driftline.profiling.profile import DatasetProfile
-    from driftline.profiling.stored import profile_from_rows
+    from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
     from tests.jobs.test_monitor import numpy_profile
 
     stored = [r.asDict() for r in read_reference_rows(store, "jt", "1").collect()]

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from driftline.monitoring.drift import CalibratedThreshold, calibrate_thresholds
-from driftline.profiling.profile import PROFILE_ROW_FIELDS, ColumnBins, DatasetProfile, profile_by
-from driftline.profiling.stored import CALIBRATION_STATS, MEAN_STAT, STD_STAT, THRESHOLD_STAT  # noqa: F401
+from driftline.profiling.bins import ColumnBins
+from driftline.profiling.profile import PROFILE_ROW_FIELDS, DatasetProfile, profile_by
+from driftline.profiling.stored import MEAN_STAT, STD_STAT, THRESHOLD_STAT
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

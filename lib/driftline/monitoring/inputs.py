@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
-from driftline.monitoring.calibration import CALIBRATION_STATS, thresholds_from_rows
+from driftline.monitoring.calibration import thresholds_from_rows
 from driftline.monitoring.metrics import ALL_ROWS, MONITOR_METRICS
-from driftline.monitoring.windows import window_of  # noqa: F401  (the window of a date, with its reads)
-from driftline.profiling.profile import ColumnBins, DatasetProfile, NumericProfile, bins_from_rows
-from driftline.profiling.stored import profile_from_rows
+from driftline.profiling.bins import ColumnBins, bins_from_rows
+from driftline.profiling.profile import DatasetProfile, NumericProfile
+from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
 from driftline.registry.profiles import PREDICTION, read_reference_rows
 
 if TYPE_CHECKING:

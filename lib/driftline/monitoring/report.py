@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from driftline.monitoring.drift import DATASET, cells
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.monitoring.spec import METHOD_METRIC
-from driftline.profiling.profile import OTHER, DatasetProfile, NumericBins, NumericProfile
+from driftline.profiling.bins import OTHER, NumericBins
+from driftline.profiling.profile import DatasetProfile, NumericProfile
 
 if TYPE_CHECKING:
     from driftline.monitoring.drift import DatasetDrift

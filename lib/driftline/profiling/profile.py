@@ -38,23 +38,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.jvm import JVM_FOLD_CONF, PROFILE_FOLD, java_class
-from driftline.profiling.bins import (  # noqa: F401  (re-exported: the profile's public vocabulary)
+from driftline.profiling.bins import (
     DEFAULT_ACCURACY,
     OTHER,
     CategoricalBins,
     ColumnBins,
     NumericBins,
     ProfileError,
-    bins_from_json,
-    bins_from_rows,
-    bins_to_json,
     check_columns,
-    edge_probs,
     finite,
-    fit_reference_bins,
     membership_rows,
-    quantile_edges,
-    value_edges,
 )
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
-    from driftline.profiling.profile import ColumnBins
+    from driftline.profiling.bins import ColumnBins
     from driftline.tables import CommitInfo, TableStore
 
 REFERENCE_PROFILES = "reference_profiles"
@@ -104,7 +104,7 @@ def read_reference_rows(store: TableStore, model_name: str, model_version: str) 
 
 def reference_bins(store: TableStore, model_name: str, model_version: str) -> dict[str, ColumnBins]:
     """The bins fitted on a version's reference, rebuilt from its stored rows (for monitoring)."""
-    from driftline.profiling.profile import bins_from_rows
+    from driftline.profiling.bins import bins_from_rows
 
     rows = [r.asDict() for r in read_reference_rows(store, model_name, model_version)
             .filter("stat in ('bin_count', 'category_count', 'rows', 'tail_count', 'membership_filter', "

@@ -16,16 +16,15 @@ from scipy.spatial.distance import jensenshannon
 from driftline.monitoring.drift import (
     DATASET,
     DRIFT_QUANTILES,
-    DriftError,
     calibrate_thresholds,
     cells,
     compare,
     dataset_drift,
     drift_by_column,
     drift_rows,
-    psi,
     threshold_map,
 )
+from driftline.monitoring.measures import DriftError, psi
 from driftline.monitoring.metrics import (
     KEY_FIELDS,
     MetricsContext,
@@ -33,7 +32,8 @@ from driftline.monitoring.metrics import (
     monitor_metrics_schema,
 )
 from driftline.monitoring.spec import DriftSpec
-from driftline.profiling.profile import fit_reference_bins, profile, profile_by
+from driftline.profiling.bins import fit_reference_bins
+from driftline.profiling.profile import profile, profile_by
 
 from .oracles import numeric_profile
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from driftline.monitoring.drift import (
+from driftline.monitoring.measures import (
     PSI_EPSILON,
     DriftError,
     benjamini_hochberg,

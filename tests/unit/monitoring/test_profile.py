@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
-from driftline.profiling.profile import (
+from driftline.profiling.bins import (
     OTHER,
     NumericBins,
     ProfileError,
@@ -19,11 +19,10 @@ from driftline.profiling.profile import (
     bins_to_json,
     edge_probs,
     fit_reference_bins,
-    profile,
-    profile_rows,
     quantile_edges,
     value_edges,
 )
+from driftline.profiling.profile import profile, profile_rows
 
 SCHEMA = StructType([
     StructField("x", DoubleType()),
@@ -207,8 +206,9 @@ def test_profile_errors_name_the_columns(spark, reference, bins) -> None:
 
 
 def test_offset_sums_round_trip_and_an_older_reference_falls_back_to_quantiles(spark, reference, bins) -> None:
-    from driftline.monitoring.drift import _quantile_function, compare, wasserstein_cells, wasserstein_quantiles
+    from driftline.monitoring.drift import _quantile_function, compare
     from driftline.monitoring.inputs import Reference
+    from driftline.monitoring.measures import wasserstein_cells, wasserstein_quantiles
     from driftline.profiling.stored import profile_from_rows
 
     _, df = reference
