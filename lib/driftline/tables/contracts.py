@@ -1,0 +1,397 @@
+"""Every table driftline writes, declared once: name, columns (type, nullability, one-line meaning),
+partition columns, the key that identifies a row, and the idempotency unit of its writes.
+
+Jobs ask `contract(...)` / the module constants for a table's name and schema and never spell
+either themselves; ``docs/tables.md`` is generated from these declarations (`render_docs`, kept
+current by a test) and the catalog comments come from the same text. Shared column names and the
+verdict vocabulary live in `driftline.tables.vocabulary`.
+
+Two tables are per model (``<model>__features``, ``<model>__predictions``): their names carry the
+model, and their leading columns depend on the model's config (the entity key, the features); the
+contract declares the columns every model's table has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pyspark.sql.types import (
+    BooleanType,
+    DataType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from driftline.errors import TableError
+from driftline.tables import vocabulary as v
+
+CONTRACT_VERSION = 2  # 1: the release before the one vocabulary (see driftline.tables.migrate)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: DataType
+    doc: str
+    nullable: bool = True
+
+    def field(self) -> StructField:
+        return StructField(self.name, self.type, self.nullable)
+
+
+@dataclass(frozen=True)
+class TableContract:
+    """One table: ``name`` is the table name, or ``<model>__<suffix>`` for a per-model table."""
+
+    name: str
+    doc: str
+    columns: tuple[Column, ...]
+    partition_by: tuple[str, ...]
+    key: tuple[str, ...]  # at most one row per key
+    idempotency: str  # what one write replaces
+    per_model: bool = False
+    model_columns: str = ""  # per-model tables: the columns that come from the model's config
+    values: dict[str, str] = field(default_factory=dict)  # column → its documented vocabulary
+
+    def table(self, model: str | None = None) -> str:
+        """The table's name (a per-model table needs the model)."""
+        if not self.per_model:
+            return self.name
+        if not model:
+            raise TableError(f"table {self.name}: a per-model table needs the model name")
+        return self.name.replace("<model>", model)
+
+    def schema(self, leading: Sequence[StructField] = (), trailing: Sequence[StructField] = ()) -> StructType:
+        """The columns in table order; a per-model table's model columns go in ``leading``/``trailing``."""
+        return StructType([*leading, *(c.field() for c in self.columns), *trailing])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+S, D, F, L, I, B, TS = StringType(), DateType(), DoubleType(), LongType(), IntegerType(), BooleanType(), TimestampType()
+
+
+def _c(name: str, type_: DataType, doc: str, nullable: bool = True) -> Column:
+    return Column(name, type_, doc, nullable)
+
+
+def _provenance(run_doc: str) -> tuple[Column, ...]:
+    return (
+        _c(v.RUN_ID, S, run_doc, False),
+        _c(v.CODE_VERSION, S, "driftline version (and git commit) that wrote the row; null on rows written "
+           "before release 0.2 recorded it"),
+        _c(v.CONFIG_HASH, S, "hash of the resolved configuration the row was computed under"),
+    )
+
+
+STATUS_DOC = "verdict: ok < insufficient_data < warn < alert (driftline.tables.vocabulary)"
+
+FEATURES = TableContract(
+    name="<model>__features",
+    doc="One row per (entity, as_of_date): the model's point-in-time features (prepare_features).",
+    columns=(
+        _c(v.AS_OF, D, "D: the row uses only data before D 00:00 UTC", False),
+        *_provenance("the prepare_features run that wrote the partition"),
+    ),
+    partition_by=(v.AS_OF,),
+    key=("<entity_key>", v.AS_OF),
+    idempotency="prepare_features replaces the as_of_date partitions of its dates",
+    per_model=True,
+    model_columns="`<entity_key>` first (the type of the event key), then one column per feature in "
+                  "config order after `as_of_date`",
+)
+
+QUALITY_RESULTS = TableContract(
+    name="quality_results",
+    doc="One row per (model, as_of_date, check): the data-quality checks of prepare_features.",
+    columns=(
+        _c(v.MODEL, S, "the model", False),
+        _c(v.AS_OF, D, "the date the check was evaluated for", False),
+        _c("check", S, "check name", False),
+        _c("kind", S, "schema, contract, input_present, not_null, range, allowed_values, unique, row_count, "
+           "freshness", False),
+        _c("target", S, "events, entities or features", False),
+        _c("column", S, "checked column(s), comma separated; null for table-level checks"),
+        _c("severity", S, "error or warn", False),
+        _c("status", S, "ok (passed), warn (a warn check failed), alert (an error check failed: only in logs, a "
+           "failed run writes nothing), insufficient_data (nothing to evaluate)", False),
+        _c("observed", F, "observed value (violating fraction, rows, hours, problems)"),
+        _c("lower", F, "lower bound, null when open"),
+        _c("upper", F, "upper bound, null when open"),
+        _c("bound", S, "the bound in words, e.g. `violating fraction <= 0`", False),
+        _c("message", S, "what was expected and what was found", False),
+        *_provenance("the prepare_features run"),
+    ),
+    partition_by=(v.MODEL, v.AS_OF),
+    key=(v.MODEL, v.AS_OF, "check"),
+    idempotency="prepare_features replaces the (model, as_of_date) partitions of its dates",
+    values={"status": STATUS_DOC},
+)
+
+QUARANTINE = TableContract(
+    name="quarantine",
+    doc="One row per (source row, violated row-level check) with the reason (prepare_features).",
+    columns=(
+        _c(v.MODEL, S, "the model", False),
+        _c(v.AS_OF, D, "the date (events: the date whose input day holds the event)", False),
+        _c("target", S, "events, entities or features", False),
+        _c("check", S, "the violated check", False),
+        _c("reason", S, "e.g. `amount = -5.0 outside [0, inf]`, `plan is null`"),
+        _c("entity_key", S, "the row's entity key"),
+        _c("record", S, "the row as JSON (timestamps in UTC; null fields omitted)"),
+        *_provenance("the prepare_features run"),
+    ),
+    partition_by=(v.MODEL, v.AS_OF),
+    key=(v.MODEL, v.AS_OF, "target", "check", "entity_key", "record"),
+    idempotency="prepare_features replaces the (model, as_of_date) partitions of its dates",
+)
+
+PREDICTIONS = TableContract(
+    name="<model>__predictions",
+    doc="One row per (entity, score_date, role): the scores of the champion (and the shadow challenger).",
+    columns=(
+        _c(v.SCORE, F, "positive-class probability (classification) or predicted value (regression)"),
+        _c(v.PREDICTED_LABEL, I, "1 when score >= label.threshold, else 0 (classification); null for regression"),
+        _c(v.MODEL, S, "the model"),
+        _c(v.MODEL_VERSION, S, "MLflow model version that produced the row (\"3\")"),
+        _c(v.ROLE, S, "champion or challenger (shadow)"),
+        *_provenance("the score run"),
+        _c("scored_at", TS, "start time of the score run (UTC), the same for every row of a run"),
+        _c(v.SCORE_DATE, D, "the scored as_of_date of the features"),
+    ),
+    partition_by=(v.SCORE_DATE,),
+    key=("<entity_key>", v.SCORE_DATE, v.ROLE),
+    idempotency="score replaces the score_date partition of its date",
+    per_model=True,
+    model_columns="`<entity_key>` first (the type of the key in the features table)",
+    values={v.ROLE: "champion, challenger"},
+)
+
+SCORING_STATS = TableContract(
+    name="scoring_stats",
+    doc="Long format: one row per (model, score_date, role, column, metric) of a score run.",
+    columns=(
+        _c(v.MODEL, S, "the model"),
+        _c(v.SCORE_DATE, D, "scored date"),
+        _c("champion_version", S, "champion version of the run"),
+        _c("challenger_version", S, "challenger version, null without shadow scoring"),
+        _c(v.ROLE, S, "champion, challenger, comparison; null for properties of the data"),
+        _c("column", S, "feature name for per-feature metrics, else null"),
+        _c("metric", S, "see docs/scoring.md"),
+        _c("value", F, "the value (counts as doubles; null where undefined)"),
+        *_provenance("the score run"),
+        _c("scored_at", TS, "start time of the score run (UTC)"),
+    ),
+    partition_by=(v.MODEL, v.SCORE_DATE),
+    key=(v.MODEL, v.SCORE_DATE, v.ROLE, "column", "metric"),
+    idempotency="score replaces the (model, score_date) partition of its date",
+)
+
+REFERENCE_PROFILES = TableContract(
+    name="reference_profiles",
+    doc="The reference profile of each model version (train): bins, counts, moments, quantiles, calibration.",
+    columns=(
+        _c(v.MODEL, S, "the model", False),
+        _c(v.MODEL_VERSION, S, "the registered version", False),
+        _c("column", S, "feature name, or `score`", False),
+        _c(v.ROLE, S, "feature or score", False),
+        _c("kind", S, "numeric or categorical", False),
+        _c("stat", S, "which statistic (see docs/training.md)", False),
+        _c("bin", I, "cell index for per-cell statistics"),
+        _c("lower", F, "cell lower edge (numeric)"),
+        _c("upper", F, "cell upper edge (numeric)"),
+        _c("category", S, "category of a categorical cell"),
+        _c("quantile", F, "probability of a quantile row"),
+        _c("value", F, "the statistic; null when undefined (never NaN or ±inf)"),
+        _c("mlflow_run_id", S, "the MLflow run of the version", False),
+        *_provenance("the train run"),
+        _c("created_at", TS, "when the profile was written (UTC)", False),
+    ),
+    partition_by=(v.MODEL, v.MODEL_VERSION),
+    key=(v.MODEL, v.MODEL_VERSION, "column", "stat", "bin", "category", "quantile"),
+    idempotency="train replaces the (model, model_version) partition of the version it registered",
+    values={v.ROLE: "feature, score"},
+)
+
+MONITOR_METRICS = TableContract(
+    name="monitor_metrics",
+    doc="Long format: one row per (run_date, model, version, window, slice, baseline, column, metric).",
+    columns=(
+        _c(v.RUN_DATE, D, "the --date of the monitor run", False),
+        _c(v.MODEL, S, "the model", False),
+        _c(v.MODEL_VERSION, S, "the version whose predictions and reference are monitored", False),
+        _c("reference_id", S, "which reference profile was compared (`<model>/<version>`)", False),
+        _c("window_start", D, "first day of the window (inclusive)", False),
+        _c("window_end", D, "last day of the window (inclusive)", False),
+        _c("slice", S, "__all__, or `<segment column>=<value>` (`=__null__` for nulls)", False),
+        _c("baseline", S, "reference or previous_window", False),
+        _c("column", S, "feature or `score`; __dataset__ for dataset rows, __performance__ for late-label "
+           "performance rows", False),
+        _c("metric", S, "see docs/monitoring.md", False),
+        _c("value", F, "the measured value; null when not computable (never NaN or ±inf)"),
+        _c("threshold", F, "the threshold status was judged against; null for descriptive metrics"),
+        _c("status", S, STATUS_DOC, False),
+        _c("method", S, "the column's decision method (wasserstein, psi, js, ks, chi2)"),
+        _c("reason", S, "why a verdict is insufficient_data"),
+        _c("n_reference", L, "non-missing values compared on the reference side"),
+        _c("n_current", L, "non-missing values compared on the current side"),
+        *_provenance("the monitor run that wrote the row"),
+        _c("created_at", TS, "when the row was written (UTC)", False),
+    ),
+    partition_by=(v.MODEL, v.RUN_DATE),
+    key=(v.RUN_DATE, v.MODEL, v.MODEL_VERSION, "window_start", "window_end", "slice", "baseline", "column",
+         "metric"),
+    idempotency="monitor replaces the (model, run_date) partition of its date",
+    values={"status": STATUS_DOC},
+)
+
+MONITOR_RUNS = TableContract(
+    name="monitor_runs",
+    doc="One verdict row per (model, run_date) of the monitor job.",
+    columns=(
+        _c(v.MODEL, S, "the model", False),
+        _c(v.MODEL_VERSION, S, "the version whose predictions were monitored", False),
+        _c(v.RUN_DATE, D, "the --date", False),
+        _c("window_start", D, "first day of the current window", False),
+        _c("window_end", D, "last day of the current window", False),
+        _c("rows", L, "champion predictions of that version in the window", False),
+        _c("columns_evaluated", I, "columns with enough data", False),
+        _c("columns_drifted", I, "of those, drifted vs the reference (after FDR)", False),
+        _c("drift_share", F, "drifted / evaluated; null when no column could be evaluated"),
+        _c("dataset_drift", B, "status = alert (drift share >= monitoring.drift.dataset_drift_share)", False),
+        _c("status", S, "dataset drift verdict vs the reference; " + STATUS_DOC, False),
+        _c("quality_status", S, "worst data-quality status (insufficient_data for an empty window)", False),
+        _c("performance_status", S, "insufficient_data if any performance row is (or no labels), else ok", False),
+        _c("report_path", S, "absolute path of the HTML report"),
+        *_provenance("the monitor run"),
+        _c("started_at", TS, "when the run started (UTC)", False),
+    ),
+    partition_by=(v.MODEL, v.RUN_DATE),
+    key=(v.MODEL, v.RUN_DATE),
+    idempotency="monitor replaces the (model, run_date) partition of its date",
+    values={"status": STATUS_DOC, "quality_status": STATUS_DOC, "performance_status": STATUS_DOC},
+)
+
+RETRAIN_DECISIONS = TableContract(
+    name="retrain_decisions",
+    doc="One row per (model, decision_date): the retrain policy's decision and what training produced.",
+    columns=(
+        _c(v.MODEL, S, "the model", False),
+        _c(v.DECISION_DATE, D, "the --date D", False),
+        _c("fired", B, "the policy fired (a retrain was started)", False),
+        _c("status", S, "fired, no_trigger, cooldown, cap or disabled", False),
+        _c("reasons", S, "why, one clause per triggered rule and suppression, `; `-separated", False),
+        _c("rules_triggered", S, "comma-separated names of the triggered rules; empty when none", False),
+        _c("windows_considered", I, "monitored windows the policy looked at", False),
+        _c("windows_drifted", I, "of those, windows with dataset_drift", False),
+        _c("first_window", D, "run_date of the oldest window considered"),
+        _c("last_window", D, "run_date of the newest window considered"),
+        _c("performance_value", F, "the performance rule's metric value on the window it judged"),
+        _c("labelled_rows", F, "matured labels behind that value"),
+        _c("last_retrain_date", D, "the last earlier decision date that trained a version"),
+        _c("retrains_in_period", I, "retrains in retrain.max_per_period.period_days before D", False),
+        _c("inputs_json", S, "the inputs considered (windows, performance values, last retrain, count)", False),
+        _c("rules_json", S, "each rule: rule, status, value, threshold, detail", False),
+        _c("train_status", S, "not_run, running, trained, reused or failed", False),
+        _c("train_run_id", S, "the driftline run id of the train run"),
+        _c("trained_version", S, "the registered version"),
+        _c("gate_passed", B, "the promotion gate's verdict (true: champion moved to the new version)"),
+        _c("gate_metric", S, "gate metric (training.gate.metric)"),
+        _c("gate_challenger", F, "gate metric of the new version on the validation window"),
+        _c("gate_reference", F, "gate metric of the champion (or baseline) on the same window"),
+        _c("gate_reference_kind", S, "champion or baseline"),
+        _c("gate_reference_version", S, "the champion version compared"),
+        _c("gate_reason", S, "the gate's one-line reason"),
+        _c("champion_version", S, "the champion after the gate"),
+        _c("train_error", S, "one-line error of a failed training"),
+        *_provenance("the retrain run that wrote the row"),
+        _c("started_at", TS, "when the retrain run started (UTC)", False),
+    ),
+    partition_by=(v.MODEL, v.DECISION_DATE),
+    key=(v.MODEL, v.DECISION_DATE),
+    idempotency="retrain replaces the (model, decision_date) partition of its date",
+    values={"status": "fired, no_trigger, cooldown, cap, disabled (a decision, not a verdict)",
+            "train_status": "not_run, running, trained, reused, failed"},
+)
+
+PIPELINE_RUNS = TableContract(
+    name="pipeline_runs",
+    doc="One row per (model, run_date) whose four pipeline steps all completed.",
+    columns=(
+        _c(v.MODEL, S, "the model", False),
+        _c(v.RUN_DATE, D, "the date whose steps all completed", False),
+        _c("status", S, "completed", False),
+        _c("steps", S, "the steps run, in order (prepare_features,score,monitor,retrain)", False),
+        *_provenance("the pipeline run"),
+        _c("elapsed_seconds", F, "wall time of the four steps", False),
+        _c("completed_at", TS, "when the date completed (UTC)", False),
+    ),
+    partition_by=(v.MODEL, v.RUN_DATE),
+    key=(v.MODEL, v.RUN_DATE),
+    idempotency="pipeline replaces the (model, run_date) partition of its date; a date is skipped when "
+                "completed under the same config_hash",
+    values={"status": "completed"},
+)
+
+ALL: tuple[TableContract, ...] = (
+    FEATURES, QUALITY_RESULTS, QUARANTINE, PREDICTIONS, SCORING_STATS, REFERENCE_PROFILES,
+    MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS, PIPELINE_RUNS,
+)
+
+
+def contract_of(table: str) -> TableContract | None:
+    """The contract a table name follows (``churn__features`` → FEATURES), None for a table driftline
+    does not write (a source table)."""
+    for c in ALL:
+        if c.per_model:
+            suffix = c.name.removeprefix("<model>")
+            if table.endswith(suffix) and len(table) > len(suffix):
+                return c
+        elif c.name == table:
+            return c
+    return None
+
+
+def render_docs() -> str:
+    """``docs/tables.md``: every table and column, from these declarations."""
+    out = [
+        "# Tables driftline writes",
+        "",
+        "Generated from `lib/driftline/tables/contracts.py` by `python -m driftline.tables.contracts` "
+        "(a test fails when this page is not current). Contract version "
+        f"{CONTRACT_VERSION}; `driftline migrate` upgrades a workspace written by an earlier release.",
+        "",
+        "One spelling per concept: `model`, `model_version`, `run_id`, `code_version`, `config_hash`, `score`. "
+        "Verdict columns use one vocabulary, in order of severity: "
+        + " < ".join(f"`{s}`" for s in v.STATUSES) + ". Every table carries the provenance columns "
+        "`run_id`, `code_version`, `config_hash`.",
+        "",
+    ]
+    for c in ALL:
+        out += [f"## `{c.name}`", "", c.doc, "",
+                f"- partitioned by: {', '.join(f'`{p}`' for p in c.partition_by)}",
+                f"- one row per: {', '.join(f'`{k}`' for k in c.key)}",
+                f"- idempotency: {c.idempotency}"]
+        if c.model_columns:
+            out.append(f"- model columns: {c.model_columns}")
+        out += ["", "| column | type | meaning |", "|---|---|---|"]
+        for col in c.columns:
+            kind = col.type.simpleString() + ("" if col.nullable else ", not null")
+            doc = col.doc + (f" (values: {c.values[col.name]})" if col.name in c.values
+                             and c.values[col.name] != STATUS_DOC else "")
+            out.append(f"| `{col.name}` | {kind} | {doc} |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render_docs(), end="")
