@@ -5,6 +5,9 @@ backend writes the Parquet files; the native one prepares its DataFrame write) a
 partition values they hold; the returned `StagedWrite` then commits, recovers after an unexpected
 error, or is discarded. Everything decided before the rows are staged (schema, partitioning, app
 transaction, skipping an append already done) is the store's shared pre-flight (`preflight`).
+
+The same two steps rewrite a whole table (a plan of mode ``rewrite``: one commit replaces every
+file, the schema and the partition columns). ``add_columns`` is one metadata-only commit.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class StagedWrite(Protocol):
     def commit(self, targets: Sequence[PartitionKey]) -> Committed:
         """Commit the rows, replacing ``targets`` (replace mode; ``[()]``: the whole unpartitioned table).
 
+        A ``rewrite`` plan ignores ``targets``: its one commit removes every file of the latest version
+        and sets the table's schema and partition columns to the plan's (older versions stay readable).
         Raises `ConcurrentRunError` when another run of the same app transaction committed first.
         """
         ...
@@ -90,7 +95,21 @@ class DeltaBackend(Protocol):
         ...
 
     def stage(self, loc: Location, df: DataFrame, plan: WritePlan) -> StagedWrite:
-        """Make ``df`` (columns in ``plan.schema`` order) ready to commit; leaves nothing behind on failure."""
+        """Make ``df`` (columns in ``plan.schema`` order) ready to commit; leaves nothing behind on failure.
+
+        ``plan.mode`` is replace, append or rewrite (then ``plan.schema`` and ``plan.partition_by``
+        are the table's new ones).
+        """
+        ...
+
+    def add_columns(self, loc: Location, plan: WritePlan) -> Committed:
+        """One metadata-only commit appending ``plan.write_schema``'s (nullable, new) fields to the schema.
+
+        No data file is written or removed: rows already in the table read null in the new columns.
+        Carries the plan's commit metadata (and, where the backend can, its app transaction); raises
+        `ConcurrentRunError` when another run of the same app transaction committed first. Returns
+        the outcome even when an error follows a commit that landed.
+        """
         ...
 
     def read(

@@ -7,6 +7,12 @@ writing, ConcurrentRunError when another run of the same key committed first. St
 selects the columns and finds the partition values of a replace; the commit is one ``save``.
 delta-spark *skips* a write whose txnVersion is not newer than the recorded one, so a skipped
 write is detected afterwards from the history.
+
+A rewrite is one ``save`` with ``mode("overwrite")``, ``overwriteSchema`` and the new
+``partitionBy`` (delta-spark replaces schema and partitioning in that commit). add_columns is
+``ALTER TABLE ... ADD COLUMNS`` (metadata only) with our metadata as the commit's userMetadata;
+delta-spark records no app transaction for ALTER TABLE (its txnAppId options and session confs
+apply to writes and DML only), see `NativeBackend.add_columns`.
 """
 
 from __future__ import annotations
@@ -152,6 +158,33 @@ class NativeBackend:
             present = sorted({tuple(r) for r in keys}, key=repr)
         return NativeWrite(self, loc, plan, data, f"native-{time.time_ns()}", present)
 
+    def add_columns(self, loc: Location, plan: WritePlan) -> Committed:
+        """``ALTER TABLE delta.`<path>` ADD COLUMNS``: one metadata-only commit carrying our userMetadata.
+
+        delta-spark's ALTER TABLE records no app transaction (txnAppId is a write option; the
+        ``write.txnAppId`` session confs are read by writes and DML only), so this commit carries the
+        metadata but not the txn: the check here refuses a run whose key moved since the snapshot,
+        and a second run of the same columns fails on ALTER itself (column exists). Field metadata
+        other than the type and nullability is not carried (ALTER takes SQL types).
+        """
+        self._require(loc)
+        plan.refuse_if_moved(self._txn_version(loc, plan.app_id))
+        write_id = f"native-{time.time_ns()}"
+        to_sql = self.spark.sparkContext._jvm.org.apache.spark.sql.types.DataType.fromJson  # type: ignore[union-attr]
+        columns = ", ".join(f"{_quoted(f.name)} {to_sql(f.dataType.json()).sql()}" for f in plan.write_schema.fields)
+        key = "spark.databricks.delta.commitInfo.userMetadata"
+        previous = self.spark.conf.get(key, None)
+        self.spark.conf.set(key, plan.user_metadata(write_id))
+        try:
+            self.spark.sql(f"ALTER TABLE delta.{_quoted(loc.spark_uri)} ADD COLUMNS ({columns})")
+        finally:
+            if previous is None:
+                self.spark.conf.unset(key)
+            else:
+                self.spark.conf.set(key, previous)
+        outcome = self.committed(loc, write_id)
+        return outcome if outcome is not None else Committed(None, replaced=False, rows=0, files=0)
+
     def committed(self, loc: Location, write_id: str) -> Committed | None:
         """The commit carrying ``write_id`` among the recent ones, with its operation metrics."""
         recent = self._require(loc).history(OWN_COMMIT_LOOKBACK)
@@ -239,7 +272,12 @@ class NativeWrite:
         )
         if plan.adds_columns:
             writer = writer.option("mergeSchema", "true")
-        writer = writer.mode("overwrite" if plan.mode == "replace" else "append")
+        if plan.mode == "rewrite":
+            # Schema and partitioning become the write's (no partitionBy: unpartitioned), every file replaced.
+            # The option beats the session's partitionOverwriteMode=dynamic (runtime.py), which would replace
+            # only the partitions written and which delta-spark refuses together with overwriteSchema.
+            writer = writer.option("overwriteSchema", "true").option("partitionOverwriteMode", "static")
+        writer = writer.mode("append" if plan.mode == "append" else "overwrite")
         if plan.partition_by:
             writer = writer.partitionBy(*plan.partition_by)
             if plan.mode == "replace" and plan.existed:

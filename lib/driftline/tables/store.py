@@ -9,19 +9,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyspark.sql.types import StructField, StructType
+
 from driftline.errors import ConfigError, DriftlineError, TableError
 from driftline.tables import schema as policy
-from driftline.tables.backend import DeltaBackend, PartitionKey, StagedWrite, error_line
+from driftline.tables.backend import DeltaBackend, PartitionKey, Snapshot, StagedWrite, error_line
 from driftline.tables.commit import CommitInfo, WriteResult
 from driftline.tables.embedded import EmbeddedBackend
 from driftline.tables.names import Location, resolve_location, validate_table_name
 from driftline.tables.native import NativeBackend, native_available
-from driftline.tables.preflight import Mode, named, plan_write, resolve_targets
+from driftline.tables.preflight import (
+    Mode,
+    WritePlan,
+    named,
+    plan_add_columns,
+    plan_rewrite,
+    plan_write,
+    resolve_targets,
+)
 from driftline.tables.spec import StorageConfig
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,8 @@ class TableStore:
     A write runs the shared pre-flight (`preflight.plan_write`) once, then the backend stages the
     rows and commits them (`DeltaBackend.stage`, `StagedWrite.commit`); whatever fails before the
     commit leaves the table at its previous version and the staged files are discarded (R3, R22).
+    Whole-table operations for migrations: `rewrite` (rows, schema and partitioning in one commit)
+    and `add_columns` (metadata only), with the same idempotency key.
     """
 
     def __init__(
@@ -135,6 +146,64 @@ class TableStore:
         if plan.already_appended:
             log.info("table %s: append for %s already committed (txn %s), skipped", name, plan.app_id, plan.read_txn)
             return WriteResult(name, None, 0, 0, replaced=False, skipped=True)
+        return self._stage_and_commit(loc, df, plan)
+
+    def rewrite(self, name: str, df: DataFrame, partition_by: Sequence[str], commit: CommitInfo) -> WriteResult:
+        """Replace every row of the existing table with ``df`` in one commit, schema and partitioning included.
+
+        The table's schema becomes exactly ``df.schema`` (top-level fields nullable), its partition
+        columns ``partition_by``: columns may be renamed, removed, added or reordered and the
+        partitioning changed. Older versions stay readable with their own rows and schema
+        (``read(name, version=...)``) until their files are cleaned up. ``df`` may be computed from
+        the table itself (the old files stay on disk). Zero rows leave the table empty.
+
+        Idempotency as for every write: app transaction ``commit.app_id(name)`` with version
+        previous+1; another run of the same (job, table, key) committing meanwhile is a
+        `ConcurrentRunError`. A rerun after the first one finished rewrites again (a full replace:
+        one new version, the same rows, never duplicates). The table must exist (`TableError`);
+        whatever fails before the commit leaves it at its previous version, staged files removed.
+        """
+        loc = self._loc(name)
+        plan = plan_rewrite(name, df.schema, list(partition_by), commit, self._existing(name, loc, commit, "rewrite"))
+        return self._stage_and_commit(loc, df, plan)
+
+    def add_columns(self, name: str, fields: StructType | Sequence[StructField], commit: CommitInfo) -> WriteResult:
+        """Append new nullable columns to the table's schema in one metadata-only commit.
+
+        No data file is written or removed: rows already in the table read null in the new columns,
+        and later writes must carry them (columns are matched by name). A name that exists already
+        (ignoring case) or a NOT NULL field is refused with a `TableError`, never made nullable
+        silently; so is a rerun once the columns are there. The commit carries the metadata and app
+        transaction of other writes (``commit.app_id(name)``, previous+1; the native backend records
+        the metadata only, see `NativeBackend.add_columns`).
+        """
+        loc = self._loc(name)
+        new = list(fields.fields) if isinstance(fields, StructType) else list(fields)
+        plan = plan_add_columns(name, new, commit, self._existing(name, loc, commit, "add_columns"))
+        try:
+            outcome = self._backend.add_columns(loc, plan)
+        except DriftlineError:
+            raise
+        except Exception as exc:  # Spark (Py4J), OS and Delta errors: one clear line, table unchanged
+            raise TableError(f"table {name}: add_columns failed, table unchanged: {error_line(exc)}") from exc
+        log.info(
+            "table %s: added columns %s as version %s [%s]",
+            name, [f.name for f in plan.write_schema.fields], outcome.version, plan.app_id,
+        )
+        result = WriteResult(name, outcome.version, 0, 0, replaced=False, skipped=False)
+        self.commits.append(result)
+        return result
+
+    def _existing(self, name: str, loc: Location, commit: CommitInfo, operation: str) -> Snapshot:
+        """The latest snapshot of a table that must exist (with the commit's app transaction)."""
+        snapshot = self._backend.snapshot(loc, commit.app_id(name))
+        if snapshot is None:
+            raise TableError(f"table {name}: {operation} needs an existing table, found none at {loc.uri}")
+        return snapshot
+
+    def _stage_and_commit(self, loc: Location, df: DataFrame, plan: WritePlan) -> WriteResult:
+        """Stage and commit one planned write through the backend; on failure the table is unchanged."""
+        name = plan.table
         staged: StagedWrite | None = None
         targets: list[PartitionKey] = []
         done = False
@@ -157,10 +226,11 @@ class TableStore:
         finally:
             if staged is not None and not done:
                 staged.discard()
+        verb = {"append": "appended", "rewrite": "rewrote"}.get(plan.mode, "replaced" if outcome.replaced else "wrote")
         log.info(
             "table %s: %s %d rows in %d files (partitions %s) as version %s [%s]",
-            name, "replaced" if outcome.replaced else ("appended" if mode == "append" else "wrote"),
-            outcome.rows, outcome.files, named(plan.partition_by, targets[:10]), outcome.version, plan.app_id,
+            name, verb, outcome.rows, outcome.files, named(plan.partition_by, targets[:10]), outcome.version,
+            plan.app_id,
         )
         result = WriteResult(name, outcome.version, outcome.rows, outcome.files, replaced=outcome.replaced,
                              skipped=False)

@@ -8,11 +8,16 @@ files and removes the replaced partitions, carrying the app transaction
 ``driftline/<job>/<table>/<key>`` and our metadata. Files stay where Spark wrote them, so a crash
 before the commit leaves only invisible orphans (`cleanup`).
 
+Rewrite (plan mode ``rewrite``, `write`): staged like a write, partitioned by the new columns, and
+committed as one CREATE OR REPLACE TABLE with the new schema and partitioning. Add columns
+(`alter`): one metadata-only delta-rs ADD COLUMN commit with the same app transaction and metadata.
+
 Read (`read`): the snapshot's file list and typed partition values come from the log (`deltalog`),
 pruned on the driver; Spark's Parquet reader scans exactly those files with the table's schema.
 
-`commit_actions` (the delta-rs commit call) and `new_stage_name` are looked up on this package at
-every write: they are where tests inject a crash or a storage error between staging and commit.
+`commit_actions` (the delta-rs commit call), `alter_columns` (add_columns' delta-rs call) and
+`new_stage_name` are looked up on this package at every write: they are where tests inject a
+crash or a storage error between staging and commit.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from driftline.tables.backend import Snapshot
+from driftline.tables.backend import Committed, Snapshot
 from driftline.tables.commit import CommitInfo
+from driftline.tables.embedded import alter as _alter
 from driftline.tables.embedded import cleanup as _cleanup
 from driftline.tables.embedded import deltalog as _log
 from driftline.tables.embedded import read as _read
 from driftline.tables.embedded import write as _write
+from driftline.tables.embedded.alter import alter_columns
 from driftline.tables.embedded.layout import new_stage_name
 from driftline.tables.embedded.write import EmbeddedWrite, commit_actions
 from driftline.tables.names import Location
@@ -70,6 +77,9 @@ class EmbeddedBackend:
         # Both hooks are this package's attributes, read at call time (see the module doc).
         return _write.stage(loc, df, plan, new_stage_name(), commit_actions, self.cfg.commit_retries)
 
+    def add_columns(self, loc: Location, plan: WritePlan) -> Committed:
+        return _alter.add_columns(loc, plan, alter_columns, self.cfg.commit_retries)
+
     def read(
         self,
         loc: Location,
@@ -83,4 +93,4 @@ class EmbeddedBackend:
         return _cleanup.cleanup_orphans(loc, retention_hours, dry_run)
 
 
-__all__ = ["EmbeddedBackend", "EmbeddedWrite", "commit_actions", "new_stage_name"]
+__all__ = ["EmbeddedBackend", "EmbeddedWrite", "alter_columns", "commit_actions", "new_stage_name"]

@@ -92,6 +92,17 @@ def history(loc: Location) -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: e["version"], reverse=True)
 
 
+def landed(loc: Location, app_id: str, txn_version: int, write_id: str) -> bool:
+    """After an unexpected error: is the commit of this write (app transaction and write id) in the log?"""
+    try:
+        table = load(loc)
+        if table is None or table.transaction_version(app_id) != txn_version:
+            return False
+        return version_of(loc, write_id) is not None
+    except Exception:  # noqa: BLE001 - if the log cannot be read, say no: the error is reported
+        return False
+
+
 def version_of(loc: Location, write_id: str) -> int | None:
     """Version whose commit carries this write's id (delta-rs does not return it)."""
     for item in require(loc).history(limit=OWN_COMMIT_LOOKBACK):
