@@ -43,6 +43,12 @@ def _schedule(argv: Sequence[str]) -> int:
     return schedule_command(argv)
 
 
+def _migrate(argv: Sequence[str]) -> int:
+    from driftline.cli.migrate import migrate_command
+
+    return migrate_command(argv)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "models": ("list registered versions, promote a version, roll back the champion", _models),
     "report": ("print the path of the HTML monitoring report of a run", _report),
@@ -50,6 +56,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
             _jar),
     "demo": ("generate a drifting scenario and run the pipeline on it", _demo),
     "schedule": ("render the pipeline for cron, Airflow or Databricks Workflows", _schedule),
+    "migrate": ("upgrade a workspace's tables written by an earlier release to the current contract", _migrate),
 }
 
 

@@ -1,0 +1,162 @@
+"""``driftline migrate --workspace DIR``: upgrade a workspace's tables to the current table contract.
+
+Exit codes: 0 every table is current (migrated now or before) · 2 configuration/usage problem, or a
+table migrate does not know (nothing changed) · 1 any other failure (the table being migrated stays
+at its previous version; tables migrated before it stay migrated, a rerun continues). See
+docs/migrate.md and `driftline.tables.migrate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+from pydantic import ValidationError
+
+from driftline.cli.runner import CliParser, setup_logging
+from driftline.errors import ConfigError, DriftlineError
+
+if TYPE_CHECKING:
+    from driftline.config.schema import CheckedStorageConfig, RuntimeConfig
+
+DESCRIPTION = """Upgrade the Delta tables of a workspace written by an earlier driftline release to the current
+table contract (docs/table-reference.md), one Delta commit per table (job 'migrate'). Before changing anything,
+every table under the tables root must be a driftline table in a known contract version or a source
+table of a model configured under --conf-dir; otherwise nothing is changed (exit 2). Tables already
+current are left alone: a second run changes nothing. The previous version of each migrated table
+stays readable by time travel."""
+
+EPILOG = """exit codes: 0 ok · 1 unexpected error · 2 configuration/usage, or a table migrate does not know
+(nothing changed)
+
+examples:
+  driftline migrate --workspace /data/driftline --dry-run
+  driftline migrate --workspace /data/driftline --conf-dir conf"""
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = CliParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workspace", required=True, metavar="DIR",
+                        help="workspace folder whose tables to migrate (tables under <DIR>/tables by default)")
+    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
+                        help="folder with base.yaml and models/: storage settings and the models' source tables "
+                             "(default: $DRIFTLINE_CONF_DIR or ./conf)")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be done; change nothing")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="driftline log level (default: the config key logging.level)")
+    return parser
+
+
+def migrate_command(argv: Sequence[str], prog: str = "driftline migrate") -> int:
+    """Run ``driftline migrate ...``; returns the exit code (never raises)."""
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as exc:  # --help → 0, usage error → 2 (argparse printed the message)
+        return int(exc.code or 0)
+    try:
+        return _run(args)
+    except DriftlineError as exc:
+        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # unexpected: the traceback is the useful part
+        traceback.print_exc()
+        return 1
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What migrate needs from the configuration: where and how to run, and the models' source tables."""
+
+    path: str
+    runtime: RuntimeConfig
+    storage: CheckedStorageConfig
+    log_level: str
+    json_lines: bool
+    sources: dict[str, tuple[str, ...]]  # source table → the models reading it
+
+
+def load_workspace(conf_dir: str, workspace: str) -> Workspace:
+    """Every model config under ``conf_dir`` (their source tables, one storage setting), else base.yaml alone."""
+    from driftline.config import load_config
+
+    conf = Path(conf_dir)
+    if not conf.is_dir():
+        raise ConfigError(f"--conf-dir: expected a folder with base.yaml and models/, found no folder {conf}")
+    configs = [load_config(p.stem, conf, (), workspace).config for p in sorted((conf / "models").glob("*.yaml"))]
+    if not configs:
+        return _base_only(conf, workspace)
+    first = configs[0]
+    for cfg in configs[1:]:
+        if cfg.storage != first.storage:
+            raise ConfigError(f"storage: expected one setting for every model of {conf}, found {first.name} and "
+                              f"{cfg.name} differ (migrate one workspace at a time)")
+    sources: dict[str, list[str]] = {}
+    for cfg in configs:
+        for source in (cfg.sources.events, cfg.sources.entities, cfg.sources.labels):
+            if source is not None and cfg.name not in sources.setdefault(source.table, []):
+                sources[source.table].append(cfg.name)
+    return Workspace(first.workspace, first.runtime, first.storage, first.logging.level,
+                     first.logging.json_lines, {t: tuple(m) for t, m in sources.items()})
+
+
+def _base_only(conf: Path, workspace: str) -> Workspace:
+    """No model configured: the runtime, storage and logging keys of base.yaml (no source tables)."""
+    from driftline.config.schema import CheckedStorageConfig, LoggingConfig, RuntimeConfig
+
+    base = conf / "base.yaml"
+    try:
+        data = (yaml.safe_load(base.read_text()) if base.is_file() else None) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{base}: expected a mapping of keys, found {type(data).__name__}")
+        runtime = RuntimeConfig.model_validate(data.get("runtime") or {})
+        storage = CheckedStorageConfig.model_validate(data.get("storage") or {})
+        logging_cfg = LoggingConfig.model_validate(data.get("logging") or {})
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"{base}: {' '.join(str(exc).split())}") from None
+    return Workspace(workspace, runtime, storage, logging_cfg.level, logging_cfg.json_lines, {})
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pyspark.sql import SparkSession
+
+    from driftline.context import code_version, new_run_id
+    from driftline.runtime import build_spark
+    from driftline.tables import CommitInfo, open_store
+    from driftline.tables import migrate as m
+
+    ws = load_workspace(args.conf_dir, args.workspace)
+    level = args.log_level or ws.log_level
+    setup_logging(level, ws.json_lines)
+    if not Path(ws.path).is_dir():
+        raise ConfigError(f"--workspace: expected a workspace folder, found no folder {ws.path}")
+    owned = SparkSession.getActiveSession() is None
+    spark = build_spark(ws.runtime, ws.path, quiet=level != "DEBUG")
+    try:
+        store = open_store(spark, ws.storage, ws.path)
+        plans = m.plan(store, ws.sources)  # refuses before anything changes
+        if args.dry_run:
+            for p in plans:
+                print(p.line(), flush=True)
+            return 0
+        started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        commit = CommitInfo(job=m.JOB, run_id=new_run_id(m.JOB, started), key=m.KEY,
+                            code_version=code_version(), config_hash="-")
+        for p in plans:  # one line per table, in table order, as each is done
+            print(m.migrate_table(store, p, commit).line() if p.action == "migrate" else p.line(), flush=True)
+        return 0
+    finally:
+        if owned:
+            spark.stop()

@@ -1,0 +1,268 @@
+"""``driftline migrate`` on a workspace written by the previous release (contract 1, the fixture tarball).
+
+The migrated tables are checked with delta-rs (an independent reader) against the contract and against
+the old rows with the contract 1 → 2 mapping applied here in plain Python, not with migrate's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from driftline.cli.main import main
+from driftline.cli.migrate import migrate_command
+from driftline.tables import StorageConfig, open_store
+from driftline.tables import contracts as c
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "workspace-contract1.tar.gz"
+CONF = ROOT / "conf"
+SOURCES = {"churn_customers", "churn_events", "churn_labels"}
+REWRITTEN = {"quality_results", "churn__predictions", "reference_profiles", "monitor_metrics"}
+ADDED_ONLY = {"churn__features", "quarantine", "scoring_stats"}
+UNCHANGED = {"monitor_runs", "retrain_decisions", "pipeline_runs"}
+QUALITY = {"pass": "ok", "warn": "warn", "fail": "alert", "skipped": "insufficient_data"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def extract(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(FIXTURE) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def tables(ws: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted((ws / "tables").iterdir()) if (p / "_delta_log").is_dir()}
+
+
+def versions(ws: Path) -> dict[str, int]:
+    return {name: DeltaTable(str(path)).version() for name, path in tables(ws).items()}
+
+
+def run(ws: Path, *extra: str) -> tuple[int, list[str], list[str]]:
+    """The CLI in process: exit code, stdout lines, stderr lines (Python's; Spark's JVM writes elsewhere)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = migrate_command(["--workspace", str(ws), "--conf-dir", str(CONF), "--log-level", "WARNING", *extra])
+    return code, out.getvalue().splitlines(), err.getvalue().splitlines()
+
+
+def rows(path: Path, version: int | None = None) -> list[dict[str, Any]]:
+    return DeltaTable(str(path), version=version).to_pyarrow_table().to_pylist()
+
+
+def canonical(records: list[dict[str, Any]], columns: list[str]) -> list[tuple[str, ...]]:
+    """Rows as sorted tuples of reprs in ``columns`` order (exact values, order-free)."""
+    return sorted(tuple(repr(r[col]) for col in columns) for r in records)
+
+
+def contract_schema(name: str, old_fields: list[Any]) -> list[tuple[str, str]]:
+    """(name, type) of the table in contract 2, model columns from the old table (as migrate keeps them)."""
+    contract = c.contract_of(name)
+    assert contract is not None
+    expected = [(col.name, col.type.simpleString()) for col in contract.columns]
+    if not contract.per_model:
+        return expected
+    known = {col.name for col in contract.columns} | {"model_name"}
+    leading = [(f.name, f.dataType.simpleString()) for f in old_fields if f.name not in known]
+    return leading + expected
+
+
+@dataclass
+class Migrated:
+    ws: Path
+    before: dict[str, int]
+    after: dict[str, int]
+    code: int
+    out: list[str]
+    err: list[str]
+    store: Any
+
+
+@pytest.fixture(scope="module")
+def migrated(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Migrated:
+    ws = extract(tmp_path_factory.mktemp("migrate") / "ws")
+    before = versions(ws)
+    code, out, err = run(ws)
+    store = open_store(spark, StorageConfig(), ws)
+    return Migrated(ws, before, versions(ws), code, out, err, store)
+
+
+# --------------------------------------------------------------------------- the migration
+
+
+def test_migrate_prints_one_line_per_table_and_exits_0(migrated: Migrated) -> None:
+    assert migrated.code == 0, migrated.err
+    by_table = {line.split(":", 1)[0]: line.split(": ", 1)[1] for line in migrated.out}
+    assert len(by_table) == len(migrated.out) and set(by_table) == set(migrated.before)
+    for name in REWRITTEN | ADDED_ONLY:
+        old, new = migrated.before[name], migrated.after[name]
+        n = len(rows(migrated.ws / "tables" / name))
+        assert by_table[name] == f"migrated contract 1 → 2 (version {old} → {new}, {n} rows)"
+    for name in UNCHANGED:
+        assert by_table[name] == "current"
+    for name in SOURCES:
+        assert by_table[name] == "source table of model churn, left alone"
+
+
+def test_each_migrated_table_is_one_commit_of_job_migrate(migrated: Migrated) -> None:
+    for name in REWRITTEN | ADDED_ONLY:
+        assert migrated.after[name] == migrated.before[name] + 1, name
+        last = migrated.store.history(name)[0]
+        assert (last["job"], last["date"]) == ("migrate", "contract-2"), (name, last)
+        assert last["idempotency_key"] == f"driftline/migrate/{name}/contract-2"
+    for name in UNCHANGED | SOURCES:
+        assert migrated.after[name] == migrated.before[name], name
+
+
+def test_schemas_and_partitions_follow_the_contract(migrated: Migrated) -> None:
+    for name, path in tables(migrated.ws).items():
+        contract = c.contract_of(name)
+        if name in SOURCES:
+            continue
+        assert contract is not None
+        old_fields = migrated.store.read(name, version=migrated.before[name]).schema.fields
+        expected = contract_schema(name, old_fields)
+        found = [(f.name, f.dataType.simpleString()) for f in migrated.store.schema(name).fields]
+        if name in REWRITTEN:
+            assert found == expected, name  # the contract's column order
+        else:  # metadata-only (or untouched): the new column comes last, names and types as the contract's
+            assert sorted(found) == sorted(expected), name
+        assert DeltaTable(str(path)).metadata().partition_columns == list(contract.partition_by), name
+
+
+def _old_to_new(name: str, old: list[dict[str, Any]], ws: Path) -> list[dict[str, Any]]:
+    """Contract 1 → 2 applied to the old rows, independently of migrate's code."""
+    def renamed(r: dict[str, Any]) -> dict[str, Any]:
+        r = dict(r)
+        if "model_name" in r:
+            r["model"] = r.pop("model_name")
+        return r
+
+    runs = {r["run_id"]: r for r in rows(ws / "tables" / "monitor_runs")}
+    mapping: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        "quality_results": lambda r: {**r, "status": QUALITY[r["status"]], "code_version": None},
+        "reference_profiles": lambda r: {**r, "code_version": None,
+                                         "column": "score" if r["role"] == "prediction" else r["column"],
+                                         "role": "score" if r["role"] == "prediction" else r["role"]},
+        "monitor_metrics": lambda r: {**r, "column": "score" if r["column"] == "prediction" else r["column"],
+                                      "config_hash": runs.get(r["run_id"], {}).get("config_hash"),
+                                      "code_version": runs.get(r["run_id"], {}).get("code_version")},
+        "churn__features": lambda r: {**r, "code_version": None},
+        "quarantine": lambda r: {**r, "code_version": None},
+        "scoring_stats": lambda r: {**r, "code_version": None},
+    }
+    return [mapping.get(name, lambda r: r)(renamed(r)) for r in old]
+
+
+def test_rows_are_kept_and_values_mapped_exactly(migrated: Migrated) -> None:
+    for name, path in tables(migrated.ws).items():
+        old = rows(path, migrated.before[name])
+        new = rows(path)
+        assert len(new) == len(old), name
+        columns = list(new[0])
+        assert canonical(_old_to_new(name, old, migrated.ws), columns) == canonical(new, columns), name
+
+
+def test_vocabulary_and_provenance_after_migration(migrated: Migrated) -> None:
+    tbl = migrated.ws / "tables"
+    assert {r["status"] for r in rows(tbl / "quality_results")} <= {"ok", "warn", "alert", "insufficient_data"}
+    profiles = rows(tbl / "reference_profiles")
+    assert {r["role"] for r in profiles} == {"feature", "score"}
+    assert "prediction" not in {r["column"] for r in profiles} and "score" in {r["column"] for r in profiles}
+    metrics = rows(tbl / "monitor_metrics")
+    assert "prediction" not in {r["column"] for r in metrics} and "score" in {r["column"] for r in metrics}
+    runs = {r["run_id"]: r["config_hash"] for r in rows(tbl / "monitor_runs")}
+    assert all(r["config_hash"] == runs[r["run_id"]] and r["config_hash"] for r in metrics)
+    assert all(r["code_version"] is None for r in rows(tbl / "churn__features"))
+
+
+def test_the_old_version_stays_readable_with_the_old_schema(migrated: Migrated) -> None:
+    store = migrated.store
+    for name in REWRITTEN | ADDED_ONLY:
+        old = store.read(name, version=migrated.before[name])
+        names = set(old.columns)
+        assert "code_version" not in names or name == "churn__predictions", name
+        assert old.count() == len(rows(migrated.ws / "tables" / name, migrated.before[name])), name
+    assert "model_name" in store.read("churn__predictions", version=migrated.before["churn__predictions"]).columns
+    old_quality = store.read("quality_results", version=migrated.before["quality_results"])
+    assert {r[0] for r in old_quality.select("status").distinct().collect()} <= set(QUALITY)
+
+
+def test_a_second_run_commits_nothing_and_says_current(migrated: Migrated) -> None:
+    code, out, err = run(migrated.ws)
+    assert code == 0, err
+    assert versions(migrated.ws) == migrated.after
+    assert sorted(out) == sorted(
+        [f"{name}: current" for name in REWRITTEN | ADDED_ONLY | UNCHANGED]
+        + [f"{name}: source table of model churn, left alone" for name in SOURCES]
+    )
+
+
+# --------------------------------------------------------------------------- changing nothing
+
+
+def test_dry_run_prints_the_plan_and_commits_nothing(spark: Any, tmp_path: Path) -> None:
+    ws = extract(tmp_path / "ws")
+    before = versions(ws)
+    code, out, err = run(ws, "--dry-run")
+    assert code == 0, err
+    assert versions(ws) == before
+    by_table = {line.split(":", 1)[0]: line.split(": ", 1)[1] for line in out}
+    assert set(by_table) == set(before)
+    for name in REWRITTEN | ADDED_ONLY:
+        n = len(rows(ws / "tables" / name))
+        assert by_table[name].startswith("would migrate contract 1 → 2 (") and by_table[name].endswith(
+            f"; version {before[name]}, {n} rows)"), by_table[name]
+    assert all(by_table[name] == "current" for name in UNCHANGED)
+
+
+def test_an_unknown_table_is_refused_and_nothing_changes(spark: Any, tmp_path: Path) -> None:
+    import pandas as pd
+
+    ws = extract(tmp_path / "ws")
+    write_deltalake(str(ws / "tables" / "mystery"), pd.DataFrame({"x": [1, 2], "y": ["a", "b"]}))
+    before = versions(ws)
+    code, out, err = run(ws)
+    assert code == 2
+    assert out == []
+    assert len(err) == 1 and "mystery" in err[0] and "nothing was changed" in err[0], err
+    assert err[0].startswith("driftline migrate: error: table mystery: expected a driftline table")
+    assert versions(ws) == before
+
+
+def test_a_table_of_unknown_shape_is_refused_and_nothing_changes(spark: Any, tmp_path: Path) -> None:
+    ws = extract(tmp_path / "ws")
+    path = ws / "tables" / "monitor_runs"
+    shape = DeltaTable(str(path)).to_pyarrow_table().drop_columns(["report_path"])
+    shutil.rmtree(path)
+    write_deltalake(str(path), shape, partition_by=["model", "run_date"])
+    before = versions(ws)
+    code, out, err = run(ws)
+    assert code == 2
+    assert out == []
+    assert len(err) == 1 and "table monitor_runs" in err[0] and "report_path" in err[0], err
+    assert versions(ws) == before
+
+
+def test_migrate_is_a_command_of_driftline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "--help"]) == 0
+    assert "--dry-run" in capsys.readouterr().out
+    assert main(["--help"]) == 0
+    assert "migrate" in capsys.readouterr().out
+    assert main(["migrate"]) == 2  # --workspace is required
+    assert "--workspace" in capsys.readouterr().err
