@@ -55,9 +55,10 @@ def write_reference(spark, store, registry, version, model, sample) -> None:
     from driftline.monitoring.calibration import calibrate, calibration_rows
     from driftline.profiling.bins import fit_configured_bins
     from driftline.profiling.profile import profile, profile_rows
-    from driftline.registry.profiles import PREDICTION, REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
+    from driftline.registry.profiles import REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
     from driftline.tables import CommitInfo
     from driftline.training.pipeline import model_frame
+    from driftline.vocabulary import SCORE as PREDICTION
 
     pdf = sample[[*NUMERIC, *CATEGORICAL, "as_of_date"]].copy()
     pdf[PREDICTION] = model.predict_proba(model_frame(sample, NUMERIC, CATEGORICAL))[:, 1]
@@ -72,7 +73,7 @@ def write_reference(spark, store, registry, version, model, sample) -> None:
         path = Path(tmp) / REFERENCE_SAMPLE
         pdf.sample(n=min(5000, len(pdf)), random_state=0).to_parquet(path, index=False)
         registry.client.log_artifact(run_id, str(path), "reference_profile")
-    who = ProfileProvenance(NAME, version.version, run_id, "load-test", "load-test",
+    who = ProfileProvenance(NAME, version.version, run_id, "load-test", "load-test", "load-test",
                             dt.datetime.now(dt.UTC).replace(microsecond=0))
     write_reference_rows(spark, store, rows, who, CommitInfo("load-test", "load-test", f"{NAME}@{version.version}",
                                                              "load-test", "load-test"))

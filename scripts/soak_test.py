@@ -69,10 +69,10 @@ def natural_keys(entity_key: str) -> dict[str, tuple[str, ...] | None]:
         f"{MODEL}__features": (entity_key, "as_of_date"),
         "quality_results": ("model", "as_of_date", "check"),
         "quarantine": None,
-        "reference_profiles": ("model_name", "model_version", "column", "stat", "bin", "category", "quantile"),
-        f"{MODEL}__predictions": ("model_name", "score_date", "role", entity_key),
+        "reference_profiles": ("model", "model_version", "column", "stat", "bin", "category", "quantile"),
+        f"{MODEL}__predictions": ("model", "score_date", "role", entity_key),
         "scoring_stats": ("model", "score_date", "role", "column", "metric"),
-        "monitor_metrics": ("model_name", "run_date", "model_version", "window_start", "window_end", "slice",
+        "monitor_metrics": ("model", "run_date", "model_version", "window_start", "window_end", "slice",
                             "baseline", "column", "metric"),
         "monitor_runs": ("model", "run_date"),
         "retrain_decisions": ("model", "decision_date"),
@@ -222,7 +222,8 @@ class RegistryState:
 
 
 def registry_state(cfg: Any, workspace: str) -> RegistryState:
-    from driftline.registry.client import CHAMPION, ModelRegistry, clear_cache, tracking_setup
+    from driftline.registry.client import ModelRegistry, clear_cache, tracking_setup
+    from driftline.vocabulary import CHAMPION
 
     clear_cache()
     registry = ModelRegistry(tracking_setup(cfg.mlflow, workspace), MODEL)
@@ -326,9 +327,10 @@ def soak(args: argparse.Namespace, ws: Path, checks: Checks) -> str | None:
     from driftline.config import load_config
     from driftline.context import code_version, new_run_id
     from driftline.demo.data import Scenario, write_scenario
-    from driftline.registry.client import CHAMPION, ModelRegistry, tracking_setup
+    from driftline.registry.client import ModelRegistry, tracking_setup
     from driftline.runtime import build_spark
     from driftline.tables import CommitInfo, open_store
+    from driftline.vocabulary import CHAMPION
 
     workspace = str(ws)
     scenario = Scenario(customers=args.customers, days=args.lead_days + args.days, seed=args.seed, start=args.start,

@@ -32,6 +32,18 @@ class EnvironmentProblem(DriftlineError):
     exit_code = 2
 
 
+class InputContractError(DriftlineError):
+    """An input table does not hold what the job needs: a column missing, retyped, or values outside its
+    contract (a features table without a model column, labels that are not 0/1): exit 2, nothing written."""
+
+    exit_code = 2
+
+
+class MissingInputError(DriftlineError):
+    """An input is not there yet (no table, no rows for the date, no reference profile, too few matured
+    labels): exit 1; the message names the step that makes it."""
+
+
 class QualityGateError(DriftlineError):
     """A data-quality check of severity ``error`` failed: exit 3, nothing is written."""
 

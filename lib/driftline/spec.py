@@ -1,4 +1,5 @@
-"""Shared pieces of every config model."""
+"""Shared pieces of every config slice (each package owns its own `spec.py`; `driftline.config` assembles them):
+the frozen model base, identifiers, storage locations. Imports no driftline package."""
 
 from __future__ import annotations
 

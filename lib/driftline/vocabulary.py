@@ -34,8 +34,8 @@ DECISION_DATE = "decision_date"
 
 PROVENANCE = (RUN_ID, CODE_VERSION, CONFIG_HASH)  # carried by every table
 
-# -- roles of a model version's rows -------------------------------------------------------------
-CHAMPION, CHALLENGER = "champion", "challenger"
+# -- registry aliases, also the roles of a version's rows in the predictions --------------------
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 FEATURE_ROLE = "feature"  # reference_profiles.role of a feature column (the score's role is SCORE)
 
 # -- the verdict vocabulary --------------------------------------------------------------------

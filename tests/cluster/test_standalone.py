@@ -24,9 +24,10 @@ from pyspark.sql import functions as F
 
 import driftline
 from driftline.cli.runner import run_job
-from driftline.registry.client import CHAMPION, clear_cache
+from driftline.registry.client import clear_cache
 from driftline.tables import open_store
 from driftline.tables.spec import StorageConfig
+from driftline.vocabulary import CHAMPION
 from tests.cluster.conftest import Cluster
 from tests.jobs.test_score import registry_of
 

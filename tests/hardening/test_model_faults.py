@@ -29,8 +29,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from driftline.cli.runner import run_job
-from driftline.registry.client import CHAMPION, clear_cache
+from driftline.registry.client import clear_cache
 from driftline.tables import CommitInfo
+from driftline.vocabulary import CHAMPION
 from tests.jobs.test_prepare_features import Env
 from tests.jobs.test_score import registry_of, store_of
 

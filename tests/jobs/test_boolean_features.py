@@ -29,10 +29,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from driftline.cli.runner import run_job
-from driftline.registry.client import CHAMPION, clear_cache
+from driftline.registry.client import clear_cache
 from driftline.tables import CommitInfo, open_store
 from driftline.tables.spec import StorageConfig
 from driftline.training.pipeline import model_frame, predict_scores
+from driftline.vocabulary import CHAMPION
 from tests.jobs.test_score import registry_of
 
 pytestmark = pytest.mark.slow
@@ -154,7 +155,7 @@ def test_boolean_features_are_monitored_like_two_valued_numbers(spark, tmp_path:
     assert set(x["is_big"]) == {0.0, 1.0}
     np.testing.assert_allclose(rows["score"], predict_scores(reg.load("1"), x, "classification"), rtol=1e-12)
 
-    metrics = store.read("monitor_metrics").filter((F.col("model_name") == "fb") & (F.col("run_date") == DRIFTED)
+    metrics = store.read("monitor_metrics").filter((F.col("model") == "fb") & (F.col("run_date") == DRIFTED)
                                                    & (F.col("baseline") == "reference")
                                                    & (F.col("slice") == "__all__")
                                                    & (F.col("window_end") == F.col("run_date")))

@@ -27,8 +27,9 @@ from pyspark.sql import types as T
 from sklearn.metrics import roc_auc_score
 
 from driftline.cli.runner import run_job
-from driftline.registry.client import CHAMPION, clear_cache
+from driftline.registry.client import clear_cache
 from driftline.tables import CommitInfo
+from driftline.vocabulary import CHAMPION
 from tests.jobs.test_score import registry_of, store_of
 from tests.jobs.test_train import MODEL
 
@@ -123,7 +124,7 @@ def env(spark, tmp_path_factory: pytest.TempPathFactory):
 def performance_by_window(env) -> dict[dt.date, dict[str, float | None]]:
     """window_end → metric → value of the ``__performance__`` rows the run on R wrote (whole population)."""
     rows = store_of(env).read("monitor_metrics").filter(
-        (F.col("model_name") == "ml") & (F.col("run_date") == R) & (F.col("column") == "__performance__")
+        (F.col("model") == "ml") & (F.col("run_date") == R) & (F.col("column") == "__performance__")
         & (F.col("baseline") == "reference") & (F.col("slice") == "__all__")).collect()
     out: dict[dt.date, dict[str, float | None]] = {}
     for r in rows:

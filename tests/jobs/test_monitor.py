@@ -29,9 +29,9 @@ from driftline.monitoring.spec import DriftSpec
 from driftline.profiling.bins import NumericBins
 from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile, profile_rows
 from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
-from driftline.registry.client import CHAMPION
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo
+from driftline.vocabulary import CHAMPION
 from tests.jobs.test_score import registry_of, store_of
 from tests.unit.monitoring.oracles import offset_sums
 
@@ -69,7 +69,7 @@ def scored(env):
 
 
 def metrics_of(env, date: dt.date):
-    return store_of(env).read("monitor_metrics").filter((F.col("model_name") == "jt") & (F.col("run_date") == date))
+    return store_of(env).read("monitor_metrics").filter((F.col("model") == "jt") & (F.col("run_date") == date))
 
 
 def runs_of(env, date: dt.date) -> list[dict]:
@@ -93,7 +93,7 @@ def window_rows(env, end: dt.date, days: int = 4) -> pd.DataFrame:
     preds = store.read("jt__predictions").filter(F.col("score_date").between(start, end)
                                                  & (F.col("role") == "champion")).toPandas()
     feats = store.read("jt__features").toPandas()
-    out = preds.rename(columns={"score_date": "as_of_date", "score": "prediction"}).merge(
+    out = preds.rename(columns={"score_date": "as_of_date", "score": "score"}).merge(
         feats[[KEY, "as_of_date", "x1", "x2", "plan"]], on=[KEY, "as_of_date"], how="left")
     return out
 
@@ -150,7 +150,7 @@ def test_injected_drift_alerts_that_column_with_the_numbers_of_drift_py(scored, 
     reference, quantiles = profile_from_rows(ref_rows)
     profile_only = [r for r in ref_rows if r["stat"] not in CALIBRATION_STATS]
     assert cells_of(profile_rows(reference)) == cells_of(profile_only)  # the rebuilt reference is the stored one
-    columns = ["x1", "x2", "plan", "prediction"]
+    columns = ["x1", "x2", "plan", "score"]
     assert sorted(reference.columns) == sorted(columns)
     pdf = window_rows(env, D)
     assert len(pdf) == 160 and pdf["x1"].isna().any()
@@ -159,7 +159,7 @@ def test_injected_drift_alerts_that_column_with_the_numbers_of_drift_py(scored, 
     spec = DriftSpec.from_config(load_config("jt", env["conf"], ["monitoring.window_days=4"]).config.monitoring.drift)
     assert_same_rows(got, drift_rows(dataset_drift(reference, current, spec, columns)))
     verdict = {c: got[(c, "drift")]["status"] for c in columns}
-    assert verdict == {"x1": "alert", "x2": "ok", "plan": "ok", "prediction": "alert"}  # the score follows x1
+    assert verdict == {"x1": "alert", "x2": "ok", "plan": "ok", "score": "alert"}  # the score follows x1
     # previous window 02-22..02-25: scored from 02-23 only, whatever version; same oracle
     previous = numpy_profile(window_rows(env, dt.date(2026, 2, 25)), columns, bins, quantiles)
     assert previous.rows == 120
@@ -182,10 +182,10 @@ def test_injected_drift_alerts_that_column_with_the_numbers_of_drift_py(scored, 
     joined = pdf.merge(known.rename(columns={"churned": "y"})[[KEY, "as_of_date", "y"]], on=[KEY, "as_of_date"])
     assert len(joined) == 120
     assert got[("__performance__", "label_coverage")]["value"] == pytest.approx(120 / 160)
-    assert got[("__performance__", "auc")]["value"] == pytest.approx(roc_auc_score(joined["y"], joined["prediction"]))
-    assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(joined["y"], joined["prediction"]))
+    assert got[("__performance__", "auc")]["value"] == pytest.approx(roc_auc_score(joined["y"], joined["score"]))
+    assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(joined["y"], joined["score"]))
     assert got[("__performance__", "brier")]["value"] == pytest.approx(
-        brier_score_loss(joined["y"], joined["prediction"]))
+        brier_score_loss(joined["y"], joined["score"]))
 
     [run] = runs_of(env, D)
     assert (run["model_version"], run["window_start"], run["window_end"], run["rows"]) == (
@@ -200,7 +200,7 @@ def test_injected_drift_alerts_that_column_with_the_numbers_of_drift_py(scored, 
     assert run["report_path"] == str(report)
     text = report.read_text()
     assert "<svg" in text and "<script" not in text and "http" not in text.replace("http-equiv", "")
-    assert "drifted columns</th><td>2 of 4 evaluated (0 with insufficient data): x1, prediction" in text
+    assert "drifted columns</th><td>2 of 4 evaluated (0 with insufficient data): x1, score" in text
     capsys.readouterr()
     assert main(["report", "--model", "jt", "--date", D.isoformat(), "--conf-dir", str(env["conf"])]) == 0
     assert capsys.readouterr().out == f"{report}\n"
@@ -210,8 +210,8 @@ def test_clean_window_has_no_alert(scored) -> None:
     env = scored
     assert monitor(env, CLEAN, *WINDOW) == 0
     got = by_key(metrics_of(env, CLEAN))
-    assert {c: got[(c, "drift")]["status"] for c in ("x1", "x2", "plan", "prediction")} == dict.fromkeys(
-        ("x1", "x2", "plan", "prediction"), "ok")
+    assert {c: got[(c, "drift")]["status"] for c in ("x1", "x2", "plan", "score")} == dict.fromkeys(
+        ("x1", "x2", "plan", "score"), "ok")
     [run] = runs_of(env, CLEAN)
     assert (run["status"], run["dataset_drift"], run["columns_drifted"]) == ("ok", False, 0)
 
@@ -220,7 +220,7 @@ def test_tiny_window_is_insufficient_data_never_no_drift(scored) -> None:   # R8
     env = scored
     assert monitor(env, TINY) == 0                                      # window_days 1: 40 rows
     got = by_key(metrics_of(env, TINY))
-    for c in ("x1", "x2", "plan", "prediction"):
+    for c in ("x1", "x2", "plan", "score"):
         assert got[(c, "drift")]["status"] == "insufficient_data" and got[(c, "drift")]["value"] is None
         assert "expected at least 100 (monitoring.drift.min_rows)" in got[(c, "drift")]["reason"]
     assert got[("__dataset__", "drift_share")]["status"] == "insufficient_data"
@@ -275,7 +275,7 @@ def test_calibrated_thresholds_decide_against_the_reference_and_static_ones_agai
     stored = {(r["column"], r["category"]): r["value"] for r in read_reference_rows(store_of(env), "jt", "1")
               .filter(F.col("stat") == "calibrated_threshold").collect()}
     got = by_key(metrics_of(env, D))
-    for column, metric in (("x1", "psi"), ("x2", "psi"), ("plan", "js_distance"), ("prediction", "psi")):
+    for column, metric in (("x1", "psi"), ("x2", "psi"), ("plan", "js_distance"), ("score", "psi")):
         assert got[(column, "drift")]["threshold"] == stored[(column, metric)]
         assert got[(column, metric)]["threshold"] == stored[(column, metric)]
         drifted = got[(column, metric)]["value"] > stored[(column, metric)]
@@ -309,11 +309,11 @@ def test_performance_per_segment_value_matches_scikit_learn(scored) -> None:
             assert "expected at least 20 (monitoring.performance.min_labels)" in got[("__performance__", "auc")][
                 "reason"]
             continue
-        assert got[("__performance__", "auc")]["value"] == pytest.approx(roc_auc_score(lab["y"], lab["prediction"]))
-        assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(lab["y"], lab["prediction"],
+        assert got[("__performance__", "auc")]["value"] == pytest.approx(roc_auc_score(lab["y"], lab["score"]))
+        assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(lab["y"], lab["score"],
                                                                                      labels=[0, 1]))
         assert got[("__performance__", "brier")]["value"] == pytest.approx(
-            brier_score_loss(lab["y"], lab["prediction"]))
+            brier_score_loss(lab["y"], lab["score"]))
         assert got[("__performance__", "auc")]["status"] == "ok"
     # segments add performance rows only: drift and quality stay whole-window
     assert metrics.filter((F.col("slice") != "__all__") & (F.col("column") != "__performance__")).count() == 0
@@ -337,10 +337,10 @@ def test_earlier_window_performance_is_recomputed_on_labels_matured_since(scored
     joined = pdf.merge(known.rename(columns={"churned": "y"})[[KEY, "as_of_date", "y"]], on=[KEY, "as_of_date"])
     assert len(pdf) == 120 and got[("__performance__", "labelled_rows")]["value"] == len(joined)
     assert got[("__performance__", "label_coverage")]["value"] == pytest.approx(len(joined) / 120)
-    assert got[("__performance__", "auc")]["value"] == pytest.approx(roc_auc_score(joined["y"], joined["prediction"]))
-    assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(joined["y"], joined["prediction"]))
+    assert got[("__performance__", "auc")]["value"] == pytest.approx(roc_auc_score(joined["y"], joined["score"]))
+    assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(joined["y"], joined["score"]))
     assert got[("__performance__", "brier")]["value"] == pytest.approx(
-        brier_score_loss(joined["y"], joined["prediction"]))
+        brier_score_loss(joined["y"], joined["score"]))
     text = (env["ws"].resolve() / "reports" / "jt" / f"{D}.html").read_text()
     assert "Earlier windows on matured labels" in text and "2026-02-22 .. 2026-02-25" in text
     # the run's verdicts stay the current window's
@@ -374,7 +374,7 @@ def test_evidently_page_beside_the_report_from_the_stored_reference_sample(score
     import mlflow
     sample = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id,
                                                                  artifact_path="reference_profile/sample.parquet"))
-    assert sorted(sample.columns) == ["as_of_date", "plan", "prediction", "x1", "x2"]
+    assert sorted(sample.columns) == ["as_of_date", "plan", "score", "x1", "x2"]
     [ref_rows] = [r for r in read_reference_rows(store_of(env), "jt", "1").collect()
                   if r["column"] == "x1" and r["stat"] == "rows"]
     assert len(sample) == ref_rows["value"]

@@ -34,9 +34,10 @@ from deltalake import DeltaTable
 from pyspark.sql import types as T
 
 from driftline.cli.runner import run_job
-from driftline.registry.client import CHAMPION, ModelRegistry, clear_cache, tracking_setup
+from driftline.registry.client import ModelRegistry, clear_cache, tracking_setup
 from driftline.tables import CommitInfo, open_store
 from driftline.tables.spec import StorageConfig
+from driftline.vocabulary import CHAMPION
 from tests.jobs.test_train import MODEL
 
 pytestmark = pytest.mark.slow

@@ -150,7 +150,7 @@ def test_backfill_writes_exact_features_results_and_quarantine(env: Env) -> None
     assert q.collect() == []  # no amount outside [0, 1000], plan never null for a or b
     res = env.read("quality_results").filter("check = 'input_present_events'").select("as_of_date", "status",
                                                                                         "observed")
-    assert sorted(map(tuple, res.collect())) == [(D1, "pass", 2.0), (D2, "pass", 2.0)]
+    assert sorted(map(tuple, res.collect())) == [(D1, "ok", 2.0), (D2, "ok", 2.0)]
 
     # Rerun of one date after the labels changed: same rows (labels never reach features), no duplicates,
     # quality_results for the date replaced rather than appended.

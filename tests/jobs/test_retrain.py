@@ -30,9 +30,10 @@ from driftline import jobs, runtime
 from driftline.cli import runner
 from driftline.cli.runner import run_job
 from driftline.config import load_config
-from driftline.registry.client import CHAMPION, tracking_setup
+from driftline.registry.client import tracking_setup
 from driftline.tables import CommitInfo
 from driftline.training.pipeline import model_frame, predict_scores
+from driftline.vocabulary import CHAMPION
 from tests.jobs.test_monitor import scored  # noqa: F401  (a fixture: pytest finds it by name)
 from tests.jobs.test_score import registry_of, store_of
 from tests.jobs.test_train import MODEL, oracle_sets

@@ -27,11 +27,12 @@ from pyspark.sql import types as T
 from driftline.cli.runner import run_job
 from driftline.config import load_config
 from driftline.context import code_version
-from driftline.registry.client import CHAMPION, ModelRegistry, tracking_setup
-from driftline.scoring.tables import predictions_schema
+from driftline.registry.client import ModelRegistry, tracking_setup
 from driftline.tables import CommitInfo, open_store
+from driftline.tables.contracts import PREDICTIONS
 from driftline.tables.spec import StorageConfig
 from driftline.training.pipeline import model_frame
+from driftline.vocabulary import CHAMPION
 from tests.jobs.test_train import MODEL, Payload
 from tests.jobs.test_train import D as TRAIN_DATE
 
@@ -101,7 +102,7 @@ def expected(env, model: str, versions: dict[str, str], pdf: pd.DataFrame, task:
             labels = [None] * len(scores)
         rows += [(k, float(s), lab, model, version, role, code_version(), cfg_hash, D)
                  for k, s, lab in zip(pdf[KEY], scores, labels, strict=True)]
-    schema = T.StructType([f for f in predictions_schema(KEY, T.StringType()).fields if f.name not in VOLATILE])
+    schema = T.StructType([f for f in PREDICTIONS.schema(leading=[T.StructField(KEY, T.StringType())]).fields if f.name not in VOLATILE])
     return env["spark"].createDataFrame(rows, schema)
 
 

@@ -27,12 +27,13 @@ from driftline.config import load_config
 from driftline.config.schema import EstimatorConfig
 from driftline.context import JobContext, new_run_id
 from driftline.profiling.bins import bins_from_json, edge_probs
-from driftline.registry.client import CHAMPION, PREVIOUS, ModelRegistry, clear_cache, tracking_setup
+from driftline.registry.client import ModelRegistry, clear_cache, tracking_setup
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo, open_store
 from driftline.tables.spec import StorageConfig
 from driftline.training import job
 from driftline.training.pipeline import build_pipeline, model_frame, predict_scores
+from driftline.vocabulary import CHAMPION, PREVIOUS
 
 pytestmark = pytest.mark.slow
 
@@ -203,7 +204,7 @@ def check_calibration(store, ref: pd.DataFrame, bins) -> None:
                                 k=3.0, min_rows=100)
     assert {(c.column, c.metric) for c in want} >= {("x1", "psi"), ("x1", "wasserstein_norm"), ("plan", "js_distance")}
     got = {(r["column"], r["category"], r["stat"]): r for r in stored if r["stat"] in CALIBRATION_STATS}
-    assert {(c, m) for c, m, _ in got if c != "prediction"} == {(c.column, c.metric) for c in want}
+    assert {(c, m) for c, m, _ in got if c != "score"} == {(c.column, c.metric) for c in want}
     for c in want:
         for stat, value in (("calibrated_threshold", c.threshold), ("calibration_mean", c.mean),
                             ("calibration_std", c.std)):
@@ -248,7 +249,7 @@ def test_train_job_end_to_end(env, capsys) -> None:
     # reference profile of v1 against numpy/pandas on the oracle's reference rows
     ref = pd.concat([train_pdf, val_pdf], ignore_index=True)
     rows = open_store(env["spark"], StorageConfig(backend="embedded"), env["ws"]).read(
-        "reference_profiles").filter("model_name = 'jt' and model_version = '1'").toPandas()
+        "reference_profiles").filter("model = 'jt' and model_version = '1'").toPandas()
     x1 = rows[(rows["column"] == "x1") & (rows["stat"] == "bin_count")].sort_values("bin")
     inner = x1[x1["lower"].notna() & x1["upper"].notna()]           # bins 0..n-1 (−1/n: under/overflow)
     edges = [*inner["lower"], inner["upper"].iloc[-1]]
@@ -272,9 +273,9 @@ def test_train_job_end_to_end(env, capsys) -> None:
     assert plan["category"].tolist() == [*vc.index[:2], "__other__"]
     assert plan["value"].tolist() == [*vc.iloc[:2].tolist(), vc.iloc[2:].sum()]
     assert stat("plan", "null_rate") == pytest.approx(ref["plan"].isna().mean())
-    pred = rows[(rows["column"] == "prediction") & (rows["stat"] == "bin_count")]
-    assert set(rows[rows["column"] == "prediction"]["role"]) == {"prediction"}
-    assert pred["value"].sum() == len(ref) and stat("prediction", "null_count") == 0
+    pred = rows[(rows["column"] == "score") & (rows["stat"] == "bin_count")]
+    assert set(rows[rows["column"] == "score"]["role"]) == {"score"}
+    assert pred["value"].sum() == len(ref) and stat("score", "null_count") == 0
     assert set(rows["mlflow_run_id"]) == {run1.info.run_id}
     # monitoring gets the same bins back from the table and from the MLflow artifact
     store = open_store(env["spark"], StorageConfig(backend="embedded"), env["ws"])

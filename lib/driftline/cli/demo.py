@@ -26,6 +26,9 @@ from driftline.context import code_version, new_run_id
 from driftline.demo.data import DEFAULT_FRACTIONS, Scenario, write_scenario
 from driftline.errors import DriftlineError, UsageError
 from driftline.registry.client import ModelRegistry, tracking_setup
+from driftline.tables import contracts as T
+from driftline.vocabulary import ALERT, OK
+from driftline.vocabulary import MODEL as MODEL_COL
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     if code != 0:
         _step(f"[2] prepare_features failed with exit code {code}; stopping")
         return code
-    features = store.read(f"{MODEL}__features")
+    features = store.read(T.FEATURES.table(MODEL))
     per_day = features.groupBy("as_of_date").count().orderBy("as_of_date").collect()
     _step(f"[2] prepare_features {first}..{last} (one backfill job) in {time.monotonic() - t0:.1f} s: "
           f"{sum(r['count'] for r in per_day):,} feature rows over {len(per_day)} dates")
@@ -183,14 +186,13 @@ def _run(args: argparse.Namespace) -> int:
     _story_retrain(store)
     _story_registry(cfg, workspace)
 
-    tables_root = Path(store.location(f"{MODEL}__features")).parent
+    tables_root = Path(store.location(T.FEATURES.table(MODEL))).parent
     _step(f"\nDone in {time.monotonic() - t_all:.0f} s. Tables are Delta tables under {tables_root}:")
-    for name in (*written, f"{MODEL}__features", "quality_results", "quarantine", "reference_profiles",
-                 f"{MODEL}__predictions", "scoring_stats", "monitor_metrics", "monitor_runs", "retrain_decisions"):
+    for name in (*written, *(c.table(MODEL) for c in T.ALL)):
         if store.exists(name):
             _step(f"  {name:<22} version {store.version(name)}  {store.location(name)}")
     _step("Open one in pandas:   python -c \"import deltalake; "
-          f"print(deltalake.DeltaTable('{store.location(f'{MODEL}__features')}').to_pandas().head())\"")
+          f"print(deltalake.DeltaTable('{store.location(T.FEATURES.table(MODEL))}').to_pandas().head())\"")
     _step(f"MLflow store: {tracking_setup(cfg.mlflow, workspace).tracking_uri}  "
           f"(browse: mlflow ui --backend-store-uri {tracking_setup(cfg.mlflow, workspace).tracking_uri})")
     _step(f"Model versions:       driftline models list --model {MODEL} --conf-dir {args.conf_dir} "
@@ -255,7 +257,7 @@ def _story_scores(store: Any, threshold: float) -> None:
     """Per week of score dates: rows scored, mean score and share predicted to churn."""
     from pyspark.sql import functions as F
 
-    weekly = (store.read(f"{MODEL}__predictions")
+    weekly = (store.read(T.PREDICTIONS.table(MODEL))
               .groupBy(F.date_trunc("week", F.col("score_date")).cast("date").alias("week"))
               .agg(F.count("*").alias("rows"), F.min("score_date").alias("first"), F.max("score_date").alias("last"),
                    F.mean("score").alias("mean_score"), F.mean(F.col("predicted_label").cast("double")).alias("pos"))
@@ -269,7 +271,7 @@ def _story_monitoring(store: Any, shift_date: dt.date) -> None:
     """Days with dataset drift (stable days and shifted days apart), the columns that alerted most, the reports."""
     from pyspark.sql import functions as F
 
-    runs = store.read("monitor_runs").filter(F.col("model") == MODEL).orderBy("run_date").collect()
+    runs = store.read(T.MONITOR_RUNS.table()).filter(F.col(MODEL_COL) == MODEL).orderBy("run_date").collect()
     for label, part in (("stable", [r for r in runs if r["run_date"] < shift_date]),
                         ("from the shift on", [r for r in runs if r["run_date"] >= shift_date])):
         drifted = [r for r in part if r["dataset_drift"]]
@@ -278,8 +280,8 @@ def _story_monitoring(store: Any, shift_date: dt.date) -> None:
               + (f" (first {drifted[0]['run_date']})" if drifted else "")
               + f", at least one column alert on {len(alerting)}"
               + (f" (first {alerting[0]['run_date']})" if alerting else ""))
-    top = (store.read("monitor_metrics")
-           .filter((F.col("model_name") == MODEL) & (F.col("baseline") == "reference") & (F.col("status") == "alert"))
+    top = (store.read(T.MONITOR_METRICS.table())
+           .filter((F.col(MODEL_COL) == MODEL) & (F.col("baseline") == "reference") & (F.col("status") == ALERT))
            .groupBy("column").agg(F.countDistinct("run_date").alias("days"), F.min("run_date").alias("first"))
            .orderBy(F.desc("days"), "column").limit(6).collect())
     for r in top:
@@ -293,8 +295,9 @@ def _story_monitoring(store: Any, shift_date: dt.date) -> None:
 
 def _day_line(store: Any, day: dt.date) -> str:
     """One progress line: the champion that scored, the monitoring verdict, the retrain decision."""
-    run = store.read("monitor_runs", partitions={"model": [MODEL], "run_date": [day]}).collect()
-    decision = store.read("retrain_decisions", partitions={"model": [MODEL], "decision_date": [day]}).collect()
+    run = store.read(T.MONITOR_RUNS.table(), partitions={MODEL_COL: [MODEL], "run_date": [day]}).collect()
+    decision = store.read(T.RETRAIN_DECISIONS.table(),
+                          partitions={MODEL_COL: [MODEL], "decision_date": [day]}).collect()
     parts = []
     if run:
         r = run[0]
@@ -313,7 +316,7 @@ def _day_line(store: Any, day: dt.date) -> str:
 def _story_retrain(store: Any) -> None:
     from pyspark.sql import functions as F
 
-    fired = (store.read("retrain_decisions").filter((F.col("model") == MODEL) & F.col("fired"))
+    fired = (store.read(T.RETRAIN_DECISIONS.table()).filter((F.col(MODEL_COL) == MODEL) & F.col("fired"))
              .orderBy("decision_date").collect())
     if not fired:
         _step("    retrain policy: never fired")
@@ -343,10 +346,10 @@ def _story_registry(cfg: DriftlineConfig, workspace: str) -> None:
 def _story_quality(store: object) -> None:
     from pyspark.sql import functions as F
 
-    if not store.exists("quality_results"):  # type: ignore[attr-defined]
+    if not store.exists(T.QUALITY_RESULTS.table()):  # type: ignore[attr-defined]
         return
-    results = store.read("quality_results")  # type: ignore[attr-defined]
-    flagged = (results.filter(F.col("status") != "pass")
+    results = store.read(T.QUALITY_RESULTS.table())  # type: ignore[attr-defined]
+    flagged = (results.filter(F.col("status") != OK)
                .groupBy("check", "status").agg(F.collect_set("as_of_date").alias("dates"))
                .orderBy("check").collect())
     if not flagged:

@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from driftline.config.base import IDENTIFIER, Frozen, Identifier, LocalFolder, StorageLocation
 from driftline.features.spec import FeatureSpec, SourcesConfig
 from driftline.quality.spec import QualityConfig
 from driftline.retrain.spec import RetrainConfig
 from driftline.scoring.spec import ScoringConfig
+from driftline.spec import IDENTIFIER, Frozen, Identifier, LocalFolder, StorageLocation
 from driftline.tables.spec import StorageConfig
 from driftline.training.spec import TrainingConfig
 

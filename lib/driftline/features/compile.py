@@ -26,6 +26,8 @@ from pyspark.sql import types as T
 
 from driftline.errors import ConfigError
 from driftline.features.spec import FeatureSpec, SourcesConfig, window_days
+from driftline.tables.contracts import FEATURES
+from driftline.vocabulary import SCORE
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ def compile_features(entity_key: str, sources: SourcesConfig, features: Sequence
     """Check cross-references and resolve custom functions; raise `ConfigError` on any problem."""
     declared: set[str] = set()
     customs: dict[str, Callable[[DataFrame], DataFrame]] = {}
-    reserved = {entity_key, "as_of_date", "run_id", "config_hash"}
+    reserved = {entity_key, *FEATURES.names, SCORE}  # the table's own columns; the score is profiled beside them
     if sources.labels is not None:
         reserved.add(sources.labels.value)
     for spec in features:

@@ -50,8 +50,10 @@ from driftline.quality.checks import (
     violation_column,
     with_violations,
 )
-from driftline.quality.quarantine import QUARANTINE_PARTITIONS, QUARANTINE_SCHEMA, QUARANTINE_TABLE, quarantine_rows
+from driftline.quality.quarantine import quarantine_rows
 from driftline.quality.spec import FreshnessCheck, RowCountCheck, SchemaCheck, UniqueCheck
+from driftline.tables.contracts import FEATURES, QUALITY_RESULTS, QUARANTINE
+from driftline.vocabulary import AS_OF, CODE_VERSION, CONFIG_HASH, MODEL, RUN_ID, WARN
 
 if TYPE_CHECKING:
     from driftline.context import JobContext
@@ -60,14 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RESULTS_TABLE = "quality_results"
-RESULTS_PARTITIONS = ["model", "as_of_date"]
-FEATURES_PARTITIONS = ["as_of_date"]
 DATE_TYPES = ("date", "timestamp")
-
-
-def features_table(model: str) -> str:
-    return f"{model}__features"
 
 
 def commit_key(dates: Sequence[dt.date]) -> str:
@@ -132,8 +127,8 @@ def run(ctx: JobContext) -> JobResult:
         ent_checks = _row_checks(checks, "entities")
         if entities is not None and (ent_checks or _has(checks, "entities", RowCountCheck)):
             ent_rows = entity_rows_as_of(entities, plan, dates_frame(spark, dates))
-            ent_checked = with_violations(ent_rows, ent_checks, "as_of_date")
-            stats = aggregate_violations(ent_checked, ent_checks, "as_of_date")
+            ent_checked = with_violations(ent_rows, ent_checks, AS_OF)
+            stats = aggregate_violations(ent_checked, ent_checks, AS_OF)
             results += row_results(ent_checks, stats, dates, "rows valid as of the date")
             counts = {d: s["_rows"] for d, s in stats.items()}
             for c in checks:
@@ -143,14 +138,14 @@ def run(ctx: JobContext) -> JobResult:
         ft_checks = _row_checks(checks, "features") + [
             UniqueCheck(kind="unique", target="features", columns=[plan.entity_key], name="key_unique_features")
         ]
-        ft_checked = with_violations(features, ft_checks, "as_of_date")
-        ft_stats = aggregate_violations(ft_checked, ft_checks, "as_of_date")
+        ft_checked = with_violations(features, ft_checks, AS_OF)
+        ft_stats = aggregate_violations(ft_checked, ft_checks, AS_OF)
         results += row_results(ft_checks, ft_stats, dates, "feature rows")
         ft_counts = {d: s["_rows"] for d, s in ft_stats.items()}
         log.info("features: %d rows for %d dates", sum(ft_counts.values()), len(dates))
         row_count_checks = [c for c in checks if isinstance(c, RowCountCheck) and c.target == "features"]
         if row_count_checks:
-            history = {**_feature_history(store, features_table(cfg.name), dates), **ft_counts}
+            history = {**_feature_history(store, FEATURES.table(cfg.name), dates), **ft_counts}
             for c in row_count_checks:
                 results += row_count_results(c, ft_counts, history, dates, "feature rows")
 
@@ -160,12 +155,13 @@ def run(ctx: JobContext) -> JobResult:
         # -- 6. writes: quarantine, quality_results, then the features (the run's commit point).
         commit_of = ctx.commit_info
         key = commit_key(dates)
-        model_parts = [{"model": cfg.name, "as_of_date": d} for d in dates]
-        common = {"run_id": ctx.run_id, "model": cfg.name, "config_hash": ctx.config_hash}
+        model_parts = [{MODEL: cfg.name, AS_OF: d} for d in dates]
+        common = {"run_id": ctx.run_id, "model": cfg.name, "config_hash": ctx.config_hash,
+                  "code_version": ctx.code_version}
         parts: list[DataFrame] = []
         if any(per_day.get(d - 1, {}).get(violation_column(c), 0) for d in days for c in ev_checks):
             input_days = ev_checked.filter(F.col(DAY).isin([d - 1 for d in days])).withColumn(
-                "as_of_date", F.date_from_unix_date(F.col(DAY) + 1))
+                AS_OF, F.date_from_unix_date(F.col(DAY) + 1))
             parts.append(quarantine_rows(input_days, ev_checks, target="events", key=plan.sources.events.key,
                                          columns=events.columns, **common))
         if ent_checked is not None and entities is not None and _violated(results, "entities"):
@@ -176,21 +172,23 @@ def run(ctx: JobContext) -> JobResult:
         if _violated(results, "features"):
             parts.append(quarantine_rows(ft_checked, ft_checks, target="features", key=plan.entity_key,
                                          columns=features.columns, **common))
-        quarantined = spark.createDataFrame([], QUARANTINE_SCHEMA)
+        quarantined = spark.createDataFrame([], QUARANTINE.schema())
         for part in parts:
             quarantined = quarantined.unionByName(part)
-        q = store.replace_partitions(QUARANTINE_TABLE, quarantined, QUARANTINE_PARTITIONS, commit_of(key),
+        q = store.replace_partitions(QUARANTINE.table(), quarantined, QUARANTINE.partition_by, commit_of(key),
                                      partitions=model_parts)
-        r = store.replace_partitions(RESULTS_TABLE, results_frame(spark, results, **common), RESULTS_PARTITIONS,
-                                     commit_of(key), partitions=model_parts)
+        r = store.replace_partitions(QUALITY_RESULTS.table(), results_frame(spark, results, **common),
+                                     QUALITY_RESULTS.partition_by, commit_of(key), partitions=model_parts)
         out = features.select(
-            *features.columns, F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.config_hash).alias("config_hash")
+            *features.columns, F.lit(ctx.run_id).alias(RUN_ID), F.lit(ctx.code_version).alias(CODE_VERSION),
+            F.lit(ctx.config_hash).alias(CONFIG_HASH),
         )
-        w = store.replace_partitions(features_table(cfg.name), out, FEATURES_PARTITIONS, commit_of(key),
-                                     partitions=[{"as_of_date": d} for d in dates])
-        warned = sum(1 for x in results if x.status == "warn")
+        w = store.replace_partitions(FEATURES.table(cfg.name), out, FEATURES.partition_by, commit_of(key),
+                                     partitions=[{AS_OF: d} for d in dates])
+        warned = sum(1 for x in results if x.status == WARN)
         log.info("wrote %s: %d rows (version %s); %s: %d results, %d warnings; %s: %d rows",
-                 features_table(cfg.name), w.rows, w.version, RESULTS_TABLE, r.rows, warned, QUARANTINE_TABLE, q.rows)
+                 FEATURES.table(cfg.name), w.rows, w.version, QUALITY_RESULTS.name, r.rows, warned, QUARANTINE.name,
+                 q.rows)
     finally:
         features.unpersist()
     return ctx.result()
@@ -261,7 +259,7 @@ def _entity_contract(plan: FeaturePlan, checks: Sequence[object]) -> dict[str, s
 
 def _check_feature_columns(plan: FeaturePlan, checks: Sequence[object]) -> None:
     """Feature-target checks may only name produced columns (a config error otherwise, exit 2)."""
-    known = {plan.entity_key, "as_of_date", *plan.names}
+    known = {plan.entity_key, AS_OF, *plan.names}
     for c in checks:
         if getattr(c, "target", None) != "features":
             continue
@@ -300,6 +298,6 @@ def _feature_history(store: TableStore, table: str, dates: Sequence[dt.date]) ->
     if not store.exists(table):
         return {}
     since = dates[0] - dt.timedelta(days=400)
-    rows = (store.read(table).filter((F.col("as_of_date") >= F.lit(since)) & ~F.col("as_of_date").isin(list(dates)))
-            .groupBy("as_of_date").count().collect())
-    return {r["as_of_date"]: int(r["count"]) for r in rows}
+    rows = (store.read(table).filter((F.col(AS_OF) >= F.lit(since)) & ~F.col(AS_OF).isin(list(dates)))
+            .groupBy(AS_OF).count().collect())
+    return {r[AS_OF]: int(r["count"]) for r in rows}

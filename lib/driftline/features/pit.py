@@ -33,6 +33,7 @@ from driftline.features.compile import (
     window_feature_column,
 )
 from driftline.features.spec import EntitySource
+from driftline.vocabulary import AS_OF
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def utc_midnight(day_no: int) -> Column:
 
 def dates_frame(spark: SparkSession, dates: Sequence[dt.date]) -> DataFrame:
     """One row per as_of_date: ``as_of_date`` (date), ``_day`` (its UTC day number)."""
-    schema = T.StructType([T.StructField("as_of_date", T.DateType(), False),
+    schema = T.StructType([T.StructField(AS_OF, T.DateType(), False),
                            T.StructField(DAY, T.IntegerType(), False)])
     return spark.createDataFrame([(d, day_number(d)) for d in sorted(set(dates))], schema)
 
@@ -136,7 +137,7 @@ def entities_as_of(entities: DataFrame, plan: FeaturePlan, dates: DataFrame) -> 
     else:
         valid = valid.dropDuplicates([plan.entity_key, DAY])
     attrs = [F.col(str(f.column)).alias(f.name) for f in plan.attributes]
-    return valid.select(plan.entity_key, "as_of_date", DAY, *attrs)
+    return valid.select(plan.entity_key, AS_OF, DAY, *attrs)
 
 
 # --------------------------------------------------------------------------- population + windows
@@ -154,7 +155,7 @@ def population_probes(plan: FeaturePlan, daily: DataFrame, dates: DataFrame, aso
         return asof.withColumn(PROBE, F.lit(True))
     probes = daily.select(plan.entity_key).distinct().join(F.broadcast(dates), how="cross")
     if asof is not None:
-        probes = probes.join(asof.drop("as_of_date"), on=[plan.entity_key, DAY], how="left")
+        probes = probes.join(asof.drop(AS_OF), on=[plan.entity_key, DAY], how="left")
     return probes.withColumn(PROBE, F.lit(True))
 
 
@@ -176,7 +177,7 @@ def filter_probes(rows: DataFrame, plan: FeaturePlan) -> DataFrame:
 
 def with_derived_features(df: DataFrame, plan: FeaturePlan) -> DataFrame:
     """Ratio, flag and custom features in declared order; each sees the features declared before it."""
-    base = [plan.entity_key, "as_of_date"]
+    base = [plan.entity_key, AS_OF]
     done = [f.name for f in plan.features if f.kind in ("aggregate", "attribute")]
     for spec in plan.derived:
         if spec.kind == "custom":
@@ -196,7 +197,7 @@ def with_derived_features(df: DataFrame, plan: FeaturePlan) -> DataFrame:
 def select_features(df: DataFrame, plan: FeaturePlan) -> DataFrame:
     """Output contract: entity key, ``as_of_date``, then the features in declared order (categoricals as strings)."""
     cols = [F.col(f.name).cast("string").alias(f.name) if f.categorical else F.col(f.name) for f in plan.features]
-    return df.select(plan.entity_key, "as_of_date", *cols)
+    return df.select(plan.entity_key, AS_OF, *cols)
 
 
 def compute_features(

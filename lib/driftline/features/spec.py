@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from driftline.config.base import Frozen, Identifier
+from driftline.spec import Frozen, Identifier
 
 DURATION = re.compile(r"^([1-9]\d{0,3})d$")
 FUNCTION_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")

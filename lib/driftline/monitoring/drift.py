@@ -44,19 +44,10 @@ from driftline.monitoring.measures import (
     wasserstein_cells,
     wasserstein_quantiles,
 )
-from driftline.monitoring.spec import (
-    ALERT,
-    FEW_VALUES,
-    INSUFFICIENT,
-    METHOD_METRIC,
-    OK,
-    PVALUE_METHODS,
-    WARN,
-    DriftSpec,
-    Status,
-)
+from driftline.monitoring.spec import FEW_VALUES, METHOD_METRIC, PVALUE_METHODS, DriftSpec
 from driftline.profiling.bins import NumericBins
 from driftline.profiling.profile import CategoricalProfile, ColumnProfile, DatasetProfile, NumericProfile
+from driftline.vocabulary import ALERT, INSUFFICIENT, OK, WARN, Status
 
 log = logging.getLogger(__name__)
 

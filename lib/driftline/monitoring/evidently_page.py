@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from driftline.registry.profiles import REFERENCE_SAMPLE
+from driftline.vocabulary import SCORE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LEGACY_SCORE = "prediction"  # the score column of samples stored under table contract 1
 SAMPLE_SEED = 20260101  # the current window's sample is the same on a rerun of the same data
 
 
@@ -63,7 +65,10 @@ def reference_sample(ctx: JobContext, mlflow_run_id: str) -> pd.DataFrame | None
         except (MlflowException, OSError) as exc:
             log.info("reference sample of MLflow run %s: %s", mlflow_run_id, " ".join(str(exc).split())[:200])
             return None
-        return pd.read_parquet(local)
+        frame = pd.read_parquet(local)
+    if SCORE not in frame.columns and LEGACY_SCORE in frame.columns:
+        frame = frame.rename(columns={LEGACY_SCORE: SCORE})  # a version trained before the score was `score`
+    return frame
 
 
 def sample_rows(frame: DataFrame, rows: int, limit: int) -> DataFrame:

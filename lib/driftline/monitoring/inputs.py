@@ -13,13 +13,15 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.errors import DriftlineError
+from driftline.errors import InputContractError, MissingInputError
 from driftline.monitoring.calibration import thresholds_from_rows
-from driftline.monitoring.metrics import ALL_ROWS, MONITOR_METRICS
+from driftline.monitoring.metrics import ALL_ROWS
 from driftline.profiling.bins import ColumnBins, bins_from_rows
 from driftline.profiling.profile import DatasetProfile, NumericProfile
 from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
-from driftline.registry.profiles import PREDICTION, read_reference_rows
+from driftline.registry.profiles import read_reference_rows
+from driftline.tables.contracts import FEATURES, MONITOR_METRICS, PREDICTIONS
+from driftline.vocabulary import AS_OF, MODEL, MODEL_VERSION, ROLE, RUN_DATE, SCORE, SCORE_DATE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -28,13 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AS_OF = "as_of_date"
 TREND_DAYS = 30  # the report's trends show the runs of the last 30 days
 WINDOW_END = "__window_end__"  # group column of the matured windows' performance pass
-
-
-class MonitorInputError(DriftlineError):
-    """The window's inputs are not there (no predictions table, no champion predictions): exit 1."""
 
 
 # --------------------------------------------------------------------------- reference profile
@@ -65,7 +62,7 @@ def load_reference(ctx: JobContext, version: str) -> Reference:
     name = ctx.config.name
     rows = [r.asDict() for r in read_reference_rows(ctx.store, name, version).collect()]
     if not any(r["stat"] not in CALIBRATION_STATS for r in rows):
-        raise MonitorInputError(f"table reference_profiles: expected the reference profile of {name} v{version}, "
+        raise MissingInputError(f"table reference_profiles: expected the reference profile of {name} v{version}, "
                                 "found no rows (retrain the version to write it)")
     prof, quantiles = profile_from_rows(rows)
     return Reference(version, f"{name}/{version}", prof, bins_from_rows(rows), quantiles,
@@ -79,14 +76,12 @@ def champion_predictions(ctx: JobContext, dates: Sequence[dt.date]) -> DataFrame
     """The champion's rows of ``<model>__predictions`` over ``dates`` (partition-pruned)."""
     from pyspark.sql import functions as F
 
-    from driftline.registry.client import CHAMPION
-    from driftline.scoring.core import ROLE
-    from driftline.scoring.tables import SCORE_DATE, predictions_table
+    from driftline.vocabulary import CHAMPION
 
-    table = predictions_table(ctx.config.name)
+    table = PREDICTIONS.table(ctx.config.name)
     span = f"{dates[0]}..{dates[-1]}"
     if not ctx.store.exists(table):
-        raise MonitorInputError(f"table {table}: expected champion predictions for score_date {span}, "
+        raise MissingInputError(f"table {table}: expected champion predictions for score_date {span}, "
                                 f"found no table (run driftline score first)")
     return (ctx.store.read(table, partitions={SCORE_DATE: list(dates)})
             .filter(F.col(SCORE_DATE).between(F.lit(dates[0]), F.lit(dates[-1])) & (F.col(ROLE) == CHAMPION)))
@@ -101,11 +96,10 @@ def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]
     """The version that scored the window (the latest if several) and the number of champion rows."""
     from pyspark.sql import functions as F
 
-    from driftline.scoring.core import MODEL_VERSION
 
     found = predictions.groupBy(MODEL_VERSION).agg(F.count(F.lit(1)).alias("n")).collect()
     if not found:
-        raise MonitorInputError(
+        raise MissingInputError(
             f"table {table}: expected champion predictions for score_date {dates[0]}..{dates[-1]}, found none "
             f"(run driftline score --from {dates[0]} --to {dates[-1]})"
         )
@@ -132,26 +126,24 @@ def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.dat
     from pyspark.sql import functions as F
     from pyspark.sql.types import BooleanType, NumericType
 
-    from driftline.scoring.core import SCORE
-    from driftline.scoring.tables import SCORE_DATE
 
     key = ctx.config.entity_key
-    table = f"{ctx.config.name}__features"
-    features_cols = [c for c in columns if c != PREDICTION]
+    table = FEATURES.table(ctx.config.name)
+    features_cols = [c for c in columns if c != SCORE]
     if not ctx.store.exists(table):
-        raise MonitorInputError(f"table {table}: expected it to exist for monitoring, found none")
+        raise MissingInputError(f"table {table}: expected it to exist for monitoring, found none")
     features = ctx.store.read(table, partitions={AS_OF: list(dates)})
     missing = [c for c in [key, AS_OF, *features_cols] if c not in features.columns]
     if missing:
-        raise MonitorInputError(f"table {table}: expected the reference's columns {', '.join(features_cols)}, "
+        raise InputContractError(f"table {table}: expected the reference's columns {', '.join(features_cols)}, "
                                 f"found {', '.join(missing)} missing (columns: {', '.join(features.columns)})")
     retyped = [f"{f.name} ({f.dataType.simpleString()})" for f in features.schema.fields
                if f.name in numeric and f.name in features_cols
                and not isinstance(f.dataType, (NumericType, BooleanType))]
     if retyped:
-        raise MonitorInputError(f"table {table}: expected numeric columns as in the reference profile, found "
+        raise InputContractError(f"table {table}: expected numeric columns as in the reference profile, found "
                                 f"{', '.join(retyped)}")
-    scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE).alias(PREDICTION))
+    scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE))
     types = {f.name: f.dataType for f in features.schema.fields}
     as_seen = [F.col(c).cast("double" if c in numeric else "string").alias(c) if isinstance(types[c], BooleanType)
                else F.col(c) for c in features_cols]
@@ -159,7 +151,7 @@ def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.dat
     if few:
         wanted = F.broadcast(scored.select(key, AS_OF).distinct())
         feats = F.broadcast(feats.join(wanted, on=[key, AS_OF], how="left_semi"))
-    return scored.join(feats, on=[key, AS_OF], how="left").select(key, AS_OF, *features_cols, PREDICTION)
+    return scored.join(feats, on=[key, AS_OF], how="left").select(key, AS_OF, *features_cols, SCORE)
 
 
 # --------------------------------------------------------------------------- labels
@@ -182,8 +174,6 @@ def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates
     """
     from pyspark.sql import functions as F
 
-    from driftline.scoring.core import SCORE
-    from driftline.scoring.tables import SCORE_DATE
     from driftline.training.dataset import LABEL, matured_labels
 
     cfg = ctx.config
@@ -198,11 +188,11 @@ def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates
     key = cfg.entity_key
     scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE), *keep)
     if segments:
-        table = f"{cfg.name}__features"
+        table = FEATURES.table(cfg.name)
         features = ctx.store.read(table, partitions={AS_OF: list(dates)})
         missing = [c for c in segments if c not in features.columns]
         if missing:
-            raise MonitorInputError(f"monitoring.segments: expected columns of table {table}, found "
+            raise InputContractError(f"monitoring.segments: expected columns of table {table}, found "
                                     f"{', '.join(missing)} missing (columns: {', '.join(features.columns)})")
         segs = (features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1])))
                 .select(key, AS_OF, *[F.col(c).cast("string").alias(c) for c in segments]))
@@ -228,8 +218,6 @@ def matured_frame(ctx: JobContext, date: dt.date, windows: Sequence[tuple[dt.dat
     windows without champion predictions are left out; None when none has any (or no labels table)."""
     from pyspark.sql import functions as F
 
-    from driftline.scoring.core import MODEL_VERSION
-    from driftline.scoring.tables import SCORE_DATE
 
     if not has_labels(ctx) or not windows:
         return None
@@ -259,11 +247,11 @@ def metric_history(ctx: JobContext, date: dt.date, days: int = TREND_DAYS) -> li
     whole window; only the columns a trend needs), for the report's trends."""
     from pyspark.sql import functions as F
 
-    if not ctx.store.exists(MONITOR_METRICS):
+    if not ctx.store.exists(MONITOR_METRICS.table()):
         return []
     since = [date - dt.timedelta(days=days - i) for i in range(days)]
-    return [r.asDict() for r in ctx.store.read(MONITOR_METRICS, partitions={"model_name": [ctx.config.name],
-                                                                              "run_date": since})
-            .filter((F.col("run_date") < F.lit(date)) & (F.col("baseline") == "reference")
-                    & (F.col("slice") == ALL_ROWS) & (F.col("window_end") == F.col("run_date")))
-            .select("run_date", "column", "metric", "method", "value", "threshold", "status").collect()]
+    rows = ctx.store.read(MONITOR_METRICS.table(), partitions={MODEL: [ctx.config.name], RUN_DATE: since})
+    return [r.asDict() for r in rows
+            .filter((F.col(RUN_DATE) < F.lit(date)) & (F.col("baseline") == "reference")
+                    & (F.col("slice") == ALL_ROWS) & (F.col("window_end") == F.col(RUN_DATE)))
+            .select(RUN_DATE, "column", "metric", "method", "value", "threshold", "status").collect()]

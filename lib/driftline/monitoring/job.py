@@ -4,14 +4,14 @@ For each date D of the run, the window is [D − window_days + 1, D] and the pre
 ``window_days`` before it. Order of work, so a failure leaves nothing half-written for the date:
 read the champion's predictions of the window (none → exit 1, nothing written) and resolve the
 version that scored it → load that version's reference profile and bins → profile features +
-prediction of the current and previous windows in ONE grouped aggregation pass with the reference
+score of the current and previous windows in ONE grouped aggregation pass with the reference
 bins → drift vs the reference and vs the previous window (`driftline.monitoring.drift`),
 data-quality (`driftline.monitoring.quality`) and late-label performance rows
 (`driftline.monitoring.performance`) → HTML report (atomic rename) → replace the (model, run_date)
 partition of ``monitor_metrics`` → replace the (model, run_date) partition of ``monitor_runs`` (the
 run's verdict row, written last). A rerun of a date replaces both partitions (R1). Drift found is a
 result: exit 0. Every read is in `driftline.monitoring.inputs`; this module orchestrates.
-Columns are documented in ``docs/monitoring.md``.
+Tables: `driftline.tables.contracts` (``docs/table-reference.md``); metrics: ``docs/monitoring.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from driftline.monitoring.drift import DatasetDrift, dataset_drift, drift_rows
 from driftline.monitoring.evidently_page import sample_rows, write_evidently_page
 from driftline.monitoring.inputs import (
-    AS_OF,
     WINDOW_END,
     Reference,
     champion_predictions,
@@ -36,20 +35,15 @@ from driftline.monitoring.inputs import (
     resolve_version,
     window_frame,
 )
-from driftline.monitoring.metrics import (
-    MONITOR_METRICS,
-    MetricsContext,
-    monitor_metrics_frame_rows,
-    monitor_metrics_schema,
-    slice_name,
-)
+from driftline.monitoring.metrics import MetricsContext, monitor_metrics_frame_rows, slice_name
 from driftline.monitoring.performance import MaturedWindow, performance_rows, performance_status
 from driftline.monitoring.quality import quality_rows, schema_rows
 from driftline.monitoring.report import trend_points
-from driftline.monitoring.runs import MONITOR_RUNS, RUNS_PARTITIONS, monitor_runs_schema, worst
-from driftline.monitoring.spec import ALERT, INSUFFICIENT, DriftSpec
+from driftline.monitoring.spec import DriftSpec
 from driftline.monitoring.windows import earlier_windows, window_of
 from driftline.profiling.profile import DatasetProfile, NumericProfile, profile_by
+from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, PREDICTIONS
+from driftline.vocabulary import ALERT, AS_OF, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, worst
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -59,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-METRICS_PARTITIONS = ("model_name", "run_date")
 WINDOW = "__window__"  # group column of the one profiling pass: current or previous window
 
 
@@ -117,9 +110,6 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     """Read the window, profile it in one pass and compute every row of the run (no write)."""
     from pyspark.sql import functions as F
 
-    from driftline.scoring.core import MODEL_VERSION
-    from driftline.scoring.tables import SCORE_DATE, predictions_table
-
     cfg = ctx.config
     mcfg = cfg.monitoring
     dates = window_of(date, mcfg.window_days)
@@ -127,7 +117,7 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     both = champion_predictions(ctx, [*previous_dates, *dates])
     in_current = F.col(SCORE_DATE) >= F.lit(dates[0])
     preds = both.filter(in_current)
-    version, _ = resolve_version(preds, predictions_table(cfg.name), dates)
+    version, _ = resolve_version(preds, PREDICTIONS.table(cfg.name), dates)
     preds = preds.filter(F.col(MODEL_VERSION) == version)
     ref = load_reference(ctx, version)
     columns = list(ref.profile.columns)
@@ -194,9 +184,10 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
     write_report(path, model=cfg.name, version=m.version, date=date, window=(dates[0], dates[-1]),
                  run_id=ctx.run_id, reference=ref.profile, current=current, result=result, rows=m.rows,
                  trends=trends, evidently=evidently, matured=[(w.start, w.end, w.version, w.rows) for w in m.matured])
-    metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model_name=cfg.name, model_version=m.version,
+    metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model=cfg.name, model_version=m.version,
                                  reference_id=ref.reference_id, window_start=dates[0], window_end=dates[-1],
-                                 created_at=ctx.started_at)
+                                 created_at=ctx.started_at, config_hash=ctx.config_hash,
+                                 code_version=ctx.code_version)
     commit = ctx.commit_info(f"{cfg.name}@{date.isoformat()}")
     prev = m.previous_dates
     previous_ctx = replace(metrics_ctx, baseline="previous_window",
@@ -209,15 +200,19 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
                 for t in monitor_metrics_frame_rows(w.rows, replace(metrics_ctx, model_version=w.version,
                                                                     reference_id=f"{cfg.name}/{w.version}",
                                                                     window_start=w.start, window_end=w.end))]]
-    df = ctx.spark.createDataFrame(tuples, schema=monitor_metrics_schema())
-    ctx.store.replace_partitions(MONITOR_METRICS, df, list(METRICS_PARTITIONS), commit,
-                                 partitions=[{"model_name": cfg.name, "run_date": date}])
-    started = ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None)
-    run_row = (ctx.run_id, cfg.name, m.version, date, dates[0], dates[-1], current.rows, result.evaluated,
-               result.drifted, result.drift_share, result.status == ALERT, result.status, m.quality_status,
-               m.performance_status, str(path), ctx.config_hash, ctx.code_version, started)
-    ctx.store.replace_partitions(MONITOR_RUNS, ctx.spark.createDataFrame([run_row], schema=monitor_runs_schema()),
-                                 list(RUNS_PARTITIONS), commit, partitions=[{"model": cfg.name, "run_date": date}])
+    df = ctx.spark.createDataFrame(tuples, schema=MONITOR_METRICS.schema())
+    partition = [{MODEL: cfg.name, RUN_DATE: date}]
+    ctx.store.replace_partitions(MONITOR_METRICS.table(), df, MONITOR_METRICS.partition_by, commit,
+                                 partitions=partition)
+    run_row = MONITOR_RUNS.row(
+        model=cfg.name, model_version=m.version, run_date=date, window_start=dates[0], window_end=dates[-1],
+        rows=current.rows, columns_evaluated=result.evaluated, columns_drifted=result.drifted,
+        drift_share=result.drift_share, dataset_drift=result.status == ALERT, status=result.status,
+        quality_status=m.quality_status, performance_status=m.performance_status, report_path=str(path),
+        run_id=ctx.run_id, code_version=ctx.code_version, config_hash=ctx.config_hash,
+        started_at=ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None))
+    ctx.store.replace_partitions(MONITOR_RUNS.table(), ctx.spark.createDataFrame([run_row], MONITOR_RUNS.schema()),
+                                 MONITOR_RUNS.partition_by, commit, partitions=partition)
     drifted = [c.column for c in result.columns if c.drifted]
     log.info("%s %s (window %s..%s, v%s, %d rows): drift %s — %d of %d columns drifted%s; quality %s; "
              "performance %s; report %s", cfg.name, date, dates[0], dates[-1], m.version, current.rows, result.status,

@@ -2,69 +2,28 @@
 
 `drift_rows` (and later data-quality and performance rows) produce ``column, metric, value,
 threshold, status, method, reason, n_reference, n_current``; `monitor_metrics_frame_rows` adds the
-run context and orders the fields as `monitor_metrics_schema`. Columns are documented in
-``docs/monitoring.md``.
+run context and orders the fields as the table contract (`driftline.tables.contracts.MONITOR_METRICS`,
+``docs/table-reference.md``); the metrics themselves are documented in ``docs/monitoring.md``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from driftline.errors import DriftlineError
-from driftline.monitoring.spec import STATUSES
+from driftline.tables.contracts import MONITOR_METRICS
+from driftline.vocabulary import STATUSES, finite_or_none
 
-if TYPE_CHECKING:
-    from pyspark.sql.types import StructType
-
-MONITOR_METRICS = "monitor_metrics"
 ALL_ROWS = "__all__"  # the slice of the whole window
 BASELINES = ("reference", "previous_window")
-# The key of a row: at most one row per key in the table (idempotent rewrite per date).
-KEY_FIELDS = ("run_date", "model_name", "model_version", "window_start", "window_end", "slice", "baseline",
-              "column", "metric")
+KEY_FIELDS = MONITOR_METRICS.key  # at most one row per key in the table (idempotent rewrite per date)
 
 
 class MetricsRowError(DriftlineError):
     """A metric row does not fit the ``monitor_metrics`` contract."""
-
-
-def monitor_metrics_schema() -> StructType:
-    """Schema of ``monitor_metrics`` (long format; see ``docs/monitoring.md``)."""
-    from pyspark.sql.types import (
-        DateType,
-        DoubleType,
-        LongType,
-        StringType,
-        StructField,
-        StructType,
-        TimestampType,
-    )
-
-    return StructType([
-        StructField("run_id", StringType(), False),
-        StructField("run_date", DateType(), False),
-        StructField("model_name", StringType(), False),
-        StructField("model_version", StringType(), False),
-        StructField("reference_id", StringType(), False),
-        StructField("window_start", DateType(), False),
-        StructField("window_end", DateType(), False),
-        StructField("slice", StringType(), False),
-        StructField("baseline", StringType(), False),
-        StructField("column", StringType(), False),
-        StructField("metric", StringType(), False),
-        StructField("value", DoubleType(), True),
-        StructField("threshold", DoubleType(), True),
-        StructField("status", StringType(), False),
-        StructField("method", StringType(), True),
-        StructField("reason", StringType(), True),
-        StructField("n_reference", LongType(), True),
-        StructField("n_current", LongType(), True),
-        StructField("created_at", TimestampType(), False),
-    ])
 
 
 @dataclass(frozen=True)
@@ -73,12 +32,14 @@ class MetricsContext:
 
     run_id: str
     run_date: dt.date
-    model_name: str
+    model: str
     model_version: str
     reference_id: str
     window_start: dt.date
     window_end: dt.date
     created_at: dt.datetime
+    config_hash: str
+    code_version: str
     slice: str = ALL_ROWS
     baseline: str = "reference"
 
@@ -91,7 +52,7 @@ def slice_name(column: str | None = None, value: Any = None) -> str:
 
 
 def monitor_metrics_frame_rows(rows: Sequence[Mapping[str, Any]], ctx: MetricsContext) -> list[tuple[Any, ...]]:
-    """Rows of `driftline.monitoring.drift.drift_rows` → tuples in `monitor_metrics_schema` order.
+    """Rows of `driftline.monitoring.drift.drift_rows` → tuples in the `MONITOR_METRICS` contract's column order.
 
     NaN becomes null (an undefined value is never a number); statuses and baselines are checked.
     """
@@ -103,17 +64,12 @@ def monitor_metrics_frame_rows(rows: Sequence[Mapping[str, Any]], ctx: MetricsCo
         if r["status"] not in STATUSES:
             raise MetricsRowError(f"{r['column']}.{r['metric']}: expected status in {STATUSES}, found {r['status']}")
         out.append((
-            ctx.run_id, ctx.run_date, ctx.model_name, ctx.model_version, ctx.reference_id,
+            ctx.run_date, ctx.model, ctx.model_version, ctx.reference_id,
             ctx.window_start, ctx.window_end, ctx.slice, ctx.baseline,
-            r["column"], r["metric"], _clean(r["value"]), _clean(r["threshold"]), r["status"],
+            r["column"], r["metric"], finite_or_none(r["value"]), finite_or_none(r["threshold"]), r["status"],
             r.get("method"), r.get("reason"),
             None if r.get("n_reference") is None else int(r["n_reference"]),
             None if r.get("n_current") is None else int(r["n_current"]),
-            created,
+            ctx.run_id, ctx.code_version, ctx.config_hash, created,
         ))
     return out
-
-
-def _clean(value: float | None) -> float | None:
-    """NaN (undefined) and ±inf (beyond the double range) are stored as null, never as a number."""
-    return None if value is None or not math.isfinite(value) else float(value)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.monitoring.spec import INSUFFICIENT, OK
+from driftline.vocabulary import INSUFFICIENT, OK, SCORE, worst
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -49,7 +49,6 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
 
-    from driftline.scoring.core import SCORE
     from driftline.training.dataset import LABEL
 
     if frame is None:
@@ -122,7 +121,6 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
 
 def performance_status(rows: Sequence[Mapping[str, Any]]) -> str:
     """``insufficient_data`` when there are no rows or any is, else the worst status."""
-    from driftline.monitoring.runs import worst
 
     if not rows:
         return INSUFFICIENT

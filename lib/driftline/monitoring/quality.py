@@ -8,9 +8,8 @@ from typing import Any
 
 from driftline.monitoring.drift import DATASET, cells, unseen_count
 from driftline.monitoring.drift import unseen_threshold as unseen_limit
-from driftline.monitoring.spec import INSUFFICIENT, OK, WARN, Status
 from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
-from driftline.registry.profiles import PREDICTION
+from driftline.vocabulary import INSUFFICIENT, OK, SCORE, WARN, Status
 
 # Completeness: a column's null rate (null + NaN) is `warn` above the reference's rate plus this.
 NULL_RATE_TOLERANCE = 0.05
@@ -88,7 +87,7 @@ def schema_rows(reference: DatasetProfile, features: Sequence[str], version: str
     ``__dataset__`` / ``schema_changes``: their number (threshold 0, ``warn`` above). A reference
     column missing from the features table, or retyped there, fails instead (`window_frame`).
     """
-    profiled = [c for c in reference.columns if c != PREDICTION]
+    profiled = [c for c in reference.columns if c != SCORE]
     added = [c for c in features if c not in reference.columns]
     removed = [c for c in profiled if c not in features]
     rows: list[dict[str, Any]] = []

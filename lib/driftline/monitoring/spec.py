@@ -11,19 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from driftline.errors import DriftlineError
+from driftline.errors import ConfigError
 
 if TYPE_CHECKING:
     from driftline.config.schema import DriftConfig
 
 Kind = Literal["numeric", "categorical"]
-Status = Literal["ok", "warn", "alert", "insufficient_data"]
-
-OK: Status = "ok"
-WARN: Status = "warn"
-ALERT: Status = "alert"
-INSUFFICIENT: Status = "insufficient_data"
-STATUSES: tuple[Status, ...] = (OK, WARN, ALERT, INSUFFICIENT)
 
 # method → the metric whose value decides drift, and whether that metric is a p-value (lower = drift)
 METHOD_METRIC: Mapping[str, str] = {
@@ -40,7 +33,7 @@ CATEGORICAL_METHODS = frozenset({"psi", "js", "chi2"})
 FEW_VALUES = 5  # ≤ this many distinct reference edges: a numeric column is treated as discrete (Evidently: ≤ 5 values)
 
 
-class DriftSpecError(DriftlineError):
+class DriftSpecError(ConfigError):
     """A drift spec cannot be applied as asked (method not valid for the column kind, missing threshold)."""
 
 

@@ -14,21 +14,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from driftline.errors import DriftlineError
 from driftline.jobs import JobResult, run_step
+from driftline.tables.contracts import PIPELINE_RUNS
+from driftline.vocabulary import MODEL, RUN_DATE
 
 if TYPE_CHECKING:
-    from pyspark.sql.types import StructType
 
     from driftline.context import JobContext
 
 log = logging.getLogger(__name__)
 
 STEPS = ("prepare_features", "score", "monitor", "retrain")
-PIPELINE_RUNS = "pipeline_runs"
-PARTITIONS = ("model", "run_date")
 COMPLETED = "completed"
 
 
@@ -40,31 +39,14 @@ class StepFailed(DriftlineError):
         self.exit_code = exit_code
 
 
-def pipeline_runs_schema() -> StructType:
-    """Schema of ``pipeline_runs`` (documented in ``docs/retrain.md``)."""
-    from pyspark.sql.types import DateType, DoubleType, StringType, StructField, StructType, TimestampType
-
-    return StructType([
-        StructField("model", StringType(), False),
-        StructField("run_date", DateType(), False),
-        StructField("status", StringType(), False),
-        StructField("steps", StringType(), False),
-        StructField("run_id", StringType(), False),
-        StructField("config_hash", StringType(), False),
-        StructField("code_version", StringType(), False),
-        StructField("elapsed_seconds", DoubleType(), False),
-        StructField("completed_at", TimestampType(), False),
-    ])
-
-
 def completed_dates(ctx: JobContext) -> set[dt.date]:
     """Dates of this model recorded complete under the current config hash."""
     from pyspark.sql import functions as F
 
-    if not ctx.store.exists(PIPELINE_RUNS):
+    if not ctx.store.exists(PIPELINE_RUNS.table()):
         return set()
-    rows = (ctx.store.read(PIPELINE_RUNS)
-            .filter((F.col("model") == ctx.config.name) & (F.col("status") == COMPLETED)
+    rows = (ctx.store.read(PIPELINE_RUNS.table())
+            .filter((F.col(MODEL) == ctx.config.name) & (F.col("status") == COMPLETED)
                     & (F.col("config_hash") == ctx.config_hash))
             .select("run_date").collect())
     return {r["run_date"] for r in rows}
@@ -113,8 +95,10 @@ def _did(result: JobResult) -> str:
 
 def _record(ctx: JobContext, date: dt.date, elapsed: float) -> None:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
-    row: tuple[Any, ...] = (ctx.config.name, date, COMPLETED, ",".join(STEPS), ctx.run_id, ctx.config_hash,
-                            ctx.code_version, round(elapsed, 3), now)
-    df = ctx.spark.createDataFrame([row], schema=pipeline_runs_schema())
-    ctx.store.replace_partitions(PIPELINE_RUNS, df, list(PARTITIONS), ctx.commit_info(f"{ctx.config.name}@{date}"),
-                                 partitions=[{"model": ctx.config.name, "run_date": date}])
+    row = PIPELINE_RUNS.row(model=ctx.config.name, run_date=date, status=COMPLETED, steps=",".join(STEPS),
+                            run_id=ctx.run_id, code_version=ctx.code_version, config_hash=ctx.config_hash,
+                            elapsed_seconds=round(elapsed, 3), completed_at=now)
+    df = ctx.spark.createDataFrame([row], schema=PIPELINE_RUNS.schema())
+    ctx.store.replace_partitions(PIPELINE_RUNS.table(), df, PIPELINE_RUNS.partition_by,
+                                 ctx.commit_info(f"{ctx.config.name}@{date}"),
+                                 partitions=[{MODEL: ctx.config.name, RUN_DATE: date}])

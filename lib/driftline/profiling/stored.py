@@ -8,8 +8,8 @@ from typing import Any
 
 from driftline.profiling.bins import OTHER, NumericBins, bins_from_rows
 from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
+from driftline.vocabulary import SCORE  # the model's score is profiled like a feature, under this name
 
-PREDICTION = "prediction"  # the column of the model's score in reference profiles (monitored like a feature)
 # calibration rows stored with a reference profile (`driftline.monitoring.calibration`)
 THRESHOLD_STAT = "calibrated_threshold"
 MEAN_STAT = "calibration_mean"
@@ -24,12 +24,12 @@ def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile
     """Rebuild a `DatasetProfile` (and its quantile probabilities) from stored long-format profile rows.
 
     Inverse of `driftline.profiling.profile.profile_rows` (calibration rows are skipped). Columns are sorted
-    by name with ``prediction`` last (a table read has no row order; the report and the metric rows should not
+    by name with ``score`` last (a table read has no row order; the report and the metric rows should not
     depend on it).
     """
     rows = [r for r in rows if r["stat"] not in CALIBRATION_STATS]
     by_col: dict[str, list[Mapping[str, Any]]] = {}
-    for r in sorted(rows, key=lambda r: (r["column"] == PREDICTION, r["column"])):
+    for r in sorted(rows, key=lambda r: (r["column"] == SCORE, r["column"])):
         by_col.setdefault(r["column"], []).append(r)
     bins = bins_from_rows(rows)
     out: dict[str, NumericProfile | CategoricalProfile] = {}

@@ -28,30 +28,14 @@ from driftline.quality.spec import (
     SchemaCheck,
     UniqueCheck,
 )
+from driftline.tables.contracts import QUALITY_RESULTS
+from driftline.vocabulary import ALERT, INSUFFICIENT, OK, WARN, finite_or_none
 
 log = logging.getLogger(__name__)
 
-PASS, FAIL, WARN, SKIPPED = "pass", "fail", "warn", "skipped"
 ROW_KINDS = ("not_null", "range", "allowed_values", "unique")
 RowCheck = NotNullCheck | RangeCheck | AllowedValuesCheck | UniqueCheck
 
-RESULTS_SCHEMA = T.StructType([
-    T.StructField("run_id", T.StringType(), False),
-    T.StructField("model", T.StringType(), False),
-    T.StructField("as_of_date", T.DateType(), False),
-    T.StructField("check", T.StringType(), False),
-    T.StructField("kind", T.StringType(), False),
-    T.StructField("target", T.StringType(), False),
-    T.StructField("column", T.StringType(), True),
-    T.StructField("severity", T.StringType(), False),
-    T.StructField("status", T.StringType(), False),
-    T.StructField("observed", T.DoubleType(), True),
-    T.StructField("lower", T.DoubleType(), True),
-    T.StructField("upper", T.DoubleType(), True),
-    T.StructField("bound", T.StringType(), False),
-    T.StructField("message", T.StringType(), False),
-    T.StructField("config_hash", T.StringType(), False),
-])
 
 
 @dataclass(frozen=True)
@@ -74,14 +58,14 @@ class CheckResult:
 
 def _status(ok: bool, severity: str) -> str:
     if ok:
-        return PASS
-    return FAIL if severity == "error" else WARN
+        return OK
+    return ALERT if severity == "error" else WARN
 
 
 def _result(check: object, day: dt.date, ok: bool | None, observed: float | None, lower: float | None,
             upper: float | None, bound: str, message: str, column: str | None = None) -> CheckResult:
     severity = str(check.severity)  # type: ignore[attr-defined]
-    status = SKIPPED if ok is None else _status(ok, severity)
+    status = INSUFFICIENT if ok is None else _status(ok, severity)
     cols = column if column is not None else (",".join(check.columns_of()) or None)  # type: ignore[attr-defined]
     return CheckResult(day, check.check_name, check.kind, check.target, cols, severity, status,  # type: ignore[attr-defined]
                        observed, lower, upper, bound, message)
@@ -311,7 +295,7 @@ def input_present_results(check: InputPresentCheck, counts: Mapping[dt.date, int
 
 
 def failures(results: Iterable[CheckResult]) -> list[CheckResult]:
-    return [r for r in results if r.status == FAIL]
+    return [r for r in results if r.status == ALERT]
 
 
 def gate(results: Sequence[CheckResult]) -> None:
@@ -333,15 +317,12 @@ def gate(results: Sequence[CheckResult]) -> None:
 
 
 def results_frame(spark: SparkSession, results: Sequence[CheckResult], run_id: str, model: str,
-                  config_hash: str) -> DataFrame:
-    """The long-format ``quality_results`` rows of a run (see docs/features.md)."""
-    rows = [(run_id, model, r.as_of_date, r.check, r.kind, r.target, r.column, r.severity, r.status,
-             _num(r.observed), _num(r.lower), _num(r.upper), r.bound, r.message, config_hash) for r in results]
-    return spark.createDataFrame(rows, RESULTS_SCHEMA)
-
-
-def _num(value: float | None) -> float | None:
-    return None if value is None else float(value)
+                  config_hash: str, code_version: str) -> DataFrame:
+    """The long-format ``quality_results`` rows of a run (`driftline.tables.contracts.QUALITY_RESULTS`)."""
+    rows = [(model, r.as_of_date, r.check, r.kind, r.target, r.column, r.severity, r.status,
+             finite_or_none(r.observed), finite_or_none(r.lower), finite_or_none(r.upper), r.bound, r.message,
+             run_id, code_version, config_hash) for r in results]
+    return spark.createDataFrame(rows, QUALITY_RESULTS.schema())
 
 
 def with_date(results: Sequence[CheckResult], day: dt.date) -> list[CheckResult]:

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from driftline.config.base import Frozen, Identifier
+from driftline.spec import Frozen, Identifier
 
 Target = Literal["events", "entities", "features"]
 Severity = Literal["error", "warn"]

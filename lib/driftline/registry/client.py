@@ -26,6 +26,7 @@ from urllib.request import url2pathname
 
 from driftline.errors import ArtifactIntegrityError, UsageError
 from driftline.registry.artifact import MODEL_FILE, TRUSTED_TYPES, deserialize, sha256_bytes, verify_bytes
+from driftline.vocabulary import CHAMPION, PREVIOUS
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-PREVIOUS = "previous"
 TAG_SHA256 = "driftline.artifact_sha256"
 TAG_FILE = "driftline.artifact_file"
 TAG_BYTES = "driftline.artifact_bytes"

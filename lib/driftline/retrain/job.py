@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.errors import ConfigError, DriftlineError
+from driftline.errors import ConfigError, DriftlineError, MissingInputError
 from driftline.retrain.policy import LABELLED_ROWS, PERFORMANCE_COLUMN, Decision, evaluate
+from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS
+from driftline.vocabulary import DECISION_DATE, MODEL, RUN_DATE, finite_or_none
 
 if TYPE_CHECKING:
-    from pyspark.sql.types import StructType
 
     from driftline.config.schema import DriftlineConfig
     from driftline.context import JobContext
@@ -36,15 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRAIN_DECISIONS = "retrain_decisions"
-PARTITIONS = ("model", "decision_date")
-MONITOR_RUNS, MONITOR_METRICS = "monitor_runs", "monitor_metrics"
 ALL_SLICE = "__all__"
 NOT_RUN, RUNNING, TRAINED, REUSED, FAILED = "not_run", "running", "trained", "reused", "failed"
-
-
-class RetrainInputError(DriftlineError):
-    """The monitoring history the policy needs is missing (exit 1)."""
 
 
 @dataclass(frozen=True)
@@ -59,40 +52,6 @@ class Outcome:
     error: str | None = None
 
 
-def decisions_schema() -> StructType:
-    """Schema of ``retrain_decisions`` (documented in ``docs/retrain.md``)."""
-    from pyspark.sql.types import (
-        BooleanType,
-        DateType,
-        DoubleType,
-        IntegerType,
-        StringType,
-        StructField,
-        StructType,
-        TimestampType,
-    )
-
-    def f(name: str, kind: Any, nullable: bool = True) -> StructField:
-        return StructField(name, kind, nullable)
-
-    return StructType([
-        f("model", StringType(), False), f("decision_date", DateType(), False), f("run_id", StringType(), False),
-        f("fired", BooleanType(), False), f("status", StringType(), False), f("reasons", StringType(), False),
-        f("rules_triggered", StringType(), False), f("windows_considered", IntegerType(), False),
-        f("windows_drifted", IntegerType(), False), f("first_window", DateType()), f("last_window", DateType()),
-        f("performance_value", DoubleType()), f("labelled_rows", DoubleType()),
-        f("last_retrain_date", DateType()), f("retrains_in_period", IntegerType(), False),
-        f("inputs_json", StringType(), False), f("rules_json", StringType(), False),
-        f("train_status", StringType(), False), f("train_run_id", StringType()), f("trained_version", StringType()),
-        f("gate_passed", BooleanType()), f("gate_metric", StringType()), f("gate_challenger", DoubleType()),
-        f("gate_reference", DoubleType()), f("gate_reference_kind", StringType()),
-        f("gate_reference_version", StringType()), f("gate_reason", StringType()),
-        f("champion_version", StringType()), f("train_error", StringType()),
-        f("config_hash", StringType(), False), f("code_version", StringType(), False),
-        f("started_at", TimestampType(), False),
-    ])
-
-
 def decision_row(model: str, decision: Decision, outcome: Outcome, run_id: str, config_hash: str,
                  code_version: str, started_at: dt.datetime) -> tuple[Any, ...]:
     """One ``retrain_decisions`` row in schema order (pure)."""
@@ -100,24 +59,27 @@ def decision_row(model: str, decision: Decision, outcome: Outcome, run_id: str, 
 
     def num(key: str) -> float | None:
         text = gate.get(key)
-        value = None if text is None else float(text)
-        return value if value is not None and math.isfinite(value) else None
+        return None if text is None else finite_or_none(float(text))
 
     passed = gate.get("driftline.gate.passed")
     windows = sorted(w.run_date for w in decision.windows)
-    return (
-        model, decision.date, run_id, decision.fired, decision.status, "; ".join(decision.reasons),
-        ",".join(r.rule for r in decision.rules if r.triggered), len(decision.windows),
-        sum(1 for w in decision.windows if w.dataset_drift), windows[0] if windows else None,
-        windows[-1] if windows else None, decision.performance.get("value"),
-        decision.performance.get("labelled_rows"), decision.last_retrain, decision.retrains_in_period,
-        decision.inputs_json(), decision.rules_json(),
-        outcome.train_status, outcome.train_run_id, outcome.trained_version,
-        None if passed is None else passed == "true", gate.get("driftline.gate.metric"),
-        num("driftline.gate.challenger"), num("driftline.gate.reference"), gate.get("driftline.gate.reference_kind"),
-        gate.get("driftline.gate.reference_version"), gate.get("driftline.gate.reason"),
-        outcome.champion_version, outcome.error,
-        config_hash, code_version, started_at.astimezone(dt.UTC).replace(tzinfo=None),
+    return RETRAIN_DECISIONS.row(
+        model=model, decision_date=decision.date, fired=decision.fired, status=decision.status,
+        reasons="; ".join(decision.reasons), rules_triggered=",".join(r.rule for r in decision.rules if r.triggered),
+        windows_considered=len(decision.windows),
+        windows_drifted=sum(1 for w in decision.windows if w.dataset_drift),
+        first_window=windows[0] if windows else None, last_window=windows[-1] if windows else None,
+        performance_value=decision.performance.get("value"), labelled_rows=decision.performance.get("labelled_rows"),
+        last_retrain_date=decision.last_retrain, retrains_in_period=decision.retrains_in_period,
+        inputs_json=decision.inputs_json(), rules_json=decision.rules_json(),
+        train_status=outcome.train_status, train_run_id=outcome.train_run_id, trained_version=outcome.trained_version,
+        gate_passed=None if passed is None else passed == "true", gate_metric=gate.get("driftline.gate.metric"),
+        gate_challenger=num("driftline.gate.challenger"), gate_reference=num("driftline.gate.reference"),
+        gate_reference_kind=gate.get("driftline.gate.reference_kind"),
+        gate_reference_version=gate.get("driftline.gate.reference_version"),
+        gate_reason=gate.get("driftline.gate.reason"), champion_version=outcome.champion_version,
+        train_error=outcome.error, run_id=run_id, code_version=code_version, config_hash=config_hash,
+        started_at=started_at.astimezone(dt.UTC).replace(tzinfo=None),
     )
 
 
@@ -157,26 +119,26 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
     from pyspark.sql import functions as F
 
     cfg = ctx.config
-    runs = _rows(ctx, MONITOR_RUNS, F.col("model") == cfg.name, F.col("run_date") <= F.lit(date),
+    runs = _rows(ctx, MONITOR_RUNS.table(), F.col(MODEL) == cfg.name, F.col(RUN_DATE) <= F.lit(date),
                  columns=("run_date", "model_version", "dataset_drift", "drift_share", "quality_status", "status"))
     if not runs:
-        raise RetrainInputError(
-            f"table {MONITOR_RUNS}: expected monitoring windows of {cfg.name} up to {date}, found none "
+        raise MissingInputError(
+            f"table {MONITOR_RUNS.name}: expected monitoring windows of {cfg.name} up to {date}, found none "
             f"(run driftline monitor --model {cfg.name} --date {date})"
         )
     metrics: list[dict[str, Any]] = []
     if cfg.retrain.performance.enabled:
-        metrics = _rows(ctx, MONITOR_METRICS, F.col("model_name") == cfg.name, F.col("run_date") <= F.lit(date),
+        metrics = _rows(ctx, MONITOR_METRICS.table(), F.col(MODEL) == cfg.name, F.col(RUN_DATE) <= F.lit(date),
                         F.col("column") == PERFORMANCE_COLUMN, F.col("baseline") == "reference",
                         F.col("slice") == ALL_SLICE,
                         F.col("metric").isin(cfg.retrain.performance.metric, LABELLED_ROWS),
                         columns=("run_date", "window_end", "metric", "value"))
-    decisions = _rows(ctx, RETRAIN_DECISIONS, F.col("model") == cfg.name, F.col("decision_date") <= F.lit(date),
+    decisions = _rows(ctx, RETRAIN_DECISIONS.table(), F.col(MODEL) == cfg.name, F.col("decision_date") <= F.lit(date),
                       columns=("decision_date", "trained_version", "train_status"))
     column_drift: list[dict[str, Any]] = []
     if cfg.retrain.drift_score.enabled:
         # the features' drift verdicts (1/0, null when insufficient) vs the reference, whole population
-        column_drift = _rows(ctx, MONITOR_METRICS, F.col("model_name") == cfg.name, F.col("run_date") <= F.lit(date),
+        column_drift = _rows(ctx, MONITOR_METRICS.table(), F.col(MODEL) == cfg.name, F.col(RUN_DATE) <= F.lit(date),
                              F.col("baseline") == "reference", F.col("slice") == ALL_SLICE,
                              F.col("window_end") == F.col("run_date"), F.col("metric") == "drift",
                              F.col("column").isin([f.name for f in cfg.features]),
@@ -229,10 +191,10 @@ def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
 def _write(ctx: JobContext, decision: Decision, outcome: Outcome) -> None:
     cfg = ctx.config
     row = decision_row(cfg.name, decision, outcome, ctx.run_id, ctx.config_hash, ctx.code_version, ctx.started_at)
-    df = ctx.spark.createDataFrame([row], schema=decisions_schema())
+    df = ctx.spark.createDataFrame([row], schema=RETRAIN_DECISIONS.schema())
     commit = ctx.commit_info(f"{cfg.name}@{decision.date}")
-    ctx.store.replace_partitions(RETRAIN_DECISIONS, df, list(PARTITIONS), commit,
-                                 partitions=[{"model": cfg.name, "decision_date": decision.date}])
+    ctx.store.replace_partitions(RETRAIN_DECISIONS.table(), df, RETRAIN_DECISIONS.partition_by, commit,
+                                 partitions=[{MODEL: cfg.name, DECISION_DATE: decision.date}])
 
 
 def train_challenger(ctx: JobContext, date: dt.date) -> Outcome:
@@ -242,12 +204,13 @@ def train_challenger(ctx: JobContext, date: dt.date) -> Outcome:
     so trained nothing, status ``skipped``), that version is the outcome (`REUSED`).
     """
     from driftline.jobs import SKIPPED, run_child
-    from driftline.registry.client import CHAMPION, ModelRegistry, tracking_setup
+    from driftline.registry.client import ModelRegistry, tracking_setup
+    from driftline.vocabulary import CHAMPION
 
     trained = run_child(ctx, "train", (date,), force=ctx.force)
     cfg = ctx.config
     if trained.model_version is None:
-        raise RetrainInputError(f"train {cfg.name} {date}: expected a model version from training, found none")
+        raise DriftlineError(f"train {cfg.name} {date}: expected a model version from training, found none")
     registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
     tags = registry.get(trained.model_version).tags
     gate = {k: v for k, v in tags.items() if k.startswith("driftline.gate.")}

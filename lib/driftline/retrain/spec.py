@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from driftline.config.base import Frozen, Identifier
+from driftline.spec import Frozen, Identifier
 
 PerformanceMetric = Literal["auc", "log_loss", "brier", "rmse", "mae"]
 QualityStatus = Literal["warn", "alert", "insufficient_data"]

@@ -3,5 +3,5 @@
 Modules: `spec` (the ``scoring:`` config slice), `signature` (what a model version expects and the
 check of a feature table against it), `core` (features frame → predictions frame, no Spark),
 `worker` (per-Python-worker model cache and thread limits), `spark` (the ``mapInPandas`` wrapper),
-`tables` (``<model>__predictions`` and ``scoring_stats``), `job` (the ``score`` job).
+`job` (the ``score`` job; its tables are declared in `driftline.tables.contracts`).
 """

@@ -19,14 +19,7 @@ import pandas as pd
 
 from driftline.scoring.signature import ModelSignature
 from driftline.training.pipeline import model_frame, predict_scores
-
-SCORE = "score"
-PREDICTED_LABEL = "predicted_label"
-ROLE = "role"
-MODEL_VERSION = "model_version"
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+from driftline.vocabulary import MODEL_VERSION, PREDICTED_LABEL, ROLE, SCORE
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.errors import DriftlineError, UsageError
+from driftline.errors import MissingInputError, UsageError
 from driftline.registry.artifact import deserialize
-from driftline.registry.client import CHAMPION, ModelRegistry, VersionInfo, tracking_setup
-from driftline.scoring.core import CHALLENGER, PREDICTED_LABEL, ROLE, SCORE
+from driftline.registry.client import ModelRegistry, VersionInfo, tracking_setup
 from driftline.scoring.signature import (
     ModelSignature,
     known_categories,
@@ -28,14 +27,20 @@ from driftline.scoring.signature import (
     validate_features,
 )
 from driftline.scoring.spark import BatchScorer, ModelRef
-from driftline.scoring.tables import (
-    PREDICTIONS_PARTITIONS,
+from driftline.tables.contracts import FEATURES, PREDICTIONS, SCORING_STATS
+from driftline.vocabulary import (
+    AS_OF,
+    CHALLENGER,
+    CHAMPION,
+    CODE_VERSION,
+    CONFIG_HASH,
+    MODEL,
+    MODEL_VERSION,
+    PREDICTED_LABEL,
+    ROLE,
+    RUN_ID,
+    SCORE,
     SCORE_DATE,
-    STATS_PARTITIONS,
-    STATS_TABLE,
-    predictions_schema,
-    predictions_table,
-    stats_schema,
 )
 
 if TYPE_CHECKING:
@@ -47,12 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AS_OF = "as_of_date"
 ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
-
-
-class ScoringInputError(DriftlineError):
-    """The features to score are not there (no table, or no rows for the date): exit 1."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def recorded_roles(ctx: JobContext, dates: Sequence[dt.date]) -> dict[dt.date, t
 
     from driftline.scoring.core import MODEL_VERSION
 
-    table = predictions_table(ctx.config.name)
+    table = PREDICTIONS.table(ctx.config.name)
     if not ctx.store.exists(table):
         return {}
     found = (ctx.store.read(table, partitions={SCORE_DATE: list(dates)})
@@ -269,7 +269,7 @@ def run(ctx: JobContext) -> JobResult:
     key = cfg.entity_key
     registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
     store = ctx.store
-    features_table = f"{cfg.name}__features"
+    features_table = FEATURES.table(cfg.name)
     groups = versions_by_date(ctx, registry)
     runs = []
     for roles, dates in groups.items():   # every version loaded, verified and checked before any write
@@ -280,7 +280,7 @@ def run(ctx: JobContext) -> JobResult:
         runs.append((versions, dates))
 
     if not store.exists(features_table):
-        raise ScoringInputError(f"table {features_table}: expected it to exist for scoring, found none "
+        raise MissingInputError(f"table {features_table}: expected it to exist for scoring, found none "
                                 "(run prepare_features first)")
     schema = store.schema(features_table)
     for versions, _ in runs:
@@ -316,6 +316,7 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
                features_table: str, key_type: Any) -> None:
     """Profile, score and write one ``score_date`` partition, then its statistics."""
     from pyspark.sql import functions as F
+    from pyspark.sql.types import StructField
 
     cfg = ctx.config
     key = cfg.entity_key
@@ -323,7 +324,7 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
     features = store.read(features_table, partitions={AS_OF: [date]}).filter(F.col(AS_OF) == F.lit(date))
     rows, stats = feature_stats(features, versions)
     if rows == 0:
-        raise ScoringInputError(f"table {features_table}: expected feature rows for {AS_OF} {date}, found none "
+        raise MissingInputError(f"table {features_table}: expected feature rows for {AS_OF} {date}, found none "
                                 f"(run prepare_features --date {date})")
     for role, column, metric, value in stats:
         if metric == "unseen_share" and value:
@@ -335,16 +336,16 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
     scored_at = ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None)
     out = scorer.transform(features).select(
         F.col(key), F.col(SCORE), F.col(PREDICTED_LABEL),
-        F.lit(cfg.name).alias("model_name"), F.col("model_version"), F.col(ROLE),
-        F.lit(ctx.run_id).alias("run_id"), F.lit(ctx.code_version).alias("code_version"),
-        F.lit(ctx.config_hash).alias("config_hash"), F.lit(scored_at).cast("timestamp").alias("scored_at"),
+        F.lit(cfg.name).alias(MODEL), F.col(MODEL_VERSION), F.col(ROLE),
+        F.lit(ctx.run_id).alias(RUN_ID), F.lit(ctx.code_version).alias(CODE_VERSION),
+        F.lit(ctx.config_hash).alias(CONFIG_HASH), F.lit(scored_at).cast("timestamp").alias("scored_at"),
         F.lit(date).cast("date").alias(SCORE_DATE),
     )
-    expected = predictions_schema(key, key_type)
+    expected = PREDICTIONS.schema(leading=[StructField(key, key_type)])
     out = out.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in expected.fields])
-    table = predictions_table(cfg.name)
+    table = PREDICTIONS.table(cfg.name)
     commit = ctx.commit_info(date.isoformat())
-    written = store.replace_partitions(table, out, list(PREDICTIONS_PARTITIONS), commit,
+    written = store.replace_partitions(table, out, PREDICTIONS.partition_by, commit,
                                        partitions=[{SCORE_DATE: date}])
     log.info("%s %s=%s: %d rows for %d feature rows (%s) — version %s, %s", table, SCORE_DATE, date, written.rows,
              rows, ", ".join(f"{v.ref.role} v{v.ref.version}" for v in versions), written.version,
@@ -366,8 +367,8 @@ def write_stats(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion
     champion = versions[0].ref.version
     challenger = versions[1].ref.version if len(versions) > 1 else None
     scored_at = ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None)
-    rows = [(ctx.run_id, cfg.name, date, champion, challenger, role, column, metric, value, ctx.config_hash,
-             scored_at) for role, column, metric, value in stats]
-    df = ctx.spark.createDataFrame(rows, schema=stats_schema())
-    ctx.store.replace_partitions(STATS_TABLE, df, list(STATS_PARTITIONS), ctx.commit_info(date.isoformat()),
-                                 partitions=[{"model": cfg.name, SCORE_DATE: date}])
+    rows = [(cfg.name, date, champion, challenger, role, column, metric, value, ctx.run_id, ctx.code_version,
+             ctx.config_hash, scored_at) for role, column, metric, value in stats]
+    df = ctx.spark.createDataFrame(rows, schema=SCORING_STATS.schema())
+    ctx.store.replace_partitions(SCORING_STATS.table(), df, SCORING_STATS.partition_by,
+                                 ctx.commit_info(date.isoformat()), partitions=[{MODEL: cfg.name, SCORE_DATE: date}])

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.errors import UsageError
+from driftline.errors import InputContractError
 
 if TYPE_CHECKING:
     from pyspark.sql.types import DataType, StructType
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 TASKS = ("classification", "regression")
 
 
-class SignatureMismatchError(UsageError):
+class SignatureMismatchError(InputContractError):
     """The feature table does not carry what the model was trained on (missing or retyped features): exit 2."""
 
 

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from driftline.scoring.core import MODEL_VERSION, PREDICTED_LABEL, ROLE, SCORE, Scorer, score_models
+from driftline.scoring.core import Scorer, score_models
 from driftline.scoring.signature import ModelSignature
+from driftline.vocabulary import MODEL_VERSION, PREDICTED_LABEL, ROLE, SCORE
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from driftline.config.base import Frozen
+from driftline.spec import Frozen
 
 
 class ScoringConfig(Frozen):

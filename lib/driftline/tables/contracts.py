@@ -1,10 +1,11 @@
 """Every table driftline writes, declared once: name, columns (type, nullability, one-line meaning),
 partition columns, the key that identifies a row, and the idempotency unit of its writes.
 
-Jobs ask `contract(...)` / the module constants for a table's name and schema and never spell
-either themselves; ``docs/tables.md`` is generated from these declarations (`render_docs`, kept
-current by a test) and the catalog comments come from the same text. Shared column names and the
-verdict vocabulary live in `driftline.tables.vocabulary`.
+Jobs use the module constants (`FEATURES.table(model)`, `MONITOR_RUNS.schema()`, `.partition_by`,
+`.row(...)`) and never spell a table's name or schema themselves. ``docs/table-reference.md`` is
+generated from these declarations (`driftline.tables.reference_page`, kept current by a test) and the
+catalog comments will come from the same text. Shared column names and the verdict vocabulary live in
+`driftline.vocabulary`.
 
 Two tables are per model (``<model>__features``, ``<model>__predictions``): their names carry the
 model, and their leading columns depend on the model's config (the entity key, the features); the
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.sql.types import (
     BooleanType,
@@ -29,8 +31,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from driftline import vocabulary as v
 from driftline.errors import TableError
-from driftline.tables import vocabulary as v
 
 CONTRACT_VERSION = 2  # 1: the release before the one vocabulary (see driftline.tables.migrate)
 
@@ -76,8 +78,18 @@ class TableContract:
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    def row(self, **values: Any) -> tuple[Any, ...]:
+        """One row in column order, every column given by name (a missing or unknown one is an error)."""
+        missing = [c for c in self.names if c not in values]
+        unknown = [k for k in values if k not in self.names]
+        if missing or unknown:
+            raise TableError(f"table {self.name}: a row needs exactly the contract's columns: "
+                             f"missing {missing}, unknown {unknown}")
+        return tuple(values[c] for c in self.names)
 
-S, D, F, L, I, B, TS = StringType(), DateType(), DoubleType(), LongType(), IntegerType(), BooleanType(), TimestampType()
+
+S, D, F, L, INT = StringType(), DateType(), DoubleType(), LongType(), IntegerType()
+B, TS = BooleanType(), TimestampType()
 
 
 def _c(name: str, type_: DataType, doc: str, nullable: bool = True) -> Column:
@@ -93,7 +105,7 @@ def _provenance(run_doc: str) -> tuple[Column, ...]:
     )
 
 
-STATUS_DOC = "verdict: ok < insufficient_data < warn < alert (driftline.tables.vocabulary)"
+STATUS_DOC = "verdict: ok < insufficient_data < warn < alert (driftline.vocabulary)"
 
 FEATURES = TableContract(
     name="<model>__features",
@@ -160,7 +172,7 @@ PREDICTIONS = TableContract(
     doc="One row per (entity, score_date, role): the scores of the champion (and the shadow challenger).",
     columns=(
         _c(v.SCORE, F, "positive-class probability (classification) or predicted value (regression)"),
-        _c(v.PREDICTED_LABEL, I, "1 when score >= label.threshold, else 0 (classification); null for regression"),
+        _c(v.PREDICTED_LABEL, INT, "1 when score >= label.threshold, else 0 (classification); null for regression"),
         _c(v.MODEL, S, "the model"),
         _c(v.MODEL_VERSION, S, "MLflow model version that produced the row (\"3\")"),
         _c(v.ROLE, S, "champion or challenger (shadow)"),
@@ -206,7 +218,7 @@ REFERENCE_PROFILES = TableContract(
         _c(v.ROLE, S, "feature or score", False),
         _c("kind", S, "numeric or categorical", False),
         _c("stat", S, "which statistic (see docs/training.md)", False),
-        _c("bin", I, "cell index for per-cell statistics"),
+        _c("bin", INT, "cell index for per-cell statistics"),
         _c("lower", F, "cell lower edge (numeric)"),
         _c("upper", F, "cell upper edge (numeric)"),
         _c("category", S, "category of a categorical cell"),
@@ -264,8 +276,8 @@ MONITOR_RUNS = TableContract(
         _c("window_start", D, "first day of the current window", False),
         _c("window_end", D, "last day of the current window", False),
         _c("rows", L, "champion predictions of that version in the window", False),
-        _c("columns_evaluated", I, "columns with enough data", False),
-        _c("columns_drifted", I, "of those, drifted vs the reference (after FDR)", False),
+        _c("columns_evaluated", INT, "columns with enough data", False),
+        _c("columns_drifted", INT, "of those, drifted vs the reference (after FDR)", False),
         _c("drift_share", F, "drifted / evaluated; null when no column could be evaluated"),
         _c("dataset_drift", B, "status = alert (drift share >= monitoring.drift.dataset_drift_share)", False),
         _c("status", S, "dataset drift verdict vs the reference; " + STATUS_DOC, False),
@@ -291,14 +303,14 @@ RETRAIN_DECISIONS = TableContract(
         _c("status", S, "fired, no_trigger, cooldown, cap or disabled", False),
         _c("reasons", S, "why, one clause per triggered rule and suppression, `; `-separated", False),
         _c("rules_triggered", S, "comma-separated names of the triggered rules; empty when none", False),
-        _c("windows_considered", I, "monitored windows the policy looked at", False),
-        _c("windows_drifted", I, "of those, windows with dataset_drift", False),
+        _c("windows_considered", INT, "monitored windows the policy looked at", False),
+        _c("windows_drifted", INT, "of those, windows with dataset_drift", False),
         _c("first_window", D, "run_date of the oldest window considered"),
         _c("last_window", D, "run_date of the newest window considered"),
         _c("performance_value", F, "the performance rule's metric value on the window it judged"),
         _c("labelled_rows", F, "matured labels behind that value"),
         _c("last_retrain_date", D, "the last earlier decision date that trained a version"),
-        _c("retrains_in_period", I, "retrains in retrain.max_per_period.period_days before D", False),
+        _c("retrains_in_period", INT, "retrains in retrain.max_per_period.period_days before D", False),
         _c("inputs_json", S, "the inputs considered (windows, performance values, last retrain, count)", False),
         _c("rules_json", S, "each rule: rule, status, value, threshold, detail", False),
         _c("train_status", S, "not_run, running, trained, reused or failed", False),
@@ -359,39 +371,3 @@ def contract_of(table: str) -> TableContract | None:
         elif c.name == table:
             return c
     return None
-
-
-def render_docs() -> str:
-    """``docs/tables.md``: every table and column, from these declarations."""
-    out = [
-        "# Tables driftline writes",
-        "",
-        "Generated from `lib/driftline/tables/contracts.py` by `python -m driftline.tables.contracts` "
-        "(a test fails when this page is not current). Contract version "
-        f"{CONTRACT_VERSION}; `driftline migrate` upgrades a workspace written by an earlier release.",
-        "",
-        "One spelling per concept: `model`, `model_version`, `run_id`, `code_version`, `config_hash`, `score`. "
-        "Verdict columns use one vocabulary, in order of severity: "
-        + " < ".join(f"`{s}`" for s in v.STATUSES) + ". Every table carries the provenance columns "
-        "`run_id`, `code_version`, `config_hash`.",
-        "",
-    ]
-    for c in ALL:
-        out += [f"## `{c.name}`", "", c.doc, "",
-                f"- partitioned by: {', '.join(f'`{p}`' for p in c.partition_by)}",
-                f"- one row per: {', '.join(f'`{k}`' for k in c.key)}",
-                f"- idempotency: {c.idempotency}"]
-        if c.model_columns:
-            out.append(f"- model columns: {c.model_columns}")
-        out += ["", "| column | type | meaning |", "|---|---|---|"]
-        for col in c.columns:
-            kind = col.type.simpleString() + ("" if col.nullable else ", not null")
-            doc = col.doc + (f" (values: {c.values[col.name]})" if col.name in c.values
-                             and c.values[col.name] != STATUS_DOC else "")
-            out.append(f"| `{col.name}` | {kind} | {doc} |")
-        out.append("")
-    return "\n".join(out)
-
-
-if __name__ == "__main__":
-    print(render_docs(), end="")

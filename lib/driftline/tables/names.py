@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from driftline.config.base import IDENTIFIER
 from driftline.errors import TableError
+from driftline.spec import IDENTIFIER
 from driftline.tables.spec import StorageConfig
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

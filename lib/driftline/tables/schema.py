@@ -21,8 +21,8 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from driftline.config.base import IDENTIFIER
 from driftline.errors import TableError
+from driftline.spec import IDENTIFIER
 
 # Partition values are folder names and strings in the log: keep to types that print one way.
 PARTITION_TYPES = (StringType, DateType, ByteType, ShortType, IntegerType, LongType, BooleanType)

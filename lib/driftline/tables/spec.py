@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from driftline.config.base import Frozen, Identifier
+from driftline.spec import Frozen, Identifier
 
 
 class StorageConfig(Frozen):

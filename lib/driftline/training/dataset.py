@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from driftline.errors import DriftlineError
+from driftline.errors import InputContractError, MissingInputError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -35,10 +35,6 @@ log = logging.getLogger(__name__)
 
 AS_OF = "as_of_date"
 LABEL = "label"
-
-
-class TrainingDataError(DriftlineError):
-    """The training data cannot train a model as configured (too few rows, bad label values)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +90,7 @@ def matured_labels(labels: DataFrame, source: LabelSource, as_of_column: str, da
     needed = [source.key, as_of_column, source.timestamp, source.value]
     missing = [c for c in needed if c not in labels.columns]
     if missing:
-        raise TrainingDataError(
+        raise InputContractError(
             f"label table {source.table}: expected columns {', '.join(needed)}, "
             f"found {', '.join(missing)} missing (columns: {', '.join(labels.columns)})"
         )
@@ -162,7 +158,7 @@ def check_labels(y: pd.Series, task: str, split: str) -> np.ndarray:
     if task == "classification":
         bad = sorted(set(np.unique(values)) - {0.0, 1.0})
         if bad:
-            raise TrainingDataError(
+            raise InputContractError(
                 f"{split} labels: expected 0/1 values for classification, found {', '.join(map(str, bad[:5]))}"
             )
         return values.astype("int64")
@@ -170,9 +166,9 @@ def check_labels(y: pd.Series, task: str, split: str) -> np.ndarray:
 
 
 def check_rows(n: int, minimum: int, split: str, window: str, key: str) -> None:
-    """`TrainingDataError` when a split has fewer rows than configured."""
+    """`MissingInputError` when a split has fewer rows than configured."""
     if n < minimum:
-        raise TrainingDataError(
+        raise MissingInputError(
             f"{split} set ({window}): expected at least {minimum} rows with matured labels "
             f"(training.{key}), found {n}"
         )

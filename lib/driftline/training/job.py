@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from driftline.errors import ArtifactIntegrityError, ConfigError, UsageError
+from driftline.errors import ArtifactIntegrityError, ConfigError, InputContractError, MissingInputError, UsageError
 from driftline.registry.client import (
     CHAMPION,
     ModelRegistry,
@@ -29,13 +29,8 @@ from driftline.registry.client import (
     log_model,
     tracking_setup,
 )
-from driftline.registry.profiles import (
-    PREDICTION,
-    REFERENCE_SAMPLE,
-    ProfileProvenance,
-    clean_value,
-    write_reference_rows,
-)
+from driftline.registry.profiles import REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
+from driftline.tables.contracts import FEATURES
 from driftline.training import dataset as ds
 from driftline.training.evaluate import (
     baseline_scores,
@@ -52,6 +47,7 @@ from driftline.training.pipeline import (
     predict_scores,
 )
 from driftline.training.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from driftline.vocabulary import SCORE, finite_or_none
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -102,7 +98,7 @@ def plan_training(cfg: DriftlineConfig) -> Plan:
         categorical=tuple(f.name for f in cfg.features if f.categorical),
         gate_metric=metric,
         gate_direction=gate.direction_for(task),
-        features_table=f"{cfg.name}__features",
+        features_table=FEATURES.table(cfg.name),
         labels_table=cfg.sources.labels.table,
         label_as_of=getattr(cfg.sources.labels, "as_of", None) or ds.AS_OF,
     )
@@ -146,7 +142,7 @@ def input_versions(store: TableStore, plan: Plan) -> dict[str, int]:
     """Latest version of the features and labels tables (the versions this run reads and records)."""
     for table in (plan.features_table, plan.labels_table):
         if not store.exists(table):
-            raise ds.TrainingDataError(
+            raise MissingInputError(
                 f"table {table}: expected it to exist for training, found none (run prepare_features / load labels)"
             )
     return {t: store.version(t) for t in (plan.features_table, plan.labels_table)}
@@ -161,7 +157,7 @@ def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, wind
                           partitions={ds.AS_OF: windows.feature_dates()})
     missing = [c for c in (cfg.entity_key, ds.AS_OF, *plan.features) if c not in features.columns]
     if missing:
-        raise ds.TrainingDataError(
+        raise InputContractError(
             f"table {plan.features_table}: expected columns {', '.join(missing)}, found them missing"
         )
     features = features.select(
@@ -208,7 +204,7 @@ def fit_and_evaluate(cfg: DriftlineConfig, plan: Plan, data: TrainingData) -> Fi
     y_train = ds.check_labels(data.train[ds.LABEL], task, "training")
     y_val = ds.check_labels(data.validation[ds.LABEL], task, "validation")
     if task == "classification" and len(np.unique(y_train)) < 2:
-        raise ds.TrainingDataError(
+        raise MissingInputError(
             f"training labels: expected both classes 0 and 1, found only {int(y_train[0])}"
         )
     model = build_pipeline(cfg.estimator, plan.numeric, plan.categorical).fit(x_train, y_train)
@@ -340,7 +336,7 @@ def reference_pdf(plan: Plan, data: TrainingData, fit: FitResult) -> pd.DataFram
                                                                           fit.validation_scores)):
         x = model_frame(frame, plan.numeric, plan.categorical)
         x.insert(0, ds.AS_OF, frame[ds.AS_OF].to_numpy())
-        x[PREDICTION] = scores
+        x[SCORE] = scores
         x["split"] = split
         parts.append(x)
     pdf = pd.concat(parts, ignore_index=True)
@@ -356,7 +352,7 @@ def reference_frame(spark: SparkSession, plan: Plan, pdf: pd.DataFrame) -> DataF
         [StructField(ds.AS_OF, DateType())]
         + [StructField(c, DoubleType()) for c in plan.numeric]
         + [StructField(c, StringType()) for c in plan.categorical]
-        + [StructField(PREDICTION, DoubleType()), StructField("split", StringType())]
+        + [StructField(SCORE, DoubleType()), StructField("split", StringType())]
     )
     return spark.createDataFrame(pdf.astype(object).where(pdf.notna(), None), schema=schema)
 
@@ -376,19 +372,19 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
     pdf = reference_pdf(plan, data, fit)
     ref = reference_frame(ctx.spark, plan, pdf).cache()
     try:
-        numeric = [*plan.numeric, PREDICTION]
+        numeric = [*plan.numeric, SCORE]
         bins = fit_configured_bins(ref, numeric, plan.categorical, drift)
-        prof = profile(ref, [*plan.features, PREDICTION], bins)
+        prof = profile(ref, [*plan.features, SCORE], bins)
         calibrated = calibrate(ref, ds.AS_OF, prof, bins, drift)
     finally:
         ref.unpersist()
     rows = [*profile_rows(prof, bins), *calibration_rows(calibrated, prof)]
     who = ProfileProvenance(cfg.name, record.version, record.mlflow_run_id, ctx.run_id, ctx.config_hash,
-                            ctx.started_at)
+                            ctx.code_version, ctx.started_at)
     write_reference_rows(ctx.spark, ctx.store, rows, who, ctx.commit_info(f"{cfg.name}@{record.version}"))
     with mlflow.start_run(run_id=record.mlflow_run_id):
         mlflow.log_text(bins_to_json(bins), "reference_profile/bins.json")
-        mlflow.log_text(json.dumps([{**r, "value": clean_value(r["value"])} for r in rows], indent=0),
+        mlflow.log_text(json.dumps([{**r, "value": finite_or_none(r["value"])} for r in rows], indent=0),
                         "reference_profile/profile.json")
         n = min(cfg.monitoring.report.evidently_rows, len(pdf))
         if n:

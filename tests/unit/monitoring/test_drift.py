@@ -29,11 +29,11 @@ from driftline.monitoring.metrics import (
     KEY_FIELDS,
     MetricsContext,
     monitor_metrics_frame_rows,
-    monitor_metrics_schema,
 )
 from driftline.monitoring.spec import DriftSpec
 from driftline.profiling.bins import fit_reference_bins
 from driftline.profiling.profile import profile, profile_by
+from driftline.tables.contracts import MONITOR_METRICS
 
 from .oracles import numeric_profile
 
@@ -317,11 +317,11 @@ def test_profile_by_chunks_and_calibration(spark, ref_df, ref_pdf, ref_prof, bin
 
 
 def test_monitor_metrics_rows_fit_the_table_schema(spark, ref_prof, cur_prof) -> None:
-    ctx = MetricsContext(run_id="r1", run_date=dt.date(2024, 3, 2), model_name="churn", model_version="3",
+    ctx = MetricsContext(run_id="r1", run_date=dt.date(2024, 3, 2), model="churn", model_version="3",
                          reference_id="churn/3", window_start=dt.date(2024, 3, 1), window_end=dt.date(2024, 3, 1),
-                         created_at=dt.datetime(2024, 3, 2, 3, 0, tzinfo=dt.UTC))
+                         created_at=dt.datetime(2024, 3, 2, 3, 0, tzinfo=dt.UTC), config_hash="h", code_version="v")
     rows = monitor_metrics_frame_rows(drift_rows(dataset_drift(ref_prof, cur_prof, DriftSpec())), ctx)
-    df = spark.createDataFrame(rows, monitor_metrics_schema())
+    df = spark.createDataFrame(rows, MONITOR_METRICS.schema())
     assert df.count() == len(rows)
     assert df.select(*KEY_FIELDS).distinct().count() == len(rows)      # one row per key
     statuses = {r["status"] for r in df.select("status").distinct().collect()}

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import pytest
 from pyspark.sql.types import DateType, DoubleType, LongType, StringType, StructField, StructType
 
-from driftline.errors import DriftlineError
+from driftline.errors import InputContractError
 from driftline.monitoring.inputs import window_frame
 from driftline.monitoring.quality import schema_rows
 from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
-from driftline.registry.profiles import PREDICTION
 from driftline.tables import CommitInfo, StorageConfig, open_store
+from driftline.vocabulary import SCORE as PREDICTION
 
 DAY = dt.date(2026, 3, 1)
 
@@ -75,9 +75,10 @@ def predictions(ctx):
 
 def test_numeric_reference_column_retyped_in_the_features_table_fails_naming_it(ctx) -> None:
     features_table(ctx, StringType())
-    with pytest.raises(DriftlineError, match=r"^table m__features: expected numeric columns as in the reference "
-                                             r"profile, found x1 \(string\)$"):
+    with pytest.raises(InputContractError, match=r"^table m__features: expected numeric columns as in the "
+                                                 r"reference profile, found x1 \(string\)$") as err:
         window_frame(ctx, predictions(ctx), [DAY], ["x1", "plan", PREDICTION], numeric=["x1", PREDICTION])
+    assert err.value.exit_code == 2  # an input contract problem: exit 2 in every job (score: SignatureMismatchError)
 
 
 def test_matching_types_give_the_window_rows(ctx) -> None:
@@ -88,7 +89,7 @@ def test_matching_types_give_the_window_rows(ctx) -> None:
 
 def test_reference_column_missing_from_the_features_table_fails_naming_it(ctx) -> None:
     features_table(ctx, DoubleType())
-    with pytest.raises(DriftlineError, match=r"expected the reference's columns x1, x9, plan, found x9 missing"):
+    with pytest.raises(InputContractError, match=r"expected the reference's columns x1, x9, plan, found x9 missing"):
         window_frame(ctx, predictions(ctx), [DAY], ["x1", "x9", "plan", PREDICTION], numeric=["x1"])
 
 

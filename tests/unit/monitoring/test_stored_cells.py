@@ -39,7 +39,7 @@ def stored(spark, tmp_path_factory):
     bins = fit_reference_bins(ref, ["flag", "code"], ["city"], bins=10, top_k=20)
     prof = profile(ref, ["flag", "code", "city"], bins)
     store = open_store(spark, StorageConfig(backend="embedded"), tmp_path_factory.mktemp("ws"))
-    who = ProfileProvenance("m", "1", "mlflow-run", "run", "hash", dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
+    who = ProfileProvenance("m", "1", "mlflow-run", "run", "hash", "t", dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
     write_reference_rows(spark, store, profile_rows(prof, bins), who,
                          CommitInfo(job="test", run_id="run", key="m@1", code_version="t", config_hash="t"))
     return ref, bins, prof, store

@@ -24,8 +24,9 @@ from driftline.quality.checks import (
     schema_results,
     with_violations,
 )
-from driftline.quality.quarantine import QUARANTINE_SCHEMA, quarantine_rows
+from driftline.quality.quarantine import quarantine_rows
 from driftline.quality.spec import QualityConfig
+from driftline.tables.contracts import QUARANTINE
 
 D1, D2 = dt.date(2026, 2, 1), dt.date(2026, 2, 2)
 SCHEMA = T.StructType([
@@ -64,8 +65,8 @@ def test_row_checks_fail_on_violations_and_pass_on_clean_dates(spark: SparkSessi
                                                                bad_on_d1: int) -> None:
     _, results = evaluate(spark, checks(spec))
     by_date = {r.as_of_date: r for r in results}
-    assert (by_date[D1].status, by_date[D1].observed, by_date[D1].upper) == ("fail", bad_on_d1 / 4, 0.0)
-    assert (by_date[D2].status, by_date[D2].observed) == ("pass", 0.0)
+    assert (by_date[D1].status, by_date[D1].observed, by_date[D1].upper) == ("alert", bad_on_d1 / 4, 0.0)
+    assert (by_date[D2].status, by_date[D2].observed) == ("ok", 0.0)
     assert f"{bad_on_d1} of 4 rows" in by_date[D1].message
 
 
@@ -75,7 +76,7 @@ def test_max_fraction_and_warn_severity(spark: SparkSession) -> None:
                    "name": "channel_present"})
     _, results = evaluate(spark, spec)
     d1 = {r.check: r.status for r in results if r.as_of_date == D1}
-    assert d1 == {"not_null_features_amount": "pass", "channel_present": "warn"}
+    assert d1 == {"not_null_features_amount": "ok", "channel_present": "warn"}
     gate(results)  # warnings never stop the run
 
 
@@ -85,14 +86,15 @@ def test_quarantine_rows_carry_reasons(spark: SparkSession) -> None:
                   {"kind": "not_null", "target": "features", "columns": ["amount"]})
     df, _ = evaluate(spark, spec)
     out = quarantine_rows(df, spec, target="features", key="customer_id", columns=["customer_id", "amount"],
-                          run_id="r1", model="m", config_hash="h")
+                          run_id="r1", model="m", config_hash="h", code_version="v")
     expected = spark.createDataFrame([
-        ("r1", "m", D1, "features", "range_features_amount", "amount = -1.0 outside [0, inf]", "b",
-         '{"customer_id":"b","amount":-1.0}', "h"),
-        ("r1", "m", D1, "features", "allowed_values_features_channel", "channel = 'fax' not in ['web', 'app']", "b",
-         '{"customer_id":"b","amount":-1.0}', "h"),
-        ("r1", "m", D1, "features", "not_null_features_amount", "amount is null", "c", '{"customer_id":"c"}', "h"),
-    ], QUARANTINE_SCHEMA)
+        ("m", D1, "features", "range_features_amount", "amount = -1.0 outside [0, inf]", "b",
+         '{"customer_id":"b","amount":-1.0}', "r1", "v", "h"),
+        ("m", D1, "features", "allowed_values_features_channel", "channel = 'fax' not in ['web', 'app']", "b",
+         '{"customer_id":"b","amount":-1.0}', "r1", "v", "h"),
+        ("m", D1, "features", "not_null_features_amount", "amount is null", "c", '{"customer_id":"c"}', "r1", "v",
+         "h"),
+    ], QUARANTINE.schema())
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -101,12 +103,12 @@ def test_schema_contract_lists_expected_and_found() -> None:
     check = checks({"kind": "schema", "target": "events",
                     "columns": {"customer_id": "string", "amount": "double", "event_ts": "timestamp"}})[0]
     (res,) = schema_results(check, schema, [D1])
-    assert res.status == "fail" and res.observed == 2.0
+    assert res.status == "alert" and res.observed == 2.0
     assert "amount: expected double, found string" in res.message
     assert "event_ts: expected timestamp, found no such column" in res.message
     (ok,) = schema_results(ContractCheck("events", {"customer_id": None, "amount": ("string", "double")}), schema,
                            [D1])
-    assert ok.status == "pass"
+    assert ok.status == "ok"
 
 
 def test_row_count_against_history() -> None:
@@ -116,21 +118,21 @@ def test_row_count_against_history() -> None:
                dt.date(2026, 1, 20): 1}
     got = row_count_results(spec, {D1: 110, D2: 300}, history, [D1, D2], "rows")
     assert [(r.status, r.observed, r.lower, r.upper) for r in got] == [
-        ("pass", 110.0, 55.0, 220.0), ("fail", 300.0, 55.0, 220.0)]
+        ("ok", 110.0, 55.0, 220.0), ("alert", 300.0, 55.0, 220.0)]
     skipped = row_count_results(spec, {D1: 3}, {}, [D1], "rows")[0]
-    assert skipped.status == "fail" and "ratio not checked" in skipped.message  # min_rows still applies
+    assert skipped.status == "alert" and "ratio not checked" in skipped.message  # min_rows still applies
     no_history = row_count_results(spec, {D1: 50}, {}, [D1], "rows")[0]
-    assert no_history.status == "pass" and no_history.upper is None
+    assert no_history.status == "ok" and no_history.upper is None
 
 
 def test_freshness_and_input_present() -> None:
     spec = checks({"kind": "freshness", "target": "events", "max_age_hours": 6})[0]
     at = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
     got = freshness_results(spec, {D1: at - dt.timedelta(hours=5), D2: at - dt.timedelta(hours=1)}, [D1, D2])
-    assert [(r.status, r.observed) for r in got] == [("pass", 5.0), ("fail", 25.0)]
-    assert freshness_results(spec, {}, [D1])[0].status == "fail"
+    assert [(r.status, r.observed) for r in got] == [("ok", 5.0), ("alert", 25.0)]
+    assert freshness_results(spec, {}, [D1])[0].status == "alert"
     present = input_present_results(InputPresentCheck("error"), {D1: 3}, [D1, D2])
-    assert [r.status for r in present] == ["pass", "fail"]
+    assert [r.status for r in present] == ["ok", "alert"]
     assert "0 events on input day 2026-02-01" in present[1].message
     assert input_present_results(InputPresentCheck("warn"), {}, [D1])[0].status == "warn"
 

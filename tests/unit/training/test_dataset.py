@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from pyspark.sql import types as T
 
+from driftline.errors import InputContractError
 from driftline.features.spec import LabelSource
 from driftline.training.dataset import (
-    TrainingDataError,
     check_labels,
     collect_sample,
     matured_labels,
@@ -81,6 +81,6 @@ def test_with_labels_and_seeded_cap_are_deterministic(spark) -> None:
 
 def test_label_values_are_checked() -> None:
     assert check_labels(pd.Series([0.0, 1.0]), "classification", "training").tolist() == [0, 1]
-    with pytest.raises(TrainingDataError, match="training labels: expected 0/1 values for classification, found 2.0"):
+    with pytest.raises(InputContractError, match="training labels: expected 0/1 values for classification, found 2.0"):
         check_labels(pd.Series([0.0, 2.0]), "classification", "training")
     assert check_labels(pd.Series([0.5, 2.0]), "regression", "training").tolist() == [0.5, 2.0]
