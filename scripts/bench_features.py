@@ -97,8 +97,7 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
     from driftline.cli.runner import run_job
-    from driftline.config.schema import RuntimeConfig
-    from driftline.runtime import build_spark
+    from driftline.runtime import RuntimeConfig, build_spark
     from driftline.tables import open_store
     from driftline.tables.spec import StorageConfig
 

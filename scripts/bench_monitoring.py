@@ -104,13 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
     from pyspark.sql import functions as F
 
-    from driftline.config.schema import RuntimeConfig
     from driftline.jvm import PROFILE_FOLD, java_class
     from driftline.monitoring.drift import DRIFT_QUANTILES, dataset_drift, drift_rows
     from driftline.monitoring.spec import DriftSpec
     from driftline.profiling.bins import fit_reference_bins
     from driftline.profiling.profile import core_pass, profile
-    from driftline.runtime import build_spark
+    from driftline.runtime import RuntimeConfig, build_spark
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
     extra = dict(kv.split("=", 1) for kv in args.conf)

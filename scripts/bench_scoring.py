@@ -119,10 +119,11 @@ def train_and_register(spark, ws: Path, name: str, kind: str, params: dict, samp
     import skops
     from mlflow.models import infer_signature
 
-    from driftline.config.schema import EstimatorConfig, MlflowConfig
     from driftline.registry.artifact import TRUSTED_TYPES
     from driftline.registry.client import ModelRegistry, configure, ensure_experiment, log_model, tracking_setup
+    from driftline.registry.spec import MlflowConfig
     from driftline.training.pipeline import build_pipeline, model_frame
+    from driftline.training.spec import EstimatorConfig
 
     x = model_frame(sample, NUMERIC, CATEGORICAL)
     signal = (np.nan_to_num(sample["x0"].to_numpy()) + 0.5 * sample["x1"].to_numpy() - 0.3 * sample["x2"].to_numpy()
@@ -168,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     from driftline.cli.runner import run_job
-    from driftline.config.schema import RuntimeConfig
-    from driftline.runtime import build_spark
+    from driftline.runtime import RuntimeConfig, build_spark
     from driftline.scoring.core import CHAMPION
     from driftline.scoring.signature import ModelSignature
     from driftline.scoring.spark import BatchScorer, ModelRef

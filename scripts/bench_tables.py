@@ -21,8 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from driftline.config.schema import RuntimeConfig  # noqa: E402
-from driftline.runtime import build_spark  # noqa: E402
+from driftline.runtime import (
+    RuntimeConfig,  # noqa: E402
+    build_spark,  # noqa: E402
+)
 from driftline.tables import CommitInfo, StorageConfig, open_store  # noqa: E402
 from driftline.tables.embedded import read as embedded_read  # noqa: E402 - the read path's switches
 

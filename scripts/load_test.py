@@ -51,8 +51,8 @@ SMALL_DATE, BIG_DATE = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 
 def write_reference(spark, store, registry, version, model, sample) -> None:
     """The version's reference profile from the training sample and its scores, as the train job writes it."""
-    from driftline.config.schema import DriftConfig
     from driftline.monitoring.calibration import calibrate, calibration_rows
+    from driftline.monitoring.spec import DriftConfig
     from driftline.profiling.bins import fit_configured_bins
     from driftline.profiling.profile import profile, profile_rows
     from driftline.registry.profiles import REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     from driftline.cli.runner import run_job
-    from driftline.config.schema import RuntimeConfig
-    from driftline.runtime import build_spark
+    from driftline.runtime import RuntimeConfig, build_spark
     from driftline.tables import CommitInfo, open_store
     from driftline.tables.spec import StorageConfig
 

@@ -243,7 +243,7 @@ class SoakFailed(Exception):
 
 def progress_to_stdout() -> None:
     """The pipeline's per-date lines (and its warnings) on stdout, whatever level the jobs log at."""
-    logger = logging.getLogger("driftline.pipeline.job")
+    logger = logging.getLogger("driftline.jobs.pipeline")
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("    %(message)s"))
     handler.addFilter(lambda r: r.levelno >= logging.WARNING or "completed" in r.getMessage())
@@ -325,8 +325,8 @@ def soak(args: argparse.Namespace, ws: Path, checks: Checks) -> str | None:
     """The soak run; returns the failure line of a step that could not run (None when all ran)."""
     from driftline.cli.demo import HISTORY_DAYS, RETRAIN_COOLDOWN_DAYS, _split, _windows, prepare_workspace
     from driftline.config import load_config
-    from driftline.context import code_version, new_run_id
     from driftline.demo.data import Scenario, write_scenario
+    from driftline.jobs.context import code_version, new_run_id
     from driftline.registry.client import ModelRegistry, tracking_setup
     from driftline.runtime import build_spark
     from driftline.tables import CommitInfo, open_store

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from driftline.config.schema import RuntimeConfig
-from driftline.runtime import build_spark
+from driftline.runtime import RuntimeConfig, build_spark
 
 ROOT = Path(__file__).resolve().parents[1]
 

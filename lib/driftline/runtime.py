@@ -18,13 +18,28 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from driftline.config.schema import RuntimeConfig
+from pydantic import Field
+
 from driftline.errors import EnvironmentProblem
+from driftline.spec import Frozen
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+
+class RuntimeConfig(Frozen):
+    """How the SparkSession is built (ignored where ``spark-submit`` already decided)."""
+
+    master: str = "local[*]"
+    app_name: str = "driftline"
+    shuffle_partitions: int = Field(8, ge=1, le=100_000)
+    driver_memory: str | None = Field(None, pattern=r"^\d+[kmgtKMGT]?$")
+    arrow_batch_size: int = Field(10_000, ge=1)
+    spark_log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"] = "ERROR"
+    spark_conf: dict[str, str] = Field(default_factory=dict)
+    jvm_fold: bool = True   # compile driftline's JVM profile fold (needs javac) and load it; false: Arrow fold
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from driftline.cli.demo import prepare_workspace
 from driftline.cli.main import main
 from driftline.demo import Scenario
 from driftline.errors import UsageError
+from driftline.jobs.score import signature_of
 from driftline.registry.client import ModelRegistry, clear_cache, tracking_setup
 from driftline.registry.profiles import read_reference_rows
 from driftline.scoring.core import score_frame
-from driftline.scoring.job import signature_of
 from driftline.tables import open_store
 from driftline.tables.spec import StorageConfig
 from tests.conftest import ROOT

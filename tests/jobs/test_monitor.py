@@ -263,7 +263,7 @@ def test_window_without_predictions_exits_1_with_one_line_and_writes_nothing(sco
     assert err == ["driftline monitor: error: table jt__predictions: expected champion predictions for score_date "
                    "2026-02-09..2026-02-12, found none (run driftline score --from 2026-02-09 --to 2026-02-12)"]
     assert (store.version("monitor_metrics"), store.version("monitor_runs")) == before
-    assert main(["report", "--model", "jt", "--date", "2026-02-12", "--conf-dir", str(env["conf"])]) == 2
+    assert main(["report", "--model", "jt", "--date", "2026-02-12", "--conf-dir", str(env["conf"])]) == 1
 
 
 def test_calibrated_thresholds_decide_against_the_reference_and_static_ones_against_the_previous_window(

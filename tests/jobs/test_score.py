@@ -26,7 +26,7 @@ from pyspark.sql import types as T
 
 from driftline.cli.runner import run_job
 from driftline.config import load_config
-from driftline.context import code_version
+from driftline.jobs.context import code_version
 from driftline.registry.client import ModelRegistry, tracking_setup
 from driftline.tables import CommitInfo, open_store
 from driftline.tables.contracts import PREDICTIONS

@@ -24,15 +24,15 @@ from sklearn.metrics import log_loss, roc_auc_score
 from driftline.cli.models import models_command
 from driftline.cli.runner import run_job
 from driftline.config import load_config
-from driftline.config.schema import EstimatorConfig
-from driftline.context import JobContext, new_run_id
+from driftline.jobs import train as job
+from driftline.jobs.context import JobContext, new_run_id
 from driftline.profiling.bins import bins_from_json, edge_probs
 from driftline.registry.client import ModelRegistry, clear_cache, tracking_setup
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo, open_store
 from driftline.tables.spec import StorageConfig
-from driftline.training import job
 from driftline.training.pipeline import build_pipeline, model_frame, predict_scores
+from driftline.training.spec import EstimatorConfig
 from driftline.vocabulary import CHAMPION, PREVIOUS
 
 pytestmark = pytest.mark.slow

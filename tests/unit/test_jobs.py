@@ -13,10 +13,9 @@ import pytest
 
 from driftline import jobs
 from driftline.config import load_config
-from driftline.context import JobContext
 from driftline.errors import QualityGateError
-from driftline.jobs import JOBS, JobResult, JobSpec, TableWrite
-from driftline.retrain import job as retrain
+from driftline.jobs import JOBS, JobResult, JobSpec, TableWrite, retrain
+from driftline.jobs.context import JobContext
 from driftline.tables import WriteResult
 
 LIB = Path(__file__).resolve().parents[2] / "lib" / "driftline"

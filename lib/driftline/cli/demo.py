@@ -13,18 +13,17 @@ import logging
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from driftline.cli.runner import CliParser, run_job, setup_logging
+from driftline.cli.runner import CliParser, command, run_job, setup_logging
 from driftline.config import load_config
 from driftline.config.schema import DriftlineConfig
-from driftline.context import code_version, new_run_id
 from driftline.demo.data import DEFAULT_FRACTIONS, Scenario, write_scenario
-from driftline.errors import DriftlineError, UsageError
+from driftline.errors import UsageError
+from driftline.jobs.context import code_version, new_run_id
 from driftline.registry.client import ModelRegistry, tracking_setup
 from driftline.tables import contracts as T
 from driftline.vocabulary import ALERT, OK
@@ -84,16 +83,7 @@ def non_negative_int(text: str) -> int:
 
 def demo_command(argv: Sequence[str]) -> int:
     """Run the demo; returns the exit code (the first failing step's code, 0 when all passed)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        return _run(args)
-    except DriftlineError as exc:
-        print(f"driftline demo: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return exc.exit_code
+    return command("driftline demo", build_parser(), argv, _run)
 
 
 def _run(args: argparse.Namespace) -> int:

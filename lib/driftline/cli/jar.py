@@ -5,10 +5,10 @@ Exit codes: 0 the path is printed · 2 the jar cannot be built (no JDK, javac fa
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
-from driftline.cli.runner import CliParser
+from driftline.cli.runner import CliParser, command
+from driftline.errors import EnvironmentProblem
 from driftline.jvm import JarBuildError, build_jar
 
 
@@ -22,14 +22,13 @@ def jar_command(argv: Sequence[str]) -> int:
                     "with --jars \"$(driftline jar)\" (without it, profiles use the slower Arrow fold).",
         epilog="exit codes: 0 the path is printed · 2 the jar cannot be built (no JDK, javac failed)",
     )
-    try:
-        parser.parse_args(list(argv))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        path = build_jar()
-    except (JarBuildError, OSError) as exc:
-        print(f"driftline jar: error: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+
+    def body(_: object) -> int:
+        try:
+            path = build_jar()
+        except (JarBuildError, OSError) as exc:
+            raise EnvironmentProblem(str(exc)) from exc
+        print(path)
+        return 0
+
+    return command("driftline jar", parser, argv, body)

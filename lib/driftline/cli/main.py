@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 
 import driftline
 from driftline.cli.runner import run_job
-from driftline.context import code_version
 from driftline.jobs import JOBS
+from driftline.jobs.context import code_version
 
 # Commands that are not jobs. Each module loads when its command runs (some import MLflow or Spark).
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import sys
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +19,12 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import ValidationError
 
-from driftline.cli.runner import CliParser, setup_logging
-from driftline.errors import ConfigError, DriftlineError
+from driftline.cli.runner import CliParser, command, setup_logging
+from driftline.errors import ConfigError
 
 if TYPE_CHECKING:
-    from driftline.config.schema import CheckedStorageConfig, RuntimeConfig
+    from driftline.config.schema import CheckedStorageConfig
+    from driftline.runtime import RuntimeConfig
 
 DESCRIPTION = """Upgrade the Delta tables of a workspace written by an earlier driftline release to the current
 table contract (docs/table-reference.md), one Delta commit per table (job 'migrate'). Before changing anything,
@@ -58,22 +57,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def migrate_command(argv: Sequence[str], prog: str = "driftline migrate") -> int:
     """Run ``driftline migrate ...``; returns the exit code (never raises)."""
-    parser = build_parser(prog)
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:  # --help → 0, usage error → 2 (argparse printed the message)
-        return int(exc.code or 0)
-    try:
-        return _run(args)
-    except DriftlineError as exc:
-        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: error: interrupted", file=sys.stderr)
-        return 130
-    except Exception:  # unexpected: the traceback is the useful part
-        traceback.print_exc()
-        return 1
+    return command(prog, build_parser(prog), argv, _run)
 
 
 @dataclass(frozen=True)
@@ -114,7 +98,8 @@ def load_workspace(conf_dir: str, workspace: str) -> Workspace:
 
 def _base_only(conf: Path, workspace: str) -> Workspace:
     """No model configured: the runtime, storage and logging keys of base.yaml (no source tables)."""
-    from driftline.config.schema import CheckedStorageConfig, LoggingConfig, RuntimeConfig
+    from driftline.config.schema import CheckedStorageConfig, LoggingConfig
+    from driftline.runtime import RuntimeConfig
 
     base = conf / "base.yaml"
     try:
@@ -132,7 +117,7 @@ def _base_only(conf: Path, workspace: str) -> Workspace:
 def _run(args: argparse.Namespace) -> int:
     from pyspark.sql import SparkSession
 
-    from driftline.context import code_version, new_run_id
+    from driftline.jobs.context import code_version, new_run_id
     from driftline.runtime import build_spark
     from driftline.tables import CommitInfo, open_store
     from driftline.tables import migrate as m

@@ -10,12 +10,10 @@ import argparse
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from driftline.cli.runner import CliParser  # usage errors in one line
-from driftline.errors import DriftlineError
+from driftline.cli.runner import CliParser, command  # usage errors in one line
 
 if TYPE_CHECKING:
     from driftline.registry.client import ModelRegistry
@@ -61,21 +59,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 def models_command(argv: Sequence[str], prog: str = "driftline models") -> int:
     """Run ``driftline models ...``; returns the exit code (never raises)."""
-    parser = build_parser(prog)
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:  # --help → 0, usage error → 2 (argparse printed the message)
-        return int(exc.code or 0)
     for noisy in ("mlflow", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        return _dispatch(args)
-    except DriftlineError as exc:
-        _fail(prog, str(exc))
-        return exc.exit_code
-    except Exception:
-        traceback.print_exc()
-        return 1
+    return command(prog, build_parser(prog), argv, _dispatch)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -120,10 +106,6 @@ def print_versions(registry: ModelRegistry) -> None:
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     for r in (header, *rows):
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-
-
-def _fail(prog: str, message: str) -> None:
-    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -21,14 +21,14 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from driftline import jobs
 from driftline.config import LoadedConfig, load_config
-from driftline.context import JobContext, new_run_id
 from driftline.errors import DriftlineError, UsageError
 from driftline.jobs import JOBS, JobResult
+from driftline.jobs.context import JobContext, new_run_id
 
 log = logging.getLogger("driftline")
 
@@ -145,30 +145,43 @@ class _JsonFormatter(logging.Formatter):
 # --------------------------------------------------------------------------- running
 
 
+def command(prog: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+            body: Callable[[argparse.Namespace], int]) -> int:
+    """Parse ``argv`` and run ``body``; the process exit code, never raises. Every command goes through here.
+
+    ``--help`` exits 0 and a usage error 2 (argparse prints it); an expected failure (`DriftlineError`)
+    prints one line ``<prog>: error: ...`` and exits with its kind's code; Ctrl-C exits 130; anything
+    else is unexpected and exits 1 with its traceback.
+    """
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        return body(args)
+    except DriftlineError as exc:
+        fail(prog, str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        fail(prog, "interrupted")
+        return 130
+    except Exception:  # unexpected: the traceback is the useful part
+        traceback.print_exc()
+        return 1
+
+
 def run_job(job: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Run ``job`` with command-line ``argv``; return the process exit code (never raises)."""
-    parser = build_parser(job, prog)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help → 0, usage error → 2 (message already printed)
-        return int(exc.code or 0)
-    name = prog or f"driftline {job}"
-    try:
+
+    def body(args: argparse.Namespace) -> int:
         dates = resolve_dates(args)
         loaded = load_config(args.model, args.conf_dir, args.overrides, args.workspace)
         level = args.log_level or loaded.config.logging.level
         setup_logging(level, loaded.config.logging.json_lines)
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal widget
         return _execute(job, loaded, dates, force=args.force, quiet_spark=level != "DEBUG").exit_code
-    except DriftlineError as exc:
-        _fail(name, str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        _fail(name, "interrupted")
-        return 130
-    except Exception:  # unexpected: the traceback is the useful part
-        traceback.print_exc()
-        return 1
+
+    return command(prog or f"driftline {job}", build_parser(job, prog), argv, body)
 
 
 def _execute(job: str, loaded: LoadedConfig, dates: tuple[dt.date, ...], force: bool,
@@ -215,6 +228,6 @@ def log_config_once(loaded: LoadedConfig) -> None:
     log.info("resolved config %s: %s", loaded.config_hash, text)
 
 
-def _fail(name: str, message: str) -> None:
+def fail(name: str, message: str) -> None:
     line = " ".join(message.split())  # one line, whatever the message held
     print(f"{name}: error: {line}", file=sys.stderr)

@@ -5,13 +5,14 @@ Exit codes: 0 rendered · 2 configuration or usage problem; the error is one lin
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from driftline.cli.runner import CliParser, iso_date
-from driftline.errors import DriftlineError, UsageError
+from driftline.cli.runner import CliParser, command, iso_date
+from driftline.errors import UsageError
 from driftline.pipeline.schedulers import KINDS, Target, render
 
 
@@ -42,11 +43,8 @@ def schedule_command(argv: Sequence[str], prog: str = "driftline schedule") -> i
     parser.add_argument("--retry-delay-minutes", type=int, default=10, metavar="M", help="default 10")
     parser.add_argument("--start-date", type=iso_date, default=None, metavar="YYYY-MM-DD",
                         help="Airflow: first logical date (catchup backfills from it; default 2026-01-01)")
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:  # --help → 0, usage error → 2 (argparse printed the message)
-        return int(exc.code or 0)
-    try:
+
+    def body(args: argparse.Namespace) -> int:
         if args.retries < 0 or args.retry_delay_minutes < 0:
             raise UsageError(f"--retries/--retry-delay-minutes: expected numbers >= 0, found {args.retries}/"
                              f"{args.retry_delay_minutes}")
@@ -64,7 +62,6 @@ def schedule_command(argv: Sequence[str], prog: str = "driftline schedule") -> i
             print(out)
         else:
             sys.stdout.write(text)
-    except DriftlineError as exc:
-        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+        return 0
+
+    return command(prog, parser, argv, body)

@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from driftline.config.schema import IDENTIFIER, DriftlineConfig
+from driftline.config.schema import DriftlineConfig
 from driftline.errors import ConfigError
+from driftline.spec import IDENTIFIER
 
 KeyPath = tuple[str | int, ...]
 

@@ -1,1 +1,2 @@
-"""Feature preparation: specs live in `spec`."""
+"""Feature preparation: the ``sources``/``features`` config slice (`spec`), the compiled plan (`compile`) and the
+point-in-time transforms (`pit`); the job is `driftline.jobs.prepare_features`."""

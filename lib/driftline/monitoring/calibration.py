@@ -28,7 +28,7 @@ from driftline.profiling.stored import MEAN_STAT, STD_STAT, THRESHOLD_STAT
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from driftline.config.schema import DriftConfig
+    from driftline.monitoring.spec import DriftConfig
 
 log = logging.getLogger(__name__)
 

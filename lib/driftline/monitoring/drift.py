@@ -47,7 +47,7 @@ from driftline.monitoring.measures import (
 from driftline.monitoring.spec import FEW_VALUES, METHOD_METRIC, PVALUE_METHODS, DriftSpec
 from driftline.profiling.bins import NumericBins
 from driftline.profiling.profile import CategoricalProfile, ColumnProfile, DatasetProfile, NumericProfile
-from driftline.vocabulary import ALERT, INSUFFICIENT, OK, WARN, Status
+from driftline.vocabulary import ALERT, INSUFFICIENT, OK, WARN, Status, finite_or_none
 
 log = logging.getLogger(__name__)
 
@@ -264,12 +264,7 @@ def _unseen_result(m: Measures, spec: DriftSpec, reason: str | None) -> tuple[Me
     threshold = unseen_threshold(m.expected_unseen, spec.unseen_threshold)
     alert = reason is None and m.unseen_share > threshold
     status: Status = INSUFFICIENT if reason is not None else (ALERT if alert else OK)
-    return MetricResult("unseen_share", _clean(m.unseen_share), threshold, status), alert
-
-
-def _clean(value: float) -> float | None:
-    """A storable value: NaN (undefined) and ±inf (beyond the double range, e.g. from ±1e300 data) → None."""
-    return None if value is None or not math.isfinite(value) else float(value)
+    return MetricResult("unseen_share", finite_or_none(m.unseen_share), threshold, status), alert
 
 
 def _crosses(metric: str, value: float, threshold: float) -> bool:
@@ -309,9 +304,9 @@ def column_drift(ref: ColumnProfile, cur: ColumnProfile, spec: DriftSpec) -> Col
             status = OK
         else:
             status = ALERT if name == decision_metric else WARN
-        results.append(MetricResult(name, _clean(raw), t, status))   # an infinite distance: null value, crossed
+        results.append(MetricResult(name, finite_or_none(raw), t, status))   # an infinite distance: null value, crossed
     raw_decision = m.value(decision_metric)
-    decision = _clean(raw_decision)
+    decision = finite_or_none(raw_decision)
     drifted = None if reason is not None or raw_decision is None or math.isnan(raw_decision) or threshold is None \
         else _crosses(decision_metric, raw_decision, threshold)
     if reason is None and raw_decision is not None and math.isinf(raw_decision):

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame
 
-    from driftline.context import JobContext
     from driftline.profiling.profile import DatasetProfile
+    from driftline.registry.client import TrackingSetup
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,15 @@ def evidently_path(report: Path) -> Path:
     return report.with_name(f"{report.stem}.evidently.html")
 
 
-def reference_sample(ctx: JobContext, mlflow_run_id: str) -> pd.DataFrame | None:
+def reference_sample(tracking: TrackingSetup, mlflow_run_id: str) -> pd.DataFrame | None:
     """The reference sample stored with the version's MLflow run, or None when the run has none."""
     import mlflow
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from driftline.registry.client import configure, tracking_setup
+    from driftline.registry.client import configure
 
-    configure(tracking_setup(ctx.config.mlflow, ctx.workspace))
+    configure(tracking)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(run_id=mlflow_run_id,
@@ -100,23 +100,23 @@ def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, profile: Da
             tmp.unlink()
 
 
-def write_evidently_page(ctx: JobContext, *, mlflow_run_id: str, profile: DatasetProfile, sample: DataFrame,
-                         rows: int, report: Path) -> EvidentlyPage:
+def write_evidently_page(tracking: TrackingSetup, *, model: str, limit: int, mlflow_run_id: str,
+                         profile: DatasetProfile, sample: DataFrame, rows: int, report: Path) -> EvidentlyPage:
     """Write ``<date>.evidently.html`` beside ``report`` (see the module docstring); never raises.
 
     ``sample``: the window's rows drawn with `sample_rows` (a lazy frame: not read when no page is written);
-    ``rows``: the window's row count; at most ``monitoring.report.evidently_rows`` of the sample are used."""
-    limit = ctx.config.monitoring.report.evidently_rows
+    ``rows``: the window's row count; at most ``limit`` (``monitoring.report.evidently_rows``) of the sample
+    are used; ``tracking``: the MLflow store holding the reference sample of ``mlflow_run_id``."""
     path = evidently_path(report)
     path.unlink(missing_ok=True)   # a page of an earlier run of this date must not pass for this run's
     if limit == 0:
         return EvidentlyPage(None, "off (monitoring.report.evidently_rows is 0)")
     if rows == 0:
         return EvidentlyPage(None, "not written: the window has no rows")
-    reference = reference_sample(ctx, mlflow_run_id)
+    reference = reference_sample(tracking, mlflow_run_id)
     if reference is None or reference.empty:
         log.warning("%s: the model version has no stored reference sample (trained before it existed?); "
-                    "no Evidently page", ctx.config.name)
+                    "no Evidently page", model)
         return EvidentlyPage(None, "not written: the model version has no stored reference sample (retrain it)")
     missing = [c for c in profile.columns if c not in reference.columns]
     if missing:
@@ -127,9 +127,9 @@ def write_evidently_page(ctx: JobContext, *, mlflow_run_id: str, profile: Datase
         render_evidently(reference, current, profile, path)
     except Exception as exc:  # noqa: BLE001 - the page is optional: the run goes on and the report says why
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-        log.warning("%s: Evidently page not written: %s", ctx.config.name, reason)
+        log.warning("%s: Evidently page not written: %s", model, reason)
         return EvidentlyPage(None, f"not written: {reason}")
-    log.info("%s: Evidently page %s (%d reference / %d current rows)", ctx.config.name, path, len(reference),
+    log.info("%s: Evidently page %s (%d reference / %d current rows)", model, path, len(reference),
              len(current))
     return EvidentlyPage(path.name, f"Evidently DataDriftPreset on {len(reference)} reference / {len(current)} "
                                     "current sampled rows")

@@ -26,7 +26,8 @@ from driftline.vocabulary import AS_OF, MODEL, MODEL_VERSION, ROLE, RUN_DATE, SC
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from driftline.context import JobContext
+    from driftline.features.spec import LabelSource
+    from driftline.tables import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,16 @@ WINDOW_END = "__window_end__"  # group column of the matured windows' performanc
 
 
 # --------------------------------------------------------------------------- reference profile
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the monitor's reads need: the table store and the model's identity and label source."""
+
+    store: TableStore
+    model: str
+    entity_key: str
+    labels: LabelSource | None
 
 
 @dataclass(frozen=True)
@@ -56,11 +67,11 @@ class Reference:
                    if isinstance(p, NumericProfile) and p.edges)
 
 
-def load_reference(ctx: JobContext, version: str) -> Reference:
+def load_reference(scope: Scope, version: str) -> Reference:
     """The stored reference profile of ``version`` (features + ``prediction``) and its calibrated thresholds,
     one partition-pruned read."""
-    name = ctx.config.name
-    rows = [r.asDict() for r in read_reference_rows(ctx.store, name, version).collect()]
+    name = scope.model
+    rows = [r.asDict() for r in read_reference_rows(scope.store, name, version).collect()]
     if not any(r["stat"] not in CALIBRATION_STATS for r in rows):
         raise MissingInputError(f"table reference_profiles: expected the reference profile of {name} v{version}, "
                                 "found no rows (retrain the version to write it)")
@@ -72,18 +83,18 @@ def load_reference(ctx: JobContext, version: str) -> Reference:
 # --------------------------------------------------------------------------- the window
 
 
-def champion_predictions(ctx: JobContext, dates: Sequence[dt.date]) -> DataFrame:
+def champion_predictions(scope: Scope, dates: Sequence[dt.date]) -> DataFrame:
     """The champion's rows of ``<model>__predictions`` over ``dates`` (partition-pruned)."""
     from pyspark.sql import functions as F
 
     from driftline.vocabulary import CHAMPION
 
-    table = PREDICTIONS.table(ctx.config.name)
+    table = PREDICTIONS.table(scope.model)
     span = f"{dates[0]}..{dates[-1]}"
-    if not ctx.store.exists(table):
+    if not scope.store.exists(table):
         raise MissingInputError(f"table {table}: expected champion predictions for score_date {span}, "
                                 f"found no table (run driftline score first)")
-    return (ctx.store.read(table, partitions={SCORE_DATE: list(dates)})
+    return (scope.store.read(table, partitions={SCORE_DATE: list(dates)})
             .filter(F.col(SCORE_DATE).between(F.lit(dates[0]), F.lit(dates[-1])) & (F.col(ROLE) == CHAMPION)))
 
 
@@ -110,7 +121,7 @@ def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]
     return str(versions[-1][MODEL_VERSION]), int(sum(r["n"] for r in found))
 
 
-def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.date],
+def window_frame(scope: Scope, predictions: DataFrame, dates: Sequence[dt.date],
                  columns: Sequence[str], numeric: Collection[str] = (), few: bool = False) -> DataFrame:
     """The rows the champion scored in the window: its ``prediction`` (= score) and their feature values.
 
@@ -127,12 +138,12 @@ def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.dat
     from pyspark.sql.types import BooleanType, NumericType
 
 
-    key = ctx.config.entity_key
-    table = FEATURES.table(ctx.config.name)
+    key = scope.entity_key
+    table = FEATURES.table(scope.model)
     features_cols = [c for c in columns if c != SCORE]
-    if not ctx.store.exists(table):
+    if not scope.store.exists(table):
         raise MissingInputError(f"table {table}: expected it to exist for monitoring, found none")
-    features = ctx.store.read(table, partitions={AS_OF: list(dates)})
+    features = scope.store.read(table, partitions={AS_OF: list(dates)})
     missing = [c for c in [key, AS_OF, *features_cols] if c not in features.columns]
     if missing:
         raise InputContractError(f"table {table}: expected the reference's columns {', '.join(features_cols)}, "
@@ -157,13 +168,13 @@ def window_frame(ctx: JobContext, predictions: DataFrame, dates: Sequence[dt.dat
 # --------------------------------------------------------------------------- labels
 
 
-def has_labels(ctx: JobContext) -> bool:
+def has_labels(scope: Scope) -> bool:
     """The model has a labels source and its table exists (else no performance rows)."""
-    src = ctx.config.sources.labels
-    return src is not None and ctx.store.exists(src.table)
+    src = scope.labels
+    return src is not None and scope.store.exists(src.table)
 
 
-def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates: Sequence[dt.date],
+def labelled_frame(scope: Scope, predictions: DataFrame, date: dt.date, dates: Sequence[dt.date],
                    segments: Sequence[str] = (), keep: Sequence[str] = ()) -> DataFrame | None:
     """The window's champion predictions with their matured label (null when none) and segment columns.
 
@@ -176,20 +187,19 @@ def labelled_frame(ctx: JobContext, predictions: DataFrame, date: dt.date, dates
 
     from driftline.training.dataset import LABEL, matured_labels
 
-    cfg = ctx.config
-    src = cfg.sources.labels
-    if not has_labels(ctx):
-        log.info("%s: no labels table; no performance rows", cfg.name)
+    src = scope.labels
+    if src is None or not has_labels(scope):
+        log.info("%s: no labels table; no performance rows", scope.model)
         return None
     as_of = getattr(src, "as_of", None) or AS_OF
-    window_labels = ctx.store.read(src.table).filter(F.col(as_of).cast("date").between(F.lit(dates[0]),
+    window_labels = scope.store.read(src.table).filter(F.col(as_of).cast("date").between(F.lit(dates[0]),
                                                                                         F.lit(dates[-1])))
     labels = matured_labels(window_labels, src, as_of, date)
-    key = cfg.entity_key
+    key = scope.entity_key
     scored = predictions.select(F.col(key), F.col(SCORE_DATE).alias(AS_OF), F.col(SCORE), *keep)
     if segments:
-        table = FEATURES.table(cfg.name)
-        features = ctx.store.read(table, partitions={AS_OF: list(dates)})
+        table = FEATURES.table(scope.model)
+        features = scope.store.read(table, partitions={AS_OF: list(dates)})
         missing = [c for c in segments if c not in features.columns]
         if missing:
             raise InputContractError(f"monitoring.segments: expected columns of table {table}, found "
@@ -212,17 +222,17 @@ class MaturedFrame:
     version_of: Mapping[dt.date, str]
 
 
-def matured_frame(ctx: JobContext, date: dt.date, windows: Sequence[tuple[dt.date, ...]]) -> MaturedFrame | None:
+def matured_frame(scope: Scope, date: dt.date, windows: Sequence[tuple[dt.date, ...]]) -> MaturedFrame | None:
     """The rows of ``windows`` (earlier windows of a run on ``date``) with the labels matured before ``date``:
     each window takes the champion rows of the latest version that scored it (as the current window);
     windows without champion predictions are left out; None when none has any (or no labels table)."""
     from pyspark.sql import functions as F
 
 
-    if not has_labels(ctx) or not windows:
+    if not has_labels(scope) or not windows:
         return None
     span = sorted(d for w in windows for d in w)
-    preds = champion_predictions(ctx, span)
+    preds = champion_predictions(scope, span)
     scored = {(r[SCORE_DATE], str(r[MODEL_VERSION]))
               for r in preds.select(SCORE_DATE, MODEL_VERSION).distinct().collect()}
     version_of: dict[dt.date, str] = {}
@@ -237,20 +247,20 @@ def matured_frame(ctx: JobContext, date: dt.date, windows: Sequence[tuple[dt.dat
     keep = F.lit(False)
     for d, e in sorted(end_of.items()):
         keep = keep | ((F.col(SCORE_DATE) == F.lit(d)) & (F.col(MODEL_VERSION) == F.lit(version_of[e])))
-    frame = labelled_frame(ctx, preds.filter(keep).withColumn(WINDOW_END, window_end[F.col(SCORE_DATE)]), date,
+    frame = labelled_frame(scope, preds.filter(keep).withColumn(WINDOW_END, window_end[F.col(SCORE_DATE)]), date,
                            span, keep=[WINDOW_END])
     return MaturedFrame(frame, {w[-1]: w[0] for w in windows}, version_of)
 
 
-def metric_history(ctx: JobContext, date: dt.date, days: int = TREND_DAYS) -> list[dict[str, Any]]:
+def metric_history(scope: Scope, date: dt.date, days: int = TREND_DAYS) -> list[dict[str, Any]]:
     """``monitor_metrics`` rows of the model's earlier runs in the ``days`` before ``date`` (baseline reference,
     whole window; only the columns a trend needs), for the report's trends."""
     from pyspark.sql import functions as F
 
-    if not ctx.store.exists(MONITOR_METRICS.table()):
+    if not scope.store.exists(MONITOR_METRICS.table()):
         return []
     since = [date - dt.timedelta(days=days - i) for i in range(days)]
-    rows = ctx.store.read(MONITOR_METRICS.table(), partitions={MODEL: [ctx.config.name], RUN_DATE: since})
+    rows = scope.store.read(MONITOR_METRICS.table(), partitions={MODEL: [scope.model], RUN_DATE: since})
     return [r.asDict() for r in rows
             .filter((F.col(RUN_DATE) < F.lit(date)) & (F.col("baseline") == "reference")
                     & (F.col("slice") == ALL_ROWS) & (F.col("window_end") == F.col(RUN_DATE)))

@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.vocabulary import INSUFFICIENT, OK, SCORE, worst
+from driftline.vocabulary import INSUFFICIENT, OK, SCORE, finite_or_none, worst
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from driftline.config.schema import PerformanceConfig
+    from driftline.monitoring.spec import PerformanceConfig
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
         common = dict(column=PERFORMANCE, method=None, n_reference=None, n_current=n)
         rows = [{**common, "metric": "labelled_rows", "value": float(n), "threshold": float(pcfg.min_labels),
                  "status": OK if n >= pcfg.min_labels else INSUFFICIENT, "reason": None},
-                {**common, "metric": "label_coverage", "value": None if math.isnan(coverage) else coverage,
+                {**common, "metric": "label_coverage", "value": finite_or_none(coverage),
                  "threshold": pcfg.min_label_coverage,
                  "status": OK if coverage >= pcfg.min_label_coverage else INSUFFICIENT, "reason": None}]
         for metric in (("auc", "log_loss", "brier") if classification else ("rmse", "mae")):

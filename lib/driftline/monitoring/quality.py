@@ -9,7 +9,7 @@ from typing import Any
 from driftline.monitoring.drift import DATASET, cells, unseen_count
 from driftline.monitoring.drift import unseen_threshold as unseen_limit
 from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
-from driftline.vocabulary import INSUFFICIENT, OK, SCORE, WARN, Status
+from driftline.vocabulary import INSUFFICIENT, OK, SCORE, WARN, Status, finite_or_none
 
 # Completeness: a column's null rate (null + NaN) is `warn` above the reference's rate plus this.
 NULL_RATE_TOLERANCE = 0.05
@@ -35,7 +35,7 @@ def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: i
 
     def add(column: str, metric: str, value: float | None, threshold: float | None, status: Status,
             n_ref: int | None = None, n_cur: int | None = None, reason: str | None = None) -> None:
-        clean = None if value is None or (isinstance(value, float) and not math.isfinite(value)) else float(value)
+        clean = finite_or_none(value)
         if clean is None and status != INSUFFICIENT:
             status = OK
         out.append(dict(column=column, metric=metric, value=clean, threshold=threshold, status=status,
@@ -54,8 +54,8 @@ def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: i
         if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
             lo_status = base if empty or math.isnan(cur.min) or cur.min >= ref.min else WARN
             hi_status = base if empty or math.isnan(cur.max) or cur.max <= ref.max else WARN
-            add(name, "min", cur.min, _finite(ref.min), lo_status, ref.count, cur.count, reason)
-            add(name, "max", cur.max, _finite(ref.max), hi_status, ref.count, cur.count, reason)
+            add(name, "min", cur.min, finite_or_none(ref.min), lo_status, ref.count, cur.count, reason)
+            add(name, "max", cur.max, finite_or_none(ref.max), hi_status, ref.count, cur.count, reason)
             values = cur.underflow + sum(cur.bin_counts) + cur.overflow
             share = (cur.underflow + cur.overflow) / values if values else math.nan
             add(name, "out_of_range_share", share, None, base if values else INSUFFICIENT, ref.count, values,
@@ -73,8 +73,6 @@ def quality_rows(reference: DatasetProfile, current: DatasetProfile, min_rows: i
     return out
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def schema_rows(reference: DatasetProfile, features: Sequence[str], version: str) -> list[dict[str, Any]]:

@@ -9,12 +9,75 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from driftline.errors import ConfigError
+from driftline.spec import Frozen, Identifier
 
-if TYPE_CHECKING:
-    from driftline.config.schema import DriftConfig
+# --------------------------------------------------------------------------- the config slice (``monitoring:``)
+
+DriftMethod = Literal["auto", "wasserstein", "psi", "js", "ks", "chi2"]
+
+
+class ColumnDriftConfig(Frozen):
+    """Per-column drift method and threshold (``monitoring.drift.columns.<column>``)."""
+
+    method: DriftMethod = "auto"
+    threshold: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _threshold_needs_method(self) -> ColumnDriftConfig:
+        if self.threshold is not None and self.method == "auto":
+            raise ValueError("threshold: expected an explicit method (wasserstein, psi, js, ks, chi2), found auto")
+        if self.threshold is not None and self.method in ("ks", "chi2") and not 0 < self.threshold < 1:
+            raise ValueError(f"threshold: expected a p-value level in (0, 1) for {self.method}, found {self.threshold}")
+        return self
+
+
+class DriftConfig(Frozen):
+    psi_threshold: float = Field(0.2, ge=0)
+    js_threshold: float = Field(0.1, ge=0, le=1)
+    wasserstein_threshold: float = Field(0.1, ge=0)
+    ks_pvalue: float = Field(0.05, gt=0, lt=1)
+    chi2_pvalue: float = Field(0.05, gt=0, lt=1)
+    bins: int = Field(10, ge=2, le=1000)
+    top_k: int = Field(20, ge=1, le=10_000)
+    min_rows: int = Field(100, ge=1)
+    fdr: float = Field(0.05, gt=0, lt=1)
+    dataset_drift_share: float = Field(0.5, gt=0, le=1)
+    numeric_method: DriftMethod = "auto"
+    categorical_method: Literal["auto", "psi", "js", "chi2"] = "auto"
+    small_sample_rows: int = Field(1000, ge=1)
+    discrete_values: int | None = Field(None, ge=0, le=1000)
+    tail_buckets: int = Field(32, ge=0, le=4096)
+    membership_fpr: float = Field(0.01, gt=0, lt=0.5)
+    unseen_threshold: float = Field(0.1, gt=0, le=1)
+    columns: dict[Identifier, ColumnDriftConfig] = Field(default_factory=dict)
+    threshold_mode: Literal["static", "calibrated"] = "static"
+    calibration_k: float = Field(3.0, gt=0)
+    calibration_chunks: int = Field(10, ge=2, le=1000)
+
+
+class PerformanceConfig(Frozen):
+    min_label_coverage: float = Field(0.5, ge=0, le=1)
+    min_labels: int = Field(100, ge=1)
+
+
+class MonitoringReportConfig(Frozen):
+    evidently_rows: int = Field(5000, ge=0, le=100_000)
+
+
+class MonitoringConfig(Frozen):
+    window_days: int = Field(1, ge=1, le=366)
+    segments: list[Identifier] = Field(default_factory=list)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    report: MonitoringReportConfig = Field(default_factory=MonitoringReportConfig)
+
+
+# --------------------------------------------------------------------------- the drift spec derived from it
 
 Kind = Literal["numeric", "categorical"]
 

@@ -1,1 +1,2 @@
-"""The pipeline job: prepare_features → score → monitor → retrain per date, resumable; scheduler renderings."""
+"""Scheduler renderings of the pipeline (cron line, Airflow DAG, Databricks job or bundle); the pipeline job
+itself is `driftline.jobs.pipeline`."""

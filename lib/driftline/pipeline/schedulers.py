@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from driftline.errors import UsageError
-from driftline.pipeline.job import STEPS
+from driftline.jobs.pipeline import STEPS
 
 _CRON_FIELD = re.compile(r"^[0-9*/,\-]+$")
 

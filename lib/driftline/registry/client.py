@@ -31,7 +31,7 @@ from driftline.vocabulary import CHAMPION, PREVIOUS
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from driftline.config.schema import MlflowConfig
+    from driftline.registry.spec import MlflowConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,2 @@
-"""Retrain policy, the retrain job and its decision table."""
+"""The retrain policy (a pure truth table over the monitoring history) and its config slice; the job that
+evaluates it and trains is `driftline.jobs.retrain`."""

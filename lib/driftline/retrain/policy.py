@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from driftline.retrain.spec import RetrainConfig
+from driftline.vocabulary import finite_or_none
 
 TRIGGERED, OK, INSUFFICIENT, DISABLED = "triggered", "ok", "insufficient_data", "disabled"
 FIRED, NO_TRIGGER, COOLDOWN, CAP = "fired", "no_trigger", "cooldown", "cap"
@@ -143,7 +143,7 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
 def _window(row: Mapping[str, Any], scores: Mapping[dt.date, float | None]) -> Window:
     share = row.get("drift_share")
     return Window(row["run_date"], row.get("model_version"), bool(row.get("dataset_drift")),
-                  None if share is None or math.isnan(share) else float(share), row.get("quality_status"),
+                  finite_or_none(share), row.get("quality_status"),
                   scores.get(row["run_date"]))
 
 
@@ -157,7 +157,7 @@ def drift_scores(policy: RetrainConfig, column_drift: Sequence[Mapping[str, Any]
     sums: dict[dt.date, list[float]] = {}
     for row in column_drift:
         weighted = sums.setdefault(row["run_date"], [0.0, 0.0])
-        drift, weight = _finite(row.get("value")), rule.weight(row["column"])
+        drift, weight = finite_or_none(row.get("value")), rule.weight(row["column"])
         if drift is None or weight == 0:
             continue
         weighted[0] += weight * (1.0 if drift > 0 else 0.0)
@@ -226,10 +226,11 @@ def _performance(policy: RetrainConfig, date: dt.date, history: Sequence[Window]
         if m["run_date"] == latest and (end == latest or last is None or end > last):
             windows.setdefault(end, {})[m["metric"]] = m.get("value")
     ready = [end for end, at in sorted(windows.items(), reverse=True)
-             if (_finite(at.get(LABELLED_ROWS)) or 0) >= rule.min_labels and _finite(at.get(rule.metric)) is not None]
+             if (finite_or_none(at.get(LABELLED_ROWS)) or 0) >= rule.min_labels
+             and finite_or_none(at.get(rule.metric)) is not None]
     end = ready[0] if ready else latest
     at = windows.get(end, {})
-    value, labels = _finite(at.get(rule.metric)), _finite(at.get(LABELLED_ROWS))
+    value, labels = finite_or_none(at.get(rule.metric)), finite_or_none(at.get(LABELLED_ROWS))
     seen = {"run_date": latest.isoformat(), "window_end": end.isoformat(), "metric": rule.metric, "value": value,
             "labelled_rows": labels}
     if labels is None or labels < rule.min_labels:
@@ -248,8 +249,4 @@ def _performance(policy: RetrainConfig, date: dt.date, history: Sequence[Window]
     return RuleResult("performance", TRIGGERED if breached else OK, value, bound, detail), seen
 
 
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+

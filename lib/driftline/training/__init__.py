@@ -1,1 +1,2 @@
-"""Training: training set, estimators, evaluation, promotion gate, train job."""
+"""Training: the ``label``/``estimator``/``training`` config slices, training set, estimators, evaluation,
+promotion gate; the job is `driftline.jobs.train`."""

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.errors import InputContractError, MissingInputError
+from driftline.vocabulary import AS_OF
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AS_OF = "as_of_date"
 LABEL = "label"
 
 

@@ -22,7 +22,7 @@ from driftline.errors import ConfigError
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-    from driftline.config.schema import EstimatorConfig
+    from driftline.training.spec import EstimatorConfig
 
 log = logging.getLogger(__name__)
 

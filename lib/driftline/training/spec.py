@@ -1,4 +1,5 @@
-"""Configuration slice of the train job (``training:`` in the config): windows, sampling, gate.
+"""Configuration slices of training: ``label:`` (task, horizon, threshold), ``estimator:`` and ``training:``
+(windows, sampling, gate).
 
 Every key is documented in ``docs/training.md``.
 """
@@ -10,6 +11,26 @@ from typing import Literal
 from pydantic import Field
 
 from driftline.spec import Frozen
+
+
+class LabelConfig(Frozen):
+    task: Literal["classification", "regression"] = "classification"
+    horizon_days: int = Field(14, ge=1, le=3650)
+    threshold: float = Field(0.5, gt=0, lt=1)
+
+
+class EstimatorConfig(Frozen):
+    type: Literal[
+        "logistic_regression",
+        "hist_gradient_boosting",
+        "random_forest",
+        "ridge",
+        "hist_gradient_boosting_regressor",
+    ] = "logistic_regression"
+    params: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
+    scale_numeric: bool = True
+    seed: int = 42
+
 
 Task = Literal["classification", "regression"]
 

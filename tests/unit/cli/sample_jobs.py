@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from driftline.context import JobContext
 from driftline.errors import DriftlineError, QualityGateError
 from driftline.jobs import JobResult
+from driftline.jobs.context import JobContext
 
 SEEN: list[JobContext] = []
 

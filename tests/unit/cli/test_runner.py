@@ -15,10 +15,9 @@ import pytest
 from driftline.cli import runner
 from driftline.cli.main import main
 from driftline.cli.runner import run_job
-from driftline.config.schema import RuntimeConfig
 from driftline.errors import EnvironmentProblem
 from driftline.jobs import JOBS, JobSpec
-from driftline.runtime import check_java, java_version, session_conf
+from driftline.runtime import RuntimeConfig, check_java, java_version, session_conf
 from tests.unit.cli import sample_jobs
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,9 +62,9 @@ def test_every_job_explains_every_option(job: str, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.parametrize(("job", "module"), [
-    ("prepare_features", "driftline.features.job"), ("train", "driftline.training.job"),
-    ("score", "driftline.scoring.job"), ("monitor", "driftline.monitoring.job"),
-    ("retrain", "driftline.retrain.job"), ("pipeline", "driftline.pipeline.job"),
+    ("prepare_features", "driftline.jobs.prepare_features"), ("train", "driftline.jobs.train"),
+    ("score", "driftline.jobs.score"), ("monitor", "driftline.jobs.monitor"),
+    ("retrain", "driftline.jobs.retrain"), ("pipeline", "driftline.jobs.pipeline"),
 ])
 def test_each_job_runs_its_modules_run(job: str, module: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
@@ -235,7 +234,7 @@ def test_driftline_command(capsys: pytest.CaptureFixture[str], conf_dir: Path, t
     report = ["report", "--model", "churn", "--date", "2026-03-01", "--conf-dir", str(conf_dir),
               "--workspace", str(tmp_path)]
     expected = tmp_path.resolve() / "reports" / "churn" / "2026-03-01.html"
-    assert main(report) == 2
+    assert main(report) == 1
     assert capsys.readouterr().err == (f"driftline report: error: report of churn for 2026-03-01: expected {expected}, "
                                        "found no file (run driftline monitor --model churn --date 2026-03-01)\n")
     expected.parent.mkdir(parents=True)

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from driftline.config.schema import DriftConfig
 from driftline.monitoring.drift import calibrate_thresholds, compare, dataset_drift, drift_by_column
-from driftline.monitoring.spec import ColumnDriftSpec, DriftSpec, DriftSpecError
+from driftline.monitoring.spec import ColumnDriftSpec, DriftConfig, DriftSpec, DriftSpecError
 from driftline.profiling.profile import DatasetProfile
 
 from .oracles import categorical_profile, numeric_profile, quantile_bins

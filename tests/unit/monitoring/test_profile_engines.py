@@ -196,9 +196,8 @@ def test_the_jar_is_built_once_per_source_and_printed_by_the_command(monkeypatch
 
 
 def test_the_session_gets_the_jar_unless_jvm_fold_is_off_or_spark_submit_owns_the_jvm(spark) -> None:
-    from driftline.config.schema import RuntimeConfig
     from driftline.jvm import _javac
-    from driftline.runtime import session_conf
+    from driftline.runtime import RuntimeConfig, session_conf
 
     if _javac() is None:
         pytest.skip("no javac on this machine")

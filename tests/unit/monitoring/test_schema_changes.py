@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql.types import DateType, DoubleType, LongType, StringType, StructField, StructType
 
 from driftline.errors import InputContractError
-from driftline.monitoring.inputs import window_frame
+from driftline.monitoring.inputs import Scope, window_frame
 from driftline.monitoring.quality import schema_rows
 from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
 from driftline.tables import CommitInfo, StorageConfig, open_store
@@ -55,7 +55,7 @@ def test_added_and_removed_features_are_warnings_naming_them() -> None:
 @pytest.fixture
 def ctx(spark, tmp_path):
     store = open_store(spark, StorageConfig(backend="embedded"), tmp_path / "ws")
-    return SimpleNamespace(config=SimpleNamespace(entity_key="k", name="m"), store=store, spark=spark)
+    return SimpleNamespace(scope=Scope(store, "m", "k", None), store=store, spark=spark)
 
 
 def features_table(ctx, x1_type) -> None:
@@ -77,20 +77,20 @@ def test_numeric_reference_column_retyped_in_the_features_table_fails_naming_it(
     features_table(ctx, StringType())
     with pytest.raises(InputContractError, match=r"^table m__features: expected numeric columns as in the "
                                                  r"reference profile, found x1 \(string\)$") as err:
-        window_frame(ctx, predictions(ctx), [DAY], ["x1", "plan", PREDICTION], numeric=["x1", PREDICTION])
+        window_frame(ctx.scope, predictions(ctx), [DAY], ["x1", "plan", PREDICTION], numeric=["x1", PREDICTION])
     assert err.value.exit_code == 2  # an input contract problem: exit 2 in every job (score: SignatureMismatchError)
 
 
 def test_matching_types_give_the_window_rows(ctx) -> None:
     features_table(ctx, DoubleType())
-    got = window_frame(ctx, predictions(ctx), [DAY], ["x1", "plan", PREDICTION], numeric=["x1", PREDICTION])
+    got = window_frame(ctx.scope, predictions(ctx), [DAY], ["x1", "plan", PREDICTION], numeric=["x1", PREDICTION])
     assert [tuple(r) for r in got.collect()] == [(1, DAY, 1.5, "a", 0.25)]
 
 
 def test_reference_column_missing_from_the_features_table_fails_naming_it(ctx) -> None:
     features_table(ctx, DoubleType())
     with pytest.raises(InputContractError, match=r"expected the reference's columns x1, x9, plan, found x9 missing"):
-        window_frame(ctx, predictions(ctx), [DAY], ["x1", "x9", "plan", PREDICTION], numeric=["x1"])
+        window_frame(ctx.scope, predictions(ctx), [DAY], ["x1", "x9", "plan", PREDICTION], numeric=["x1"])
 
 
 def test_a_few_scored_rows_get_the_same_window_rows_through_broadcast_joins_only(ctx) -> None:
@@ -104,7 +104,7 @@ def test_a_few_scored_rows_get_the_same_window_rows_through_broadcast_joins_only
     preds_schema = StructType([StructField("k", LongType()), StructField("score_date", DateType()),
                                StructField("score", DoubleType())])
     preds = ctx.spark.createDataFrame([(1, DAY, 0.25), (2, DAY, 0.5), (4, DAY, 0.75)], preds_schema)  # 2: no features
-    args = (ctx, preds, [DAY], ["x1", "plan", PREDICTION], ["x1", PREDICTION])
+    args = (ctx.scope, preds, [DAY], ["x1", "plan", PREDICTION], ["x1", PREDICTION])
     few = window_frame(*args, few=True)
     assert_df_equality(few, window_frame(*args), ignore_row_order=True)
     assert sorted(tuple(r) for r in few.collect()) == [(1, DAY, 1.5, "a", 0.25), (2, DAY, None, None, 0.5),

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import skops.io
 
-from driftline.config.schema import EstimatorConfig
 from driftline.errors import ArtifactIntegrityError
 from driftline.registry import artifact
 from driftline.registry.artifact import load_verified, serialize, sha256_bytes
 from driftline.training.pipeline import build_pipeline, model_frame, predict_scores
+from driftline.training.spec import EstimatorConfig
 
 
 class Payload:

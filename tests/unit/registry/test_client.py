@@ -12,7 +12,6 @@ import pytest
 from mlflow.models import infer_signature
 
 from driftline.cli.models import models_command
-from driftline.config.schema import EstimatorConfig, MlflowConfig
 from driftline.errors import ArtifactIntegrityError
 from driftline.registry.client import (
     CHAMPION,
@@ -24,7 +23,9 @@ from driftline.registry.client import (
     log_model,
     tracking_setup,
 )
+from driftline.registry.spec import MlflowConfig
 from driftline.training.pipeline import build_pipeline, model_frame, predict_scores
+from driftline.training.spec import EstimatorConfig
 
 MODEL = "toy"
 

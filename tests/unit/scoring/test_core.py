@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from driftline.config.schema import EstimatorConfig
 from driftline.scoring.core import Scorer, score_frame, score_models
 from driftline.scoring.signature import ModelSignature
 from driftline.training.pipeline import build_pipeline, model_frame
+from driftline.training.spec import EstimatorConfig
 
 NUM, CAT = ("x1", "x2"), ("plan",)
 

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from pyspark.sql import types as T
 
-from driftline.config.schema import EstimatorConfig
 from driftline.errors import UsageError
 from driftline.scoring.signature import (
     ModelSignature,
@@ -18,6 +17,7 @@ from driftline.scoring.signature import (
     validate_features,
 )
 from driftline.training.pipeline import build_pipeline, model_frame
+from driftline.training.spec import EstimatorConfig
 
 SIG = ModelSignature(("x1", "x2"), ("plan",), "classification")
 

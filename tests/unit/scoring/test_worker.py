@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.config.schema import EstimatorConfig
 from driftline.errors import ArtifactIntegrityError
 from driftline.registry.artifact import serialize, sha256_bytes
 from driftline.scoring import worker
 from driftline.training.pipeline import build_pipeline, model_frame
+from driftline.training.spec import EstimatorConfig
 
 
 @pytest.fixture

@@ -20,9 +20,8 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     workspace, table, date, run_id, barrier, parties, mode = argv
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "lib"))
-    from driftline.config.schema import RuntimeConfig
     from driftline.errors import ConcurrentRunError, DriftlineError
-    from driftline.runtime import build_spark
+    from driftline.runtime import RuntimeConfig, build_spark
     from driftline.tables import CommitInfo, StorageConfig, embedded, open_store
 
     spark = build_spark(

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.config.schema import EstimatorConfig
 from driftline.errors import ConfigError
 from driftline.training.pipeline import (
     build_pipeline,
@@ -15,6 +14,7 @@ from driftline.training.pipeline import (
     model_frame,
     predict_scores,
 )
+from driftline.training.spec import EstimatorConfig
 
 NUMERIC = ["a", "b"]
 CATEGORICAL = ["plan"]

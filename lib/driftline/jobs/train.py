@@ -47,14 +47,14 @@ from driftline.training.pipeline import (
     predict_scores,
 )
 from driftline.training.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from driftline.vocabulary import SCORE, finite_or_none
+from driftline.vocabulary import AS_OF, SCORE, finite_or_none
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from driftline.config.schema import DriftlineConfig
-    from driftline.context import JobContext
     from driftline.jobs import JobResult
+    from driftline.jobs.context import JobContext
     from driftline.tables import TableStore
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def plan_training(cfg: DriftlineConfig) -> Plan:
         gate_direction=gate.direction_for(task),
         features_table=FEATURES.table(cfg.name),
         labels_table=cfg.sources.labels.table,
-        label_as_of=getattr(cfg.sources.labels, "as_of", None) or ds.AS_OF,
+        label_as_of=getattr(cfg.sources.labels, "as_of", None) or AS_OF,
     )
 
 
@@ -154,14 +154,14 @@ def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, wind
     from pyspark.sql import functions as F
 
     features = store.read(plan.features_table, version=versions[plan.features_table],
-                          partitions={ds.AS_OF: windows.feature_dates()})
-    missing = [c for c in (cfg.entity_key, ds.AS_OF, *plan.features) if c not in features.columns]
+                          partitions={AS_OF: windows.feature_dates()})
+    missing = [c for c in (cfg.entity_key, AS_OF, *plan.features) if c not in features.columns]
     if missing:
         raise InputContractError(
             f"table {plan.features_table}: expected columns {', '.join(missing)}, found them missing"
         )
     features = features.select(
-        F.col(cfg.entity_key).cast("string").alias(cfg.entity_key), F.col(ds.AS_OF).cast("date").alias(ds.AS_OF),
+        F.col(cfg.entity_key).cast("string").alias(cfg.entity_key), F.col(AS_OF).cast("date").alias(AS_OF),
         *[F.col(c).cast("double").alias(c) for c in plan.numeric],
         *[F.col(c).cast("string").alias(c) for c in plan.categorical],
     )
@@ -335,12 +335,12 @@ def reference_pdf(plan: Plan, data: TrainingData, fit: FitResult) -> pd.DataFram
     for split, frame, scores in (("train", data.train, fit.train_scores), ("validation", data.validation,
                                                                           fit.validation_scores)):
         x = model_frame(frame, plan.numeric, plan.categorical)
-        x.insert(0, ds.AS_OF, frame[ds.AS_OF].to_numpy())
+        x.insert(0, AS_OF, frame[AS_OF].to_numpy())
         x[SCORE] = scores
         x["split"] = split
         parts.append(x)
     pdf = pd.concat(parts, ignore_index=True)
-    pdf[ds.AS_OF] = pd.to_datetime(pdf[ds.AS_OF]).dt.date
+    pdf[AS_OF] = pd.to_datetime(pdf[AS_OF]).dt.date
     return pdf
 
 
@@ -349,7 +349,7 @@ def reference_frame(spark: SparkSession, plan: Plan, pdf: pd.DataFrame) -> DataF
     from pyspark.sql.types import DateType, DoubleType, StringType, StructField, StructType
 
     schema = StructType(
-        [StructField(ds.AS_OF, DateType())]
+        [StructField(AS_OF, DateType())]
         + [StructField(c, DoubleType()) for c in plan.numeric]
         + [StructField(c, StringType()) for c in plan.categorical]
         + [StructField(SCORE, DoubleType()), StructField("split", StringType())]
@@ -375,7 +375,7 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
         numeric = [*plan.numeric, SCORE]
         bins = fit_configured_bins(ref, numeric, plan.categorical, drift)
         prof = profile(ref, [*plan.features, SCORE], bins)
-        calibrated = calibrate(ref, ds.AS_OF, prof, bins, drift)
+        calibrated = calibrate(ref, AS_OF, prof, bins, drift)
     finally:
         ref.unpersist()
     rows = [*profile_rows(prof, bins), *calibration_rows(calibrated, prof)]

@@ -27,6 +27,7 @@ from driftline.monitoring.evidently_page import sample_rows, write_evidently_pag
 from driftline.monitoring.inputs import (
     WINDOW_END,
     Reference,
+    Scope,
     champion_predictions,
     labelled_frame,
     load_reference,
@@ -42,18 +43,25 @@ from driftline.monitoring.report import trend_points
 from driftline.monitoring.spec import DriftSpec
 from driftline.monitoring.windows import earlier_windows, window_of
 from driftline.profiling.profile import DatasetProfile, NumericProfile, profile_by
+from driftline.registry.client import tracking_setup
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, PREDICTIONS
 from driftline.vocabulary import ALERT, AS_OF, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, worst
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from driftline.context import JobContext
     from driftline.jobs import JobResult
+    from driftline.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 
 WINDOW = "__window__"  # group column of the one profiling pass: current or previous window
+
+
+def scope_of(ctx: JobContext) -> Scope:
+    """The monitoring reads' slice of the run: the store, the model, its entity key and label source."""
+    cfg = ctx.config
+    return Scope(ctx.store, cfg.name, cfg.entity_key, cfg.sources.labels)
 
 
 def drift_spec(ctx: JobContext, ref: Reference) -> DriftSpec:
@@ -114,17 +122,18 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     mcfg = cfg.monitoring
     dates = window_of(date, mcfg.window_days)
     previous_dates = window_of(dates[0] - dt.timedelta(days=1), mcfg.window_days)
-    both = champion_predictions(ctx, [*previous_dates, *dates])
+    scope = scope_of(ctx)
+    both = champion_predictions(scope, [*previous_dates, *dates])
     in_current = F.col(SCORE_DATE) >= F.lit(dates[0])
     preds = both.filter(in_current)
     version, _ = resolve_version(preds, PREDICTIONS.table(cfg.name), dates)
     preds = preds.filter(F.col(MODEL_VERSION) == version)
-    ref = load_reference(ctx, version)
+    ref = load_reference(scope, version)
     columns = list(ref.profile.columns)
     # the previous window (whatever champion version scored it) rides along in the same grouped pass
     numeric = [c for c, p in ref.profile.columns.items() if isinstance(p, NumericProfile)]
-    window = (window_frame(ctx, preds.unionByName(both.filter(~in_current)), [*previous_dates, *dates], columns,
-                           numeric)
+    window = (window_frame(scope, preds.unionByName(both.filter(~in_current)), [*previous_dates, *dates],
+                           columns, numeric)
               .withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous")))
     # the one profiling pass; no sketches (quantiles only for a reference stored before offset sums existed)
     profiles = profile_by(window, WINDOW, columns, ref.bins, quantiles=() if ref.has_offset_sums else ref.quantiles,
@@ -145,7 +154,7 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
                  date, previous_dates[0], previous_dates[-1])
     quality_status = worst([r["status"] for r in quality if r["status"] != INSUFFICIENT])
     # the page's sample: a few thousand predictions joined to their features (not a second join of the window)
-    sample = window_frame(ctx, sample_rows(preds, current.rows, mcfg.report.evidently_rows), dates, columns,
+    sample = window_frame(scope, sample_rows(preds, current.rows, mcfg.report.evidently_rows), dates, columns,
                           numeric, few=True)
     return Measured(dates, previous_dates, version, ref, current, result,
                     [*drift_rows(result), *quality, *performance], previous_rows, segment_rows,
@@ -158,7 +167,7 @@ def window_performance(ctx: JobContext, preds: DataFrame, date: dt.date, dates: 
     """Late-label performance rows of the window (whole window, and per value of each segment column)."""
     cfg = ctx.config
     mcfg = cfg.monitoring
-    labelled = labelled_frame(ctx, preds, date, dates, mcfg.segments)
+    labelled = labelled_frame(scope_of(ctx), preds, date, dates, mcfg.segments)
     if labelled is not None and mcfg.segments:
         labelled = labelled.cache()   # read once for the whole window and every segment column
     try:
@@ -178,9 +187,10 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
     cfg = ctx.config
     dates, ref, current, result = m.dates, m.reference, m.current, m.result
     path = report_path(ctx.workspace, cfg.name, date)
-    evidently = write_evidently_page(ctx, mlflow_run_id=ref.mlflow_run_id, profile=ref.profile, sample=m.sample,
-                                     rows=current.rows, report=path)
-    trends = trend_points([*metric_history(ctx, date), *({**r, "run_date": date} for r in m.rows)])
+    evidently = write_evidently_page(tracking_setup(cfg.mlflow, ctx.workspace), model=cfg.name,
+                                     limit=cfg.monitoring.report.evidently_rows, mlflow_run_id=ref.mlflow_run_id,
+                                     profile=ref.profile, sample=m.sample, rows=current.rows, report=path)
+    trends = trend_points([*metric_history(scope_of(ctx), date), *({**r, "run_date": date} for r in m.rows)])
     write_report(path, model=cfg.name, version=m.version, date=date, window=(dates[0], dates[-1]),
                  run_id=ctx.run_id, reference=ref.profile, current=current, result=result, rows=m.rows,
                  trends=trends, evidently=evidently, matured=[(w.start, w.end, w.version, w.rows) for w in m.matured])
@@ -225,7 +235,7 @@ def matured_windows(ctx: JobContext, date: dt.date) -> list[MaturedWindow]:
     `earlier_windows` of ``date`` read by `matured_frame`, one grouped performance pass for all of them."""
     cfg = ctx.config
     windows = earlier_windows(date, cfg.monitoring.window_days, cfg.label.horizon_days)
-    found = matured_frame(ctx, date, windows)
+    found = matured_frame(scope_of(ctx), date, windows)
     if found is None:
         return []
     rows = performance_rows(found.frame, cfg.monitoring.performance, cfg.label.task, WINDOW_END)

@@ -1,4 +1,7 @@
-"""The job registry: every job's name, help, inputs and outputs, and the ``run(ctx) -> JobResult`` behind it.
+"""The jobs: the registry (every job's name, help, inputs and outputs, and the ``run(ctx) -> JobResult`` behind
+it), the context a run gets (`context`) and one module per job (`prepare_features`, `train`, `score`,
+`monitor`, `retrain`, `pipeline`). Only this layer sees the whole config; the library packages below it get
+their slice and the table store.
 
 A job is a function of a `JobContext` that returns a `JobResult` (what it wrote, the model version it
 trained, how long it took). The command line (`driftline.cli`) turns argv into a context and calls
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING
 from driftline.errors import DriftlineError
 
 if TYPE_CHECKING:
-    from driftline.context import JobContext
+    from driftline.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -77,37 +80,37 @@ class JobSpec:
 
 
 def _prepare_features(ctx: JobContext) -> JobResult:
-    from driftline.features.job import run
+    from driftline.jobs.prepare_features import run
 
     return run(ctx)
 
 
 def _train(ctx: JobContext) -> JobResult:
-    from driftline.training.job import run
+    from driftline.jobs.train import run
 
     return run(ctx)
 
 
 def _score(ctx: JobContext) -> JobResult:
-    from driftline.scoring.job import run
+    from driftline.jobs.score import run
 
     return run(ctx)
 
 
 def _monitor(ctx: JobContext) -> JobResult:
-    from driftline.monitoring.job import run
+    from driftline.jobs.monitor import run
 
     return run(ctx)
 
 
 def _retrain(ctx: JobContext) -> JobResult:
-    from driftline.retrain.job import run
+    from driftline.jobs.retrain import run
 
     return run(ctx)
 
 
 def _pipeline(ctx: JobContext) -> JobResult:
-    from driftline.pipeline.job import run
+    from driftline.jobs.pipeline import run
 
     return run(ctx)
 

@@ -56,8 +56,8 @@ from driftline.tables.contracts import FEATURES, QUALITY_RESULTS, QUARANTINE
 from driftline.vocabulary import AS_OF, CODE_VERSION, CONFIG_HASH, MODEL, RUN_ID, WARN
 
 if TYPE_CHECKING:
-    from driftline.context import JobContext
     from driftline.jobs import JobResult
+    from driftline.jobs.context import JobContext
     from driftline.tables import TableStore
 
 log = logging.getLogger(__name__)

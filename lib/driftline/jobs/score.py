@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
     from driftline.config.schema import DriftlineConfig
-    from driftline.context import JobContext
     from driftline.jobs import JobResult
+    from driftline.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from driftline.vocabulary import MODEL, RUN_DATE
 
 if TYPE_CHECKING:
 
-    from driftline.context import JobContext
+    from driftline.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError, MissingInputError
+from driftline.monitoring.metrics import ALL_ROWS
 from driftline.retrain.policy import LABELLED_ROWS, PERFORMANCE_COLUMN, Decision, evaluate
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS
 from driftline.vocabulary import DECISION_DATE, MODEL, RUN_DATE, finite_or_none
@@ -31,12 +32,11 @@ from driftline.vocabulary import DECISION_DATE, MODEL, RUN_DATE, finite_or_none
 if TYPE_CHECKING:
 
     from driftline.config.schema import DriftlineConfig
-    from driftline.context import JobContext
     from driftline.jobs import JobResult
+    from driftline.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 
-ALL_SLICE = "__all__"
 NOT_RUN, RUNNING, TRAINED, REUSED, FAILED = "not_run", "running", "trained", "reused", "failed"
 
 
@@ -130,7 +130,7 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
     if cfg.retrain.performance.enabled:
         metrics = _rows(ctx, MONITOR_METRICS.table(), F.col(MODEL) == cfg.name, F.col(RUN_DATE) <= F.lit(date),
                         F.col("column") == PERFORMANCE_COLUMN, F.col("baseline") == "reference",
-                        F.col("slice") == ALL_SLICE,
+                        F.col("slice") == ALL_ROWS,
                         F.col("metric").isin(cfg.retrain.performance.metric, LABELLED_ROWS),
                         columns=("run_date", "window_end", "metric", "value"))
     decisions = _rows(ctx, RETRAIN_DECISIONS.table(), F.col(MODEL) == cfg.name, F.col("decision_date") <= F.lit(date),
@@ -139,7 +139,7 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
     if cfg.retrain.drift_score.enabled:
         # the features' drift verdicts (1/0, null when insufficient) vs the reference, whole population
         column_drift = _rows(ctx, MONITOR_METRICS.table(), F.col(MODEL) == cfg.name, F.col(RUN_DATE) <= F.lit(date),
-                             F.col("baseline") == "reference", F.col("slice") == ALL_SLICE,
+                             F.col("baseline") == "reference", F.col("slice") == ALL_ROWS,
                              F.col("window_end") == F.col("run_date"), F.col("metric") == "drift",
                              F.col("column").isin([f.name for f in cfg.features]),
                              columns=("run_date", "column", "value"))
