@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import types as T
 
-from driftline.errors import UsageError
+from driftline.errors import InputContractError
 from driftline.scoring.signature import (
     ModelSignature,
     SignatureMismatchError,
@@ -50,7 +50,7 @@ def test_missing_renamed_retyped_features_fail_naming_them(cols: dict, message: 
     with pytest.raises(SignatureMismatchError) as info:
         validate_features(schema(**cols), "customer_id", [("champion v1", SIG)], "m__features")
     assert message in str(info.value) and "\n" not in str(info.value)
-    assert isinstance(info.value, UsageError) and info.value.exit_code == 2
+    assert isinstance(info.value, InputContractError) and info.value.exit_code == 2
 
 
 def test_union_of_champion_and_challenger_is_checked() -> None:
