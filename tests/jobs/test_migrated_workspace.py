@@ -31,10 +31,17 @@ TRAIN = ["--set", "training.train_days=4", "--set", "training.validation_days=2"
          "--set", "training.min_train_rows=20", "--set", "training.min_validation_rows=10"]
 
 
-def test_every_job_runs_on_the_migrated_workspace(spark, tmp_path: Path) -> None:
+def test_every_job_runs_on_the_migrated_workspace(spark, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = extract(tmp_path / "ws")
     before = versions(ws)
     old_rows = {name: len(DeltaTable(str(path)).to_pandas()) for name, path in tables(ws).items()}
+    # before the migration a job refuses with one line saying what to do, and writes nothing
+    assert run_job("prepare_features", [*COMMON, "--workspace", str(ws), "--date", str(NEXT)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("driftline prepare_features: error: table ") and err[-1].endswith(
+        "written by an earlier driftline (table contract 1), expected contract 2: run driftline migrate "
+        "--workspace <workspace> first (docs/migrate.md)"), err
+    assert versions(ws) == before
     code, _, err = run(ws)
     assert code == 0, err
     migrated = versions(ws)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark.sql.types import StructField, StructType
 
-from driftline.errors import ConfigError, DriftlineError, TableError
+from driftline.errors import ConfigError, DriftlineError, InputContractError, TableError
 from driftline.tables import schema as policy
 from driftline.tables.backend import DeltaBackend, PartitionKey, Snapshot, StagedWrite, error_line
 from driftline.tables.commit import CommitInfo, WriteResult
@@ -140,9 +140,15 @@ class TableStore:
         snapshot = self._backend.snapshot(loc, commit.app_id(name))
         if partition_by is None:
             partition_by = list(snapshot.partition_by) if snapshot is not None else []
-        plan = plan_write(
-            name, df.schema, partition_by, commit, partitions, mode, snapshot, self.cfg.allow_new_columns
-        )
+        try:
+            plan = plan_write(
+                name, df.schema, partition_by, commit, partitions, mode, snapshot, self.cfg.allow_new_columns
+            )
+        except TableError as exc:
+            outdated = _outdated(name, snapshot)
+            if outdated is None:
+                raise
+            raise outdated from exc
         if plan.already_appended:
             log.info("table %s: append for %s already committed (txn %s), skipped", name, plan.app_id, plan.read_txn)
             return WriteResult(name, None, 0, 0, replaced=False, skipped=True)
@@ -269,6 +275,22 @@ class TableStore:
         if hours < 0:
             raise TableError(f"table {name}: retention_hours must be >= 0, found {hours}")
         return self._backend.cleanup_orphans(self._loc(name), float(hours), dry_run)
+
+
+def _outdated(name: str, snapshot: Snapshot | None) -> InputContractError | None:
+    """A refused write to a table an earlier release wrote: the error says to run ``driftline migrate``."""
+    from driftline.tables import migrate
+    from driftline.tables.contracts import contract_of
+
+    contract = contract_of(name)
+    if contract is None or snapshot is None:
+        return None
+    version, _ = migrate.detect(contract, snapshot.schema)
+    if version != migrate.FROM_VERSION:
+        return None
+    return InputContractError(
+        f"table {name}: written by an earlier driftline (table contract {version}), expected contract "
+        f"{migrate.TO_VERSION}: run driftline migrate --workspace <workspace> first (docs/migrate.md)")
 
 
 def open_store(spark: SparkSession, storage_cfg: StorageConfig, workspace: str | os.PathLike[str]) -> TableStore:
