@@ -105,10 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import functions as F
 
     from driftline.jvm import PROFILE_FOLD, java_class
-    from driftline.monitoring.drift import DRIFT_QUANTILES, dataset_drift, drift_rows
+    from driftline.monitoring.comparison import DRIFT_QUANTILES
+    from driftline.monitoring.drift import dataset_drift, drift_rows
     from driftline.monitoring.spec import DriftSpec
     from driftline.profiling.bins import fit_reference_bins
-    from driftline.profiling.profile import core_pass, profile
+    from driftline.profiling.fold import core_pass
+    from driftline.profiling.profile import profile
     from driftline.runtime import RuntimeConfig, build_spark
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))

@@ -27,8 +27,9 @@ from driftline.monitoring.drift import dataset_drift, drift_rows
 from driftline.monitoring.metrics import KEY_FIELDS
 from driftline.monitoring.spec import DriftSpec
 from driftline.profiling.bins import NumericBins
-from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile, profile_rows
+from driftline.profiling.profile import profile_rows
 from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
+from driftline.profiling.types import CategoricalProfile, DatasetProfile, NumericProfile
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo
 from driftline.vocabulary import CHAMPION

@@ -186,11 +186,11 @@ def oracle_model(train_pdf: pd.DataFrame, c: float):
 
 
 def check_calibration(store, ref: pd.DataFrame, bins) -> None:
-    """Stored calibrated thresholds of v1 = drift.py's mean + 3σ over the reference cut into 3 runs of days,
+    """Stored calibrated thresholds of v1 = thresholds.py's mean + 3σ over the reference cut into 3 runs of days,
     each chunk profiled here with numpy on the stored bins (features only: the prediction needs the model)."""
-    from driftline.monitoring.drift import calibrate_thresholds
-    from driftline.profiling.profile import DatasetProfile
+    from driftline.monitoring.thresholds import calibrate_thresholds
     from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
+    from driftline.profiling.types import DatasetProfile
     from tests.jobs.test_monitor import numpy_profile
 
     stored = [r.asDict() for r in read_reference_rows(store, "jt", "1").collect()]

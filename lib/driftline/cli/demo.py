@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,6 @@ RETRAIN_COOLDOWN_DAYS = 21
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CliParser(  # usage errors in one line
-
         prog="driftline demo",
         description="Generate a deterministic churn scenario (stable period, covariate shift, a new category, "
                     "a concept change) as Delta source tables and run the pipeline on it day by day.",
@@ -86,23 +86,55 @@ def demo_command(argv: Sequence[str]) -> int:
     return command("driftline demo", build_parser(), argv, _run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from driftline.runtime import build_spark
-    from driftline.tables import CommitInfo, open_store
+@dataclass(frozen=True)
+class _Demo:
+    """One demo run: its config and scenario, the options every job gets, the first champion's dates."""
 
+    args: argparse.Namespace
+    workspace: str
+    cfg: DriftlineConfig
+    config_hash: str
+    scenario: Scenario
+    windows: list[str]  # the first champion's training windows (--set options)
+    common: list[str]
+    train_date: dt.date  # the first champion's run date, --stable-days before the shift
+    shift_date: dt.date
+
+
+def _run(args: argparse.Namespace) -> int:
+    demo = _load(args)
+    t_all = time.monotonic()
+    store, written = _write_sources(demo)
+    for step in (_backfill_features, _first_champion, _day_by_day):
+        code = step(demo, store)
+        if code != 0:
+            return code
+    _closing_story(demo, store, written, t_all)
+    return 0
+
+
+def _load(args: argparse.Namespace) -> _Demo:
+    """The config and the scenario; fails early on a scenario too short to train on."""
     workspace = str(Path(args.workspace))
     loaded = load_config(MODEL, args.conf_dir, (), workspace)
-    cfg = loaded.config
     setup_logging("ERROR")  # the demo tells its own story on stdout (quality warnings included)
     import mlflow  # noqa: F401  (imported first: mlflow sets its own log level on import)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     scenario = Scenario(customers=args.customers, days=args.days, seed=args.seed, start=args.start,
                         history_days=HISTORY_DAYS)
-    stable_days = args.stable_days
-    train_days, validation_days = _training_split(scenario, cfg.label.horizon_days, stable_days)  # fail early
-    t_all = time.monotonic()
+    windows = _windows(*_training_split(scenario, loaded.config.label.horizon_days, args.stable_days))  # fail early
+    common = ["--model", MODEL, "--conf-dir", args.conf_dir, "--workspace", workspace, "--log-level", "ERROR"]
+    return _Demo(args, workspace, loaded.config, loaded.config_hash, scenario, windows, common,
+                 scenario.date(scenario.phases.shift_day - args.stable_days), scenario.date(scenario.phases.shift_day))
 
+
+def _write_sources(demo: _Demo) -> tuple[Any, dict[str, int]]:
+    """[1] A clean workspace, Spark, and the scenario's source tables; the store and the rows written per table."""
+    from driftline.runtime import build_spark
+    from driftline.tables import CommitInfo, open_store
+
+    scenario, workspace = demo.scenario, demo.workspace
     _step(f"driftline demo: {scenario.customers} customers, {scenario.days} days from {scenario.start} "
           f"(seed {scenario.seed}), workspace {workspace}")
     ph = scenario.phases
@@ -111,48 +143,56 @@ def _run(args: argparse.Namespace) -> int:
           f"concept change from {scenario.date(ph.concept_day)}; labels arrive {scenario.horizon_days} days late")
     if prepare_workspace(Path(workspace)):
         _step(f"    replaced the previous demo in {workspace} (a demo run starts from a clean workspace)")
-    spark = build_spark(cfg.runtime, workspace)
-    store = open_store(spark, cfg.storage, workspace)
+    spark = build_spark(demo.cfg.runtime, workspace)
+    store = open_store(spark, demo.cfg.storage, workspace)
 
     t0 = time.monotonic()
     run_id = new_run_id("demo", dt.datetime.now(dt.UTC))
     key = f"scenario-{scenario.start}-{scenario.days}d-{scenario.customers}c-seed{scenario.seed}"
     written = write_scenario(store, scenario, lambda table: CommitInfo(
-        job="demo", run_id=run_id, key=key, code_version=code_version(), config_hash=loaded.config_hash))
+        job="demo", run_id=run_id, key=key, code_version=code_version(), config_hash=demo.config_hash))
     _step(f"[1] source tables written in {time.monotonic() - t0:.1f} s: "
           + ", ".join(f"{name} {rows:,} rows" for name, rows in written.items()))
+    return store, written
 
-    common = ["--model", MODEL, "--conf-dir", args.conf_dir, "--workspace", workspace, "--log-level", "ERROR"]
-    first, last = scenario.start + dt.timedelta(days=1), scenario.end
+
+def _backfill_features(demo: _Demo, store: Any) -> int:
+    """[2] One prepare_features job over every date, then what the quality checks flagged."""
+    first, last = demo.scenario.start + dt.timedelta(days=1), demo.scenario.end
     t0 = time.monotonic()
-    code = run_job("prepare_features", [*common, "--from", str(first), "--to", str(last)])
+    code = run_job("prepare_features", [*demo.common, "--from", str(first), "--to", str(last)])
     if code != 0:
         _step(f"[2] prepare_features failed with exit code {code}; stopping")
         return code
-    features = store.read(T.FEATURES.table(MODEL))
-    per_day = features.groupBy("as_of_date").count().orderBy("as_of_date").collect()
+    per_day = store.read(T.FEATURES.table(MODEL)).groupBy("as_of_date").count().orderBy("as_of_date").collect()
     _step(f"[2] prepare_features {first}..{last} (one backfill job) in {time.monotonic() - t0:.1f} s: "
           f"{sum(r['count'] for r in per_day):,} feature rows over {len(per_day)} dates")
-
     _story_quality(store)
+    return 0
 
-    train_date = scenario.date(scenario.phases.shift_day - stable_days)
-    windows = _windows(train_days, validation_days)
+
+def _first_champion(demo: _Demo, store: Any) -> int:
+    """[3] Train the first champion on the stable period."""
+    train_date = demo.train_date
     t0 = time.monotonic()
-    code = run_job("train", [*common, "--date", str(train_date), *windows])
+    code = run_job("train", [*demo.common, "--date", str(train_date), *demo.windows])
     if code != 0:
         _step(f"[3] train for {train_date} failed with exit code {code}; stopping")
         return code
-    _step(f"[3] train on the stable period (run date {train_date}, {stable_days} day(s) before the shift) in "
-          f"{time.monotonic() - t0:.1f} s:")
-    _story_registry(cfg, workspace)
+    _step(f"[3] train on the stable period (run date {train_date}, {demo.args.stable_days} day(s) before the "
+          f"shift) in {time.monotonic() - t0:.1f} s:")
+    _story_registry(demo.cfg, demo.workspace)
+    return 0
 
-    shift_date = scenario.date(ph.shift_day)
-    _step(f"[4] day by day {train_date}..{last} ({stable_days} stable day(s), then the shift from {shift_date}): "
-          f"score with the champion, monitor the {cfg.monitoring.window_days}-day window against the champion's "
-          "reference, evaluate the retrain policy")
+
+def _day_by_day(demo: _Demo, store: Any) -> int:
+    """[4] From the first champion's day to the last: score, monitor, retrain policy — one line per day."""
+    cfg, scenario, last, shift_date = demo.cfg, demo.scenario, demo.scenario.end, demo.shift_date
+    _step(f"[4] day by day {demo.train_date}..{last} ({demo.args.stable_days} stable day(s), then the shift from "
+          f"{shift_date}): score with the champion, monitor the {cfg.monitoring.window_days}-day window against "
+          "the champion's reference, evaluate the retrain policy")
     t0 = time.monotonic()
-    day = train_date
+    day = demo.train_date
     while day <= last:
         t_day = time.monotonic()
         # A retrain trains on every label matured by its day (as the first champion did on its day).
@@ -161,18 +201,23 @@ def _run(args: argparse.Namespace) -> int:
         # The Evidently page (seconds and ~4 MB per day) only for the last day: its report links it.
         pages = [] if day == last else ["--set", "monitoring.report.evidently_rows=0"]
         for job, extra in (("score", []), ("monitor", pages), ("retrain", policy)):
-            code = run_job(job, [*common, "--date", str(day), *extra])
+            code = run_job(job, [*demo.common, "--date", str(day), *extra])
             if code != 0:
                 _step(f"    {day}: {job} failed with exit code {code}; stopping")
                 return code
         phase = "stable" if day < shift_date else "shift "
         _step(f"    {day} {phase}: {_day_line(store, day)}  ({time.monotonic() - t_day:.1f} s)")
         day += dt.timedelta(days=1)
-    _step(f"    {(last - train_date).days + 1} days in {time.monotonic() - t0:.1f} s")
+    _step(f"    {(last - demo.train_date).days + 1} days in {time.monotonic() - t0:.1f} s")
+    return 0
 
+
+def _closing_story(demo: _Demo, store: Any, written: dict[str, int], t_all: float) -> None:
+    """[5] What happened (scores, monitoring, retrains, versions) and where everything is."""
+    cfg, workspace, conf_dir = demo.cfg, demo.workspace, demo.args.conf_dir
     _step("[5] what happened:")
     _story_scores(store, cfg.label.threshold)
-    _story_monitoring(store, shift_date)
+    _story_monitoring(store, demo.shift_date)
     _story_retrain(store)
     _story_registry(cfg, workspace)
 
@@ -185,10 +230,9 @@ def _run(args: argparse.Namespace) -> int:
           f"print(deltalake.DeltaTable('{store.location(T.FEATURES.table(MODEL))}').to_pandas().head())\"")
     _step(f"MLflow store: {tracking_setup(cfg.mlflow, workspace).tracking_uri}  "
           f"(browse: mlflow ui --backend-store-uri {tracking_setup(cfg.mlflow, workspace).tracking_uri})")
-    _step(f"Model versions:       driftline models list --model {MODEL} --conf-dir {args.conf_dir} "
+    _step(f"Model versions:       driftline models list --model {MODEL} --conf-dir {conf_dir} "
           f"--workspace {workspace}")
     _step("Rerun: the same command starts again from a clean workspace and gives the same tables and metrics.")
-    return 0
 
 
 MARKER = ".driftline-demo"

@@ -42,7 +42,8 @@ from driftline.monitoring.quality import quality_rows, schema_rows
 from driftline.monitoring.report import trend_points
 from driftline.monitoring.spec import DriftSpec
 from driftline.monitoring.windows import earlier_windows, window_of
-from driftline.profiling.profile import DatasetProfile, NumericProfile, profile_by
+from driftline.profiling.profile import profile_by
+from driftline.profiling.types import DatasetProfile, NumericProfile
 from driftline.registry.client import tracking_setup
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, PREDICTIONS
 from driftline.vocabulary import ALERT, AS_OF, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, worst

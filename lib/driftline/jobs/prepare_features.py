@@ -18,10 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from driftline.errors import ConfigError, QualityGateError
@@ -77,10 +78,71 @@ def run(ctx: JobContext) -> JobResult:
     plan = compile_features(cfg.entity_key, cfg.sources, cfg.features)
     checks = list(cfg.quality.checks)
     _check_feature_columns(plan, checks)
-    store = ctx.store
-    spark = ctx.spark
 
     # -- 2. sources and contracts: schema only, no Spark action yet (R9).
+    events, entities, results = _open_sources(ctx.store, plan, checks, dates)
+    gate(results)  # a contract failure stops here, before any Spark action
+
+    # -- 3. events: one pass over the read range, grouped by UTC day.
+    ev = _events_pass(plan, checks, events, dates)
+    results += ev.results
+
+    # -- 4. features (one job for all dates), entity and feature checks.
+    features = compute_features(plan, ev.kept, entities, dates).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        ent = _entity_checks(ctx.spark, plan, checks, entities, dates)
+        results += ent.results
+        ft = _feature_checks(ctx.store, cfg.name, plan, checks, features, dates)
+        results += ft.results
+
+        # -- 5. the gate: nothing has been written so far, and nothing is if it fails.
+        gate(results)
+
+        # -- 6. writes: quarantine, quality_results, then the features (the run's commit point).
+        _write(ctx, plan, dates, results, _Inputs(events, ev, entities, ent, features, ft))
+    finally:
+        features.unpersist()
+    return ctx.result()
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+@dataclass(frozen=True)
+class _EventPass:
+    """The events of the read range with their day and violation columns, and what was found on them."""
+
+    checks: list[RowCheck]
+    rows: DataFrame  # the read range, with DAY, ``_ts_us`` and a violation column per row check
+    per_day: dict[object, dict[str, int]]  # per UTC day: ``_rows``, ``_newest_us`` and violation counts
+    kept: DataFrame  # the events the features are computed on (rows failing a ``drop`` check removed)
+    results: list[CheckResult]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """One target's rows with a violation column per row check (None when not checked), and the results."""
+
+    checks: list[RowCheck]
+    rows: DataFrame | None
+    results: list[CheckResult]
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the writes need of the sources, the features and their checks."""
+
+    events: DataFrame
+    ev: _EventPass
+    entities: DataFrame | None
+    ent: _Checked
+    features: DataFrame
+    ft: _Checked
+
+
+def _open_sources(store: TableStore, plan: FeaturePlan, checks: Sequence[object], dates: Sequence[dt.date],
+                  ) -> tuple[DataFrame, DataFrame | None, list[CheckResult]]:
+    """Open the events (and entities) and check their schema contracts — metadata only, no Spark action."""
     events = _read_source(store, plan.sources.events.table, "events")
     entities = _read_source(store, plan.sources.entities.table, "entities") if plan.sources.entities else None
     results: list[CheckResult] = []
@@ -94,9 +156,12 @@ def run(ctx: JobContext) -> JobResult:
             if source is None:
                 raise ConfigError(f"quality.checks.{check.check_name}: target entities needs sources.entities")
             results += schema_results(check, source.schema, dates)
-    gate(results)  # a contract failure stops here, before any Spark action
+    return events, entities, results
 
-    # -- 3. events: one pass over the read range, grouped by UTC day.
+
+def _events_pass(plan: FeaturePlan, checks: Sequence[object], events: DataFrame,
+                 dates: Sequence[dt.date]) -> _EventPass:
+    """One pass over the events of the read range: per-UTC-day counts, newest event, row-check violations."""
     days = [day_number(d) for d in dates]
     history_days = max([c.history for c in checks if isinstance(c, RowCountCheck) and c.target == "events"],
                        default=0)
@@ -112,86 +177,103 @@ def run(ctx: JobContext) -> JobResult:
     per_day = aggregate_violations(ev_checked, ev_checks, DAY, [F.max("_ts_us").alias("_newest_us")])
     log.info("events: %d rows in %d UTC days read (%s .. %s)", sum(s["_rows"] for s in per_day.values()),
              len(per_day), _date_of(first_day), _date_of(days[-1] - 1))
-    results += _event_results(checks, ev_checks, per_day, dates, plan.sources.events.allow_empty)
+    results = _event_results(checks, ev_checks, per_day, dates, plan.sources.events.allow_empty)
 
     drop = [c for c in ev_checks if c.drop]
     events_in = events
     if drop:
         keep = ~_any([F.col(violation_column(c)) for c in drop])
         events_in = ev_checked.filter(keep).select(*events.columns)
+    return _EventPass(ev_checks, ev_checked, per_day, events_in, results)
 
-    # -- 4. features (one job for all dates), entity and feature checks.
-    features = compute_features(plan, events_in, entities, dates).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        ent_checked = None
-        ent_checks = _row_checks(checks, "entities")
-        if entities is not None and (ent_checks or _has(checks, "entities", RowCountCheck)):
-            ent_rows = entity_rows_as_of(entities, plan, dates_frame(spark, dates))
-            ent_checked = with_violations(ent_rows, ent_checks, AS_OF)
-            stats = aggregate_violations(ent_checked, ent_checks, AS_OF)
-            results += row_results(ent_checks, stats, dates, "rows valid as of the date")
-            counts = {d: s["_rows"] for d, s in stats.items()}
-            for c in checks:
-                if isinstance(c, RowCountCheck) and c.target == "entities":
-                    results += row_count_results(c, counts, counts, dates, "rows valid as of the date")
 
-        ft_checks = _row_checks(checks, "features") + [
-            UniqueCheck(kind="unique", target="features", columns=[plan.entity_key], name="key_unique_features")
-        ]
-        ft_checked = with_violations(features, ft_checks, AS_OF)
-        ft_stats = aggregate_violations(ft_checked, ft_checks, AS_OF)
-        results += row_results(ft_checks, ft_stats, dates, "feature rows")
-        ft_counts = {d: s["_rows"] for d, s in ft_stats.items()}
-        log.info("features: %d rows for %d dates", sum(ft_counts.values()), len(dates))
-        row_count_checks = [c for c in checks if isinstance(c, RowCountCheck) and c.target == "features"]
-        if row_count_checks:
-            history = {**_feature_history(store, FEATURES.table(cfg.name), dates), **ft_counts}
-            for c in row_count_checks:
-                results += row_count_results(c, ft_counts, history, dates, "feature rows")
+def _entity_checks(spark: SparkSession, plan: FeaturePlan, checks: Sequence[object], entities: DataFrame | None,
+                   dates: Sequence[dt.date]) -> _Checked:
+    """Row and row-count checks of the entity rows valid as of each date (when any is configured)."""
+    ent_checks = _row_checks(checks, "entities")
+    results: list[CheckResult] = []
+    if entities is None or not (ent_checks or _has(checks, "entities", RowCountCheck)):
+        return _Checked(ent_checks, None, results)
+    ent_rows = entity_rows_as_of(entities, plan, dates_frame(spark, dates))
+    ent_checked = with_violations(ent_rows, ent_checks, AS_OF)
+    stats = aggregate_violations(ent_checked, ent_checks, AS_OF)
+    results += row_results(ent_checks, stats, dates, "rows valid as of the date")
+    counts = {d: s["_rows"] for d, s in stats.items()}
+    for c in checks:
+        if isinstance(c, RowCountCheck) and c.target == "entities":
+            results += row_count_results(c, counts, counts, dates, "rows valid as of the date")
+    return _Checked(ent_checks, ent_checked, results)
 
-        # -- 5. the gate: nothing has been written so far, and nothing is if it fails.
-        gate(results)
 
-        # -- 6. writes: quarantine, quality_results, then the features (the run's commit point).
-        commit_of = ctx.commit_info
-        key = commit_key(dates)
-        model_parts = [{MODEL: cfg.name, AS_OF: d} for d in dates]
-        common = {"run_id": ctx.run_id, "model": cfg.name, "config_hash": ctx.config_hash,
-                  "code_version": ctx.code_version}
-        parts: list[DataFrame] = []
-        if any(per_day.get(d - 1, {}).get(violation_column(c), 0) for d in days for c in ev_checks):
-            input_days = ev_checked.filter(F.col(DAY).isin([d - 1 for d in days])).withColumn(
-                AS_OF, F.date_from_unix_date(F.col(DAY) + 1))
-            parts.append(quarantine_rows(input_days, ev_checks, target="events", key=plan.sources.events.key,
-                                         columns=events.columns, **common))
-        if ent_checked is not None and entities is not None and _violated(results, "entities"):
-            parts.append(quarantine_rows(ent_checked, ent_checks, target="entities", key=plan.entity_key,
-                                         columns=[plan.entity_key, *[c for c in entities.columns
-                                                                      if c != plan.sources.entities.key]],
-                                         **common))
-        if _violated(results, "features"):
-            parts.append(quarantine_rows(ft_checked, ft_checks, target="features", key=plan.entity_key,
-                                         columns=features.columns, **common))
-        quarantined = spark.createDataFrame([], QUARANTINE.schema())
-        for part in parts:
-            quarantined = quarantined.unionByName(part)
-        q = store.replace_partitions(QUARANTINE.table(), quarantined, QUARANTINE.partition_by, commit_of(key),
-                                     partitions=model_parts)
-        r = store.replace_partitions(QUALITY_RESULTS.table(), results_frame(spark, results, **common),
-                                     QUALITY_RESULTS.partition_by, commit_of(key), partitions=model_parts)
-        out = features.select(
-            *features.columns, F.lit(ctx.run_id).alias(RUN_ID), F.lit(ctx.code_version).alias(CODE_VERSION),
-            F.lit(ctx.config_hash).alias(CONFIG_HASH),
-        )
-        w = store.replace_partitions(FEATURES.table(cfg.name), out, FEATURES.partition_by, commit_of(key),
-                                     partitions=[{AS_OF: d} for d in dates])
-        warned = sum(1 for x in results if x.status == WARN)
-        log.info("wrote %s: %d rows (version %s); %s: %d results, %d warnings; %s: %d rows",
-                 FEATURES.table(cfg.name), w.rows, w.version, QUALITY_RESULTS.name, r.rows, warned, QUARANTINE.name,
-                 q.rows)
-    finally:
-        features.unpersist()
-    return ctx.result()
+def _feature_checks(store: TableStore, model: str, plan: FeaturePlan, checks: Sequence[object],
+                    features: DataFrame, dates: Sequence[dt.date]) -> _Checked:
+    """Row checks of the feature rows (the key is unique per date, always) and their row-count checks."""
+    ft_checks = _row_checks(checks, "features") + [
+        UniqueCheck(kind="unique", target="features", columns=[plan.entity_key], name="key_unique_features")
+    ]
+    ft_checked = with_violations(features, ft_checks, AS_OF)
+    ft_stats = aggregate_violations(ft_checked, ft_checks, AS_OF)
+    results = row_results(ft_checks, ft_stats, dates, "feature rows")
+    ft_counts = {d: s["_rows"] for d, s in ft_stats.items()}
+    log.info("features: %d rows for %d dates", sum(ft_counts.values()), len(dates))
+    row_count_checks = [c for c in checks if isinstance(c, RowCountCheck) and c.target == "features"]
+    if row_count_checks:
+        history = {**_feature_history(store, FEATURES.table(model), dates), **ft_counts}
+        for c in row_count_checks:
+            results += row_count_results(c, ft_counts, history, dates, "feature rows")
+    return _Checked(ft_checks, ft_checked, results)
+
+
+def _quarantined(spark: SparkSession, plan: FeaturePlan, dates: Sequence[dt.date], results: Sequence[CheckResult],
+                 inputs: _Inputs, common: dict[str, str]) -> DataFrame:
+    """The violating rows of the run's dates: events of their input days, entities, features."""
+    days = [day_number(d) for d in dates]
+    ev, ent, ft, entities = inputs.ev, inputs.ent, inputs.ft, inputs.entities
+    parts: list[DataFrame] = []
+    if any(ev.per_day.get(d - 1, {}).get(violation_column(c), 0) for d in days for c in ev.checks):
+        input_days = ev.rows.filter(F.col(DAY).isin([d - 1 for d in days])).withColumn(
+            AS_OF, F.date_from_unix_date(F.col(DAY) + 1))
+        parts.append(quarantine_rows(input_days, ev.checks, target="events", key=plan.sources.events.key,
+                                     columns=inputs.events.columns, **common))
+    if ent.rows is not None and entities is not None and _violated(results, "entities"):
+        parts.append(quarantine_rows(ent.rows, ent.checks, target="entities", key=plan.entity_key,
+                                     columns=[plan.entity_key, *[c for c in entities.columns
+                                                                  if c != plan.sources.entities.key]],
+                                     **common))
+    if ft.rows is not None and _violated(results, "features"):  # ft.rows: always checked
+        parts.append(quarantine_rows(ft.rows, ft.checks, target="features", key=plan.entity_key,
+                                     columns=inputs.features.columns, **common))
+    quarantined = spark.createDataFrame([], QUARANTINE.schema())
+    for part in parts:
+        quarantined = quarantined.unionByName(part)
+    return quarantined
+
+
+def _write(ctx: JobContext, plan: FeaturePlan, dates: Sequence[dt.date], results: Sequence[CheckResult],
+           inputs: _Inputs) -> None:
+    """Write quarantine, quality_results and last the features, each replacing the run's partitions."""
+    cfg, store, spark = ctx.config, ctx.store, ctx.spark
+    commit_of = ctx.commit_info
+    key = commit_key(dates)
+    model_parts = [{MODEL: cfg.name, AS_OF: d} for d in dates]
+    common = {"run_id": ctx.run_id, "model": cfg.name, "config_hash": ctx.config_hash,
+              "code_version": ctx.code_version}
+    quarantined = _quarantined(spark, plan, dates, results, inputs, common)
+    q = store.replace_partitions(QUARANTINE.table(), quarantined, QUARANTINE.partition_by, commit_of(key),
+                                 partitions=model_parts)
+    r = store.replace_partitions(QUALITY_RESULTS.table(), results_frame(spark, results, **common),
+                                 QUALITY_RESULTS.partition_by, commit_of(key), partitions=model_parts)
+    features = inputs.features
+    out = features.select(
+        *features.columns, F.lit(ctx.run_id).alias(RUN_ID), F.lit(ctx.code_version).alias(CODE_VERSION),
+        F.lit(ctx.config_hash).alias(CONFIG_HASH),
+    )
+    w = store.replace_partitions(FEATURES.table(cfg.name), out, FEATURES.partition_by, commit_of(key),
+                                 partitions=[{AS_OF: d} for d in dates])
+    warned = sum(1 for x in results if x.status == WARN)
+    log.info("wrote %s: %d rows (version %s); %s: %d results, %d warnings; %s: %d rows",
+             FEATURES.table(cfg.name), w.rows, w.version, QUALITY_RESULTS.name, r.rows, warned, QUARANTINE.name,
+             q.rows)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,6 +1,6 @@
 """driftline's own JVM code: Java sources shipped with the package, compiled once per machine into a jar.
 
-The profile pass (`driftline.profiling.profile.core_pass`) folds each task's rows on the JVM when the class
+The profile pass (`driftline.profiling.fold.core_pass`) folds each task's rows on the JVM when the class
 is loaded (``driftline.jvm.ProfileFold``): no rows cross to Python, so a window costs little more than a plain
 Spark scan. `build_spark` compiles the sources with the ``javac`` of the Java that runs Spark (against
 pyspark's own jars) into a cached jar and puts it on ``spark.jars``; without a JDK (a JRE only), under

@@ -4,7 +4,7 @@ At train time (`calibration_rows`) the reference rows are cut into contiguous ch
 ``as_of_date`` values (at most ``monitoring.drift.calibration_chunks`` chunks, each a run of whole
 days, so a chunk shows the day-to-day variation a monitoring window sees, weekly seasonality
 included); the chunks are profiled with the reference bins in ONE grouped pass and
-`driftline.monitoring.drift.calibrate_thresholds` turns the distances chunk → whole reference
+`driftline.monitoring.thresholds.calibrate_thresholds` turns the distances chunk → whole reference
 into mean + k·σ per (column, distance metric). The result is stored with the reference profile
 (rows of ``reference_profiles`` with ``stat`` = ``calibrated_threshold`` / ``calibration_mean`` /
 ``calibration_std``, ``category`` = the metric, ``bin`` = the number of usable chunks), always —
@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from driftline.monitoring.drift import CalibratedThreshold, calibrate_thresholds
+from driftline.monitoring.thresholds import CalibratedThreshold, calibrate_thresholds
 from driftline.profiling.bins import ColumnBins
-from driftline.profiling.profile import PROFILE_ROW_FIELDS, DatasetProfile, profile_by
+from driftline.profiling.profile import PROFILE_ROW_FIELDS, profile_by
 from driftline.profiling.stored import MEAN_STAT, STD_STAT, THRESHOLD_STAT
+from driftline.profiling.types import DatasetProfile
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame
 
-    from driftline.profiling.profile import DatasetProfile
+    from driftline.profiling.types import DatasetProfile
     from driftline.registry.client import TrackingSetup
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from driftline.errors import InputContractError, MissingInputError
 from driftline.monitoring.calibration import thresholds_from_rows
 from driftline.monitoring.metrics import ALL_ROWS
 from driftline.profiling.bins import ColumnBins, bins_from_rows
-from driftline.profiling.profile import DatasetProfile, NumericProfile
 from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
+from driftline.profiling.types import DatasetProfile, NumericProfile
 from driftline.registry.profiles import read_reference_rows
 from driftline.tables.contracts import FEATURES, MONITOR_METRICS, PREDICTIONS
 from driftline.vocabulary import AS_OF, MODEL, MODEL_VERSION, ROLE, RUN_DATE, SCORE, SCORE_DATE

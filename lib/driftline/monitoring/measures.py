@@ -2,8 +2,9 @@
 the binned KS statistic with its bracket and p-value, the chi-square test of homogeneity, Wasserstein-1 from
 quantile functions or from cells and offset sums, and Benjamini–Hochberg adjusted p-values.
 
-Definitions and the oracles they are tested against are in ``docs/monitoring.md``; `driftline.monitoring.drift`
-applies them to two profiles and turns them into verdicts.
+Definitions and the oracles they are tested against are in ``docs/monitoring.md``;
+`driftline.monitoring.comparison` applies them to two profiles and `driftline.monitoring.verdict` turns them
+into verdicts.
 """
 
 from __future__ import annotations

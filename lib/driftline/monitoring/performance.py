@@ -47,17 +47,36 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     No frame (no labels table) → no rows.
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.window import Window
-
-    from driftline.training.dataset import LABEL
 
     if frame is None:
         return {}
     group = F.col(by) if by is not None else F.lit(None).cast("string")
     frame = frame.withColumn(GROUP, group)
     classification = task == "classification"
+    values = _group_aggregates(frame, classification, by)
+    reasons = _floor_reasons(values, pcfg)
+    ready = [g for g, r in reasons.items() if r is None]
+    if classification and ready:
+        _add_auc(frame, values, ready)
+    return {g: _group_rows(v, reasons[g], pcfg, classification) for g, v in values.items()}
+
+
+def _label_and_used() -> tuple[Any, Any]:
+    """The label column, and the rows that count: scored, with a matured label."""
+    from pyspark.sql import functions as F
+
+    from driftline.training.dataset import LABEL
+
     y = F.col(LABEL)
-    used = y.isNotNull() & F.col(SCORE).isNotNull()
+    return y, y.isNotNull() & F.col(SCORE).isNotNull()
+
+
+def _group_aggregates(frame: DataFrame, classification: bool, by: str | None) -> dict[Any, dict[str, Any]]:
+    """Group → its ``scored`` and labelled (``n``) counts and error metrics (one pass), the most scored first,
+    at most `MAX_SEGMENT_VALUES` groups of a segment."""
+    from pyspark.sql import functions as F
+
+    y, used = _label_and_used()
 
     def avg(expr: Any) -> Any:
         return F.avg(F.when(used, expr))
@@ -74,7 +93,12 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     if by is not None and len(groups) > MAX_SEGMENT_VALUES:
         log.warning("segment %s: %d values, keeping the %d most scored", by, len(groups), MAX_SEGMENT_VALUES)
         groups = groups[:MAX_SEGMENT_VALUES]
-    values = {r[GROUP]: r.asDict() for r in groups}
+    return {r[GROUP]: r.asDict() for r in groups}
+
+
+def _floor_reasons(values: Mapping[Any, dict[str, Any]], pcfg: PerformanceConfig) -> dict[Any, str | None]:
+    """Group → why its metrics are ``insufficient_data`` (too few labels, too low a coverage), None when it
+    reaches both floors; sets each group's ``coverage`` (labelled / scored rows)."""
     reasons: dict[Any, str | None] = {}
     for g, v in values.items():
         n, scored = int(v["n"]), int(v["scored"])
@@ -85,38 +109,48 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
             "(monitoring.performance.min_labels)" if n < pcfg.min_labels else
             f"label coverage is {coverage:.3f}, expected at least {pcfg.min_label_coverage} "
             "(monitoring.performance.min_label_coverage)" if coverage < pcfg.min_label_coverage else None)
-    ready = [g for g, r in reasons.items() if r is None]
-    if classification and ready:
-        keep = F.col(GROUP).isin([g for g in ready if g is not None])
-        if None in ready:
-            keep = keep | F.col(GROUP).isNull()
-        per_score = (frame.filter(used & keep).groupBy(GROUP, SCORE)
-                     .agg(F.sum(y).alias("pos"), F.sum(1 - y).alias("neg")))
-        below = Window.partitionBy(GROUP).orderBy(SCORE).rowsBetween(Window.unboundedPreceding, -1)
-        # Mann–Whitney: each positive beats the negatives with a lower score, ties count one half
-        pairs = F.sum("pos") * F.sum("neg")  # zero when the labels hold one class: AUC undefined (null)
-        aucs = (per_score.withColumn("neg_below", F.coalesce(F.sum("neg").over(below), F.lit(0.0)))
-                .groupBy(GROUP)
-                .agg(F.try_divide(F.sum(F.col("pos") * (F.col("neg_below") + F.col("neg") / 2)), pairs).alias("auc"))
-                .collect())
-        for r in aucs:
-            values[r[GROUP]]["auc"] = r["auc"]
-    out: dict[Any, list[dict[str, Any]]] = {}
-    for g, v in values.items():
-        n, coverage, reason = int(v["n"]), v["coverage"], reasons[g]
-        common = dict(column=PERFORMANCE, method=None, n_reference=None, n_current=n)
-        rows = [{**common, "metric": "labelled_rows", "value": float(n), "threshold": float(pcfg.min_labels),
-                 "status": OK if n >= pcfg.min_labels else INSUFFICIENT, "reason": None},
-                {**common, "metric": "label_coverage", "value": finite_or_none(coverage),
-                 "threshold": pcfg.min_label_coverage,
-                 "status": OK if coverage >= pcfg.min_label_coverage else INSUFFICIENT, "reason": None}]
-        for metric in (("auc", "log_loss", "brier") if classification else ("rmse", "mae")):
-            value = None if reason is not None else v.get(metric)
-            rows.append({**common, "metric": metric, "value": None if value is None else float(value),
-                         "threshold": None, "status": INSUFFICIENT if reason is not None or value is None else OK,
-                         "reason": reason})
-        out[g] = rows
-    return out
+    return reasons
+
+
+def _add_auc(frame: DataFrame, values: Mapping[Any, dict[str, Any]], ready: Sequence[Any]) -> None:
+    """Sets ``auc`` of the ``ready`` groups (one pass over their scores; null when the labels hold one class)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.window import Window
+
+    y, used = _label_and_used()
+    keep = F.col(GROUP).isin([g for g in ready if g is not None])
+    if None in ready:
+        keep = keep | F.col(GROUP).isNull()
+    per_score = (frame.filter(used & keep).groupBy(GROUP, SCORE)
+                 .agg(F.sum(y).alias("pos"), F.sum(1 - y).alias("neg")))
+    below = Window.partitionBy(GROUP).orderBy(SCORE).rowsBetween(Window.unboundedPreceding, -1)
+    # Mann–Whitney: each positive beats the negatives with a lower score, ties count one half
+    pairs = F.sum("pos") * F.sum("neg")  # zero when the labels hold one class: AUC undefined (null)
+    aucs = (per_score.withColumn("neg_below", F.coalesce(F.sum("neg").over(below), F.lit(0.0)))
+            .groupBy(GROUP)
+            .agg(F.try_divide(F.sum(F.col("pos") * (F.col("neg_below") + F.col("neg") / 2)), pairs).alias("auc"))
+            .collect())
+    for r in aucs:
+        values[r[GROUP]]["auc"] = r["auc"]
+
+
+def _group_rows(v: Mapping[str, Any], reason: str | None, pcfg: PerformanceConfig,
+                classification: bool) -> list[dict[str, Any]]:
+    """One group's rows: ``labelled_rows``, ``label_coverage``, then its metrics (``insufficient_data`` with
+    ``reason`` when it does not reach the floors)."""
+    n, coverage = int(v["n"]), v["coverage"]
+    common = dict(column=PERFORMANCE, method=None, n_reference=None, n_current=n)
+    rows = [{**common, "metric": "labelled_rows", "value": float(n), "threshold": float(pcfg.min_labels),
+             "status": OK if n >= pcfg.min_labels else INSUFFICIENT, "reason": None},
+            {**common, "metric": "label_coverage", "value": finite_or_none(coverage),
+             "threshold": pcfg.min_label_coverage,
+             "status": OK if coverage >= pcfg.min_label_coverage else INSUFFICIENT, "reason": None}]
+    for metric in (("auc", "log_loss", "brier") if classification else ("rmse", "mae")):
+        value = None if reason is not None else v.get(metric)
+        rows.append({**common, "metric": metric, "value": None if value is None else float(value),
+                     "threshold": None, "status": INSUFFICIENT if reason is not None or value is None else OK,
+                     "reason": reason})
+    return rows
 
 
 def performance_status(rows: Sequence[Mapping[str, Any]]) -> str:

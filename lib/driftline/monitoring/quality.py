@@ -6,9 +6,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from driftline.monitoring.drift import DATASET, cells, unseen_count
-from driftline.monitoring.drift import unseen_threshold as unseen_limit
-from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
+from driftline.monitoring.comparison import cells, unseen_count
+from driftline.monitoring.comparison import unseen_threshold as unseen_limit
+from driftline.monitoring.drift import DATASET
+from driftline.profiling.types import CategoricalProfile, DatasetProfile, NumericProfile
 from driftline.vocabulary import INSUFFICIENT, OK, SCORE, WARN, Status, finite_or_none
 
 # Completeness: a column's null rate (null + NaN) is `warn` above the reference's rate plus this.

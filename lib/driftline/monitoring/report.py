@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.monitoring.drift import DATASET, cells
+from driftline.monitoring.comparison import cells
+from driftline.monitoring.drift import DATASET
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.monitoring.spec import METHOD_METRIC
 from driftline.profiling.bins import OTHER, NumericBins
-from driftline.profiling.profile import DatasetProfile, NumericProfile
+from driftline.profiling.types import DatasetProfile, NumericProfile
 
 if TYPE_CHECKING:
     from driftline.monitoring.drift import DatasetDrift
@@ -58,7 +59,7 @@ def _badge(status: str) -> str:
 
 
 def _labels(prof: Any) -> list[str]:
-    """One label per cell of `driftline.monitoring.drift.cells`."""
+    """One label per cell of `driftline.monitoring.comparison.cells`."""
     if isinstance(prof, NumericProfile):
         e = prof.edges
         if not e:
@@ -177,6 +178,28 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
     """The report's HTML (pure): summary, per-column verdicts with histograms, trends across windows, the
     earlier windows' performance on labels matured since (``matured``: start, end, version, performance
     rows), every metric row."""
+    summary = _summary(model=model, version=version, date=date, window=window, run_id=run_id, reference=reference,
+                       current=current, result=result, evidently=evidently)
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>driftline report — {_e(model)} {date}</title><style>{CSS}</style></head><body>",
+           f"<h1>driftline monitoring report — {_e(model)} {date}</h1>",
+           '<p class="muted">Reference: the model version\'s training + validation rows. Current: the rows the '
+           "champion scored in the window. Static file: no script, no external asset.</p>",
+           "<table>", *[f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary], "</table>",
+           *_columns_section(result, reference, current)]
+    if trends:
+        out.extend(_trends_section(result, trends))
+    if matured:
+        out.extend(_matured_section(matured))
+    out.extend(_metrics_section(rows))
+    out.append("</table></body></html>\n")
+    return "\n".join(out)
+
+
+def _summary(*, model: str, version: str, date: dt.date, window: tuple[dt.date, dt.date], run_id: str,
+             reference: DatasetProfile, current: DatasetProfile, result: DatasetDrift,
+             evidently: EvidentlyPage | None) -> list[tuple[str, str]]:
+    """(label, HTML) lines of the summary table: model, window, rows, dataset verdict, run, Evidently page."""
     drifted = [c.column for c in result.columns if c.drifted]
     summary = [
         ("model", f"{model} v{version}"), ("run date", date.isoformat()),
@@ -191,13 +214,12 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
     if evidently is not None:
         link = f'<a href="{_e(evidently.file)}">{_e(evidently.file)}</a> — ' if evidently.file else ""
         summary.append(("Evidently page", f'{link}<span class="muted">{_e(evidently.note)}</span>'))
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>driftline report — {_e(model)} {date}</title><style>{CSS}</style></head><body>",
-           f"<h1>driftline monitoring report — {_e(model)} {date}</h1>",
-           '<p class="muted">Reference: the model version\'s training + validation rows. Current: the rows the '
-           "champion scored in the window. Static file: no script, no external asset.</p>",
-           "<table>", *[f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary], "</table>",
-           "<h2>Columns</h2>",
+    return summary
+
+
+def _columns_section(result: DatasetDrift, reference: DatasetProfile, current: DatasetProfile) -> list[str]:
+    """The Columns table: one line per column with its verdict and a histogram of reference vs current."""
+    out = ["<h2>Columns</h2>",
            '<p class="legend muted">cell shares: <span style="background:#9e9e9e"></span>reference'
            '<span style="background:#1565c0"></span>current</p>',
            "<table><tr><th>column</th><th>kind</th><th>method</th><th>value</th><th>threshold</th><th>status</th>"
@@ -211,38 +233,50 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
             f"<td class=\"muted\">{_e(c.reason)}</td></tr>"
         )
     out.append("</table>")
-    if trends:
-        dates = sorted({p.run_date for ps in trends.values() for p in ps})
-        out.append(f"<h2>Trends</h2><p class=\"muted\">Runs {dates[0]} .. {dates[-1]} of this model (whatever "
-                   "version): each column's decision metric against the reference (dashed: its threshold; dot "
-                   "colour: status); the dataset's drift share; AUC on matured labels.</p>"
-                   "<table><tr><th>column</th><th>metric</th><th>latest</th><th>trend</th></tr>")
-        order = [c.column for c in result.columns] + [DATASET, PERFORMANCE]
-        for column in [c for c in order if c in trends] + sorted(set(trends) - set(order)):
-            ps = trends[column]
-            out.append(f"<tr><td><b>{_e(column)}</b></td><td>{_e(ps[-1].metric)}</td>"
-                       f'<td class="num">{_fmt(ps[-1].value)}</td><td>{trend_svg(ps)}</td></tr>')
-        out.append("</table>")
-    if matured:
-        names = [r["metric"] for r in matured[0][3]]
-        out.append("<h2>Earlier windows on matured labels</h2><p class=\"muted\">The windows before this one, "
-                   "recomputed with the labels matured by this run's date (label.horizon_days).</p>"
-                   "<table><tr><th>window</th><th>version</th>" + "".join(f"<th>{_e(n)}</th>" for n in names)
-                   + "</tr>")
-        for start, end, version, perf in sorted(matured, key=lambda m: m[1], reverse=True):
-            by = {r["metric"]: r for r in perf}
-            cells = "".join(f'<td class="num">{_fmt(by[n]["value"])} {_badge(by[n]["status"])}</td>'
-                            if n in by else "<td></td>" for n in names)
-            out.append(f"<tr><td>{start} .. {end}</td><td>v{_e(version)}</td>{cells}</tr>")
-        out.append("</table>")
-    out.append("<h2>All metrics</h2><table><tr><th>column</th><th>metric</th><th>value</th>"
-               "<th>threshold</th><th>status</th><th>reason</th></tr>")
+    return out
+
+
+def _trends_section(result: DatasetDrift, trends: Mapping[str, Sequence[TrendPoint]]) -> list[str]:
+    """The Trends table: the run's columns in order, then ``__dataset__``, ``__performance__`` and the rest."""
+    dates = sorted({p.run_date for ps in trends.values() for p in ps})
+    out = [f"<h2>Trends</h2><p class=\"muted\">Runs {dates[0]} .. {dates[-1]} of this model (whatever "
+           "version): each column's decision metric against the reference (dashed: its threshold; dot "
+           "colour: status); the dataset's drift share; AUC on matured labels.</p>"
+           "<table><tr><th>column</th><th>metric</th><th>latest</th><th>trend</th></tr>"]
+    order = [c.column for c in result.columns] + [DATASET, PERFORMANCE]
+    for column in [c for c in order if c in trends] + sorted(set(trends) - set(order)):
+        ps = trends[column]
+        out.append(f"<tr><td><b>{_e(column)}</b></td><td>{_e(ps[-1].metric)}</td>"
+                   f'<td class="num">{_fmt(ps[-1].value)}</td><td>{trend_svg(ps)}</td></tr>')
+    out.append("</table>")
+    return out
+
+
+def _matured_section(matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Mapping[str, Any]]]]) -> list[str]:
+    """The earlier windows' performance on matured labels, latest window first (metrics of the first given)."""
+    names = [r["metric"] for r in matured[0][3]]
+    out = ["<h2>Earlier windows on matured labels</h2><p class=\"muted\">The windows before this one, "
+           "recomputed with the labels matured by this run's date (label.horizon_days).</p>"
+           "<table><tr><th>window</th><th>version</th>" + "".join(f"<th>{_e(n)}</th>" for n in names)
+           + "</tr>"]
+    for start, end, version, perf in sorted(matured, key=lambda m: m[1], reverse=True):
+        by = {r["metric"]: r for r in perf}
+        tds = "".join(f'<td class="num">{_fmt(by[n]["value"])} {_badge(by[n]["status"])}</td>'
+                      if n in by else "<td></td>" for n in names)
+        out.append(f"<tr><td>{start} .. {end}</td><td>v{_e(version)}</td>{tds}</tr>")
+    out.append("</table>")
+    return out
+
+
+def _metrics_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The All metrics table, open: every metric row of the run (the caller closes the table)."""
+    out = ["<h2>All metrics</h2><table><tr><th>column</th><th>metric</th><th>value</th>"
+           "<th>threshold</th><th>status</th><th>reason</th></tr>"]
     for r in rows:
         out.append(f"<tr><td>{_e(r['column'])}</td><td>{_e(r['metric'])}</td>"
                    f'<td class="num">{_fmt(r["value"])}</td><td class="num">{_fmt(r["threshold"])}</td>'
                    f"<td>{_badge(r['status'])}</td><td class=\"muted\">{_e(r.get('reason'))}</td></tr>")
-    out.append("</table></body></html>\n")
-    return "\n".join(out)
+    return out
 
 
 def write_report(path: Path, **content: Any) -> Path:

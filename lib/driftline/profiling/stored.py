@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from driftline.profiling.bins import OTHER, NumericBins, bins_from_rows
-from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
+from driftline.profiling.types import CategoricalProfile, DatasetProfile, NumericProfile
 from driftline.vocabulary import SCORE  # the model's score is profiled like a feature, under this name
 
 # calibration rows stored with a reference profile (`driftline.monitoring.calibration`)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
+from driftline.profiling.accumulate import _accumulate, _Accumulator, _core_row, _layout, hash_column
 from driftline.profiling.bins import (
     CategoricalBins,
     ColumnBins,
@@ -21,15 +22,8 @@ from driftline.profiling.bins import (
     value_edges,
 )
 from driftline.profiling.membership import build_membership
-from driftline.profiling.profile import (
-    DatasetProfile,
-    _accumulate,
-    _Accumulator,
-    _core_row,
-    _layout,
-    hash_column,
-    profile_from_row,
-)
+from driftline.profiling.profile import profile_from_row
+from driftline.profiling.types import DatasetProfile
 
 
 def mix64(values: Sequence[str]) -> np.ndarray:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from driftline.profiling.profile import CategoricalProfile, NumericProfile
+from driftline.profiling.types import CategoricalProfile, NumericProfile
 
 FINE = tuple(round(i / 100, 2) for i in range(1, 100))
 

@@ -13,17 +13,8 @@ from pyspark.sql.types import DoubleType, LongType, StringType, StructField, Str
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from driftline.monitoring.drift import (
-    DATASET,
-    DRIFT_QUANTILES,
-    calibrate_thresholds,
-    cells,
-    compare,
-    dataset_drift,
-    drift_by_column,
-    drift_rows,
-    threshold_map,
-)
+from driftline.monitoring.comparison import DRIFT_QUANTILES, cells, compare
+from driftline.monitoring.drift import DATASET, dataset_drift, drift_by_column, drift_rows
 from driftline.monitoring.measures import DriftError, psi
 from driftline.monitoring.metrics import (
     KEY_FIELDS,
@@ -31,6 +22,7 @@ from driftline.monitoring.metrics import (
     monitor_metrics_frame_rows,
 )
 from driftline.monitoring.spec import DriftSpec
+from driftline.monitoring.thresholds import calibrate_thresholds, threshold_map
 from driftline.profiling.bins import fit_reference_bins
 from driftline.profiling.profile import profile, profile_by
 from driftline.tables.contracts import MONITOR_METRICS

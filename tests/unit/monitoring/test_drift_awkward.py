@@ -16,7 +16,8 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-from driftline.monitoring.drift import compare, dataset_drift, drift_by_column
+from driftline.monitoring.comparison import compare
+from driftline.monitoring.drift import dataset_drift, drift_by_column
 from driftline.monitoring.spec import DriftSpec
 from tests.unit.monitoring.arrow_profiles import categorical_bins, numeric_bins, profile_arrays
 
@@ -267,7 +268,7 @@ def test_an_atom_at_the_maximum_has_its_own_cell() -> None:
 
 
 def test_a_constant_column_keeps_the_static_threshold_in_calibration() -> None:
-    from driftline.monitoring.drift import calibrate_thresholds
+    from driftline.monitoring.thresholds import calibrate_thresholds
 
     bins = {"k": numeric_bins("k", np.full(1000, 3.0))}
     ref = profile_arrays({"k": np.full(1000, 3.0)}, bins)

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from driftline.monitoring.drift import calibrate_thresholds, compare, dataset_drift, drift_by_column
+from driftline.monitoring.comparison import compare
+from driftline.monitoring.drift import dataset_drift, drift_by_column
 from driftline.monitoring.spec import ColumnDriftSpec, DriftConfig, DriftSpec, DriftSpecError
-from driftline.profiling.profile import DatasetProfile
+from driftline.monitoring.thresholds import calibrate_thresholds
+from driftline.profiling.types import DatasetProfile
 
 from .oracles import categorical_profile, numeric_profile, quantile_bins
 
@@ -147,8 +149,8 @@ def test_reference_dates_are_cut_into_contiguous_runs_of_whole_days() -> None:
 
 def test_calibration_rows_round_trip_to_the_thresholds_the_spec_uses() -> None:
     from driftline.monitoring.calibration import calibration_rows, thresholds_from_rows
-    from driftline.monitoring.drift import CalibratedThreshold
-    from driftline.profiling.profile import DatasetProfile, NumericProfile
+    from driftline.monitoring.thresholds import CalibratedThreshold
+    from driftline.profiling.types import DatasetProfile, NumericProfile
 
     prof = DatasetProfile(10, {"x": NumericProfile("x", 10, 0, 0, 0, 10, 0.0, 1.0, -1.0, 1.0, (), (), (), 0, 0)})
     cal = [CalibratedThreshold("x", "psi", 0.02, 0.01, 3.0, 4, 0.05)]

@@ -206,7 +206,7 @@ def test_profile_errors_name_the_columns(spark, reference, bins) -> None:
 
 
 def test_offset_sums_round_trip_and_an_older_reference_falls_back_to_quantiles(spark, reference, bins) -> None:
-    from driftline.monitoring.drift import _quantile_function, compare
+    from driftline.monitoring.comparison import _quantile_function, compare
     from driftline.monitoring.inputs import Reference
     from driftline.monitoring.measures import wasserstein_cells, wasserstein_quantiles
     from driftline.profiling.stored import profile_from_rows

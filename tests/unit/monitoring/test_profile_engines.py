@@ -20,8 +20,9 @@ from pyspark.sql.types import BooleanType, DoubleType, IntegerType, StringType, 
 from driftline.cli.jar import jar_command
 from driftline.jvm import PROFILE_FOLD, JarBuildError, build_jar, jar_path, java_class, session_jar
 from driftline.profiling.bins import CategoricalBins, NumericBins, ProfileError, value_edges
+from driftline.profiling.fold import core_pass
 from driftline.profiling.membership import build_membership
-from driftline.profiling.profile import core_pass, profile_by, profile_rows
+from driftline.profiling.profile import profile_by, profile_rows
 
 COLUMNS = ["x", "ints", "const", "empty", "c", "u", "flag"]
 SEEN = 300   # "u0" … "u299" are the reference's categories of "u"; "u300" … "u499" are new

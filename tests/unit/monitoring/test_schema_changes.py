@@ -11,7 +11,7 @@ from pyspark.sql.types import DateType, DoubleType, LongType, StringType, Struct
 from driftline.errors import InputContractError
 from driftline.monitoring.inputs import Scope, window_frame
 from driftline.monitoring.quality import schema_rows
-from driftline.profiling.profile import CategoricalProfile, DatasetProfile, NumericProfile
+from driftline.profiling.types import CategoricalProfile, DatasetProfile, NumericProfile
 from driftline.tables import CommitInfo, StorageConfig, open_store
 from driftline.vocabulary import SCORE as PREDICTION
 

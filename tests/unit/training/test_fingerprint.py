@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from driftline.jobs.train import training_fingerprint
+from driftline.training.fingerprint import training_fingerprint
 
 TRAIN = pd.DataFrame({"customer_id": ["a", "b", "c"], "x1": [1.0, None, 3.0], "plan": ["p", "q", None],
                       "label": [0.0, 1.0, 0.0]})

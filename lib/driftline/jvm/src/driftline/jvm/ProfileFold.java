@@ -26,13 +26,13 @@ import org.apache.spark.sql.types.StructType;
 import org.apache.spark.unsafe.types.UTF8String;
 
 /**
- * The per-task fold of driftline's profile pass (driftline.profiling.profile.core_pass), on the JVM.
+ * The per-task fold of driftline's profile pass (driftline.profiling.fold.core_pass), on the JVM.
  *
  * <p>Input: a frame whose columns are {@code c0..c<n-1>} (double for numeric columns, string for categorical
  * ones), then the {@code xxhash64} (bigint) of each categorical column with tail buckets, and, when grouped, a
  * column with the group key (its ordinal is in the spec). Output: one row per task and group,
  * {@code (part, [__group__], add, lo, hi, mom)}, in exactly the layout the Python fold writes (see
- * {@code _layout} there), so the driver merges either kind of row the same way.
+ * {@code _layout} in driftline.profiling.accumulate), so the driver merges either kind of row the same way.
  */
 public final class ProfileFold {
   private ProfileFold() {}
@@ -450,7 +450,7 @@ public final class ProfileFold {
       }
     }
 
-    /** The additive slots in the Python fold's order (``rows``, then per column, see {@code _layout}). */
+    /** The additive slots in the Python fold's order (``rows``, then per column, see {@code _layout} in driftline.profiling.accumulate). */
     double[] addSlots() {
       List<Double> out = new ArrayList<>();
       out.add((double) rows);
