@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,34 @@ def load_verified(path: str | Path, expected_sha256: str) -> Any:
     data = read_verified(path, expected_sha256)
     log.debug("model artifact %s: SHA-256 verified (%d bytes)", path, len(data))
     return deserialize(data, str(path))
+
+
+class ModelCache:
+    """A small thread-safe LRU of deserialized models, keyed by something that includes the artifact's
+    SHA-256 (a replaced artifact never hits a stale entry). The loader runs outside the lock."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._models: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_load(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        model = load()
+        with self._lock:
+            self._models[key] = model
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return model
+
+    def keys(self) -> list[tuple[str, ...]]:
+        """Keys of the cached models, oldest first."""
+        with self._lock:
+            return list(self._models)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()

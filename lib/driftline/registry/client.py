@@ -15,8 +15,6 @@ import datetime as dt
 import logging
 import os
 import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,14 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from driftline.errors import ArtifactIntegrityError, UsageError
-from driftline.registry.artifact import MODEL_FILE, TRUSTED_TYPES, deserialize, sha256_bytes, verify_bytes
+from driftline.registry.artifact import (
+    MODEL_FILE,
+    TRUSTED_TYPES,
+    ModelCache,
+    deserialize,
+    sha256_bytes,
+    verify_bytes,
+)
 from driftline.vocabulary import CHAMPION, PREVIOUS
 
 if TYPE_CHECKING:
@@ -40,8 +45,7 @@ TAG_FILE = "driftline.artifact_file"
 TAG_BYTES = "driftline.artifact_bytes"
 
 _CACHE_SIZE = 4
-_cache: OrderedDict[tuple[str, str, str, str], Any] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache = ModelCache(_CACHE_SIZE)
 
 
 @dataclass(frozen=True)
@@ -270,17 +274,7 @@ class ModelRegistry:
         """The fitted pipeline of ``version``, verified (hash) before it is deserialized; cached per hash."""
         info = self.get(version)
         key = (self.setup.registry_uri, self.name, info.version, info.sha256 or "")
-        with _cache_lock:
-            if key in _cache:
-                _cache.move_to_end(key)
-                return _cache[key]
-        data = self.verified_bytes(info)
-        model = deserialize(data, f"{self.name} v{info.version}")
-        with _cache_lock:
-            _cache[key] = model
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
-        return model
+        return _cache.get_or_load(key, lambda: deserialize(self.verified_bytes(info), f"{self.name} v{info.version}"))
 
 
 @dataclass(frozen=True)
@@ -324,5 +318,4 @@ def fetch_bytes(uri: str, tracking_uri: str) -> bytes:
 
 def clear_cache() -> None:
     """Forget loaded models (tests, long-lived processes after a registry change)."""
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()

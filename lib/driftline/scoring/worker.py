@@ -9,18 +9,14 @@ entry. Bytes are verified against the SHA-256 again before skops sees them, in t
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from driftline.registry.artifact import deserialize, verify_bytes
+from driftline.registry.artifact import ModelCache, deserialize, verify_bytes
 
 log = logging.getLogger(__name__)
 
-_CACHE_SIZE = 4
-_models: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
-_lock = threading.Lock()
+_models = ModelCache(4)
 _threads: int | None = None
 
 
@@ -38,28 +34,20 @@ def limit_threads(threads: int) -> None:
 def cached_model(name: str, version: str, sha256: str, fetch: Callable[[], bytes], threads: int) -> Any:
     """The model for (name, version, sha256): from this worker's cache, else fetched, verified and loaded."""
     limit_threads(threads)
-    key = (name, version, sha256)
-    with _lock:
-        if key in _models:
-            _models.move_to_end(key)
-            return _models[key]
-    data = fetch()
-    verify_bytes(data, sha256, f"{name} v{version} (worker copy)")
-    model = deserialize(data, f"{name} v{version}")
-    with _lock:
-        _models[key] = model
-        while len(_models) > _CACHE_SIZE:
-            _models.popitem(last=False)
-    return model
+
+    def load() -> Any:
+        data = fetch()
+        verify_bytes(data, sha256, f"{name} v{version} (worker copy)")
+        return deserialize(data, f"{name} v{version}")
+
+    return _models.get_or_load((name, version, sha256), load)
 
 
-def cached_keys() -> list[tuple[str, str, str]]:
+def cached_keys() -> list[tuple[str, ...]]:
     """Keys of the models loaded in this process, oldest first."""
-    with _lock:
-        return list(_models)
+    return _models.keys()
 
 
 def clear() -> None:
     """Forget the loaded models of this process."""
-    with _lock:
-        _models.clear()
+    _models.clear()
