@@ -68,7 +68,7 @@ class Reference:
 
 
 def load_reference(scope: Scope, version: str) -> Reference:
-    """The stored reference profile of ``version`` (features + ``prediction``) and its calibrated thresholds,
+    """The stored reference profile of ``version`` (features + ``score``) and its calibrated thresholds,
     one partition-pruned read."""
     name = scope.model
     rows = [r.asDict() for r in read_reference_rows(scope.store, name, version).collect()]
@@ -123,11 +123,11 @@ def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]
 
 def window_frame(scope: Scope, predictions: DataFrame, dates: Sequence[dt.date],
                  columns: Sequence[str], numeric: Collection[str] = (), few: bool = False) -> DataFrame:
-    """The rows the champion scored in the window: its ``prediction`` (= score) and their feature values.
+    """The rows the champion scored in the window: their ``score`` and feature values.
 
     Reads the predictions' key, score_date, score and the features ``columns`` of the same key and
     date (left join: a scored row without its feature row shows nulls); returns key, as_of_date,
-    ``columns`` and ``prediction``; a boolean column as the model and its reference saw it (the train
+    ``columns`` and ``score``; a boolean column as the model and its reference saw it (the train
     job's casts): 1.0 / 0.0 when ``numeric``, else "true" / "false". A reference column missing from
     the features table, or one the reference profiled as ``numeric`` but the table holds as neither a
     number nor a boolean, fails (R9), naming expected and found. ``few``: ``predictions`` is a few
