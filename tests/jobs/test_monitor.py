@@ -24,7 +24,6 @@ from driftline.cli.main import main
 from driftline.cli.runner import run_job
 from driftline.config import load_config
 from driftline.monitoring.drift import dataset_drift, drift_rows
-from driftline.monitoring.metrics import KEY_FIELDS
 from driftline.monitoring.spec import DriftSpec
 from driftline.profiling.bins import NumericBins
 from driftline.profiling.profile import profile_rows
@@ -32,6 +31,7 @@ from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
 from driftline.profiling.types import CategoricalProfile, DatasetProfile, NumericProfile
 from driftline.registry.profiles import read_reference_rows, reference_bins
 from driftline.tables import CommitInfo
+from driftline.tables.contracts import MONITOR_METRICS
 from driftline.vocabulary import CHAMPION
 from tests.jobs.test_score import registry_of, store_of
 from tests.unit.monitoring.oracles import offset_sums
@@ -245,7 +245,7 @@ def test_rerun_replaces_identical_rows_without_duplicates(scored) -> None:   # R
     # every key, status, threshold and size is identical; a float statistic may differ in its last bits
     # (Spark merges partial aggregates in whatever order the tasks finish)
     assert_approx_df_equality(again, first, 1e-12, ignore_row_order=True)
-    assert again.groupBy(*KEY_FIELDS).count().filter("count > 1").count() == 0
+    assert again.groupBy(*MONITOR_METRICS.key).count().filter("count > 1").count() == 0
     [run] = runs_of(env, D)
     assert run["run_id"] != first_run[0]["run_id"]
     assert {k: v for k, v in run.items() if k not in ("run_id", "started_at")} == {

@@ -12,19 +12,14 @@ import argparse
 import datetime as dt
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import yaml
-from pydantic import ValidationError
 
 from driftline.cli.runner import CliParser, command, setup_logging
 from driftline.errors import ConfigError
 
 if TYPE_CHECKING:
-    from driftline.config.schema import CheckedStorageConfig
-    from driftline.runtime import RuntimeConfig
+    from driftline.config.schema import WorkspaceConfig
 
 DESCRIPTION = """Upgrade the Delta tables of a workspace written by an earlier driftline release to the current
 table contract (docs/table-reference.md), one Delta commit per table (job 'migrate'). Before changing anything,
@@ -60,28 +55,16 @@ def migrate_command(argv: Sequence[str], prog: str = "driftline migrate") -> int
     return command(prog, build_parser(prog), argv, _run)
 
 
-@dataclass(frozen=True)
-class Workspace:
-    """What migrate needs from the configuration: where and how to run, and the models' source tables."""
-
-    path: str
-    runtime: RuntimeConfig
-    storage: CheckedStorageConfig
-    log_level: str
-    json_lines: bool
-    sources: dict[str, tuple[str, ...]]  # source table → the models reading it
-
-
-def load_workspace(conf_dir: str, workspace: str) -> Workspace:
-    """Every model config under ``conf_dir`` (their source tables, one storage setting), else base.yaml alone."""
-    from driftline.config import load_config
+def load_workspace(conf_dir: str, workspace: str) -> tuple[WorkspaceConfig, dict[str, tuple[str, ...]]]:
+    """The workspace settings (one storage setting for every model under ``conf_dir``, else base.yaml's) and
+    the configured models' source tables (source table → the models reading it)."""
+    from driftline.config import load_config, load_workspace_config
 
     conf = Path(conf_dir)
-    if not conf.is_dir():
-        raise ConfigError(f"--conf-dir: expected a folder with base.yaml and models/, found no folder {conf}")
-    configs = [load_config(p.stem, conf, (), workspace).config for p in sorted((conf / "models").glob("*.yaml"))]
+    models = sorted((conf / "models").glob("*.yaml")) if conf.is_dir() else []
+    configs = [load_config(p.stem, conf, (), workspace).config for p in models]
     if not configs:
-        return _base_only(conf, workspace)
+        return load_workspace_config(conf, workspace), {}
     first = configs[0]
     for cfg in configs[1:]:
         if cfg.storage != first.storage:
@@ -92,26 +75,7 @@ def load_workspace(conf_dir: str, workspace: str) -> Workspace:
         for source in (cfg.sources.events, cfg.sources.entities, cfg.sources.labels):
             if source is not None and cfg.name not in sources.setdefault(source.table, []):
                 sources[source.table].append(cfg.name)
-    return Workspace(first.workspace, first.runtime, first.storage, first.logging.level,
-                     first.logging.json_lines, {t: tuple(m) for t, m in sources.items()})
-
-
-def _base_only(conf: Path, workspace: str) -> Workspace:
-    """No model configured: the runtime, storage and logging keys of base.yaml (no source tables)."""
-    from driftline.config.schema import CheckedStorageConfig, LoggingConfig
-    from driftline.runtime import RuntimeConfig
-
-    base = conf / "base.yaml"
-    try:
-        data = (yaml.safe_load(base.read_text()) if base.is_file() else None) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{base}: expected a mapping of keys, found {type(data).__name__}")
-        runtime = RuntimeConfig.model_validate(data.get("runtime") or {})
-        storage = CheckedStorageConfig.model_validate(data.get("storage") or {})
-        logging_cfg = LoggingConfig.model_validate(data.get("logging") or {})
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"{base}: {' '.join(str(exc).split())}") from None
-    return Workspace(workspace, runtime, storage, logging_cfg.level, logging_cfg.json_lines, {})
+    return first, {t: tuple(m) for t, m in sources.items()}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -122,16 +86,16 @@ def _run(args: argparse.Namespace) -> int:
     from driftline.tables import CommitInfo, open_store
     from driftline.tables import migrate as m
 
-    ws = load_workspace(args.conf_dir, args.workspace)
-    level = args.log_level or ws.log_level
-    setup_logging(level, ws.json_lines)
-    if not Path(ws.path).is_dir():
-        raise ConfigError(f"--workspace: expected a workspace folder, found no folder {ws.path}")
+    ws, sources = load_workspace(args.conf_dir, args.workspace)
+    level = args.log_level or ws.logging.level
+    setup_logging(level, ws.logging.json_lines)
+    if not Path(ws.workspace).is_dir():
+        raise ConfigError(f"--workspace: expected a workspace folder, found no folder {ws.workspace}")
     owned = SparkSession.getActiveSession() is None
-    spark = build_spark(ws.runtime, ws.path, quiet=level != "DEBUG")
+    spark = build_spark(ws.runtime, ws.workspace, quiet=level != "DEBUG")
     try:
-        store = open_store(spark, ws.storage, ws.path)
-        plans = m.plan(store, ws.sources)  # refuses before anything changes
+        store = open_store(spark, ws.storage, ws.workspace)
+        plans = m.plan(store, sources)  # refuses before anything changes
         if args.dry_run:
             for p in plans:
                 print(p.line(), flush=True)

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from driftline.config.schema import DriftlineConfig
+from driftline.config.schema import DriftlineConfig, WorkspaceConfig
 from driftline.errors import ConfigError
 from driftline.spec import IDENTIFIER
 
@@ -119,6 +119,27 @@ def load_config(
         raise ConfigError(_describe(exc, origin, _show(model_file))) from None
 
     return LoadedConfig(cfg, tuple(files), tuple(override_list), config_hash(cfg), str(conf))
+
+
+def load_workspace_config(conf_dir: str | os.PathLike[str] = "conf", workspace: str | None = None
+                          ) -> WorkspaceConfig:
+    """The workspace keys of ``base.yaml`` (runtime, storage, MLflow, logging, workspace) without a model, for
+    commands that act on a whole workspace; model keys in base.yaml are left to the models. `ConfigError`."""
+    conf = Path(conf_dir)
+    if not conf.is_dir():
+        raise ConfigError(f"--conf-dir: expected a folder with base.yaml and models/, found no folder {_show(conf)}")
+    merged: dict[str, Any] = {}
+    origin: dict[KeyPath, str] = {}
+    base = conf / "base.yaml"
+    if base.is_file():
+        layer = _read_yaml(base)
+        _merge(merged, origin, {k: v for k, v in layer.items() if k in WorkspaceConfig.model_fields}, _show(base))
+    if workspace is not None:
+        _set_path(merged, origin, ("workspace",), workspace, "--workspace")
+    try:
+        return WorkspaceConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, _show(base))) from None
 
 
 def config_hash(cfg: DriftlineConfig) -> str:

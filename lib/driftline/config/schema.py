@@ -71,14 +71,18 @@ class ScheduleConfig(Frozen):
 # --------------------------------------------------------------------------- the whole thing
 
 
-class DriftlineConfig(Frozen):
-    """The resolved configuration of one job run (base → model → overrides)."""
+class WorkspaceConfig(Frozen):
+    """The keys that belong to no model: where and how driftline runs (normally ``conf/base.yaml``)."""
 
     workspace: LocalFolder = ".driftline"
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     storage: CheckedStorageConfig = Field(default_factory=CheckedStorageConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+class DriftlineConfig(WorkspaceConfig):
+    """The resolved configuration of one job run (base → model → overrides)."""
 
     name: Identifier
     description: str = ""

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from driftline.errors import DriftlineError
-from driftline.tables.contracts import MONITOR_METRICS
 from driftline.vocabulary import STATUSES, finite_or_none
 
 ALL_ROWS = "__all__"  # the slice of the whole window
 BASELINES = ("reference", "previous_window")
-KEY_FIELDS = MONITOR_METRICS.key  # at most one row per key in the table (idempotent rewrite per date)
 
 
 class MetricsRowError(DriftlineError):

@@ -27,7 +27,6 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pyspark.sql.types import DataType, StructField, StructType
@@ -130,7 +129,8 @@ class Migrated:
 
 
 def change_of(p: TablePlan) -> Change:
-    assert p.contract is not None
+    if p.contract is None:
+        raise TableError(f"table {p.table}: expected a driftline table, found a source table")
     return CHANGES[p.contract.name]
 
 
@@ -183,28 +183,17 @@ def detect(contract: c.TableContract, schema: StructType) -> tuple[int | None, s
 # --------------------------------------------------------------------------- planning
 
 
-def table_names(store: TableStore) -> list[str]:
-    """Delta tables under the store's tables root (folders holding ``_delta_log/``), and mapped ones."""
-    root_setting = store.cfg.root or "tables"
-    if ":" in root_setting.split("/", 1)[0]:
-        raise MigrationRefused(f"storage.root: migrate lists the tables of a local folder, found the URI "
-                               f"{root_setting} (migrate a copy, or run it where the tables are a local folder)")
-    root = Path(root_setting)
-    root = (root if root.is_absolute() else store.workspace / root).resolve()
-    if not root.is_dir():
-        raise MigrationRefused(f"--workspace: expected the tables folder {root}, found no folder")
-    names = {p.name for p in root.iterdir() if (p / "_delta_log").is_dir()}
-    names |= {name for name in store.cfg.tables if store.exists(name)}
-    return sorted(names)
-
-
 def plan(store: TableStore, sources: Mapping[str, Sequence[str]]) -> list[TablePlan]:
     """What to do with every table under the tables root; `MigrationRefused` (one line, nothing changed)
     when one is neither a driftline table of a known contract version nor a source table in ``sources``
     (source table → the models reading it). Schemas are checked first, then the tables to migrate are
     counted (and quality_results' status values checked)."""
+    try:
+        names = store.table_names()
+    except TableError as exc:
+        raise MigrationRefused(f"{exc} (migrate a copy where the tables are a local folder)") from None
     plans, refused = [], []
-    for name in table_names(store):
+    for name in names:
         try:
             plans.append(_plan_table(store, name, sources))
         except MigrationRefused as exc:
@@ -296,8 +285,10 @@ def migrated_frame(store: TableStore, p: TablePlan) -> DataFrame:
     """The table's rows in contract 2: columns renamed, values mapped, new columns, contract order."""
     from pyspark.sql import functions as F
 
-    contract, change = p.contract, change_of(p)
-    assert contract is not None
+    change = change_of(p)
+    contract = p.contract
+    if contract is None:
+        raise TableError(f"table {p.table}: expected a driftline table, found a source table")
     df = store.read(p.table)
     for new, old in change.renamed.items():
         df = df.withColumnRenamed(old, new)
@@ -347,4 +338,4 @@ VALUE_MAPS: dict[str, Callable[[DataFrame, TableStore], DataFrame]] = {
 
 
 __all__ = ["CHANGES", "Change", "MigrationRefused", "Migrated", "TablePlan", "apply", "detect", "migrate_table",
-           "plan", "table_names"]
+           "plan"]

@@ -55,9 +55,18 @@ def resolve_location(name: str, cfg: StorageConfig, workspace: str | os.PathLike
     if mapped is not None:
         target = mapped
     else:
-        root = cfg.root if cfg.root else "tables"  # relative: resolved against the workspace below
+        root = _root(cfg)
         target = root.rstrip("/") + "/" + name if _is_uri(root) else str(Path(root) / name)
     return _location(name, target, workspace)
+
+
+def root_location(cfg: StorageConfig, workspace: str | os.PathLike[str]) -> Location:
+    """Where the tables without an explicit ``storage.tables`` location live (``storage.root``)."""
+    return _location("<tables root>", _root(cfg), workspace)
+
+
+def _root(cfg: StorageConfig) -> str:
+    return cfg.root if cfg.root else "tables"  # relative: resolved against the workspace
 
 
 def _location(name: str, target: str, workspace: str | os.PathLike[str]) -> Location:

@@ -16,7 +16,7 @@ from driftline.tables import schema as policy
 from driftline.tables.backend import DeltaBackend, PartitionKey, Snapshot, StagedWrite, error_line
 from driftline.tables.commit import CommitInfo, WriteResult
 from driftline.tables.embedded import EmbeddedBackend
-from driftline.tables.names import Location, resolve_location, validate_table_name
+from driftline.tables.names import Location, resolve_location, root_location, validate_table_name
 from driftline.tables.native import NativeBackend, native_available
 from driftline.tables.preflight import (
     Mode,
@@ -71,6 +71,18 @@ class TableStore:
     def location(self, name: str) -> str:
         """Validated name → absolute path or URI of the table (R20: names are identifiers only)."""
         return self._loc(name).uri
+
+    def table_names(self) -> list[str]:
+        """The Delta tables of this store: folders holding ``_delta_log/`` under a local tables root, and the
+        ``storage.tables`` mappings that exist. `TableError` for an object-store root (not listed)."""
+        root = root_location(self.cfg, self.workspace)
+        if root.local_path is None:
+            raise TableError(f"storage.root: expected a local folder to list tables in, found the URI {root.uri}")
+        if not root.local_path.is_dir():
+            raise TableError(f"storage.root: expected the tables folder {root.local_path}, found no folder")
+        names = {p.name for p in root.local_path.iterdir() if (p / "_delta_log").is_dir()}
+        names |= {name for name in self.cfg.tables if self.exists(name)}
+        return sorted(names)
 
     def exists(self, name: str) -> bool:
         """True when a Delta table exists at the name's location."""

@@ -224,3 +224,18 @@ def test_overrides_are_logged_with_secrets_masked(conf: Path) -> None:
         "mlflow.tracking_uri=https://***@mlflow.example.com/x",
         'runtime.spark_conf={"spark.hadoop.fs.s3a.secret.key": "***", "spark.x": "1g"}',
         "monitoring.drift.psi_threshold=0.3")
+
+
+def test_workspace_config_reads_base_yaml_without_a_model(tmp_path: Path) -> None:
+    from driftline.config import WorkspaceConfig, load_workspace_config
+
+    conf = write_conf(tmp_path / "conf")
+    got = load_workspace_config(conf, str(tmp_path / "elsewhere"))
+    assert type(got) is WorkspaceConfig   # the model keys of base.yaml (monitoring) are left to the models
+    assert (got.runtime.shuffle_partitions, got.runtime.app_name, got.workspace) == (
+        4, "base-app", str(tmp_path / "elsewhere"))
+    (conf / "base.yaml").write_text("runtime: {shuffle_partitions: 0}\n")
+    with pytest.raises(ConfigError, match=r"base.yaml: runtime.shuffle_partitions"):
+        load_workspace_config(conf)
+    with pytest.raises(ConfigError, match=r"^--conf-dir: expected a folder with base.yaml and models/, found no folder"):
+        load_workspace_config(tmp_path / "missing")

@@ -17,7 +17,6 @@ from driftline.monitoring.comparison import DRIFT_QUANTILES, cells, compare
 from driftline.monitoring.drift import DATASET, dataset_drift, drift_by_column, drift_rows
 from driftline.monitoring.measures import DriftError, psi
 from driftline.monitoring.metrics import (
-    KEY_FIELDS,
     MetricsContext,
     monitor_metrics_frame_rows,
 )
@@ -315,7 +314,7 @@ def test_monitor_metrics_rows_fit_the_table_schema(spark, ref_prof, cur_prof) ->
     rows = monitor_metrics_frame_rows(drift_rows(dataset_drift(ref_prof, cur_prof, DriftSpec())), ctx)
     df = spark.createDataFrame(rows, MONITOR_METRICS.schema())
     assert df.count() == len(rows)
-    assert df.select(*KEY_FIELDS).distinct().count() == len(rows)      # one row per key
+    assert df.select(*MONITOR_METRICS.key).distinct().count() == len(rows)      # one row per key
     statuses = {r["status"] for r in df.select("status").distinct().collect()}
     assert statuses <= {"ok", "warn", "alert", "insufficient_data"}
 
