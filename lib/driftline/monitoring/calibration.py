@@ -84,6 +84,7 @@ def calibration_rows(calibrated: Iterable[CalibratedThreshold], reference: Datas
 
 
 def thresholds_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
-    """(column, metric) → calibrated threshold, from stored reference rows (other stats ignored)."""
+    """(column, metric) → calibrated threshold, from stored reference rows (other stats ignored, the
+    estimated-performance ``cbpe_threshold`` row among them: only ``calibrated_threshold`` rows count)."""
     return {(str(r["column"]), str(r["category"])): float(r["value"])
             for r in rows if r["stat"] == THRESHOLD_STAT and r["value"] is not None}

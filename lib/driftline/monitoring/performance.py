@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 PERFORMANCE = "__performance__"  # the column of late-label performance rows in monitor_metrics
 GROUP = "__group__"  # group column of the performance pass: a segment value, or null for the whole window
 MAX_SEGMENT_VALUES = 50  # per segment column, the most scored values get performance rows
+DECISION_METRICS = ("accuracy", "precision", "recall", "f1")  # classification at a decision threshold
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class MaturedWindow:
 
 
 def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str,
-                     by: str | None = None) -> dict[Any, list[dict[str, Any]]]:
+                     by: str | None = None, threshold: float | None = None) -> dict[Any, list[dict[str, Any]]]:
     """Late-label performance rows of ``frame`` (see `labelled_frame`), for the whole window or per ``by`` value.
 
     One grouped aggregation pass, plus one for AUC over the groups that reach the floors. Rows per
@@ -42,7 +43,10 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     ``monitoring.performance.min_labels``), ``label_coverage`` (labelled / scored rows; threshold =
     ``min_label_coverage``); then classification ``auc``, ``log_loss``, ``brier`` or regression
     ``rmse``, ``mae`` — descriptive (status ``ok``) when count and coverage reach the floors, else
-    ``insufficient_data`` with a reason. Keys: None for the whole window (``by`` None), else the
+    ``insufficient_data`` with a reason. Classification with a decision ``threshold`` also gets `DECISION_METRICS`
+    (``accuracy``, ``precision``, ``recall``, ``f1`` of prediction = score ≥ threshold, as the score job's
+    ``predicted_label``; from TP / FP / FN / TN sums of the same pass; null and ``insufficient_data`` when
+    undefined, e.g. precision without a predicted positive). Keys: None for the whole window (``by`` None), else the
     values of ``by`` (None for nulls), at most `MAX_SEGMENT_VALUES` of them (the most scored).
     No frame (no labels table) → no rows.
     """
@@ -53,12 +57,13 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     group = F.col(by) if by is not None else F.lit(None).cast("string")
     frame = frame.withColumn(GROUP, group)
     classification = task == "classification"
-    values = _group_aggregates(frame, classification, by)
+    decision = threshold if classification else None
+    values = _group_aggregates(frame, classification, by, decision)
     reasons = _floor_reasons(values, pcfg)
     ready = [g for g, r in reasons.items() if r is None]
     if classification and ready:
         _add_auc(frame, values, ready)
-    return {g: _group_rows(v, reasons[g], pcfg, classification) for g, v in values.items()}
+    return {g: _group_rows(v, reasons[g], pcfg, classification, decision is not None) for g, v in values.items()}
 
 
 def _label_and_used() -> tuple[Any, Any]:
@@ -71,9 +76,11 @@ def _label_and_used() -> tuple[Any, Any]:
     return y, y.isNotNull() & F.col(SCORE).isNotNull()
 
 
-def _group_aggregates(frame: DataFrame, classification: bool, by: str | None) -> dict[Any, dict[str, Any]]:
-    """Group → its ``scored`` and labelled (``n``) counts and error metrics (one pass), the most scored first,
-    at most `MAX_SEGMENT_VALUES` groups of a segment."""
+def _group_aggregates(frame: DataFrame, classification: bool, by: str | None,
+                      threshold: float | None = None) -> dict[Any, dict[str, Any]]:
+    """Group → its ``scored`` and labelled (``n``) counts and error metrics (one pass; with a decision
+    ``threshold`` also `DECISION_METRICS`), the most scored first, at most `MAX_SEGMENT_VALUES` groups of a
+    segment."""
     from pyspark.sql import functions as F
 
     y, used = _label_and_used()
@@ -85,6 +92,12 @@ def _group_aggregates(frame: DataFrame, classification: bool, by: str | None) ->
     if classification:
         aggs = [avg(-(y * F.log(p) + (1 - y) * F.log(1 - p))).alias("log_loss"),
                 avg((F.col(SCORE) - y) ** 2).alias("brier")]
+        if threshold is not None:
+            # Spark orders NaN above every number; the score job's predicted_label (numpy) is 0 for NaN
+            pred = (F.col(SCORE) >= F.lit(float(threshold))) & ~F.isnan(F.col(SCORE))
+            aggs += [F.count(F.when(used & pred & (y == 1), 1)).alias("_tp"),
+                     F.count(F.when(used & pred & (y != 1), 1)).alias("_fp"),
+                     F.count(F.when(used & ~pred & (y == 1), 1)).alias("_fn")]
     else:
         aggs = [F.sqrt(avg((F.col(SCORE) - y) ** 2)).alias("rmse"), avg(F.abs(F.col(SCORE) - y)).alias("mae")]
     found = frame.groupBy(GROUP).agg(F.count(F.lit(1)).alias("scored"), F.count(F.when(used, 1)).alias("n"),
@@ -93,7 +106,21 @@ def _group_aggregates(frame: DataFrame, classification: bool, by: str | None) ->
     if by is not None and len(groups) > MAX_SEGMENT_VALUES:
         log.warning("segment %s: %d values, keeping the %d most scored", by, len(groups), MAX_SEGMENT_VALUES)
         groups = groups[:MAX_SEGMENT_VALUES]
-    return {r[GROUP]: r.asDict() for r in groups}
+    out = {r[GROUP]: r.asDict() for r in groups}
+    if threshold is not None:
+        for v in out.values():
+            v.update(_decision_metrics(int(v["_tp"]), int(v["_fp"]), int(v["_fn"]), int(v["n"])))
+    return out
+
+
+def _decision_metrics(tp: int, fp: int, fn: int, n: int) -> dict[str, float | None]:
+    """Accuracy, precision, recall and F1 from the confusion counts of ``n`` labelled rows (None when undefined)."""
+    def ratio(a: int, b: int) -> float | None:
+        return a / b if b > 0 else None
+
+    tn = n - tp - fp - fn
+    return dict(accuracy=ratio(tp + tn, n), precision=ratio(tp, tp + fp), recall=ratio(tp, tp + fn),
+                f1=ratio(2 * tp, 2 * tp + fp + fn))
 
 
 def _floor_reasons(values: Mapping[Any, dict[str, Any]], pcfg: PerformanceConfig) -> dict[Any, str | None]:
@@ -135,7 +162,7 @@ def _add_auc(frame: DataFrame, values: Mapping[Any, dict[str, Any]], ready: Sequ
 
 
 def _group_rows(v: Mapping[str, Any], reason: str | None, pcfg: PerformanceConfig,
-                classification: bool) -> list[dict[str, Any]]:
+                classification: bool, decision: bool = False) -> list[dict[str, Any]]:
     """One group's rows: ``labelled_rows``, ``label_coverage``, then its metrics (``insufficient_data`` with
     ``reason`` when it does not reach the floors)."""
     n, coverage = int(v["n"]), v["coverage"]
@@ -145,7 +172,9 @@ def _group_rows(v: Mapping[str, Any], reason: str | None, pcfg: PerformanceConfi
             {**common, "metric": "label_coverage", "value": finite_or_none(coverage),
              "threshold": pcfg.min_label_coverage,
              "status": OK if coverage >= pcfg.min_label_coverage else INSUFFICIENT, "reason": None}]
-    for metric in (("auc", "log_loss", "brier") if classification else ("rmse", "mae")):
+    metrics = ("auc", "log_loss", "brier", *(DECISION_METRICS if decision else ())) if classification \
+        else ("rmse", "mae")
+    for metric in metrics:
         value = None if reason is not None else v.get(metric)
         rows.append({**common, "metric": metric, "value": None if value is None else float(value),
                      "threshold": None, "status": INSUFFICIENT if reason is not None or value is None else OK,

@@ -61,8 +61,15 @@ class DriftConfig(Frozen):
 
 
 class PerformanceConfig(Frozen):
+    """Late-label (realized) performance floors, and performance estimated before labels arrive (binary
+    classification: a calibration table of ``estimated_cells`` score cells fitted on the validation window
+    at train time; ``docs/monitoring.md``)."""
+
     min_label_coverage: float = Field(0.5, ge=0, le=1)
     min_labels: int = Field(100, ge=1)
+    estimated: bool = True
+    estimated_cells: int = Field(100, ge=10, le=1000)
+    estimated_min_rows: int = Field(200, ge=1)
 
 
 class MonitoringReportConfig(Frozen):

@@ -38,6 +38,9 @@ TAIL_PROBS: tuple[float, ...] = (1e-4, 1e-3, 0.005, 0.01, 0.025, 0.05)  # extra 
 DEFAULT_TAIL_BUCKETS = 32
 DEFAULT_MEMBERSHIP_FPR = 0.01
 MEMBERSHIP_CHUNK = 1_000_000  # characters of base64 per stored membership row
+# stats of the estimated-performance cell table stored with a reference (`driftline.monitoring.estimated`):
+# not profile rows, every reader of profile rows skips them
+CBPE_STAT_PREFIX = "cbpe_"
 
 
 class ProfileError(DriftlineError):
@@ -319,7 +322,7 @@ def membership_rows(b: CategoricalBins) -> list[dict[str, Any]]:
 
 def bins_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, ColumnBins]:
     """Rebuild reference bins from stored long-format rows (``bin_count`` / ``category_count`` / ``tail_count``
-    / ``membership_filter`` / ``expected_unseen_share``)."""
+    / ``membership_filter`` / ``expected_unseen_share``; ``cbpe_*`` rows are skipped)."""
     numeric: dict[str, list[tuple[int, float, float]]] = {}
     categorical: dict[str, list[tuple[int, str]]] = {}
     tails: dict[str, int] = {}
@@ -328,6 +331,8 @@ def bins_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, ColumnBins]:
     kinds: dict[str, str] = {}
     for r in rows:
         col, stat = r["column"], r["stat"]
+        if str(stat).startswith(CBPE_STAT_PREFIX):
+            continue
         kinds[col] = r["kind"]
         if stat == "bin_count" and r["lower"] is not None and r["upper"] is not None:
             numeric.setdefault(col, []).append((int(r["bin"]), float(r["lower"]), float(r["upper"])))

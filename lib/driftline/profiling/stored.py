@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from driftline.profiling.bins import OTHER, NumericBins, bins_from_rows
+from driftline.profiling.bins import CBPE_STAT_PREFIX, OTHER, NumericBins, bins_from_rows
 from driftline.profiling.types import CategoricalProfile, DatasetProfile, NumericProfile
 from driftline.vocabulary import SCORE  # the model's score is profiled like a feature, under this name
 
@@ -20,14 +20,20 @@ CELL_STATS = ("quantile", "bin_count", "category_count", "bin_offset_sum", "bin_
               "membership_filter")
 
 
+def is_profile_row(row: Mapping[str, Any]) -> bool:
+    """A stored row of the profile itself: not a calibration row, not an estimated-performance (``cbpe_*``) row."""
+    stat = str(row["stat"])
+    return stat not in CALIBRATION_STATS and not stat.startswith(CBPE_STAT_PREFIX)
+
+
 def profile_from_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[DatasetProfile, tuple[float, ...]]:
     """Rebuild a `DatasetProfile` (and its quantile probabilities) from stored long-format profile rows.
 
-    Inverse of `driftline.profiling.profile.profile_rows` (calibration rows are skipped). Columns are sorted
-    by name with ``score`` last (a table read has no row order; the report and the metric rows should not
-    depend on it).
+    Inverse of `driftline.profiling.profile.profile_rows` (calibration rows and the estimated-performance
+    ``cbpe_*`` rows, `CBPE_STAT_PREFIX`, are skipped). Columns are sorted by name with ``score`` last (a table
+    read has no row order; the report and the metric rows should not depend on it).
     """
-    rows = [r for r in rows if r["stat"] not in CALIBRATION_STATS]
+    rows = [r for r in rows if is_profile_row(r)]
     by_col: dict[str, list[Mapping[str, Any]]] = {}
     for r in sorted(rows, key=lambda r: (r["column"] == SCORE, r["column"])):
         by_col.setdefault(r["column"], []).append(r)

@@ -41,10 +41,12 @@ class ProfileProvenance:
 
 def reference_frame_rows(rows: Sequence[Mapping[str, Any]], who: ProfileProvenance,
                          score_column: str = SCORE) -> list[tuple[Any, ...]]:
-    """`driftline.profiling.profile.profile_rows` output → tuples in the contract's column order."""
+    """`driftline.profiling.profile.profile_rows` output → tuples in the contract's column order; a row that
+    names its own ``role`` (the score's calibration table) keeps it."""
     created = who.created_at.astimezone(dt.UTC).replace(tzinfo=None)
     return [
-        (who.model, who.model_version, r["column"], SCORE if r["column"] == score_column else FEATURE_ROLE,
+        (who.model, who.model_version, r["column"],
+         r.get("role") or (SCORE if r["column"] == score_column else FEATURE_ROLE),
          r["kind"], r["stat"], r["bin"], r["lower"], r["upper"], r["category"], r["quantile"],
          finite_or_none(r["value"]), who.mlflow_run_id, who.run_id, who.code_version, who.config_hash, created)
         for r in rows
