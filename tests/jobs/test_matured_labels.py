@@ -167,7 +167,7 @@ def test_labels_arriving_when_the_horizon_ends_reach_monitor_and_retrain(env, ta
     assert row["performance_value"] == got[MATURED]["auc"]
     perf = json.loads(row["inputs_json"])["performance"]
     assert perf == {"run_date": str(R), "window_end": str(MATURED), "metric": "auc", "value": got[MATURED]["auc"],
-                    "labelled_rows": 35.0}
+                    "labelled_rows": 35.0, "window_start": str(MATURED)}
     rule = {r["rule"]: r for r in json.loads(row["rules_json"])}["performance"]
     assert rule["status"] == "triggered"
     assert rule["detail"] == (f"auc={got[MATURED]['auc']:.6g} on window ending {MATURED} (labels matured by {R}) "

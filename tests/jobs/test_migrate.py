@@ -1,7 +1,8 @@
-"""``driftline migrate`` on a workspace written by the previous release (contract 1, the fixture tarball).
+"""``driftline migrate`` on a workspace written by an earlier release: contract 1 (the fixture tarball) → 3 in one
+run, and contract 2 (a ``retrain_decisions`` table written here with contract 2's columns) → 3.
 
 The migrated tables are checked with delta-rs (an independent reader) against the contract and against
-the old rows with the contract 1 → 2 mapping applied here in plain Python, not with migrate's code.
+the old rows with the contract 1 → 2 → 3 mapping applied here in plain Python, not with migrate's code.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "workspace-contract1.tar.gz"
-CONF = ROOT / "conf"
+CONF = ROOT / "tests" / "fixtures" / "conf-contract1"   # the conf the fixture was made with (commit d878604)
 SOURCES = {"churn_customers", "churn_events", "churn_labels"}
 REWRITTEN = {"quality_results", "churn__predictions", "reference_profiles", "monitor_metrics"}
 ADDED_ONLY = {"churn__features", "quarantine", "scoring_stats"}
-UNCHANGED = {"monitor_runs", "retrain_decisions", "pipeline_runs"}
+FROM_2 = {"retrain_decisions"}          # contract 1 = contract 2 there; 2 → 3 adds the episode columns
+UNCHANGED = {"monitor_runs", "pipeline_runs"}
+EPISODE = ["episode_id", "onset_date", "armed_date", "episode_status", "labels_available", "labels_needed",
+           "label_days_available", "label_days_needed", "waited_days", "wait_reason"]
 QUALITY = {"pass": "ok", "warn": "warn", "fail": "alert", "skipped": "insufficient_data"}
 
 
@@ -109,10 +113,11 @@ def test_migrate_prints_one_line_per_table_and_exits_0(migrated: Migrated) -> No
     assert migrated.code == 0, migrated.err
     by_table = {line.split(":", 1)[0]: line.split(": ", 1)[1] for line in migrated.out}
     assert len(by_table) == len(migrated.out) and set(by_table) == set(migrated.before)
-    for name in REWRITTEN | ADDED_ONLY:
+    for name in REWRITTEN | ADDED_ONLY | FROM_2:
         old, new = migrated.before[name], migrated.after[name]
         n = len(rows(migrated.ws / "tables" / name))
-        assert by_table[name] == f"migrated contract 1 → 2 (version {old} → {new}, {n} rows)"
+        start = 2 if name in FROM_2 else 1
+        assert by_table[name] == f"migrated contract {start} → 3 (version {old} → {new}, {n} rows)"
     for name in UNCHANGED:
         assert by_table[name] == "current"
     for name in SOURCES:
@@ -120,11 +125,11 @@ def test_migrate_prints_one_line_per_table_and_exits_0(migrated: Migrated) -> No
 
 
 def test_each_migrated_table_is_one_commit_of_job_migrate(migrated: Migrated) -> None:
-    for name in REWRITTEN | ADDED_ONLY:
+    for name in REWRITTEN | ADDED_ONLY | FROM_2:
         assert migrated.after[name] == migrated.before[name] + 1, name
         last = migrated.store.history(name)[0]
-        assert (last["job"], last["date"]) == ("migrate", "contract-2"), (name, last)
-        assert last["idempotency_key"] == f"driftline/migrate/{name}/contract-2"
+        assert (last["job"], last["date"]) == ("migrate", "contract-3"), (name, last)
+        assert last["idempotency_key"] == f"driftline/migrate/{name}/contract-3"
     for name in UNCHANGED | SOURCES:
         assert migrated.after[name] == migrated.before[name], name
 
@@ -146,7 +151,7 @@ def test_schemas_and_partitions_follow_the_contract(migrated: Migrated) -> None:
 
 
 def _old_to_new(name: str, old: list[dict[str, Any]], ws: Path) -> list[dict[str, Any]]:
-    """Contract 1 → 2 applied to the old rows, independently of migrate's code."""
+    """Contract 1 → 2 → 3 applied to the old rows, independently of migrate's code."""
     def renamed(r: dict[str, Any]) -> dict[str, Any]:
         r = dict(r)
         if "model_name" in r:
@@ -165,6 +170,7 @@ def _old_to_new(name: str, old: list[dict[str, Any]], ws: Path) -> list[dict[str
         "churn__features": lambda r: {**r, "code_version": None},
         "quarantine": lambda r: {**r, "code_version": None},
         "scoring_stats": lambda r: {**r, "code_version": None},
+        "retrain_decisions": lambda r: {**r, **dict.fromkeys(EPISODE)},
     }
     return [mapping.get(name, lambda r: r)(renamed(r)) for r in old]
 
@@ -193,10 +199,11 @@ def test_vocabulary_and_provenance_after_migration(migrated: Migrated) -> None:
 
 def test_the_old_version_stays_readable_with_the_old_schema(migrated: Migrated) -> None:
     store = migrated.store
-    for name in REWRITTEN | ADDED_ONLY:
+    for name in REWRITTEN | ADDED_ONLY | FROM_2:
         old = store.read(name, version=migrated.before[name])
         names = set(old.columns)
-        assert "code_version" not in names or name == "churn__predictions", name
+        assert "code_version" not in names or name in {"churn__predictions", *FROM_2}, name
+        assert not set(EPISODE) & names, name
         assert old.count() == len(rows(migrated.ws / "tables" / name, migrated.before[name])), name
     assert "model_name" in store.read("churn__predictions", version=migrated.before["churn__predictions"]).columns
     old_quality = store.read("quality_results", version=migrated.before["quality_results"])
@@ -208,7 +215,7 @@ def test_a_second_run_commits_nothing_and_says_current(migrated: Migrated) -> No
     assert code == 0, err
     assert versions(migrated.ws) == migrated.after
     assert sorted(out) == sorted(
-        [f"{name}: current" for name in REWRITTEN | ADDED_ONLY | UNCHANGED]
+        [f"{name}: current" for name in REWRITTEN | ADDED_ONLY | FROM_2 | UNCHANGED]
         + [f"{name}: source table of model churn, left alone" for name in SOURCES]
     )
 
@@ -224,10 +231,13 @@ def test_dry_run_prints_the_plan_and_commits_nothing(spark: Any, tmp_path: Path)
     assert versions(ws) == before
     by_table = {line.split(":", 1)[0]: line.split(": ", 1)[1] for line in out}
     assert set(by_table) == set(before)
-    for name in REWRITTEN | ADDED_ONLY:
+    for name in REWRITTEN | ADDED_ONLY | FROM_2:
         n = len(rows(ws / "tables" / name))
-        assert by_table[name].startswith("would migrate contract 1 → 2 (") and by_table[name].endswith(
+        start = 2 if name in FROM_2 else 1
+        assert by_table[name].startswith(f"would migrate contract {start} → 3 (") and by_table[name].endswith(
             f"; version {before[name]}, {n} rows)"), by_table[name]
+    assert by_table["retrain_decisions"].startswith("would migrate contract 2 → 3 (add the episode columns "
+                                                    "(metadata only); ")
     assert all(by_table[name] == "current" for name in UNCHANGED)
 
 
@@ -266,3 +276,75 @@ def test_migrate_is_a_command_of_driftline(capsys: pytest.CaptureFixture[str]) -
     assert "migrate" in capsys.readouterr().out
     assert main(["migrate"]) == 2  # --workspace is required
     assert "--workspace" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- contract 2 → 3
+
+
+def contract2_workspace(spark: Any, dest: Path) -> Path:
+    """A workspace whose retrain_decisions table has contract 2's columns (written by delta-rs, as the previous
+    release's table: the current contract minus the episode columns), two rows."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    (dest / "tables").mkdir(parents=True)
+    columns = [col for col in c.RETRAIN_DECISIONS.columns if col.name not in EPISODE]
+    arrow = {"string": pa.string(), "date": pa.date32(), "boolean": pa.bool_(), "int": pa.int32(),
+             "bigint": pa.int64(), "double": pa.float64(), "timestamp": pa.timestamp("us", tz="UTC")}
+    schema = pa.schema([pa.field(col.name, arrow[col.type.simpleString()], col.nullable) for col in columns])
+    values = {"model": "churn", "fired": False, "status": "no_trigger", "reasons": "no rule triggered",
+              "rules_triggered": "", "windows_considered": 3, "windows_drifted": 0, "retrains_in_period": 0,
+              "inputs_json": "{}", "rules_json": "[]", "train_status": "not_run", "run_id": "retrain-old",
+              "started_at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)}
+    records = [{**{col.name: None for col in columns}, **values, "decision_date": d}
+               for d in (dt.date(2026, 1, 27), dt.date(2026, 1, 28))]
+    write_deltalake(str(dest / "tables" / "retrain_decisions"), pa.Table.from_pylist(records, schema),
+                    partition_by=["model", "decision_date"])
+    return dest
+
+
+def test_a_contract2_workspace_is_refused_by_the_retrain_job_then_migrated_to_3(
+        spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from driftline.cli.runner import run_job
+
+    ws = contract2_workspace(spark, tmp_path / "ws")
+    path = ws / "tables" / "retrain_decisions"
+    old = rows(path)
+    # the retrain job refuses before reading or writing anything: run driftline migrate
+    assert run_job("retrain", ["--model", "churn", "--conf-dir", str(CONF), "--workspace", str(ws),
+                               "--date", "2026-01-29", "--log-level", "WARNING"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("driftline retrain: error: table retrain_decisions: written by an earlier driftline (table "
+                       "contract 2), expected contract 3: run driftline migrate --workspace <workspace> first "
+                       "(docs/migrate.md)"), err
+    assert DeltaTable(str(path)).version() == 0
+
+    code, out, err = run(ws, "--dry-run")
+    assert (code, out) == (0, ["retrain_decisions: would migrate contract 2 → 3 (add the episode columns (metadata "
+                               "only); version 0, 2 rows)"]), err
+    code, out, err = run(ws)
+    assert (code, out) == (0, ["retrain_decisions: migrated contract 2 → 3 (version 0 → 1, 2 rows)"]), err
+    table = DeltaTable(str(path))
+    fields = {f.name: f for f in table.schema().fields}
+    assert set(c.RETRAIN_DECISIONS.names) == set(fields) and all(fields[n].nullable for n in EPISODE)
+    assert [f.name for f in table.schema().fields][-len(EPISODE):] == EPISODE     # metadata only: appended last
+    assert canonical(rows(path), list(fields)) == canonical([{**r, **dict.fromkeys(EPISODE)} for r in old],
+                                                            list(fields))
+    assert sorted(table.file_uris()) == sorted(DeltaTable(str(path), version=0).file_uris())   # none rewritten
+    last = open_store(spark, StorageConfig(), ws).history("retrain_decisions")[0]
+    assert (last["job"], last["idempotency_key"]) == ("migrate", "driftline/migrate/retrain_decisions/contract-3")
+    assert run(ws) == (0, ["retrain_decisions: current"], [])
+
+
+def test_a_write_to_a_contract2_table_says_run_driftline_migrate(spark: Any, tmp_path: Path) -> None:
+    from driftline.errors import InputContractError
+    from driftline.tables import CommitInfo
+
+    ws = contract2_workspace(spark, tmp_path / "ws")
+    store = open_store(spark, StorageConfig(), ws)
+    df = spark.createDataFrame([], c.RETRAIN_DECISIONS.schema())
+    commit = CommitInfo(job="retrain", run_id="r", key="churn@2026-01-29", code_version="t", config_hash="t")
+    with pytest.raises(InputContractError, match="table contract 2.*run driftline migrate"):
+        store.replace_partitions("retrain_decisions", df, ["model", "decision_date"], commit,
+                                 partitions=[{"model": "churn", "decision_date": "2026-01-29"}])

@@ -103,7 +103,8 @@ def test_drift_fires_once_trains_gates_and_a_rerun_does_not_retrain(monitored) -
     assert [(w["run_date"], w["dataset_drift"]) for w in inputs["windows"]] == [
         ("2026-03-01", True), ("2026-02-28", True), ("2026-02-27", False)]
     assert {r["rule"]: r["status"] for r in json.loads(row["rules_json"])} == {
-        "drift": "triggered", "drift_score": "disabled", "performance": "disabled", "quality": "disabled"}
+        "drift": "triggered", "drift_score": "disabled", "performance": "disabled", "estimated_performance": "disabled",
+        "quality": "disabled"}
 
     reg = registry_of(env, "jt")
     v2 = reg.get("2")
@@ -261,6 +262,102 @@ def test_drift_score_weights_must_name_features(weak, capsys) -> None:
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert err == ["driftline retrain: error: retrain.drift_score.weights: expected features of jb (plan, x1, x2), "
                    "found x9"]
+
+
+# --------------------------------------------------------------------------- drift episodes: armed, then fired
+
+
+ONSET = dt.date(2026, 2, 28)
+EPISODE = {"enabled": True, "min_new_labels": 60, "min_new_days": 2, "max_wait_days": 28}
+
+
+@pytest.fixture(scope="module")
+def episodic(monitored):
+    """Model je: jt's features and monitoring windows (drift on 02-28 and 03-01), its own labels table je_labels
+    holding only the pre-onset labels of jt (as-of dates up to 02-25, known before 03-01): no post-onset label."""
+    env = monitored
+    spec = {**MODEL, "name": "je", "sources": {**MODEL["sources"], "labels": {**MODEL["sources"]["labels"],
+                                                                               "table": "je_labels"}},
+            "retrain": {"drift": {"k": 2, "n": 3}, "wait_for_labels": EPISODE}}
+    (env["conf"] / "models" / "je.yaml").write_text(yaml.safe_dump(spec))
+    store = store_of(env)
+    commit = CommitInfo(job="test", run_id="setup", key="je", code_version="t", config_hash="t")
+    store.replace_partitions("je__features", store.read("jt__features").localCheckpoint(), ["as_of_date"], commit)
+    runs = store.read("monitor_runs").filter(F.col("model") == "jt").withColumn("model", F.lit("je"))
+    store.replace_partitions("monitor_runs", runs.localCheckpoint(), ["model", "run_date"], commit,
+                             partitions=[{"model": "je", "run_date": d} for d in DAYS])
+    labels = store.read("jt_labels").filter((F.col("as_of_date") <= dt.date(2026, 2, 25))
+                                            & (F.col("label_ts") < F.lit(dt.datetime(2026, 3, 1))))
+    store.append("je_labels", labels.localCheckpoint(), commit)
+    return env
+
+
+def post_onset_labels(env) -> None:
+    """40 labels for each of 02-28 and 03-01 (the features' own rule), known on 03-03 at noon."""
+    feats = env["features"]
+    rows = [(r.customer_id, r.as_of_date, dt.datetime(2026, 3, 3, 12, tzinfo=U),
+             int(0.5 * ((r.x1 if r.x1 == r.x1 and r.x1 is not None else 10.0) - 10) + (0.8 if r.plan == "pro" else 0)
+                 > 0))
+            for r in feats[feats["as_of_date"] >= ONSET].itertuples()]
+    assert len(rows) == 80
+    schema = T.StructType([T.StructField("customer_id", T.StringType()), T.StructField("as_of_date", T.DateType()),
+                           T.StructField("label_ts", T.TimestampType()), T.StructField("churned", T.IntegerType())])
+    commit = CommitInfo(job="test", run_id="setup", key="je-post-onset", code_version="t", config_hash="t")
+    store_of(env).append("je_labels", env["spark"].createDataFrame(rows, schema), commit)
+
+
+EPISODE_COLUMNS = ("episode_id", "onset_date", "armed_date", "episode_status", "labels_available", "labels_needed",
+                   "label_days_available", "label_days_needed", "waited_days", "wait_reason")
+
+
+def test_an_episode_is_armed_until_post_onset_labels_matured_then_fires_anchored_on_the_onset(episodic,
+                                                                                             monkeypatch) -> None:
+    env = episodic
+    assert job(env, "retrain", "je", "--date", str(D)) == 0
+    row = decision(env, D, "je")
+    assert (row["fired"], row["status"], row["rules_triggered"], row["train_status"]) == (
+        False, "armed", "drift", "not_run")
+    assert {k: row[k] for k in EPISODE_COLUMNS} == {
+        "episode_id": "ep-2026-03-01", "onset_date": ONSET, "armed_date": D, "episode_status": "open",
+        "labels_available": 0, "labels_needed": 60, "label_days_available": 0, "label_days_needed": 2,
+        "waited_days": 0, "wait_reason": "labels,label_days"}
+    assert row["reasons"].endswith("armed: episode ep-2026-03-01 (onset 2026-02-28, armed 2026-03-01): 0 of 60 labels "
+                                   "with an as-of date on/after 2026-02-28 matured, on 0 of 2 as-of dates; expected "
+                                   "retrain.wait_for_labels.min_new_labels=60 and min_new_days=2; fires on 2026-03-28 "
+                                   "at the latest (retrain.wait_for_labels.max_wait_days=28)")
+    assert json.loads(row["inputs_json"])["episode"]["id"] == "ep-2026-03-01"
+
+    # the post-onset labels arrive on 03-03 at noon: not matured for a decision on 03-03 (a rerun decides the same)
+    day = dt.date(2026, 3, 3)
+    assert job(env, "retrain", "je", "--date", str(day)) == 0
+    first = decision(env, day, "je")
+    post_onset_labels(env)
+    assert job(env, "retrain", "je", "--date", str(day)) == 0
+    again = decision(env, day, "je")
+    volatile = ("run_id", "started_at", "code_version")
+    assert {k: v for k, v in again.items() if k not in volatile} == {k: v for k, v in first.items()
+                                                                      if k not in volatile}
+    assert (again["status"], again["episode_id"], again["waited_days"], again["labels_available"]) == (
+        "armed", "ep-2026-03-01", 2, 0)
+
+    # 03-05: 80 labels on 2 post-onset dates matured → fires; the train job is anchored on the onset
+    results = spy_results(monkeypatch)
+    fire = dt.date(2026, 3, 5)
+    assert job(env, "retrain", "je", "--date", str(fire)) == 0
+    row = decision(env, fire, "je")
+    assert (row["fired"], row["status"], row["train_status"]) == (True, "fired", "trained")
+    promoted = row["champion_version"] == row["trained_version"]
+    assert {k: row[k] for k in EPISODE_COLUMNS} == {
+        "episode_id": "ep-2026-03-01", "onset_date": ONSET, "armed_date": D,
+        "episode_status": "ended" if promoted else "open", "labels_available": 80, "labels_needed": 60,
+        "label_days_available": 2, "label_days_needed": 2, "waited_days": 4, "wait_reason": None}
+    train = next(r for r in results if r.job == "train")
+    assert (train.status, train.model_version) == ("ok", row["trained_version"])
+    tags = registry_of(env, "je").get(row["trained_version"]).tags
+    assert tags["driftline.date"] == str(fire) and tags.get("driftline.onset") == str(ONSET)
+    # validation: post-onset dates only, ending on the last matured date 03-05 − 3 − 1
+    assert tags["driftline.validation_window"].endswith("..2026-03-01")
+    assert tags["driftline.validation_window"] >= f"{ONSET}..2026-03-01"
 
 
 # --------------------------------------------------------------------------- pipeline

@@ -4,15 +4,21 @@ Per date D (in order):
 
 1. read ``retrain_decisions`` of (model, D): if that row already records a trained version, do
    nothing unless ``--force`` (R23: at most one retrain per (model, window), even when re-run);
-2. read the model's ``monitor_runs`` up to D, the late-label performance rows and (for the
-   ``drift_score`` rule) the features' drift verdicts of ``monitor_metrics`` and the past decisions,
-   and evaluate the policy (`driftline.retrain.policy.evaluate`, pure);
+2. read the model's ``monitor_runs`` up to D, the late-label performance rows, the estimated
+   performance rows and (for the ``drift_score`` rule) the features' drift verdicts of
+   ``monitor_metrics``, the past decisions and — with ``retrain.wait_for_labels`` and a labels source —
+   the matured labels per as-of date (`label_counts`: one grouped read of the labels table), and
+   evaluate the policy (`driftline.retrain.policy.evaluate`, pure);
 3. replace the (model, D) partition of ``retrain_decisions`` with the decision row;
-4. when it fired: run the train job for D in this process (same config, session and store) — fit,
-   register, reference profile, promotion gate — and replace the row again with the outcome (the
-   version from the train job's `JobResult`, its gate numbers, champion after). A failed training
-   is recorded (``train_status = failed``) and its error raised, so the job exits with the
-   training's code.
+4. when it fired: run the train job for D in this process (same config, session and store; inside a
+   drift episode with its onset, `JobContext.onset`) — fit, register, reference profile, promotion
+   gate — and replace the row again with the outcome (the version from the train job's `JobResult`,
+   its gate numbers, champion after; ``episode_status = ended`` when it became the champion). A
+   failed training is recorded (``train_status = failed``) and its error raised, so the job exits
+   with the training's code.
+
+A ``retrain_decisions`` table of an earlier contract (no episode columns) is refused before anything
+is read or written: run ``driftline migrate`` (`InputContractError`, exit 2).
 """
 
 from __future__ import annotations
@@ -20,14 +26,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import ConfigError, DriftlineError, MissingInputError
 from driftline.monitoring.metrics import ALL_ROWS
+from driftline.retrain.episodes import ENDED
 from driftline.retrain.policy import LABELLED_ROWS, PERFORMANCE_COLUMN, Decision, evaluate
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS
-from driftline.vocabulary import DECISION_DATE, MODEL, RUN_DATE, finite_or_none
+from driftline.vocabulary import AS_OF, DECISION_DATE, MODEL, RUN_DATE, finite_or_none
 
 if TYPE_CHECKING:
 
@@ -38,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOT_RUN, RUNNING, TRAINED, REUSED, FAILED = "not_run", "running", "trained", "reused", "failed"
+LABEL_LOOKBACK_DAYS = 366   # label_counts: the as-of dates [D - 366, D) (retrain.wait_for_labels.max_wait_days <= 366)
+DECISION_COLUMNS = ("decision_date", "status", "trained_version", "train_status", "gate_passed", "champion_version",
+                    "episode_id", "episode_status", "onset_date", "armed_date", "labels_available")
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,8 @@ def decision_row(model: str, decision: Decision, outcome: Outcome, run_id: str, 
 
     passed = gate.get("driftline.gate.passed")
     windows = sorted(w.run_date for w in decision.windows)
+    e = decision.episode
+    promoted = outcome.trained_version is not None and outcome.champion_version == outcome.trained_version
     return RETRAIN_DECISIONS.row(
         model=model, decision_date=decision.date, fired=decision.fired, status=decision.status,
         reasons="; ".join(decision.reasons), rules_triggered=",".join(r.rule for r in decision.rules if r.triggered),
@@ -71,6 +83,12 @@ def decision_row(model: str, decision: Decision, outcome: Outcome, run_id: str, 
         first_window=windows[0] if windows else None, last_window=windows[-1] if windows else None,
         performance_value=decision.performance.get("value"), labelled_rows=decision.performance.get("labelled_rows"),
         last_retrain_date=decision.last_retrain, retrains_in_period=decision.retrains_in_period,
+        episode_id=e.id if e else None, onset_date=e.onset if e else None, armed_date=e.armed if e else None,
+        episode_status=(ENDED if promoted else e.status) if e else None,
+        labels_available=e.labels_available if e else None, labels_needed=e.labels_needed if e else None,
+        label_days_available=e.label_days_available if e else None,
+        label_days_needed=e.label_days_needed if e else None, waited_days=e.waited_days if e else None,
+        wait_reason=e.wait_reason if e else None,
         inputs_json=decision.inputs_json(), rules_json=decision.rules_json(),
         train_status=outcome.train_status, train_run_id=outcome.train_run_id, trained_version=outcome.trained_version,
         gate_passed=None if passed is None else passed == "true", gate_metric=gate.get("driftline.gate.metric"),
@@ -103,6 +121,8 @@ class History:
     metrics: list[dict[str, Any]]
     decisions: list[dict[str, Any]]
     column_drift: list[dict[str, Any]]
+    estimated: list[dict[str, Any]] = field(default_factory=list)
+    labels: dict[dt.date, int] | None = None
 
 
 def check_weights(cfg: DriftlineConfig) -> None:
@@ -114,8 +134,45 @@ def check_weights(cfg: DriftlineConfig) -> None:
                           f"({', '.join(sorted(features))}), found {', '.join(unknown)}")
 
 
+def check_decisions_contract(ctx: JobContext) -> None:
+    """A ``retrain_decisions`` table an earlier release wrote (contract 2: no episode columns) is refused with
+    the store's "run driftline migrate" error before the job reads or writes anything."""
+    from driftline.tables.migrate import outdated
+
+    table = RETRAIN_DECISIONS.table()
+    if ctx.store.exists(table):
+        error = outdated(table, ctx.store.schema(table))
+        if error is not None:
+            raise error
+
+
+def label_counts(ctx: JobContext, date: dt.date) -> dict[dt.date, int] | None:
+    """Matured labels per as-of date for the as-of dates in [D - LABEL_LOOKBACK_DAYS, D): one per (key, as-of
+    date), known before D 00:00 UTC (`matured_labels`), in one grouped read. None when the wait for labels is
+    off or the model has no labels source (no episode can be armed); {} when its table does not exist yet."""
+    from pyspark.sql import functions as F
+
+    from driftline.training.dataset import matured_labels
+
+    cfg = ctx.config
+    source = cfg.sources.labels
+    if not cfg.retrain.wait_for_labels.enabled or source is None:
+        return None
+    if not ctx.store.exists(source.table):
+        log.warning("retrain %s %s: labels table %s not found; counting no matured labels", cfg.name, date,
+                    source.table)
+        return {}
+    as_of = getattr(source, "as_of", None) or AS_OF
+    start = date - dt.timedelta(days=LABEL_LOOKBACK_DAYS)
+    table = ctx.store.read(source.table).filter(
+        F.col(as_of).cast("date").between(F.lit(start), F.lit(date - dt.timedelta(days=1))))
+    counts = matured_labels(table, source, as_of, date).groupBy(AS_OF).count().collect()
+    return {r[AS_OF]: int(r["count"]) for r in counts}
+
+
 def read_history(ctx: JobContext, date: dt.date) -> History:
-    """monitor_runs rows, performance metric rows, retrain decisions and feature drift verdicts up to ``date``."""
+    """monitor_runs rows, performance metric rows (realized and estimated), retrain decisions, feature drift
+    verdicts up to ``date`` and the matured labels per as-of date (episodes)."""
     from pyspark.sql import functions as F
 
     cfg = ctx.config
@@ -132,9 +189,16 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
                         F.col("column") == PERFORMANCE_COLUMN, F.col("baseline") == "reference",
                         F.col("slice") == ALL_ROWS,
                         F.col("metric").isin(cfg.retrain.performance.metric, LABELLED_ROWS),
-                        columns=("run_date", "window_end", "metric", "value"))
+                        columns=("run_date", "window_start", "window_end", "metric", "value"))
+    estimated: list[dict[str, Any]] = []
+    rule = cfg.retrain.estimated_performance
+    if rule.enabled:   # the estimate of each run's own window
+        estimated = _rows(ctx, MONITOR_METRICS.table(), F.col(MODEL) == cfg.name, F.col(RUN_DATE) <= F.lit(date),
+                          F.col("column") == PERFORMANCE_COLUMN, F.col("baseline") == "reference",
+                          F.col("slice") == ALL_ROWS, F.col("window_end") == F.col("run_date"),
+                          F.col("metric") == rule.metric_name, columns=("run_date", "window_end", "metric", "value"))
     decisions = _rows(ctx, RETRAIN_DECISIONS.table(), F.col(MODEL) == cfg.name, F.col("decision_date") <= F.lit(date),
-                      columns=("decision_date", "trained_version", "train_status"))
+                      columns=DECISION_COLUMNS)
     column_drift: list[dict[str, Any]] = []
     if cfg.retrain.drift_score.enabled:
         # the features' drift verdicts (1/0, null when insufficient) vs the reference, whole population
@@ -143,7 +207,7 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
                              F.col("window_end") == F.col("run_date"), F.col("metric") == "drift",
                              F.col("column").isin([f.name for f in cfg.features]),
                              columns=("run_date", "column", "value"))
-    return History(runs, metrics, decisions, column_drift)
+    return History(runs, metrics, decisions, column_drift, estimated, label_counts(ctx, date))
 
 
 # --------------------------------------------------------------------------- the job
@@ -154,6 +218,7 @@ def run(ctx: JobContext) -> JobResult:
 
     The result's ``model_version`` is the last version trained (or found trained) for one of the dates.
     """
+    check_decisions_contract(ctx)
     outcomes = [retrain_date(ctx, date) for date in ctx.dates]
     versions = [o.trained_version for o in outcomes if o.trained_version is not None]
     return ctx.result(model_version=versions[-1] if versions else None)
@@ -169,14 +234,15 @@ def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
         log.info("retrain %s %s: version %s was already trained for this date; nothing to do (R23; use --force to "
                  "train again)", cfg.name, date, done[0]["trained_version"])
         return Outcome(REUSED, trained_version=done[0]["trained_version"])
-    decision = evaluate(cfg.retrain, date, history.runs, history.metrics, history.decisions, history.column_drift)
+    decision = evaluate(cfg.retrain, date, history.runs, history.metrics, history.decisions, history.column_drift,
+                        history.estimated, history.labels)
     log.info("retrain %s %s: %s — %s", cfg.name, date, decision.status, "; ".join(decision.reasons))
     if not decision.fired:
         _write(ctx, decision, Outcome())
         return Outcome()
     _write(ctx, decision, Outcome(RUNNING))
     try:
-        outcome = train_challenger(ctx, date)
+        outcome = train_challenger(ctx, date, decision.onset)
     except Exception as exc:
         _write(ctx, decision, Outcome(FAILED, error=" ".join(f"{type(exc).__name__}: {exc}".split())))
         raise
@@ -197,17 +263,19 @@ def _write(ctx: JobContext, decision: Decision, outcome: Outcome) -> None:
                                  partitions=[{MODEL: cfg.name, DECISION_DATE: decision.date}])
 
 
-def train_challenger(ctx: JobContext, date: dt.date) -> Outcome:
+def train_challenger(ctx: JobContext, date: dt.date, onset: dt.date | None = None) -> Outcome:
     """Run the train job for ``date`` in this process; its result names the version, the registry its gate.
 
-    When the train job found a version already trained for this date, config and training rows (and
-    so trained nothing, status ``skipped``), that version is the outcome (`REUSED`).
+    ``onset``: the drift episode's onset the training is anchored on (None outside an episode). When the
+    train job found a version already trained for this date, config and training rows (and so trained
+    nothing, status ``skipped``), that version is the outcome (`REUSED`).
     """
     from driftline.jobs import SKIPPED, run_child
     from driftline.registry.client import ModelRegistry, tracking_setup
     from driftline.vocabulary import CHAMPION
 
-    trained = run_child(ctx, "train", (date,), force=ctx.force)
+    anchored = {"onset": onset} if onset is not None else {}
+    trained = run_child(ctx, "train", (date,), force=ctx.force, **anchored)
     cfg = ctx.config
     if trained.model_version is None:
         raise DriftlineError(f"train {cfg.name} {date}: expected a model version from training, found none")

@@ -13,6 +13,10 @@ Hysteresis, so the decision does not flap:
 
 A retrain is a past decision row with a ``trained_version`` on a date before the decision date
 (a rerun of the same date is the job's business: R23).
+
+With ``retrain.wait_for_labels.enabled`` and label availability (``labels``: matured labels per as-of
+date), triggers open drift episodes that arm and fire once post-onset labels matured
+(`driftline.retrain.episodes`); the cooldown then applies between the fires of one episode.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from driftline.retrain import episodes
+from driftline.retrain.episodes import ARMED, Episode
 from driftline.retrain.spec import RetrainConfig
 from driftline.vocabulary import finite_or_none
 
 TRIGGERED, OK, INSUFFICIENT, DISABLED = "triggered", "ok", "insufficient_data", "disabled"
 FIRED, NO_TRIGGER, COOLDOWN, CAP = "fired", "no_trigger", "cooldown", "cap"
+STATUSES = (FIRED, ARMED, NO_TRIGGER, COOLDOWN, CAP, DISABLED)
 PERFORMANCE_COLUMN = "__performance__"
 LABELLED_ROWS = "labelled_rows"
 
@@ -57,6 +64,7 @@ class Window:
     drift_share: float | None
     quality_status: str | None
     drift_score: float | None = None
+    estimated_performance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,17 +80,24 @@ class Decision:
     performance: dict[str, Any] = field(default_factory=dict)
     last_retrain: dt.date | None = None
     retrains_in_period: int = 0
+    episode: Episode | None = None     # the drift episode (episode mode only)
 
     def rule(self, name: str) -> RuleResult:
         return next(r for r in self.rules if r.rule == name)
 
+    @property
+    def onset(self) -> dt.date | None:
+        """The onset a fired retrain's training is anchored on (None outside an episode)."""
+        return self.episode.onset if self.episode is not None else None
+
     def inputs_json(self) -> str:
-        """The inputs considered (windows with their values, performance, past retrains) as JSON."""
+        """The inputs considered (windows with their values, performance, past retrains, episode) as JSON."""
         return json.dumps({
             "windows": [{**asdict(w), "run_date": w.run_date.isoformat()} for w in self.windows],
             "performance": self.performance,
             "last_retrain": self.last_retrain.isoformat() if self.last_retrain else None,
             "retrains_in_period": self.retrains_in_period,
+            "episode": self.episode.summary() if self.episode is not None else None,
         }, sort_keys=True)
 
     def rules_json(self) -> str:
@@ -95,16 +110,21 @@ class Decision:
 
 def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, Any]],
              metrics: Sequence[Mapping[str, Any]] = (), decisions: Sequence[Mapping[str, Any]] = (),
-             column_drift: Sequence[Mapping[str, Any]] = ()) -> Decision:
+             column_drift: Sequence[Mapping[str, Any]] = (), estimated: Sequence[Mapping[str, Any]] = (),
+             labels: Mapping[dt.date, int] | None = None) -> Decision:
     """Evaluate ``policy`` for ``date`` on one model's history.
 
     ``runs``: ``monitor_runs`` rows (``run_date``, ``dataset_drift``, ``drift_share``, ``quality_status``,
     ``model_version``); ``metrics``: ``monitor_metrics`` rows of column ``__performance__``, baseline
-    reference (``run_date``, ``metric``, ``value``, ``window_end``: the run's own window when absent);
-    ``decisions``: ``retrain_decisions`` rows
-    (``decision_date``, ``trained_version``); ``column_drift``: the features' ``drift`` verdict rows
-    of ``monitor_metrics``, baseline reference (``run_date``, ``column``, ``value`` 1/0, None when
-    insufficient). Rows dated after ``date`` are ignored.
+    reference (``run_date``, ``metric``, ``value``, ``window_end``: the run's own window when absent,
+    ``window_start``); ``decisions``: ``retrain_decisions`` rows (``decision_date``, ``trained_version``
+    and, for episodes, ``episode_id``, ``episode_status``, ``onset_date``, ``armed_date``,
+    ``labels_available``, ``gate_passed``, ``champion_version``); ``column_drift``: the features' ``drift``
+    verdict rows of ``monitor_metrics``, baseline reference (``run_date``, ``column``, ``value`` 1/0, None
+    when insufficient); ``estimated``: the ``estimated_<metric>`` rows of the runs' own windows
+    (``run_date``, ``value``); ``labels``: matured labels (timestamp before ``date`` 00:00 UTC) per as-of
+    date, None when the model has no labels source (no episode can be armed: every trigger fires at
+    once). Rows dated after ``date`` are ignored; decision rows of ``date`` itself too.
     """
     retrains = sorted({d["decision_date"] for d in decisions
                        if d.get("trained_version") and d["decision_date"] < date})
@@ -113,24 +133,35 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
     in_period = sum(1 for d in retrains if (date - d).days < cap.period_days)
 
     scores = drift_scores(policy, column_drift) if policy.drift_score.enabled else {}
-    history = sorted((_window(r, scores) for r in runs
+    estimates = _estimates(policy, estimated)
+    history = sorted((_window(r, scores, estimates) for r in runs
                       if r["run_date"] <= date and (last is None or r["run_date"] > last)),
                      key=lambda w: w.run_date, reverse=True)
     perf, perf_values = _performance(policy, date, history, metrics, last)
-    rules = (_drift(policy, history), _drift_score(policy, history), perf, _quality(policy, history))
+    rules = (_drift(policy, history), _drift_score(policy, history), perf, _estimated(policy, history),
+             _quality(policy, history))
     depth = max(policy.drift.n if policy.drift.enabled else 0, policy.quality.n if policy.quality.enabled else 0,
-                policy.drift_score.n if policy.drift_score.enabled else 0, 1 if policy.performance.enabled else 0)
+                policy.drift_score.n if policy.drift_score.enabled else 0,
+                policy.estimated_performance.n if policy.estimated_performance.enabled else 0,
+                1 if policy.performance.enabled else 0)
     considered = tuple(history[:depth])
     triggered = [r for r in rules if r.triggered]
 
-    def done(fired: bool, status: str, reasons: list[str]) -> Decision:
-        return Decision(date, fired, status, tuple(reasons), rules, considered, perf_values, last, in_period)
+    def done(fired: bool, status: str, reasons: list[str], episode: Episode | None = None) -> Decision:
+        return Decision(date, fired, status, tuple(reasons), rules, considered, perf_values, last, in_period,
+                        episode)
 
     if not policy.enabled:
         return done(False, DISABLED, ["retrain.enabled is false"])
+    why = [f"{r.rule}: {r.detail}" for r in triggered]
+    if policy.wait_for_labels.enabled and labels is not None:
+        verdict = episodes.decide(policy, date, [r.rule for r in triggered],
+                                  onset_of(policy, history, [r.rule for r in triggered], perf_values),
+                                  decisions, labels, in_period, len(history), max(depth, 1))
+        reasons = [*why, *verdict.reasons] if triggered else list(verdict.reasons)
+        return done(verdict.fired, verdict.status, reasons, verdict.episode)
     if not triggered:
         return done(False, NO_TRIGGER, ["no rule triggered"])
-    why = [f"{r.rule}: {r.detail}" for r in triggered]
     if last is not None and (date - last).days < policy.cooldown_days:
         return done(False, COOLDOWN, [*why, f"suppressed: last retrain on {last}, {(date - last).days} days ago; "
                                             f"expected at least retrain.cooldown_days={policy.cooldown_days}"])
@@ -140,11 +171,60 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
     return done(True, FIRED, why)
 
 
-def _window(row: Mapping[str, Any], scores: Mapping[dt.date, float | None]) -> Window:
+def onset_of(policy: RetrainConfig, history: Sequence[Window], triggered: Sequence[str],
+             performance: Mapping[str, Any]) -> dt.date | None:
+    """The onset of the triggered rules: the earliest, over them, of the first window of the run of hit windows.
+
+    Per k-of-n rule: its oldest hit among its last ``n`` windows, extended back over the contiguous
+    hit windows before it (windows after the last retrain only). ``performance``: the start of the
+    judged window (its end when the start is unknown).
+    """
+    hit: dict[str, Any] = {
+        "drift": lambda w: w.dataset_drift,
+        "drift_score": lambda w: w.drift_score is not None and w.drift_score >= policy.drift_score.threshold,
+        "estimated_performance": lambda w: _outside(policy.estimated_performance.min,
+                                                    policy.estimated_performance.max, w.estimated_performance),
+        "quality": lambda w: w.quality_status in policy.quality.statuses,
+    }
+    sizes = {"drift": policy.drift.n, "drift_score": policy.drift_score.n,
+             "estimated_performance": policy.estimated_performance.n, "quality": policy.quality.n}
+    onsets: list[dt.date] = []
+    for rule in triggered:
+        if rule == "performance":
+            start = performance.get("window_start") or performance.get("window_end")
+            if start:
+                onsets.append(dt.date.fromisoformat(start))
+            continue
+        idx = [i for i, w in enumerate(history[: sizes[rule]]) if hit[rule](w)]
+        if not idx:
+            continue
+        i = idx[-1]
+        while i + 1 < len(history) and hit[rule](history[i + 1]):
+            i += 1
+        onsets.append(history[i].run_date)
+    return min(onsets) if onsets else None
+
+
+def _outside(low: float | None, high: float | None, value: float | None) -> bool:
+    return value is not None and ((low is not None and value < low) or (high is not None and value > high))
+
+
+def _estimates(policy: RetrainConfig, rows: Sequence[Mapping[str, Any]]) -> dict[dt.date, float | None]:
+    """The estimate of each run's own window (rows of another metric or an earlier window are ignored)."""
+    rule = policy.estimated_performance
+    if not rule.enabled:
+        return {}
+    return {r["run_date"]: finite_or_none(r.get("value")) for r in rows
+            if r.get("metric", rule.metric_name) == rule.metric_name
+            and (r.get("window_end") or r["run_date"]) == r["run_date"]}
+
+
+def _window(row: Mapping[str, Any], scores: Mapping[dt.date, float | None],
+            estimates: Mapping[dt.date, float | None]) -> Window:
     share = row.get("drift_share")
     return Window(row["run_date"], row.get("model_version"), bool(row.get("dataset_drift")),
                   finite_or_none(share), row.get("quality_status"),
-                  scores.get(row["run_date"]))
+                  scores.get(row["run_date"]), estimates.get(row["run_date"]))
 
 
 def drift_scores(policy: RetrainConfig, column_drift: Sequence[Mapping[str, Any]]) -> dict[dt.date, float | None]:
@@ -197,6 +277,28 @@ def _drift_score(policy: RetrainConfig, history: Sequence[Window]) -> RuleResult
                       f">= {rule.threshold:g} in {rule.k} of {rule.n}", detail)
 
 
+def _estimated(policy: RetrainConfig, history: Sequence[Window]) -> RuleResult:
+    rule = policy.estimated_performance
+    if not rule.enabled:
+        return RuleResult("estimated_performance", DISABLED, None, "", "retrain.estimated_performance.enabled is false")
+    bound = " and ".join(b for b in (f">= {rule.min}" if rule.min is not None else "",
+                                     f"<= {rule.max}" if rule.max is not None else "") if b)
+    threshold = f"outside [{bound}] in {rule.k} of {rule.n}"
+    seen = history[: rule.n]
+    if not any(w.estimated_performance is not None for w in seen):
+        detail = (f"expected an {rule.metric_name} value (monitor_metrics, column {PERFORMANCE_COLUMN}) in the last "
+                  f"{rule.n} windows, found none")
+        return RuleResult("estimated_performance", INSUFFICIENT, None, threshold, detail)
+    hits = [w for w in seen if _outside(rule.min, rule.max, w.estimated_performance)]
+    values = ", ".join(f"{w.run_date}: " + ("none" if w.estimated_performance is None
+                                             else f"{w.estimated_performance:.4g}")
+                       for w in sorted(seen, key=lambda w: w.run_date))
+    detail = (f"{rule.metric_name} outside the bound ({bound}) in {len(hits)} of the last {len(seen)} windows "
+              f"({values}); expected at least {rule.k} of {rule.n} to fire")
+    return RuleResult("estimated_performance", TRIGGERED if len(hits) >= rule.k else OK, float(len(hits)),
+                      threshold, detail)
+
+
 def _quality(policy: RetrainConfig, history: Sequence[Window]) -> RuleResult:
     rule = policy.quality
     if not rule.enabled:
@@ -231,8 +333,11 @@ def _performance(policy: RetrainConfig, date: dt.date, history: Sequence[Window]
     end = ready[0] if ready else latest
     at = windows.get(end, {})
     value, labels = finite_or_none(at.get(rule.metric)), finite_or_none(at.get(LABELLED_ROWS))
+    start = next((m.get("window_start") for m in metrics
+                  if m["run_date"] == latest and (m.get("window_end") or m["run_date"]) == end
+                  and m.get("window_start") is not None), None)
     seen = {"run_date": latest.isoformat(), "window_end": end.isoformat(), "metric": rule.metric, "value": value,
-            "labelled_rows": labels}
+            "labelled_rows": labels, **({"window_start": start.isoformat()} if start is not None else {})}
     if labels is None or labels < rule.min_labels:
         detail = (f"{rule.metric} of window {latest}: expected at least retrain.performance.min_labels="
                   f"{rule.min_labels} matured labels, found {0 if labels is None else int(labels)}"

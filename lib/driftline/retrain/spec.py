@@ -1,4 +1,5 @@
-"""Configuration slice of the retrain job (``retrain:`` in the config): trigger rules and hysteresis.
+"""Configuration slice of the retrain job (``retrain:`` in the config): trigger rules, hysteresis and the
+label wait of drift episodes.
 
 Every key is documented in ``docs/retrain.md``. The policy is evaluated on the monitoring history
 (``monitor_runs`` / ``monitor_metrics`` of the last windows), never on one run alone; the train
@@ -14,6 +15,7 @@ from pydantic import Field, model_validator
 from driftline.spec import Frozen, Identifier
 
 PerformanceMetric = Literal["auc", "log_loss", "brier", "rmse", "mae"]
+EstimatedMetric = Literal["auc", "precision", "recall", "f1", "accuracy", "brier"]
 QualityStatus = Literal["warn", "alert", "insufficient_data"]
 Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -79,6 +81,33 @@ class PerformanceRule(Frozen):
         return self
 
 
+class EstimatedPerformanceRule(Frozen):
+    """The monitor's label-free estimate ``estimated_<metric>`` outside [``min``, ``max``] in ``k`` of the last
+    ``n`` windows (``monitor_metrics`` rows of column ``__performance__``, the run's own window)."""
+
+    enabled: bool = False
+    metric: EstimatedMetric = "auc"
+    min: float | None = None
+    max: float | None = None
+    k: int = Field(1, ge=1, le=366)
+    n: int = Field(1, ge=1, le=366)
+
+    @model_validator(mode="after")
+    def _bound(self) -> EstimatedPerformanceRule:
+        if self.enabled and self.min is None and self.max is None:
+            raise ValueError("expected a bound (min or max) for an enabled estimated_performance rule, found neither")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"expected min <= max, found min={self.min} > max={self.max}")
+        if self.k > self.n:
+            raise ValueError(f"expected k <= n (k of the last n windows), found k={self.k} > n={self.n}")
+        return self
+
+    @property
+    def metric_name(self) -> str:
+        """The ``monitor_metrics.metric`` of the estimate (``estimated_auc``)."""
+        return f"estimated_{self.metric}"
+
+
 class QualityRule(Frozen):
     """Data-quality failures: ``monitor_runs.quality_status`` in ``statuses`` in ``k`` of the last ``n`` windows."""
 
@@ -103,13 +132,38 @@ class PeriodCap(Frozen):
     period_days: int = Field(30, ge=1, le=3660)
 
 
+class WaitForLabels(Frozen):
+    """Drift episodes: a label-free trigger arms the retrain, which fires once labels of the new regime matured.
+
+    Fires when at least ``min_new_labels`` labels with an as-of date on/after the episode's onset have
+    matured (timestamp before D 00:00 UTC) on at least ``min_new_days`` such as-of dates; at the latest
+    ``max_wait_days`` after the onset, without them. Off (or without ``sources.labels``): every trigger
+    fires at once, as before episodes existed.
+    """
+
+    enabled: bool = False
+    min_new_labels: int = Field(500, ge=1)
+    min_new_days: int = Field(3, ge=1, le=366)
+    max_wait_days: int = Field(28, ge=1, le=366)
+
+    @model_validator(mode="after")
+    def _wait(self) -> WaitForLabels:
+        if self.max_wait_days < self.min_new_days:
+            raise ValueError(f"expected max_wait_days >= min_new_days, found max_wait_days={self.max_wait_days} "
+                             f"< min_new_days={self.min_new_days}")
+        return self
+
+
 class RetrainConfig(Frozen):
-    """When the retrain job trains a challenger: any enabled rule fires, outside cooldown and under the cap."""
+    """When the retrain job trains a challenger: any enabled rule fires, outside cooldown and under the cap;
+    with ``wait_for_labels`` a label-free trigger arms a drift episode that fires once post-onset labels matured."""
 
     enabled: bool = True
     drift: DriftRule = Field(default_factory=DriftRule)
     drift_score: DriftScoreRule = Field(default_factory=DriftScoreRule)
     performance: PerformanceRule = Field(default_factory=PerformanceRule)
+    estimated_performance: EstimatedPerformanceRule = Field(default_factory=EstimatedPerformanceRule)
     quality: QualityRule = Field(default_factory=QualityRule)
     cooldown_days: int = Field(7, ge=0, le=3660)
     max_per_period: PeriodCap = Field(default_factory=PeriodCap)
+    wait_for_labels: WaitForLabels = Field(default_factory=WaitForLabels)

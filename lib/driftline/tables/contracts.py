@@ -34,7 +34,7 @@ from pyspark.sql.types import (
 from driftline import vocabulary as v
 from driftline.errors import TableError
 
-CONTRACT_VERSION = 2  # 1: the release before the one vocabulary (see driftline.tables.migrate)
+CONTRACT_VERSION = 3  # 1: before the one vocabulary; 2: before drift episodes (see driftline.tables.migrate)
 
 
 @dataclass(frozen=True)
@@ -300,7 +300,7 @@ RETRAIN_DECISIONS = TableContract(
         _c(v.MODEL, S, "the model", False),
         _c(v.DECISION_DATE, D, "the --date D", False),
         _c("fired", B, "the policy fired (a retrain was started)", False),
-        _c("status", S, "fired, no_trigger, cooldown, cap or disabled", False),
+        _c("status", S, "fired, armed (an episode waits for labels), no_trigger, cooldown, cap or disabled", False),
         _c("reasons", S, "why, one clause per triggered rule and suppression, `; `-separated", False),
         _c("rules_triggered", S, "comma-separated names of the triggered rules; empty when none", False),
         _c("windows_considered", INT, "monitored windows the policy looked at", False),
@@ -311,6 +311,21 @@ RETRAIN_DECISIONS = TableContract(
         _c("labelled_rows", F, "matured labels behind that value"),
         _c("last_retrain_date", D, "the last earlier decision date that trained a version"),
         _c("retrains_in_period", INT, "retrains in retrain.max_per_period.period_days before D", False),
+        _c("episode_id", S, "the drift episode of the decision (`ep-<date it was armed>`); null outside one "
+           "(retrain.wait_for_labels off, no labels source, no episode) and on rows of contract 2"),
+        _c("onset_date", D, "the episode's onset: first window of the run of windows that triggered it; a fired "
+           "retrain's training is anchored on it"),
+        _c("armed_date", D, "the decision date that opened (armed) the episode"),
+        _c("episode_status", S, "open, or ended (a retrain of it was promoted: on that row; no rule triggers any "
+           "more: on the first row without a trigger)"),
+        _c("labels_available", L, "matured labels (timestamp < D 00:00 UTC) with an as-of date on/after the onset"),
+        _c("labels_needed", L, "labels the fire needs: retrain.wait_for_labels.min_new_labels, after a losing fire "
+           "that many more than it had"),
+        _c("label_days_available", INT, "as-of dates on/after the onset with at least one matured label"),
+        _c("label_days_needed", INT, "retrain.wait_for_labels.min_new_days"),
+        _c("waited_days", INT, "days from the armed date to D"),
+        _c("wait_reason", S, "why it did not fire, comma-separated: labels, label_days, cooldown, cap; max_wait when "
+           "it fired without the labels; null otherwise"),
         _c("inputs_json", S, "the inputs considered (windows, performance values, last retrain, count)", False),
         _c("rules_json", S, "each rule: rule, status, value, threshold, detail", False),
         _c("train_status", S, "not_run, running, trained, reused or failed", False),
@@ -331,8 +346,10 @@ RETRAIN_DECISIONS = TableContract(
     partition_by=(v.MODEL, v.DECISION_DATE),
     key=(v.MODEL, v.DECISION_DATE),
     idempotency="retrain replaces the (model, decision_date) partition of its date",
-    values={"status": "fired, no_trigger, cooldown, cap, disabled (a decision, not a verdict)",
-            "train_status": "not_run, running, trained, reused, failed"},
+    values={"status": "fired, armed, no_trigger, cooldown, cap, disabled (a decision, not a verdict)",
+            "train_status": "not_run, running, trained, reused, failed",
+            "episode_status": "open, ended",
+            "wait_reason": "labels, label_days, cooldown, cap (comma-separated), max_wait"},
 )
 
 PIPELINE_RUNS = TableContract(

@@ -1,6 +1,9 @@
 """Upgrade the tables of a workspace written by an earlier release to the current table contract.
 
-Contract 1 (release 0.1) → contract 2 (`driftline.tables.contracts`), per table (`CHANGES`):
+Each contract version is one step (`STEPS`), applied in order: a contract-1 table goes 1 → 2 → 3 in
+one commit. Per table:
+
+Contract 1 (release 0.1) → contract 2:
 
 - ``<model>__features``, ``quarantine``, ``scoring_stats``: add the nullable ``code_version``
   (null on old rows) in one metadata-only commit; no data file is rewritten.
@@ -13,6 +16,12 @@ Contract 1 (release 0.1) → contract 2 (`driftline.tables.contracts`), per tabl
   add ``config_hash`` and ``code_version`` from the ``monitor_runs`` row of the same ``run_id``.
   Rewritten.
 - ``monitor_runs``, ``retrain_decisions``, ``pipeline_runs``: unchanged.
+
+Contract 2 → contract 3 (drift episodes):
+
+- ``retrain_decisions``: add the nullable episode columns (``episode_id``, ``onset_date``, ...; null on
+  old rows) in one metadata-only commit.
+- every other table: unchanged.
 
 A table's version is read from its schema (`detect`). `plan` looks at every table under the
 tables root first and refuses (`MigrationRefused`, exit 2, nothing changed) unless each one is a
@@ -44,7 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FROM_VERSION, TO_VERSION = 1, c.CONTRACT_VERSION
+FROM_VERSION, TO_VERSION = 1, c.CONTRACT_VERSION   # the oldest contract migrate reads, the current one
 JOB, KEY = "migrate", f"contract-{TO_VERSION}"
 
 OLD_MODEL = "model_name"                     # contract 1's spelling of `model`
@@ -59,17 +68,17 @@ class MigrationRefused(InputContractError):
 
 @dataclass(frozen=True)
 class Change:
-    """What contract 1 → 2 changes in one table."""
+    """What one contract step (N-1 → N) changes in one table; the cumulative change of several steps too."""
 
     summary: str = ""
-    renamed: Mapping[str, str] = field(default_factory=dict)  # contract-2 name → contract-1 name
-    added: tuple[str, ...] = ()  # contract-2 columns contract 1 lacks (nullable)
+    renamed: Mapping[str, str] = field(default_factory=dict)  # name in the newer contract → name in the older
+    added: tuple[str, ...] = ()  # columns of the newer contract the older lacks (nullable)
     rewrite: bool = False  # False: a metadata-only commit adding ``added``
 
 
 _ADD_CODE_VERSION = Change("add code_version (metadata only)", added=(v.CODE_VERSION,))
 
-CHANGES: dict[str, Change] = {
+CHANGES_1_2: dict[str, Change] = {
     c.FEATURES.name: _ADD_CODE_VERSION,
     c.QUALITY_RESULTS.name: Change("rewrite: status pass→ok, fail→alert, skipped→insufficient_data; "
                                    "add code_version", added=(v.CODE_VERSION,), rewrite=True),
@@ -88,6 +97,19 @@ CHANGES: dict[str, Change] = {
     c.PIPELINE_RUNS.name: Change(),
 }
 
+EPISODE_COLUMNS = ("episode_id", "onset_date", "armed_date", "episode_status", "labels_available", "labels_needed",
+                   "label_days_available", "label_days_needed", "waited_days", "wait_reason")
+
+CHANGES_2_3: dict[str, Change] = {
+    **{t.name: Change() for t in c.ALL},
+    c.RETRAIN_DECISIONS.name: Change("add the episode columns (metadata only)", added=EPISODE_COLUMNS),
+}
+
+STEPS: dict[int, dict[str, Change]] = {2: CHANGES_1_2, 3: CHANGES_2_3}   # contract N: what N-1 → N changes
+if max(STEPS) != TO_VERSION or set(STEPS) != set(range(FROM_VERSION + 1, TO_VERSION + 1)):
+    raise TableError(f"driftline.tables.migrate: expected a step per contract {FROM_VERSION + 1}..{TO_VERSION}, "
+                     f"found {sorted(STEPS)}")
+
 Action = Literal["current", "migrate", "source"]
 
 
@@ -102,6 +124,7 @@ class TablePlan:
     leading: tuple[StructField, ...] = ()  # per-model tables: the model's columns, in table order
     models: tuple[str, ...] = ()  # source tables: the models reading it
     rows: int | None = None  # migrate: rows of the table (filled by `plan`)
+    from_contract: int = TO_VERSION  # the table's contract version (migrate: older than TO_VERSION)
 
     def line(self) -> str:
         """The CLI's line for a table left alone, or one to be migrated (a dry run)."""
@@ -110,7 +133,7 @@ class TablePlan:
             return f"{self.table}: source table of model{s} {', '.join(self.models)}, left alone"
         if self.action == "current":
             return f"{self.table}: current"
-        return (f"{self.table}: would migrate contract {FROM_VERSION} → {TO_VERSION} "
+        return (f"{self.table}: would migrate contract {self.from_contract} → {TO_VERSION} "
                 f"({change_of(self).summary}; version {self.version}, {self.rows} rows)")
 
 
@@ -122,16 +145,35 @@ class Migrated:
     old_version: int
     new_version: int
     rows: int
+    from_contract: int = FROM_VERSION
 
     def line(self) -> str:
-        return (f"{self.table}: migrated contract {FROM_VERSION} → {TO_VERSION} "
+        return (f"{self.table}: migrated contract {self.from_contract} → {TO_VERSION} "
                 f"(version {self.old_version} → {self.new_version}, {self.rows} rows)")
+
+
+def change_between(contract: c.TableContract, start: int, end: int = TO_VERSION) -> Change:
+    """The cumulative change of a table from contract ``start`` to ``end``: renames composed, columns added
+    on the way (in contract order), a rewrite when any step rewrites, the steps' summaries."""
+    names = {col.name: col.name for col in contract.columns}   # name in ``end`` → name in the older contract
+    added: set[str] = set()
+    for step in range(end, start, -1):
+        change = STEPS[step][contract.name]
+        added |= {new for new, old in names.items() if old in change.added}
+        names = {new: change.renamed.get(old, old) for new, old in names.items()}
+    steps = [STEPS[n][contract.name] for n in range(start + 1, end + 1)]
+    summaries = [f"contract {n - 1} → {n}: {ch.summary}" if len([x for x in steps if x.summary]) > 1 else ch.summary
+                 for n, ch in zip(range(start + 1, end + 1), steps, strict=True) if ch.summary]
+    return Change("; ".join(summaries),
+                  renamed={new: old for new, old in names.items() if new != old and new not in added},
+                  added=tuple(col.name for col in contract.columns if col.name in added),
+                  rewrite=any(ch.rewrite for ch in steps))
 
 
 def change_of(p: TablePlan) -> Change:
     if p.contract is None:
         raise TableError(f"table {p.table}: expected a driftline table, found a source table")
-    return CHANGES[p.contract.name]
+    return change_between(p.contract, p.from_contract)
 
 
 # --------------------------------------------------------------------------- detection
@@ -151,33 +193,56 @@ def _shape_problems(expected: Mapping[str, DataType], forbidden: set[str], schem
 
 
 def contract_shapes(contract: c.TableContract) -> dict[int, tuple[dict[str, DataType], set[str]]]:
-    """Per contract version: the columns (name → type) a table has, and the names it must not have."""
-    change = CHANGES[contract.name]
-    current = {col.name: col.type for col in contract.columns}
-    old = {change.renamed.get(col.name, col.name): col.type
-           for col in contract.columns if col.name not in change.added}
-    return {TO_VERSION: (current, set(change.renamed.values())),
-            FROM_VERSION: (old, set(change.added) | set(change.renamed))}
+    """Per contract version: the columns (name → type) a table has, and the names it must not have (those of
+    the other versions)."""
+    types = {col.name: col.type for col in contract.columns}
+    columns = {TO_VERSION: {col.name: col.name for col in contract.columns}}   # version → {current name: its name}
+    for version in range(TO_VERSION, FROM_VERSION, -1):
+        change = STEPS[version][contract.name]
+        columns[version - 1] = {cur: change.renamed.get(name, name) for cur, name in columns[version].items()
+                                if name not in change.added}
+    every = {name for cols in columns.values() for name in cols.values()}
+    shapes = {}
+    for version, cols in columns.items():
+        expected = {name: types[cur] for cur, name in cols.items()}
+        shapes[version] = (expected, every - set(expected))
+    return shapes
 
 
 def detect(contract: c.TableContract, schema: StructType) -> tuple[int | None, str]:
     """The contract version of a table with this schema, or (None, what differs from the nearest one).
 
-    Current: every contract column by name and type, none of contract 1's old names (other columns
-    are left alone). Contract 1: exactly contract 1's columns (a per-model table: plus its model's).
+    Current: every contract column by name and type, none of an older contract's names (other columns
+    are left alone). An older contract: exactly its columns (a per-model table: plus its model's); where
+    two versions have the same columns, the newer.
     """
     shapes = contract_shapes(contract)
     problems: dict[int, list[str]] = {}
-    for version, (expected, forbidden) in shapes.items():
+    for version in sorted(shapes, reverse=True):
+        expected, forbidden = shapes[version]
         extra_ok = version == TO_VERSION or contract.per_model
         problems[version] = _shape_problems(expected, forbidden, schema, extra_ok)
         if not problems[version]:
             return version, ""
-    if not CHANGES[contract.name].renamed and not CHANGES[contract.name].added:
+    if not any(STEPS[n][contract.name].renamed or STEPS[n][contract.name].added for n in STEPS):
         nearest = TO_VERSION
     else:
         nearest = min(problems, key=lambda ver: (len(problems[ver]), -ver))
     return None, f"nearest contract {nearest}: found {', '.join(problems[nearest])}"
+
+
+def outdated(name: str, schema: StructType) -> InputContractError | None:
+    """The error for a driftline table an earlier release wrote (its contract is older than the current):
+    run ``driftline migrate``. None for a current table, a table of unknown shape or a source table."""
+    contract = c.contract_of(name)
+    if contract is None:
+        return None
+    version, _ = detect(contract, schema)
+    if version is None or version >= TO_VERSION:
+        return None
+    return InputContractError(
+        f"table {name}: written by an earlier driftline (table contract {version}), expected contract "
+        f"{TO_VERSION}: run driftline migrate --workspace <workspace> first (docs/migrate.md)")
 
 
 # --------------------------------------------------------------------------- planning
@@ -229,17 +294,18 @@ def _plan_table(store: TableStore, name: str, sources: Mapping[str, Sequence[str
         raise MigrationRefused(f"table {name}: expected a readable Delta table, found: {exc}") from None
     version, problem = detect(contract, schema)
     if version is None:
-        raise MigrationRefused(f"table {name}: expected the columns of {contract.name} in contract "
-                               f"{TO_VERSION} or {FROM_VERSION}, {problem}")
+        known = ", ".join(str(n) for n in range(TO_VERSION, FROM_VERSION - 1, -1))
+        raise MigrationRefused(f"table {name}: expected the columns of {contract.name} in contract {known}, "
+                               f"{problem}")
     if version == TO_VERSION:
         return TablePlan(name, "current", store.version(name), contract)
-    known = set(contract_shapes(contract)[FROM_VERSION][0])
-    leading = tuple(f for f in schema.fields if f.name not in known)
-    return TablePlan(name, "migrate", store.version(name), contract, leading)
+    known_columns = set(contract_shapes(contract)[version][0])
+    leading = tuple(f for f in schema.fields if f.name not in known_columns)
+    return TablePlan(name, "migrate", store.version(name), contract, leading, from_contract=version)
 
 
 def _with_rows(store: TableStore, p: TablePlan) -> TablePlan:
-    if p.contract is not None and p.contract.name == c.QUALITY_RESULTS.name:
+    if p.contract is not None and p.contract.name == c.QUALITY_RESULTS.name and p.from_contract < 2:
         _check_quality_statuses(store, p.table)
     return dataclasses.replace(p, rows=store.read(p.table).count())
 
@@ -263,7 +329,7 @@ def apply(store: TableStore, plans: Sequence[TablePlan], commit: CommitInfo) -> 
 
 
 def migrate_table(store: TableStore, p: TablePlan, commit: CommitInfo) -> Migrated:
-    """One table to contract 2 in one commit: a rewrite, or a metadata-only commit adding columns."""
+    """One table to the current contract in one commit: a rewrite, or a metadata-only commit adding columns."""
     contract, change = p.contract, change_of(p)
     if p.action != "migrate" or contract is None or p.rows is None:
         raise TableError(f"table {p.table}: expected a table planned for migration, found action {p.action}")
@@ -276,13 +342,14 @@ def migrate_table(store: TableStore, p: TablePlan, commit: CommitInfo) -> Migrat
         result = store.add_columns(p.table, fields, commit)
         rows = p.rows
     after = result.version if result.version is not None else store.version(p.table)
-    done = Migrated(p.table, before, after, rows)
+    done = Migrated(p.table, before, after, rows, p.from_contract)
     log.info("migrate: %s", done.line())
     return done
 
 
 def migrated_frame(store: TableStore, p: TablePlan) -> DataFrame:
-    """The table's rows in contract 2: columns renamed, values mapped, new columns, contract order."""
+    """The table's rows in the current contract: columns renamed, values mapped (each step's from the table's
+    contract on), new columns (null), contract order."""
     from pyspark.sql import functions as F
 
     change = change_of(p)
@@ -292,7 +359,8 @@ def migrated_frame(store: TableStore, p: TablePlan) -> DataFrame:
     df = store.read(p.table)
     for new, old in change.renamed.items():
         df = df.withColumnRenamed(old, new)
-    df = VALUE_MAPS.get(contract.name, lambda frame, _store: frame)(df, store)
+    for step in range(p.from_contract + 1, TO_VERSION + 1):
+        df = VALUE_MAPS.get(step, {}).get(contract.name, lambda frame, _store: frame)(df, store)
     target = contract.schema(leading=p.leading)
     for col in target.fields:
         if col.name not in df.columns:
@@ -330,12 +398,14 @@ def _monitor_metrics(df: DataFrame, store: TableStore) -> DataFrame:
     return df.join(F.broadcast(runs), on=v.RUN_ID, how="left")
 
 
-VALUE_MAPS: dict[str, Callable[[DataFrame, TableStore], DataFrame]] = {
-    c.QUALITY_RESULTS.name: _quality_results,
-    c.REFERENCE_PROFILES.name: _reference_profiles,
-    c.MONITOR_METRICS.name: _monitor_metrics,
+VALUE_MAPS: dict[int, dict[str, Callable[[DataFrame, TableStore], DataFrame]]] = {   # contract N: N-1 → N
+    2: {
+        c.QUALITY_RESULTS.name: _quality_results,
+        c.REFERENCE_PROFILES.name: _reference_profiles,
+        c.MONITOR_METRICS.name: _monitor_metrics,
+    },
 }
 
 
-__all__ = ["CHANGES", "Change", "MigrationRefused", "Migrated", "TablePlan", "apply", "detect", "migrate_table",
-           "plan"]
+__all__ = ["STEPS", "Change", "MigrationRefused", "Migrated", "TablePlan", "apply", "change_between", "detect",
+           "migrate_table", "outdated", "plan"]

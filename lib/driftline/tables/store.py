@@ -292,17 +292,8 @@ class TableStore:
 def _outdated(name: str, snapshot: Snapshot | None) -> InputContractError | None:
     """A refused write to a table an earlier release wrote: the error says to run ``driftline migrate``."""
     from driftline.tables import migrate
-    from driftline.tables.contracts import contract_of
 
-    contract = contract_of(name)
-    if contract is None or snapshot is None:
-        return None
-    version, _ = migrate.detect(contract, snapshot.schema)
-    if version != migrate.FROM_VERSION:
-        return None
-    return InputContractError(
-        f"table {name}: written by an earlier driftline (table contract {version}), expected contract "
-        f"{migrate.TO_VERSION}: run driftline migrate --workspace <workspace> first (docs/migrate.md)")
+    return None if snapshot is None else migrate.outdated(name, snapshot.schema)
 
 
 def open_store(spark: SparkSession, storage_cfg: StorageConfig, workspace: str | os.PathLike[str]) -> TableStore:

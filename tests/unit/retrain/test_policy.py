@@ -65,12 +65,16 @@ def test_fired_decision_exactly() -> None:
     assert d.windows == (Window(day(0), "1", True, 0.5, "ok"), Window(day(1), "1", True, 0.5, "ok"),
                          Window(day(2), "1", False, 0.0, "ok"))
     assert [(r.rule, r.status) for r in d.rules] == [("drift", "triggered"), ("drift_score", "disabled"),
-                                                      ("performance", "disabled"), ("quality", "disabled")]
+                                                      ("performance", "disabled"),
+                                                      ("estimated_performance", "disabled"), ("quality", "disabled")]
     inputs = json.loads(d.inputs_json())
     assert inputs["windows"][0] == {"run_date": "2026-03-10", "model_version": "1", "dataset_drift": True,
-                                    "drift_share": 0.5, "quality_status": "ok", "drift_score": None}
-    assert (inputs["last_retrain"], inputs["retrains_in_period"]) == (None, 0)
-    assert [r["rule"] for r in json.loads(d.rules_json())] == ["drift", "drift_score", "performance", "quality"]
+                                    "drift_share": 0.5, "quality_status": "ok", "drift_score": None,
+                                    "estimated_performance": None}
+    assert (inputs["last_retrain"], inputs["retrains_in_period"], inputs["episode"]) == (None, 0, None)
+    assert [r["rule"] for r in json.loads(d.rules_json())] == ["drift", "drift_score", "performance",
+                                                               "estimated_performance", "quality"]
+    assert (d.episode, d.onset) == (None, None)
 
 
 def test_rows_after_the_date_are_ignored() -> None:
@@ -287,6 +291,16 @@ def test_no_history_is_no_trigger() -> None:
                                              "weights 0"),
     ({"drift_score": {"threshold": 0}}, "Input should be greater than 0"),
     ({"drift_score": {"weights": {"bad name": 1}}}, "String should match pattern"),
+    ({"estimated_performance": {"enabled": True}}, "expected a bound (min or max) for an enabled "
+                                                   "estimated_performance rule, found neither"),
+    ({"estimated_performance": {"min": 0.9, "max": 0.8}}, "expected min <= max, found min=0.9 > max=0.8"),
+    ({"estimated_performance": {"k": 2, "n": 1}}, "expected k <= n (k of the last n windows), found k=2 > n=1"),
+    ({"estimated_performance": {"metric": "log_loss"}}, "Input should be 'auc', 'precision', 'recall', 'f1', "
+                                                        "'accuracy' or 'brier'"),
+    ({"wait_for_labels": {"min_new_labels": 0}}, "Input should be greater than or equal to 1"),
+    ({"wait_for_labels": {"min_new_days": 5, "max_wait_days": 4}}, "expected max_wait_days >= min_new_days, found "
+                                                                   "max_wait_days=4 < min_new_days=5"),
+    ({"wait_for_labels": {"max_wait": 4}}, "Extra inputs are not permitted"),
 ])
 def test_config_is_validated(data, message) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
