@@ -163,9 +163,11 @@ def run(ctx: JobContext) -> JobResult:
     return JOBS[ctx.job].run(ctx)
 
 
-def run_child(parent: JobContext, job: str, dates: tuple[dt.date, ...], force: bool = False) -> JobResult:
-    """Run ``job`` in process for ``dates`` on the parent's config, session and store; errors propagate."""
-    return run(parent.child(job, dates, force=force))
+def run_child(parent: JobContext, job: str, dates: tuple[dt.date, ...], force: bool = False,
+              onset: dt.date | None = None) -> JobResult:
+    """Run ``job`` in process for ``dates`` on the parent's config, session and store; errors propagate.
+    ``onset``: the drift episode's onset date a retrain's training is anchored on (`JobContext.onset`)."""
+    return run(parent.child(job, dates, force=force, onset=onset))
 
 
 def run_step(parent: JobContext, job: str, dates: tuple[dt.date, ...], force: bool = False) -> JobResult:

@@ -52,6 +52,9 @@ class JobContext:
     run_id: str
     started_at: dt.datetime
     force: bool = False
+    # a retrain inside a drift episode: the episode's onset date (the train job anchors its windows and
+    # reference on the rows from it on); None for an ordinary run
+    onset: dt.date | None = None
     _store: TableStore | None = field(default=None, repr=False)
     _first_commit: int = field(default=0, repr=False)       # commits of the shared store before this run
     _clock: float = field(default_factory=time.monotonic, repr=False)
@@ -81,12 +84,14 @@ class JobContext:
             self._store = open_store(self.spark, self.config.storage, self.workspace)
         return self._store
 
-    def child(self, job: str, dates: tuple[dt.date, ...], force: bool = False) -> JobContext:
-        """The context of ``job`` run in process by this one: same config, session and store, its own run id."""
+    def child(self, job: str, dates: tuple[dt.date, ...], force: bool = False,
+              onset: dt.date | None = None) -> JobContext:
+        """The context of ``job`` run in process by this one: same config, session and store, its own run id
+        (``onset``: the drift episode a retrain's training belongs to)."""
         started = dt.datetime.now(dt.UTC).replace(microsecond=0)
         return JobContext(job=job, loaded=self.loaded, dates=dates, spark=self.spark,
-                          run_id=new_run_id(job, started), started_at=started, force=force, _store=self.store,
-                          _first_commit=len(self.store.commits))
+                          run_id=new_run_id(job, started), started_at=started, force=force, onset=onset,
+                          _store=self.store, _first_commit=len(self.store.commits))
 
     def result(self, status: str = "ok", *, exit_code: int = 0, model_version: str | None = None,
                steps: tuple[JobResult, ...] = (), error: str | None = None) -> JobResult:

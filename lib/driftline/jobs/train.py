@@ -5,10 +5,15 @@ and evaluated; the reference profile is written before the gate runs; the ``cham
 last, only when the gate passes. A rerun for the same date, config, code version and input table
 versions finds the version it registered and does nothing (``--force`` trains again). The reference
 profile step is `driftline.jobs.train_reference`.
+
+A retrain inside a drift episode (``ctx.onset``) validates on post-onset dates (`ds.training_windows`),
+may weigh rows by recency (``training.recency``: `recency_weights`) and profiles the post-onset rows as
+its reference (``training.reference_rows``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 from dataclasses import dataclass
@@ -37,8 +42,10 @@ from driftline.training.pipeline import (
     build_pipeline,
     check_estimator_task,
     estimator_params,
+    fit_pipeline,
     model_frame,
     predict_scores,
+    recency_weights,
 )
 from driftline.training.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from driftline.vocabulary import AS_OF
@@ -103,6 +110,16 @@ class TrainingData:
     train_capped: bool
     validation_capped: bool
     table_versions: dict[str, int]
+    onset: dt.date | None = None         # the drift episode's onset (`ds.Windows.onset`)
+    train_end: dt.date | None = None     # the training window's last as-of date (recency weights count from it)
+
+    @property
+    def post_onset_train_rows(self) -> int:
+        return ds.post_onset_rows(self.train[AS_OF], self.onset)
+
+    @property
+    def post_onset_validation_rows(self) -> int:
+        return ds.post_onset_rows(self.validation[AS_OF], self.onset)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -157,9 +174,11 @@ def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, wind
     ds.check_rows(len(val), tcfg.min_validation_rows, "validation",
                   f"{windows.validation_start}..{windows.validation_end}", "min_validation_rows")
     for split, frame, capped in (("training", train, train_capped), ("validation", val, val_capped)):
-        log.info("%s set: %d rows%s", split, len(frame),
+        post = f", {ds.post_onset_rows(frame[AS_OF], windows.onset)} from onset {windows.onset} on" \
+            if windows.onset is not None else ""
+        log.info("%s set: %d rows%s%s", split, len(frame), post,
                  f" (capped at training.sample_cap={tcfg.sample_cap}, seed {tcfg.sample_seed})" if capped else "")
-    return TrainingData(train, val, train_capped, val_capped, versions)
+    return TrainingData(train, val, train_capped, val_capped, versions, windows.onset, windows.train_end)
 
 
 @dataclass
@@ -169,6 +188,14 @@ class FitResult:
     validation_scores: np.ndarray
     metrics: dict[str, float]
     calibration: pd.DataFrame | None
+    sample_weight: np.ndarray | None = None   # the training rows' recency weights (None: unweighted)
+
+
+def training_weights(cfg: DriftlineConfig, data: TrainingData) -> np.ndarray | None:
+    """`recency_weights` of the training rows from ``training.recency`` (None: every row weighs the same)."""
+    if data.train_end is None:
+        return None
+    return recency_weights(data.train[AS_OF], data.train_end, data.onset, cfg.training.recency)
 
 
 def fit_and_evaluate(cfg: DriftlineConfig, plan: Plan, data: TrainingData) -> FitResult:
@@ -182,7 +209,8 @@ def fit_and_evaluate(cfg: DriftlineConfig, plan: Plan, data: TrainingData) -> Fi
         raise MissingInputError(
             f"training labels: expected both classes 0 and 1, found only {int(y_train[0])}"
         )
-    model = build_pipeline(cfg.estimator, plan.numeric, plan.categorical).fit(x_train, y_train)
+    weights = training_weights(cfg, data)
+    model = fit_pipeline(build_pipeline(cfg.estimator, plan.numeric, plan.categorical), x_train, y_train, weights)
     s_train = predict_scores(model, x_train, task)
     s_val = predict_scores(model, x_val, task)
     metrics = {
@@ -191,7 +219,7 @@ def fit_and_evaluate(cfg: DriftlineConfig, plan: Plan, data: TrainingData) -> Fi
         **prefixed(task_metrics(task, y_val, baseline_scores(task, y_train, len(y_val)), thr), "baseline_val_"),
     }
     calib = calibration_table(y_val, s_val) if task == "classification" else None
-    return FitResult(model, s_train, s_val, metrics, calib)
+    return FitResult(model, s_train, s_val, metrics, calib, weights)
 
 
 # --------------------------------------------------------------------------- the job
@@ -207,9 +235,10 @@ def run(ctx: JobContext) -> JobResult:
         raise UsageError(f"train: expected one --date, found a range of {len(ctx.dates)} days")
     cfg = ctx.config
     plan = plan_training(cfg)
-    windows = ds.training_windows(ctx.dates[0], cfg.label.horizon_days, cfg.training)
-    log.info("train %s for %s: training %s..%s, validation %s..%s", cfg.name, windows.date,
-             windows.train_start, windows.train_end, windows.validation_start, windows.validation_end)
+    windows = episode_windows(ctx)
+    log.info("train %s for %s: training %s..%s, validation %s..%s%s", cfg.name, windows.date,
+             windows.train_start, windows.train_end, windows.validation_start, windows.validation_end,
+             f" (drift episode from {windows.onset}: validation on post-onset dates)" if windows.onset else "")
 
     setup = tracking_setup(cfg.mlflow, ctx.workspace)
     registry = ModelRegistry(setup, cfg.name)
@@ -231,6 +260,20 @@ def run(ctx: JobContext) -> JobResult:
     return ctx.result(model_version=record.version)
 
 
+def episode_windows(ctx: JobContext) -> ds.Windows:
+    """The run's windows, anchored on the drift episode's onset when there is one. A retrain the policy fired
+    before two post-onset dates had matured labels (its maximum wait, or a quality trigger) trains on the
+    ordinary windows and says so: nothing of the new regime can be validated yet."""
+    cfg, date = ctx.config, ctx.dates[0]
+    if ctx.onset is not None and ds.last_matured_date(date, cfg.label.horizon_days) < (
+            ctx.onset + dt.timedelta(days=1 + cfg.training.gap_days)):
+        log.warning("train %s for %s: the drift episode from %s has fewer than %d post-onset dates with matured "
+                    "labels; training on the ordinary windows (nothing of the new regime to validate on yet)",
+                    cfg.name, date, ctx.onset, 2 + cfg.training.gap_days)
+        return ds.training_windows(date, cfg.label.horizon_days, cfg.training)
+    return ds.training_windows(date, cfg.label.horizon_days, cfg.training, ctx.onset)
+
+
 def find_previous_run(registry: ModelRegistry, windows: ds.Windows, config_hash: str, code_version: str,
                       fingerprint: str) -> str | None:
     """The version already trained (gate run) for this date, config, code and training rows, if any.
@@ -239,7 +282,9 @@ def find_previous_run(registry: ModelRegistry, windows: ds.Windows, config_hash:
     table versions: rewriting a features partition with the same rows is not new input.
     """
     want = {"driftline.date": windows.date.isoformat(), "driftline.config_hash": config_hash,
-            "driftline.code_version": code_version, FINGERPRINT_TAG: fingerprint}
+            "driftline.code_version": code_version, FINGERPRINT_TAG: fingerprint,
+            # the onset changes the weights and the reference rows even when the windows come out the same
+            "driftline.onset": windows.onset.isoformat() if windows.onset is not None else None}
     for info in reversed(registry.versions()):
         if all(info.tags.get(k) == v for k, v in want.items()) and "driftline.gate.passed" in info.tags:
             return info.version
@@ -263,6 +308,9 @@ def run_tags(ctx: JobContext, windows: ds.Windows, data: TrainingData) -> dict[s
         **windows.tags(),
         **{f"driftline.table_version.{t}": str(v) for t, v in data.table_versions.items()},
         FINGERPRINT_TAG: data.fingerprint,
+        **({"driftline.post_onset_train_rows": str(data.post_onset_train_rows),
+            "driftline.post_onset_validation_rows": str(data.post_onset_validation_rows)}
+           if windows.onset is not None else {}),
     }
 
 
@@ -283,8 +331,17 @@ def log_and_register(ctx: JobContext, registry: ModelRegistry, plan: Plan, windo
         "train_rows": len(data.train), "validation_rows": len(data.validation),
         "sample_cap": cfg.training.sample_cap, "sample_seed": cfg.training.sample_seed,
         "train_capped": data.train_capped, "validation_capped": data.validation_capped,
+        "onset": windows.onset.isoformat() if windows.onset is not None else None,
+        "post_onset_train_rows": data.post_onset_train_rows,
+        "recency.post_onset_weight": cfg.training.recency.post_onset_weight,
+        "recency.half_life_days": cfg.training.recency.half_life_days,
+        "recency.weighted": fit.sample_weight is not None,
+        "reference_rows": cfg.training.reference_rows,
         **{f"estimator.{k}": v for k, v in sorted(estimator_params(cfg.estimator).items())},
     }
+    if fit.sample_weight is not None:
+        params["recency.weight_min"] = round(float(fit.sample_weight.min()), 6)
+        params["recency.weight_max"] = round(float(fit.sample_weight.max()), 6)
     x_val = model_frame(data.validation, plan.numeric, plan.categorical)
     example = model_frame(data.train.head(5), plan.numeric, plan.categorical)
     with mlflow.start_run(experiment_id=experiment_id, run_name=ctx.run_id, tags=tags) as run:
@@ -306,7 +363,8 @@ def log_and_register(ctx: JobContext, registry: ModelRegistry, plan: Plan, windo
 
 def run_gate(registry: ModelRegistry, cfg: DriftlineConfig, plan: Plan, data: TrainingData, fit: FitResult,
              record: Registered) -> GateDecision:
-    """Challenger vs champion (or the baseline for a first model) on the same validation window."""
+    """Challenger vs champion (or the baseline for a first model) on the same validation window (inside a drift
+    episode: post-onset rows only, see `ds.training_windows`)."""
     import mlflow
 
     gate = cfg.training.gate

@@ -1,6 +1,10 @@
-"""The train job's reference profile: the reference rows (training and validation rows with their
-predictions), their bins, profile and calibrated drift thresholds, written to ``reference_profiles``
-and logged as MLflow artifacts of the version's run.
+"""The train job's reference profile: the reference rows (the training and validation rows chosen by
+``training.reference_rows``, with their predictions), their bins, profile and calibrated drift thresholds,
+written to ``reference_profiles`` and logged as MLflow artifacts of the version's run.
+
+``training.reference_rows`` (`reference_masks`): ``train_and_validation`` (every row of the run),
+``validation`` (the validation rows), ``post_onset`` (the default: the rows from the drift episode's onset
+on, training and validation — the regime a retrain was trained for; without an onset, every row).
 """
 
 from __future__ import annotations
@@ -9,8 +13,9 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from driftline.registry.profiles import REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
@@ -20,6 +25,7 @@ from driftline.vocabulary import AS_OF, SCORE, finite_or_none
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from driftline.config.schema import DriftlineConfig
     from driftline.jobs.context import JobContext
     from driftline.jobs.train import FitResult, Plan, Registered, TrainingData
     from driftline.registry.client import ModelRegistry
@@ -27,18 +33,42 @@ if TYPE_CHECKING:
 log = logging.getLogger("driftline.jobs.train")  # the train job's logger: same log lines as before the split
 
 
-def reference_pdf(plan: Plan, data: TrainingData, fit: FitResult) -> pd.DataFrame:
-    """The reference rows (pandas): as_of_date, the features, their prediction and the split."""
+def reference_masks(data: TrainingData, rows: str = "train_and_validation") -> tuple[np.ndarray, np.ndarray]:
+    """Which training and which validation rows are reference rows under ``training.reference_rows`` = ``rows``."""
+    def on_or_after(frame: pd.DataFrame) -> np.ndarray:
+        if data.onset is None:
+            return np.ones(len(frame), dtype=bool)
+        return (pd.to_datetime(frame[AS_OF]).dt.date >= data.onset).to_numpy(dtype=bool)
+
+    if rows == "train_and_validation":
+        return np.ones(len(data.train), dtype=bool), np.ones(len(data.validation), dtype=bool)
+    if rows == "validation":
+        return np.zeros(len(data.train), dtype=bool), np.ones(len(data.validation), dtype=bool)
+    if rows == "post_onset":
+        return on_or_after(data.train), on_or_after(data.validation)
+    raise ValueError(f"training.reference_rows: expected train_and_validation, validation or post_onset, "
+                     f"found {rows!r}")
+
+
+def reference_pdf(plan: Plan, data: TrainingData, fit: FitResult,
+                  rows: str = "train_and_validation") -> pd.DataFrame:
+    """The reference rows (pandas) chosen by ``rows`` (`reference_masks`): as_of_date, the features, their
+    prediction and the split."""
     parts = []
-    for split, frame, scores in (("train", data.train, fit.train_scores), ("validation", data.validation,
-                                                                          fit.validation_scores)):
+    masks = reference_masks(data, rows)
+    for (split, frame, scores), keep in zip((("train", data.train, fit.train_scores),
+                                            ("validation", data.validation, fit.validation_scores)), masks,
+                                           strict=True):
         x = model_frame(frame, plan.numeric, plan.categorical)
         x.insert(0, AS_OF, frame[AS_OF].to_numpy())
         x[SCORE] = scores
         x["split"] = split
-        parts.append(x)
+        parts.append(x[keep])
     pdf = pd.concat(parts, ignore_index=True)
     pdf[AS_OF] = pd.to_datetime(pdf[AS_OF]).dt.date
+    log.info("reference rows (training.reference_rows=%s): %d of %d training rows, %d of %d validation rows, "
+             "%d as-of dates", rows, int(masks[0].sum()), len(data.train), int(masks[1].sum()),
+             len(data.validation), pdf[AS_OF].nunique())
     return pdf
 
 
@@ -67,7 +97,7 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
 
     cfg = ctx.config
     drift = cfg.monitoring.drift
-    pdf = reference_pdf(plan, data, fit)
+    pdf = reference_pdf(plan, data, fit, cfg.training.reference_rows)
     ref = reference_frame(ctx.spark, plan, pdf).cache()
     try:
         numeric = [*plan.numeric, SCORE]
@@ -76,7 +106,7 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
         calibrated = calibrate(ref, AS_OF, prof, bins, drift)
     finally:
         ref.unpersist()
-    rows = [*profile_rows(prof, bins), *calibration_rows(calibrated, prof)]
+    rows = [*profile_rows(prof, bins), *calibration_rows(calibrated, prof), *estimation_rows(cfg, plan, data, fit)]
     who = ProfileProvenance(cfg.name, record.version, record.mlflow_run_id, ctx.run_id, ctx.config_hash,
                             ctx.code_version, ctx.started_at)
     write_reference_rows(ctx.spark, ctx.store, rows, who, ctx.commit_info(f"{cfg.name}@{record.version}"))
@@ -95,3 +125,22 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
     registry.set_tags(record.version, {"driftline.profile_rows": str(len(rows))})
     log.info("reference profile: %d rows for %s v%s", len(rows), cfg.name, record.version)
     return len(rows)
+
+
+def estimation_rows(cfg: DriftlineConfig, plan: Plan, data: TrainingData, fit: FitResult) -> list[dict[str, Any]]:
+    """The calibration table of estimated performance (binary classification, ``monitoring.performance.estimated``):
+    the validation window's scores and labels, chunked by as-of date for the band; stored with the reference."""
+    from driftline.monitoring.estimated import cell_rows, fit_cell_table
+    from driftline.training.dataset import LABEL
+
+    perf = cfg.monitoring.performance
+    if plan.task != "classification" or not perf.estimated:
+        return []
+    table = fit_cell_table(fit.validation_scores, data.validation[LABEL].to_numpy(dtype="float64"),
+                           data.validation[AS_OF].to_numpy(), cfg.label.threshold, cells=perf.estimated_cells)
+    if table is None:
+        log.warning("estimated performance off for this version: the validation window cannot calibrate its scores "
+                    "(needs both classes and at least %d rows)", 2 * perf.estimated_cells)
+        return []
+    return cell_rows(table)
+

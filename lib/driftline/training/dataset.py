@@ -8,6 +8,12 @@ For a run on date D (see `training_windows`):
 - the training window ends ``gap_days`` before the validation window starts;
 - feature rows outside [train_start, validation_end] are never read (partition pruning + filter).
 
+A retrain inside a drift episode passes the episode's ``onset`` (first drifted monitoring window):
+validation still ends on `last_matured_date`, but holds post-onset as-of dates only (the last
+min(``validation_days``, max(1, (P - ``gap_days``) // 2)) of the P matured post-onset dates), so the
+post-onset dates before it (minus the gap) train alongside the pre-onset ones, and the promotion
+gate compares challenger and champion on the new regime.
+
 The sample cap keeps the rows with the smallest ``xxhash64(entity, as_of_date, sample_seed)``: the
 same rows for the same data and seed however Spark partitions it, chosen on the executors.
 """
@@ -46,6 +52,13 @@ class Windows:
     train_end: dt.date
     validation_start: dt.date
     validation_end: dt.date
+    onset: dt.date | None = None     # the drift episode's onset a retrain is anchored on; None: an ordinary run
+
+    def post_onset_days(self) -> int:
+        """Matured as-of dates from the onset to the validation end (0 without an onset)."""
+        if self.onset is None:
+            return 0
+        return max(0, (self.validation_end - self.onset).days + 1)
 
     def feature_dates(self) -> list[dt.date]:
         """Every as-of date whose feature partition may be read (train start … validation end)."""
@@ -53,11 +66,14 @@ class Windows:
         return [self.train_start + dt.timedelta(days=i) for i in range(days)]
 
     def tags(self) -> dict[str, str]:
-        return {
+        tags = {
             "driftline.date": self.date.isoformat(),
             "driftline.train_window": f"{self.train_start}..{self.train_end}",
             "driftline.validation_window": f"{self.validation_start}..{self.validation_end}",
         }
+        if self.onset is not None:
+            tags["driftline.onset"] = self.onset.isoformat()
+        return tags
 
 
 def last_matured_date(date: dt.date, horizon_days: int) -> dt.date:
@@ -70,13 +86,42 @@ def last_matured_date(date: dt.date, horizon_days: int) -> dt.date:
     return date - dt.timedelta(days=horizon_days + 1)
 
 
-def training_windows(date: dt.date, horizon_days: int, cfg: TrainingConfig) -> Windows:
-    """Windows for a run on ``date``: validation ends on `last_matured_date` (``horizon_days + 1`` days before)."""
+def training_windows(date: dt.date, horizon_days: int, cfg: TrainingConfig,
+                     onset: dt.date | None = None) -> Windows:
+    """Windows for a run on ``date``: validation ends on `last_matured_date` (``horizon_days + 1`` days before).
+
+    Without ``onset`` validation spans ``validation_days``. With it (a retrain inside a drift episode)
+    validation is made of post-onset dates only: with P matured post-onset as-of dates (onset … last
+    matured) and U = P − ``gap_days`` of them usable outside the gap, validation is the last
+    min(``validation_days``, max(1, U // 2)) of them, so the post-onset dates before it (after the gap) train.
+    The training window always spans ``train_days`` ending ``gap_days`` before validation, pre- and
+    post-onset dates alike. U < 2 (no post-onset date left to train on) → `MissingInputError`.
+    """
     val_end = last_matured_date(date, horizon_days)
-    val_start = val_end - dt.timedelta(days=cfg.validation_days - 1)
+    val_days = cfg.validation_days
+    if onset is not None:
+        post = (val_end - onset).days + 1
+        usable = post - cfg.gap_days
+        if usable < 2:
+            gap = f" + training.gap_days={cfg.gap_days}" if cfg.gap_days else ""
+            raise MissingInputError(
+                f"training windows for onset {onset}: expected at least {2 + cfg.gap_days} post-onset as-of dates "
+                f"with matured labels (2{gap}: one to validate, one to train on) up to the last matured date "
+                f"{val_end} (run date {date} − label.horizon_days {horizon_days} − 1), found {max(post, 0)}; "
+                f"retrain on {onset + dt.timedelta(days=horizon_days + 2 + cfg.gap_days)} or later"
+            )
+        val_days = min(val_days, max(1, usable // 2))
+    val_start = val_end - dt.timedelta(days=val_days - 1)
     train_end = val_start - dt.timedelta(days=cfg.gap_days + 1)
     train_start = train_end - dt.timedelta(days=cfg.train_days - 1)
-    return Windows(date, train_start, train_end, val_start, val_end)
+    return Windows(date, train_start, train_end, val_start, val_end, onset)
+
+
+def post_onset_rows(as_of: pd.Series, onset: dt.date | None) -> int:
+    """How many rows of a split have an as-of date on or after ``onset`` (0 without an onset)."""
+    if onset is None or as_of.empty:
+        return 0
+    return int((pd.to_datetime(as_of).dt.date >= onset).sum())
 
 
 def matured_labels(labels: DataFrame, source: LabelSource, as_of_column: str, date: dt.date) -> DataFrame:

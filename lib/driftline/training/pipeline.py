@@ -9,6 +9,7 @@ loads with a short list of trusted types (`driftline.registry.artifact`).
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import logging
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from driftline.errors import ConfigError
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-    from driftline.training.spec import EstimatorConfig
+    from driftline.training.spec import EstimatorConfig, RecencyConfig
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,41 @@ def build_pipeline(cfg: EstimatorConfig, numeric: Sequence[str], categorical: Se
         transformers.append(("cat", Pipeline(cat_steps), list(categorical)))
     prep = ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
     model = estimator_class(cfg.type)(**estimator_params(cfg))
-    return Pipeline([("prep", prep), ("model", model)])
+    return Pipeline([("prep", prep), (MODEL_STEP, model)])
+
+
+MODEL_STEP = "model"   # the estimator's step name in `build_pipeline`: ``model__sample_weight`` reaches it
+
+
+def recency_weights(as_of: Sequence[dt.date] | pd.Series, train_end: dt.date, onset: dt.date | None,
+                    cfg: RecencyConfig) -> np.ndarray | None:
+    """Row weights of the fit (pure): (``post_onset_weight`` if as_of ≥ onset else 1) ×
+    0.5 ^ ((train_end − as_of).days / ``half_life_days``), normalised to mean 1.
+
+    None when every row would weigh the same (the defaults, or ``post_onset_weight`` without an onset and
+    no half-life): the fit then gets no ``sample_weight`` at all.
+    """
+    days = pd.to_datetime(pd.Series(as_of)).dt.date
+    use_onset = onset is not None and cfg.post_onset_weight != 1.0
+    if (not use_onset and cfg.half_life_days is None) or days.empty:
+        return None
+    weights = np.ones(len(days), dtype="float64")
+    if use_onset:
+        weights[(days >= onset).to_numpy()] = cfg.post_onset_weight
+    if cfg.half_life_days is not None:
+        age = np.array([(train_end - d).days for d in days], dtype="float64")
+        weights *= np.power(0.5, age / cfg.half_life_days)
+    return weights / weights.mean()
+
+
+def fit_pipeline(model: Pipeline, x: pd.DataFrame, y: np.ndarray, sample_weight: np.ndarray | None = None) -> Pipeline:
+    """Fit ``model`` (from `build_pipeline`); ``sample_weight`` goes to the final estimator only (the
+    preprocessing — medians, scaling, categories — stays unweighted)."""
+    if sample_weight is None:
+        return model.fit(x, y)
+    if len(sample_weight) != len(x):
+        raise ValueError(f"sample_weight: expected {len(x)} weights (one per row), found {len(sample_weight)}")
+    return model.fit(x, y, **{f"{MODEL_STEP}__sample_weight": sample_weight})
 
 
 def model_frame(pdf: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]) -> pd.DataFrame:

@@ -65,12 +65,32 @@ class GateConfig(Frozen):
         return "higher" if self.metric_for(task) in HIGHER_IS_BETTER else "lower"
 
 
+class RecencyConfig(Frozen):
+    """Row weights of the fit (`driftline.training.pipeline.recency_weights`): newer and post-onset rows count more.
+
+    weight = (``post_onset_weight`` if as_of ≥ onset else 1) × 0.5 ^ ((train_end − as_of) / ``half_life_days``),
+    normalised to mean 1 and passed as ``sample_weight`` to the estimator. The defaults (1.0, null) weigh
+    every row the same; ``post_onset_weight`` applies only to a retrain inside a drift episode (an onset).
+    """
+
+    post_onset_weight: float = Field(1.0, ge=1)
+    half_life_days: float | None = Field(None, gt=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.post_onset_weight != 1.0 or self.half_life_days is not None
+
+
+ReferenceRows = Literal["train_and_validation", "validation", "post_onset"]
+
+
 class TrainingConfig(Frozen):
     """Windows of the time-based split, the driver-side sample cap and the promotion gate.
 
     For a run on date D the validation window ends ``label.horizon_days + 1`` days before D (the
     last as-of date whose whole label horizon ended before D), spans ``validation_days`` days, and
-    the training window ends ``gap_days`` days before the validation window starts.
+    the training window ends ``gap_days`` days before the validation window starts. A retrain inside a
+    drift episode validates on post-onset dates only (`driftline.training.dataset.training_windows`).
     """
 
     train_days: int = Field(28, ge=1, le=3650)
@@ -81,3 +101,7 @@ class TrainingConfig(Frozen):
     min_train_rows: int = Field(100, ge=1)
     min_validation_rows: int = Field(30, ge=1)
     gate: GateConfig = Field(default_factory=GateConfig)
+    recency: RecencyConfig = Field(default_factory=RecencyConfig)
+    # the rows the reference profile (and its calibrated thresholds, and the Evidently sample) describe:
+    # post_onset = rows from the episode's onset on (without an onset: every training + validation row)
+    reference_rows: ReferenceRows = "post_onset"

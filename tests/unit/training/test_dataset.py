@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 from pyspark.sql import types as T
 
-from driftline.errors import InputContractError
+from driftline.errors import InputContractError, MissingInputError
 from driftline.features.spec import LabelSource
 from driftline.training.dataset import (
     check_labels,
     collect_sample,
     matured_labels,
+    post_onset_rows,
     training_windows,
     with_labels,
 )
@@ -32,6 +33,58 @@ def test_windows_end_a_full_horizon_before_the_date() -> None:
     assert w.train_start == dt.date(2026, 1, 31)
     assert w.feature_dates()[0] == w.train_start and w.feature_dates()[-1] == w.validation_end
     assert len(w.feature_dates()) == 15
+
+
+def test_windows_without_onset_are_unchanged_by_the_episode_code() -> None:
+    cfg = TrainingConfig(train_days=10, validation_days=3, gap_days=2)
+    assert training_windows(D, 14, cfg, None) == training_windows(D, 14, cfg)
+    assert "driftline.onset" not in training_windows(D, 14, cfg).tags()
+    assert training_windows(D, 14, cfg).post_onset_days() == 0
+
+
+@pytest.mark.parametrize("post,validation", [(2, 1), (3, 1), (4, 2), (7, 3), (10, 5), (14, 7), (15, 7), (60, 7)])
+def test_episode_windows_validate_on_post_onset_days_and_train_across_the_onset(post: int, validation: int) -> None:
+    """P post-onset matured dates: validation = the last min(validation_days, P // 2), the rest trains."""
+    cfg = TrainingConfig(train_days=28, validation_days=7)
+    last = dt.date(2026, 2, 14)                                    # D − 14 − 1
+    onset = last - dt.timedelta(days=post - 1)
+    w = training_windows(D, 14, cfg, onset)
+    assert w.onset == onset and w.post_onset_days() == post
+    assert w.validation_end == last
+    assert (w.validation_end - w.validation_start).days + 1 == validation
+    assert w.validation_start >= onset                             # validation: post-onset dates only
+    assert w.train_end == w.validation_start - dt.timedelta(days=1)
+    assert (w.train_end - w.train_start).days + 1 == 28            # train_days, pre- and post-onset
+    assert w.train_end >= onset                                    # post-onset dates train too
+    assert w.tags()["driftline.onset"] == onset.isoformat()
+    assert w.feature_dates()[0] == w.train_start and w.feature_dates()[-1] == last
+
+
+def test_episode_windows_keep_the_gap_outside_the_post_onset_training_dates() -> None:
+    cfg = TrainingConfig(train_days=10, validation_days=7, gap_days=2)
+    onset = dt.date(2026, 2, 7)                                    # P = 8 matured dates up to 02-14, U = 6
+    w = training_windows(D, 14, cfg, onset)
+    assert (w.validation_start, w.validation_end) == (dt.date(2026, 2, 12), dt.date(2026, 2, 14))
+    assert w.train_end == dt.date(2026, 2, 9)                      # gap 02-10, 02-11; 02-07..02-09 train
+    with pytest.raises(MissingInputError, match="expected at least 4 post-onset as-of dates"):
+        training_windows(D, 14, cfg, dt.date(2026, 2, 12))        # P = 3 < 2 + gap
+
+
+@pytest.mark.parametrize("onset", [dt.date(2026, 2, 14), dt.date(2026, 2, 20), dt.date(2026, 3, 5)])
+def test_episode_windows_need_two_matured_post_onset_dates(onset: dt.date) -> None:
+    with pytest.raises(MissingInputError) as err:
+        training_windows(D, 14, TrainingConfig(), onset)
+    msg = str(err.value)
+    assert "\n" not in msg and f"onset {onset}" in msg and "last matured date 2026-02-14" in msg
+    assert "expected at least 2 post-onset as-of dates" in msg
+    assert f"retrain on {onset + dt.timedelta(days=16)} or later" in msg     # onset + horizon + 2
+
+
+def test_post_onset_rows_counts_rows_on_or_after_the_onset() -> None:
+    days = pd.Series([dt.date(2026, 2, d) for d in (1, 2, 3, 3, 4)])
+    assert post_onset_rows(days, dt.date(2026, 2, 3)) == 3
+    assert post_onset_rows(days, None) == 0
+    assert post_onset_rows(days.iloc[:0], dt.date(2026, 2, 3)) == 0
 
 
 def test_matured_labels_boundary_and_latest_known_wins(spark) -> None:
