@@ -18,7 +18,15 @@ import pandas as pd
 import pytest
 from chispa import assert_approx_df_equality
 from pyspark.sql import functions as F
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from driftline.cli.main import main
 from driftline.cli.runner import run_job
@@ -301,7 +309,7 @@ def test_performance_per_segment_value_matches_scikit_learn(scored) -> None:
     for plan, part in joined.groupby(joined["plan"].fillna("__null__")):
         got = by_key(metrics, slice_=f"plan={plan}")
         assert set(got) == {("__performance__", m) for m in ("labelled_rows", "label_coverage", "auc", "log_loss",
-                                                               "brier")}
+                                                               "brier", "accuracy", "precision", "recall", "f1")}
         lab = part.dropna(subset=["y"])
         assert got[("__performance__", "labelled_rows")]["value"] == len(lab)
         assert got[("__performance__", "label_coverage")]["value"] == pytest.approx(len(lab) / len(part))
@@ -315,6 +323,12 @@ def test_performance_per_segment_value_matches_scikit_learn(scored) -> None:
                                                                                      labels=[0, 1]))
         assert got[("__performance__", "brier")]["value"] == pytest.approx(
             brier_score_loss(lab["y"], lab["score"]))
+        predicted = (lab["score"] >= 0.5).astype(int)   # label.threshold
+        for name, oracle in (("accuracy", accuracy_score), ("recall", recall_score)):
+            assert got[("__performance__", name)]["value"] == pytest.approx(oracle(lab["y"], predicted))
+        if predicted.sum():
+            for name, oracle in (("precision", precision_score), ("f1", f1_score)):
+                assert got[("__performance__", name)]["value"] == pytest.approx(oracle(lab["y"], predicted))
         assert got[("__performance__", "auc")]["status"] == "ok"
     # segments add performance rows only: drift and quality stay whole-window
     assert metrics.filter((F.col("slice") != "__all__") & (F.col("column") != "__performance__")).count() == 0

@@ -23,21 +23,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.monitoring.drift import DatasetDrift, dataset_drift, drift_rows
+from driftline.monitoring.estimated import CELL_COLUMN, CellTable, comparison_rows, estimated_rows
 from driftline.monitoring.evidently_page import sample_rows, write_evidently_page
 from driftline.monitoring.inputs import (
     WINDOW_END,
     Reference,
     Scope,
     champion_predictions,
+    estimated_history,
     labelled_frame,
     load_reference,
+    loop_history,
     matured_frame,
     metric_history,
     resolve_version,
     window_frame,
 )
+from driftline.monitoring.loop_report import Timeline, timeline
 from driftline.monitoring.metrics import MetricsContext, monitor_metrics_frame_rows, slice_name
-from driftline.monitoring.performance import MaturedWindow, performance_rows, performance_status
+from driftline.monitoring.performance import PERFORMANCE, MaturedWindow, performance_rows, performance_status
 from driftline.monitoring.quality import quality_rows, schema_rows
 from driftline.monitoring.report import trend_points
 from driftline.monitoring.spec import DriftSpec
@@ -46,7 +50,7 @@ from driftline.profiling.profile import profile_by
 from driftline.profiling.types import DatasetProfile, NumericProfile
 from driftline.registry.client import tracking_setup
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, PREDICTIONS
-from driftline.vocabulary import ALERT, AS_OF, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, worst
+from driftline.vocabulary import ALERT, AS_OF, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE, SCORE_DATE, worst
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -131,15 +135,23 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     preds = preds.filter(F.col(MODEL_VERSION) == version)
     ref = load_reference(scope, version)
     columns = list(ref.profile.columns)
-    # the previous window (whatever champion version scored it) rides along in the same grouped pass
+    cells = estimation_cells(ctx, ref)
+    # the previous window (whatever champion version scored it) rides along in the same grouped pass; the
+    # estimated performance's cells are one more column of it (the score on the calibration table's edges)
     numeric = [c for c, p in ref.profile.columns.items() if isinstance(p, NumericProfile)]
     window = (window_frame(scope, preds.unionByName(both.filter(~in_current)), [*previous_dates, *dates],
                            columns, numeric)
               .withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous")))
+    profiled, bins = columns, dict(ref.bins)
+    if cells is not None:
+        window = window.withColumn(CELL_COLUMN, F.col(SCORE))
+        profiled, bins = [*columns, CELL_COLUMN], {**bins, CELL_COLUMN: cells.bins()}
     # the one profiling pass; no sketches (quantiles only for a reference stored before offset sums existed)
-    profiles = profile_by(window, WINDOW, columns, ref.bins, quantiles=() if ref.has_offset_sums else ref.quantiles,
+    profiles = profile_by(window, WINDOW, profiled, bins, quantiles=() if ref.has_offset_sums else ref.quantiles,
                           distinct=False)
-    current = profiles["current"]
+    current = without_cells(profiles["current"])
+    estimated = ([] if cells is None else
+                 estimated_rows(cells, profiles["current"].columns[CELL_COLUMN], mcfg.performance.estimated_min_rows))
     spec = drift_spec(ctx, ref)
     result = dataset_drift(ref.profile, current, spec, columns)
     quality = [*quality_rows(ref.profile, current, spec.min_rows, spec.unseen_threshold),
@@ -148,8 +160,8 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     previous_rows: list[dict[str, Any]] = []
     if "previous" in profiles:
         # window vs window: calibrated thresholds describe chunk-vs-whole-reference distances, so static ones
-        previous_rows = drift_rows(dataset_drift(profiles["previous"], current, DriftSpec.from_config(mcfg.drift),
-                                                 columns))
+        previous_rows = drift_rows(dataset_drift(without_cells(profiles["previous"]), current,
+                                                 DriftSpec.from_config(mcfg.drift), columns))
     else:
         log.info("%s %s: no champion predictions in the previous window %s..%s; no previous_window rows", cfg.name,
                  date, previous_dates[0], previous_dates[-1])
@@ -158,9 +170,28 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     sample = window_frame(scope, sample_rows(preds, current.rows, mcfg.report.evidently_rows), dates, columns,
                           numeric, few=True)
     return Measured(dates, previous_dates, version, ref, current, result,
-                    [*drift_rows(result), *quality, *performance], previous_rows, segment_rows,
-                    matured_windows(ctx, date), INSUFFICIENT if current.rows == 0 else quality_status,
+                    [*drift_rows(result), *quality, *performance, *estimated], previous_rows, segment_rows,
+                    matured_windows(ctx, date, ref), INSUFFICIENT if current.rows == 0 else quality_status,
                     performance_status(performance), sample)
+
+
+def estimation_cells(ctx: JobContext, ref: Reference) -> CellTable | None:
+    """The version's calibration table when performance is estimated (binary classification, switched on, a
+    version trained since tables exist), else None (said once in the log)."""
+    cfg = ctx.config
+    if not cfg.monitoring.performance.estimated or cfg.label.task != "classification":
+        return None
+    if ref.cells is None:
+        log.info("%s v%s: no calibration table stored with the version (trained before estimated performance "
+                 "existed, or its validation window could not calibrate); no estimated_* rows", cfg.name, ref.version)
+    return ref.cells
+
+
+def without_cells(prof: DatasetProfile) -> DatasetProfile:
+    """``prof`` without the estimation cells' column (not a feature: never judged for drift or quality)."""
+    if CELL_COLUMN not in prof.columns:
+        return prof
+    return replace(prof, columns={c: p for c, p in prof.columns.items() if c != CELL_COLUMN})
 
 
 def window_performance(ctx: JobContext, preds: DataFrame, date: dt.date, dates: tuple[dt.date, ...]
@@ -172,9 +203,11 @@ def window_performance(ctx: JobContext, preds: DataFrame, date: dt.date, dates: 
     if labelled is not None and mcfg.segments:
         labelled = labelled.cache()   # read once for the whole window and every segment column
     try:
-        performance = performance_rows(labelled, mcfg.performance, cfg.label.task).get(None, [])
+        performance = performance_rows(labelled, mcfg.performance, cfg.label.task,
+                                       threshold=decision_threshold(ctx)).get(None, [])
         segment_rows = {slice_name(seg, value): r for seg in mcfg.segments
-                        for value, r in performance_rows(labelled, mcfg.performance, cfg.label.task, seg).items()}
+                        for value, r in performance_rows(labelled, mcfg.performance, cfg.label.task, seg,
+                                                           threshold=decision_threshold(ctx)).items()}
     finally:
         if labelled is not None and mcfg.segments:
             labelled.unpersist()
@@ -194,7 +227,8 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
     trends = trend_points([*metric_history(scope_of(ctx), date), *({**r, "run_date": date} for r in m.rows)])
     write_report(path, model=cfg.name, version=m.version, date=date, window=(dates[0], dates[-1]),
                  run_id=ctx.run_id, reference=ref.profile, current=current, result=result, rows=m.rows,
-                 trends=trends, evidently=evidently, matured=[(w.start, w.end, w.version, w.rows) for w in m.matured])
+                 trends=trends, evidently=evidently, matured=[(w.start, w.end, w.version, w.rows) for w in m.matured],
+                 loop=loop_timeline(ctx, date, m))
     metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model=cfg.name, model_version=m.version,
                                  reference_id=ref.reference_id, window_start=dates[0], window_end=dates[-1],
                                  created_at=ctx.started_at, config_hash=ctx.config_hash,
@@ -231,13 +265,45 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
              m.performance_status, path)
 
 
-def matured_windows(ctx: JobContext, date: dt.date) -> list[MaturedWindow]:
+def matured_windows(ctx: JobContext, date: dt.date, ref: Reference) -> list[MaturedWindow]:
     """Performance rows of the windows before the current one whose labels may have matured since: the
-    `earlier_windows` of ``date`` read by `matured_frame`, one grouped performance pass for all of them."""
+    `earlier_windows` of ``date`` read by `matured_frame`, one grouped performance pass for all of them; each
+    window's realized metrics are compared with what its own run estimated before its labels existed
+    (``estimated_error_<metric>`` rows, `driftline.monitoring.estimated.comparison_rows`)."""
     cfg = ctx.config
     windows = earlier_windows(date, cfg.monitoring.window_days, cfg.label.horizon_days)
-    found = matured_frame(scope_of(ctx), date, windows)
+    scope = scope_of(ctx)
+    found = matured_frame(scope, date, windows)
     if found is None:
         return []
-    rows = performance_rows(found.frame, cfg.monitoring.performance, cfg.label.task, WINDOW_END)
-    return [MaturedWindow(found.starts[end], end, found.version_of[end], r) for end, r in sorted(rows.items())]
+    rows = performance_rows(found.frame, cfg.monitoring.performance, cfg.label.task, WINDOW_END,
+                            threshold=decision_threshold(ctx))
+    estimated = estimated_history(scope, sorted(rows)) if estimation_cells(ctx, ref) is not None else {}
+    tables: dict[str, CellTable | None] = {ref.version: ref.cells}
+    out = []
+    for end, r in sorted(rows.items()):
+        version = found.version_of[end]
+        if end in estimated and version not in tables:
+            tables[version] = load_reference(scope, version).cells
+        cells = tables.get(version)
+        realized = {m["metric"]: m["value"] for m in r}
+        if end in estimated and cells is not None and realized.get("auc") is not None:   # labels matured
+            r = [*r, *comparison_rows(estimated[end], realized, int(realized.get("labelled_rows") or 0), cells)]
+        out.append(MaturedWindow(found.starts[end], end, version, r))
+    return out
+
+
+def decision_threshold(ctx: JobContext) -> float | None:
+    """The decision threshold of the realized precision / recall / F1 / accuracy (classification only)."""
+    cfg = ctx.config
+    return cfg.label.threshold if cfg.label.task == "classification" else None
+
+
+def loop_timeline(ctx: JobContext, date: dt.date, m: Measured) -> Timeline:
+    """The report's closed loop: the recent runs' estimated and realized AUC (this run's rows included), the
+    champion per window and the retrain decisions (`driftline.monitoring.loop_report`)."""
+    history, decisions = loop_history(scope_of(ctx), date)
+    own = [{**r, RUN_DATE: date, "window_end": date, MODEL_VERSION: m.version} for r in m.rows
+           if r["column"] == PERFORMANCE]
+    matured = [{**r, RUN_DATE: date, "window_end": w.end, MODEL_VERSION: w.version} for w in m.matured for r in w.rows]
+    return timeline([*history, *own, *matured], decisions, "auc", ctx.config.monitoring.performance.min_labels)

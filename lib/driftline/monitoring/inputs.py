@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.errors import InputContractError, MissingInputError
 from driftline.monitoring.calibration import thresholds_from_rows
+from driftline.monitoring.estimated import CellTable, cell_table_from_rows
 from driftline.monitoring.metrics import ALL_ROWS
 from driftline.profiling.bins import ColumnBins, bins_from_rows
-from driftline.profiling.stored import CALIBRATION_STATS, profile_from_rows
+from driftline.profiling.stored import is_profile_row, profile_from_rows
 from driftline.profiling.types import DatasetProfile, NumericProfile
 from driftline.registry.profiles import read_reference_rows
-from driftline.tables.contracts import FEATURES, MONITOR_METRICS, PREDICTIONS
-from driftline.vocabulary import AS_OF, MODEL, MODEL_VERSION, ROLE, RUN_DATE, SCORE, SCORE_DATE
+from driftline.tables.contracts import FEATURES, MONITOR_METRICS, PREDICTIONS, RETRAIN_DECISIONS
+from driftline.vocabulary import AS_OF, DECISION_DATE, MODEL, MODEL_VERSION, ROLE, RUN_DATE, SCORE, SCORE_DATE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -50,7 +51,8 @@ class Scope:
 
 @dataclass(frozen=True)
 class Reference:
-    """A model version's reference: profile, bins, quantile grid and id."""
+    """A model version's reference: profile, bins, quantile grid and id; ``cells``: its estimated-performance
+    cell table (`driftline.monitoring.estimated`), None for versions stored without one."""
 
     version: str
     reference_id: str
@@ -59,6 +61,7 @@ class Reference:
     quantiles: tuple[float, ...]
     calibrated: Mapping[tuple[str, str], float]  # (column, distance metric) → calibrated threshold
     mlflow_run_id: str  # the training run (holds the reference sample for the Evidently page)
+    cells: CellTable | None = None
 
     @property
     def has_offset_sums(self) -> bool:
@@ -72,12 +75,12 @@ def load_reference(scope: Scope, version: str) -> Reference:
     one partition-pruned read."""
     name = scope.model
     rows = [r.asDict() for r in read_reference_rows(scope.store, name, version).collect()]
-    if not any(r["stat"] not in CALIBRATION_STATS for r in rows):
+    if not any(is_profile_row(r) for r in rows):
         raise MissingInputError(f"table reference_profiles: expected the reference profile of {name} v{version}, "
                                 "found no rows (retrain the version to write it)")
     prof, quantiles = profile_from_rows(rows)
     return Reference(version, f"{name}/{version}", prof, bins_from_rows(rows), quantiles,
-                     thresholds_from_rows(rows), str(rows[0]["mlflow_run_id"]))
+                     thresholds_from_rows(rows), str(rows[0]["mlflow_run_id"]), cell_table_from_rows(rows))
 
 
 # --------------------------------------------------------------------------- the window
@@ -265,3 +268,54 @@ def metric_history(scope: Scope, date: dt.date, days: int = TREND_DAYS) -> list[
             .filter((F.col(RUN_DATE) < F.lit(date)) & (F.col("baseline") == "reference")
                     & (F.col("slice") == ALL_ROWS) & (F.col("window_end") == F.col(RUN_DATE)))
             .select(RUN_DATE, "column", "metric", "method", "value", "threshold", "status").collect()]
+
+
+# --------------------------------------------------------------------------- the closed loop's history
+
+
+def estimated_history(scope: Scope, ends: Sequence[dt.date]) -> dict[dt.date, dict[str, float | None]]:
+    """What the runs on ``ends`` estimated for their own windows before labels existed: window end → metric
+    (without the ``estimated_`` prefix) → value, from ``monitor_metrics`` (partition-pruned; {} when none)."""
+    from pyspark.sql import functions as F
+
+    from driftline.monitoring.estimated import PREFIX
+    from driftline.monitoring.performance import PERFORMANCE
+
+    if not ends or not scope.store.exists(MONITOR_METRICS.table()):
+        return {}
+    rows = (scope.store.read(MONITOR_METRICS.table(), partitions={MODEL: [scope.model], RUN_DATE: list(ends)})
+            .filter((F.col("column") == PERFORMANCE) & (F.col("baseline") == "reference")
+                    & (F.col("slice") == ALL_ROWS) & (F.col("window_end") == F.col(RUN_DATE))
+                    & F.col("metric").startswith(PREFIX))
+            .select(RUN_DATE, "metric", "value").collect())
+    out: dict[dt.date, dict[str, float | None]] = {}
+    for r in rows:
+        out.setdefault(r[RUN_DATE], {})[r["metric"][len(PREFIX):]] = r["value"]
+    return out
+
+
+def loop_history(scope: Scope, date: dt.date, days: int = TREND_DAYS) -> tuple[list[dict[str, Any]],
+                                                                               list[dict[str, Any]]]:
+    """For the report's closed loop, the ``days`` before ``date``: the whole-window ``__performance__`` rows of
+    ``monitor_metrics`` (run_date, window_end, model_version, metric, value) and the ``retrain_decisions`` rows
+    (the columns the report shows; those a workspace's contract lacks are left out)."""
+    from pyspark.sql import functions as F
+
+    from driftline.monitoring.performance import PERFORMANCE
+
+    since = [date - dt.timedelta(days=days - i) for i in range(days)]
+    perf: list[dict[str, Any]] = []
+    if scope.store.exists(MONITOR_METRICS.table()):
+        perf = [r.asDict() for r in scope.store.read(MONITOR_METRICS.table(),
+                                                     partitions={MODEL: [scope.model], RUN_DATE: since})
+                .filter((F.col(RUN_DATE) < F.lit(date)) & (F.col("column") == PERFORMANCE)
+                        & (F.col("baseline") == "reference") & (F.col("slice") == ALL_ROWS))
+                .select(RUN_DATE, "window_end", MODEL_VERSION, "metric", "value").collect()]
+    decisions: list[dict[str, Any]] = []
+    if scope.store.exists(RETRAIN_DECISIONS.table()):
+        table = scope.store.read(RETRAIN_DECISIONS.table(), partitions={MODEL: [scope.model], DECISION_DATE: since})
+        wanted = [c for c in (DECISION_DATE, "status", "fired", "reasons", "onset_date", "episode_status",
+                              "labels_available", "labels_needed", "trained_version", "gate_passed",
+                              "champion_version") if c in table.columns]
+        decisions = [r.asDict() for r in table.filter(F.col(DECISION_DATE) <= F.lit(date)).select(*wanted).collect()]
+    return perf, decisions

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.monitoring.comparison import cells
 from driftline.monitoring.drift import DATASET
+from driftline.monitoring.loop_report import Timeline, loop_section
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.monitoring.spec import METHOD_METRIC
 from driftline.profiling.bins import OTHER, NumericBins
@@ -174,21 +175,26 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
                   reference: DatasetProfile, current: DatasetProfile, result: DatasetDrift,
                   rows: Sequence[Mapping[str, Any]], trends: Mapping[str, Sequence[TrendPoint]] | None = None,
                   evidently: EvidentlyPage | None = None,
-                  matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Mapping[str, Any]]]] = ()) -> str:
+                  matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Mapping[str, Any]]]] = (),
+                  loop: Timeline | None = None) -> str:
     """The report's HTML (pure): summary, per-column verdicts with histograms, trends across windows, the
-    earlier windows' performance on labels matured since (``matured``: start, end, version, performance
-    rows), every metric row."""
+    closed loop (``loop``: estimated vs realized performance, episodes, champion switches), the earlier
+    windows' performance on labels matured since (``matured``: start, end, version, performance rows), every
+    metric row."""
     summary = _summary(model=model, version=version, date=date, window=window, run_id=run_id, reference=reference,
                        current=current, result=result, evidently=evidently)
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>driftline report — {_e(model)} {date}</title><style>{CSS}</style></head><body>",
            f"<h1>driftline monitoring report — {_e(model)} {date}</h1>",
-           '<p class="muted">Reference: the model version\'s training + validation rows. Current: the rows the '
-           "champion scored in the window. Static file: no script, no external asset.</p>",
+           '<p class="muted">Reference: the rows the model version\'s reference profile describes (its recent '
+           "training rows, docs/training.md). Current: the rows the champion scored in the window. Static file: "
+           "no script, no external asset.</p>",
            "<table>", *[f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary], "</table>",
            *_columns_section(result, reference, current)]
     if trends:
         out.extend(_trends_section(result, trends))
+    if loop is not None:
+        out.extend(loop_section(loop))
     if matured:
         out.extend(_matured_section(matured))
     out.extend(_metrics_section(rows))
