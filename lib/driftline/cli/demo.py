@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import math
 import os
 import shutil
 import time
@@ -19,27 +18,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from driftline.cli.demo_story import (
+    day_line,
+    step,
+    story_loop,
+    story_monitoring,
+    story_quality,
+    story_registry,
+    story_retrain,
+    story_scores,
+)
 from driftline.cli.runner import CliParser, command, run_job, setup_logging
 from driftline.config import load_config
 from driftline.config.schema import DriftlineConfig
-from driftline.demo.data import DEFAULT_FRACTIONS, Scenario, write_scenario
+from driftline.demo.data import Scenario, write_scenario
 from driftline.errors import UsageError
 from driftline.jobs.context import code_version, new_run_id
-from driftline.registry.client import ModelRegistry, tracking_setup
+from driftline.registry.client import tracking_setup
 from driftline.tables import contracts as T
-from driftline.vocabulary import ALERT, OK
-from driftline.vocabulary import MODEL as MODEL_COL
 
 log = logging.getLogger(__name__)
 
 MODEL = "churn"
-# Days of stable events before the scenario starts, so the 90-day feature windows are full on day one.
-HISTORY_DAYS = 90
+# Days of stable events before the scenario starts, so the feature windows (at most 14 days) are full on day one.
+HISTORY_DAYS = 30
+# The day offset of the change of the world: a covariate shift and new categories the same day, then a stable
+# new regime (no concept change within the demo's days). The default --days leave room for the whole loop:
+# drift, a retrain armed while labels are pre-shift, fired once the new regime's labels matured
+# (retrain.wait_for_labels in conf/models/churn.yaml), the promotion, and a week of labels after it.
+SHIFT_DAY = 40
+DEFAULT_DAYS = 87
 # Stable days scored and monitored before the covariate shift (the monitor's false-alarm check).
 STABLE_DAYS = 5
-# Days after a retrain before the policy may fire again: a retrain sooner than the label horizon
-# after the last one would train on (nearly) the same matured labels again.
-RETRAIN_COOLDOWN_DAYS = 21
+# Validation days of a retrain (the newest matured days; inside a drift episode, all after its onset).
+RETRAIN_VALIDATION_DAYS = 7
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,9 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="driftline demo",
         description="Generate a deterministic churn scenario (stable period, covariate shift, a new category, "
                     "a concept change) as Delta source tables and run the pipeline on it day by day.",
-        epilog="example: driftline demo --days 60 --customers 5000 --seed 7 --workspace .driftline/demo",
+        epilog="example: driftline demo --days 77 --customers 5000 --seed 7 --workspace .driftline/demo",
     )
-    parser.add_argument("--days", type=positive_int, default=60, help="days of events to simulate (default 60)")
+    parser.add_argument("--days", type=positive_int, default=DEFAULT_DAYS,
+                        help=f"days of events to simulate; the world changes on day {SHIFT_DAY} "
+                             f"(default {DEFAULT_DAYS})")
     parser.add_argument("--customers", type=positive_int, default=5000, help="customers at the start (default 5000)")
     parser.add_argument("--seed", type=non_negative_int, default=7, help="random seed of the scenario (default 7)")
     parser.add_argument("--stable-days", type=non_negative_int, default=STABLE_DAYS, metavar="N",
@@ -105,8 +119,8 @@ def _run(args: argparse.Namespace) -> int:
     demo = _load(args)
     t_all = time.monotonic()
     store, written = _write_sources(demo)
-    for step in (_backfill_features, _first_champion, _day_by_day):
-        code = step(demo, store)
+    for stage in (_backfill_features, _first_champion, _day_by_day):
+        code = stage(demo, store)
         if code != 0:
             return code
     _closing_story(demo, store, written, t_all)
@@ -121,8 +135,10 @@ def _load(args: argparse.Namespace) -> _Demo:
     import mlflow  # noqa: F401  (imported first: mlflow sets its own log level on import)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # one change of the world on SHIFT_DAY (covariate shift and new categories), no concept change in the demo
     scenario = Scenario(customers=args.customers, days=args.days, seed=args.seed, start=args.start,
-                        history_days=HISTORY_DAYS)
+                        history_days=HISTORY_DAYS, shift_day=SHIFT_DAY, new_category_day=SHIFT_DAY,
+                        concept_day=max(args.days, SHIFT_DAY + 1))
     windows = _windows(*_training_split(scenario, loaded.config.label.horizon_days, args.stable_days))  # fail early
     common = ["--model", MODEL, "--conf-dir", args.conf_dir, "--workspace", workspace, "--log-level", "ERROR"]
     return _Demo(args, workspace, loaded.config, loaded.config_hash, scenario, windows, common,
@@ -135,14 +151,14 @@ def _write_sources(demo: _Demo) -> tuple[Any, dict[str, int]]:
     from driftline.tables import CommitInfo, open_store
 
     scenario, workspace = demo.scenario, demo.workspace
-    _step(f"driftline demo: {scenario.customers} customers, {scenario.days} days from {scenario.start} "
-          f"(seed {scenario.seed}), workspace {workspace}")
+    step(f"driftline demo: {scenario.customers} customers, {scenario.days} days from {scenario.start} "
+         f"(seed {scenario.seed}), workspace {workspace}")
     ph = scenario.phases
-    _step(f"    scenario: stable until {scenario.date(ph.shift_day - 1)}, covariate shift from "
-          f"{scenario.date(ph.shift_day)}, new categories from {scenario.date(ph.new_category_day)}, "
-          f"concept change from {scenario.date(ph.concept_day)}; labels arrive {scenario.horizon_days} days late")
+    step(f"    scenario: stable until {scenario.date(ph.shift_day - 1)}, then from {scenario.date(ph.shift_day)} a "
+         "covariate shift (activity x2, a price rise, web to app) and new categories (a voice channel, a family "
+         f"plan), stable again once the 14-day features settle; labels arrive {scenario.horizon_days} days late")
     if prepare_workspace(Path(workspace)):
-        _step(f"    replaced the previous demo in {workspace} (a demo run starts from a clean workspace)")
+        step(f"    replaced the previous demo in {workspace} (a demo run starts from a clean workspace)")
     spark = build_spark(demo.cfg.runtime, workspace)
     store = open_store(spark, demo.cfg.storage, workspace)
 
@@ -151,7 +167,7 @@ def _write_sources(demo: _Demo) -> tuple[Any, dict[str, int]]:
     key = f"scenario-{scenario.start}-{scenario.days}d-{scenario.customers}c-seed{scenario.seed}"
     written = write_scenario(store, scenario, lambda table: CommitInfo(
         job="demo", run_id=run_id, key=key, code_version=code_version(), config_hash=demo.config_hash))
-    _step(f"[1] source tables written in {time.monotonic() - t0:.1f} s: "
+    step(f"[1] source tables written in {time.monotonic() - t0:.1f} s: "
           + ", ".join(f"{name} {rows:,} rows" for name, rows in written.items()))
     return store, written
 
@@ -162,12 +178,12 @@ def _backfill_features(demo: _Demo, store: Any) -> int:
     t0 = time.monotonic()
     code = run_job("prepare_features", [*demo.common, "--from", str(first), "--to", str(last)])
     if code != 0:
-        _step(f"[2] prepare_features failed with exit code {code}; stopping")
+        step(f"[2] prepare_features failed with exit code {code}; stopping")
         return code
     per_day = store.read(T.FEATURES.table(MODEL)).groupBy("as_of_date").count().orderBy("as_of_date").collect()
-    _step(f"[2] prepare_features {first}..{last} (one backfill job) in {time.monotonic() - t0:.1f} s: "
-          f"{sum(r['count'] for r in per_day):,} feature rows over {len(per_day)} dates")
-    _story_quality(store)
+    step(f"[2] prepare_features {first}..{last} (one backfill job) in {time.monotonic() - t0:.1f} s: "
+         f"{sum(r['count'] for r in per_day):,} feature rows over {len(per_day)} dates")
+    story_quality(store)
     return 0
 
 
@@ -177,62 +193,63 @@ def _first_champion(demo: _Demo, store: Any) -> int:
     t0 = time.monotonic()
     code = run_job("train", [*demo.common, "--date", str(train_date), *demo.windows])
     if code != 0:
-        _step(f"[3] train for {train_date} failed with exit code {code}; stopping")
+        step(f"[3] train for {train_date} failed with exit code {code}; stopping")
         return code
-    _step(f"[3] train on the stable period (run date {train_date}, {demo.args.stable_days} day(s) before the "
-          f"shift) in {time.monotonic() - t0:.1f} s:")
-    _story_registry(demo.cfg, demo.workspace)
+    step(f"[3] train on the stable period (run date {train_date}, {demo.args.stable_days} day(s) before the "
+         f"shift) in {time.monotonic() - t0:.1f} s:")
+    story_registry(demo.cfg, demo.workspace)
     return 0
 
 
 def _day_by_day(demo: _Demo, store: Any) -> int:
     """[4] From the first champion's day to the last: score, monitor, retrain policy — one line per day."""
     cfg, scenario, last, shift_date = demo.cfg, demo.scenario, demo.scenario.end, demo.shift_date
-    _step(f"[4] day by day {demo.train_date}..{last} ({demo.args.stable_days} stable day(s), then the shift from "
-          f"{shift_date}): score with the champion, monitor the {cfg.monitoring.window_days}-day window against "
-          "the champion's reference, evaluate the retrain policy")
+    step(f"[4] day by day {demo.train_date}..{last} ({demo.args.stable_days} stable day(s), then the shift from "
+         f"{shift_date}): score with the champion, monitor the {cfg.monitoring.window_days}-day window against "
+         "the champion's reference, evaluate the retrain policy")
     t0 = time.monotonic()
     day = demo.train_date
     while day <= last:
         t_day = time.monotonic()
         # A retrain trains on every label matured by its day (as the first champion did on its day).
-        policy = ["--set", f"retrain.cooldown_days={RETRAIN_COOLDOWN_DAYS}",
-                  *_windows(*_split(scenario.days_from_start(day) - cfg.label.horizon_days - 1))]
+        labelled = scenario.days_from_start(day) - cfg.label.horizon_days - 1
+        policy = _windows(*_split(labelled)) if labelled >= 4 else []
         # The Evidently page (seconds and ~4 MB per day) only for the last day: its report links it.
         pages = [] if day == last else ["--set", "monitoring.report.evidently_rows=0"]
         for job, extra in (("score", []), ("monitor", pages), ("retrain", policy)):
             code = run_job(job, [*demo.common, "--date", str(day), *extra])
             if code != 0:
-                _step(f"    {day}: {job} failed with exit code {code}; stopping")
+                step(f"    {day}: {job} failed with exit code {code}; stopping")
                 return code
         phase = "stable" if day < shift_date else "shift "
-        _step(f"    {day} {phase}: {_day_line(store, day)}  ({time.monotonic() - t_day:.1f} s)")
+        step(f"    {day} {phase}: {day_line(store, day)}  ({time.monotonic() - t_day:.1f} s)")
         day += dt.timedelta(days=1)
-    _step(f"    {(last - demo.train_date).days + 1} days in {time.monotonic() - t0:.1f} s")
+    step(f"    {(last - demo.train_date).days + 1} days in {time.monotonic() - t0:.1f} s")
     return 0
 
 
 def _closing_story(demo: _Demo, store: Any, written: dict[str, int], t_all: float) -> None:
     """[5] What happened (scores, monitoring, retrains, versions) and where everything is."""
     cfg, workspace, conf_dir = demo.cfg, demo.workspace, demo.args.conf_dir
-    _step("[5] what happened:")
-    _story_scores(store, cfg.label.threshold)
-    _story_monitoring(store, demo.shift_date)
-    _story_retrain(store)
-    _story_registry(cfg, workspace)
+    step("[5] what happened:")
+    story_scores(store, cfg.label.threshold)
+    story_monitoring(store, demo.shift_date)
+    story_retrain(store)
+    story_registry(cfg, workspace)
+    story_loop(store, cfg, workspace, demo.shift_date, demo.scenario.end)
 
     tables_root = Path(store.location(T.FEATURES.table(MODEL))).parent
-    _step(f"\nDone in {time.monotonic() - t_all:.0f} s. Tables are Delta tables under {tables_root}:")
+    step(f"\nDone in {time.monotonic() - t_all:.0f} s. Tables are Delta tables under {tables_root}:")
     for name in (*written, *(c.table(MODEL) for c in T.ALL)):
         if store.exists(name):
-            _step(f"  {name:<22} version {store.version(name)}  {store.location(name)}")
-    _step("Open one in pandas:   python -c \"import deltalake; "
-          f"print(deltalake.DeltaTable('{store.location(T.FEATURES.table(MODEL))}').to_pandas().head())\"")
-    _step(f"MLflow store: {tracking_setup(cfg.mlflow, workspace).tracking_uri}  "
-          f"(browse: mlflow ui --backend-store-uri {tracking_setup(cfg.mlflow, workspace).tracking_uri})")
-    _step(f"Model versions:       driftline models list --model {MODEL} --conf-dir {conf_dir} "
-          f"--workspace {workspace}")
-    _step("Rerun: the same command starts again from a clean workspace and gives the same tables and metrics.")
+            step(f"  {name:<22} version {store.version(name)}  {store.location(name)}")
+    step("Open one in pandas:   python -c \"import deltalake; "
+         f"print(deltalake.DeltaTable('{store.location(T.FEATURES.table(MODEL))}').to_pandas().head())\"")
+    step(f"MLflow store: {tracking_setup(cfg.mlflow, workspace).tracking_uri}  "
+         f"(browse: mlflow ui --backend-store-uri {tracking_setup(cfg.mlflow, workspace).tracking_uri})")
+    step(f"Model versions:       driftline models list --model {MODEL} --conf-dir {conf_dir} "
+         f"--workspace {workspace}")
+    step("Rerun: the same command starts again from a clean workspace and gives the same tables and metrics.")
 
 
 MARKER = ".driftline-demo"
@@ -264,135 +281,24 @@ def _training_split(scenario: Scenario, horizon_days: int, stable_days: int = 0)
     last quarter of them (at least 2 days) validates, the rest trains.
     """
     shift = scenario.phases.shift_day
-    if stable_days >= shift:
-        raise UsageError(f"--stable-days: expected fewer stable days than the {shift} days before the covariate "
-                         f"shift, found {stable_days}")
+    if scenario.days <= shift + 1:
+        raise UsageError(f"--days: expected more than {shift + 1} days (the world changes on day {shift}), "
+                         f"found {scenario.days}")
     labelled = shift - stable_days - horizon_days - 1
     if labelled < 4:
-        need = math.ceil((horizon_days + 5 + stable_days) / DEFAULT_FRACTIONS["shift_day"])
-        raise UsageError(f"--days: expected a scenario long enough to train on labels that matured before the "
-                         f"first scored day (at least {need} days with a {horizon_days}-day label horizon and "
-                         f"{stable_days} stable day(s)), found {scenario.days}")
+        raise UsageError(f"--stable-days: expected at most {shift - horizon_days - 5} stable days (the first champion "
+                         f"trains on at least 4 days of labels matured before the first scored day, with a "
+                         f"{horizon_days}-day label horizon), found {stable_days}")
     return _split(labelled)
 
 
 def _split(labelled: int) -> tuple[int, int]:
-    """(train, validation) days of ``labelled`` days: the last quarter (at least 2 days) validates."""
-    validation = max(2, labelled // 4)
+    """(train, validation) days of ``labelled`` days: the last week validates (a whole weekly cycle for the
+    estimated performance's calibration), the last quarter (at least 2 days) when there are fewer than 14."""
+    validation = RETRAIN_VALIDATION_DAYS if labelled >= 2 * RETRAIN_VALIDATION_DAYS else max(2, labelled // 4)
     return labelled - validation, validation
 
 
 def _windows(train_days: int, validation_days: int) -> list[str]:
     return ["--set", f"training.train_days={train_days}", "--set", f"training.validation_days={validation_days}",
             "--set", "training.gap_days=0"]
-
-
-def _story_scores(store: Any, threshold: float) -> None:
-    """Per week of score dates: rows scored, mean score and share predicted to churn."""
-    from pyspark.sql import functions as F
-
-    weekly = (store.read(T.PREDICTIONS.table(MODEL))
-              .groupBy(F.date_trunc("week", F.col("score_date")).cast("date").alias("week"))
-              .agg(F.count("*").alias("rows"), F.min("score_date").alias("first"), F.max("score_date").alias("last"),
-                   F.mean("score").alias("mean_score"), F.mean(F.col("predicted_label").cast("double")).alias("pos"))
-              .orderBy("week").collect())
-    for r in weekly:
-        _step(f"    {r['first']}..{r['last']}: {r['rows']:,} rows, mean churn probability {r['mean_score']:.3f}, "
-              f"{100 * r['pos']:.1f}% above the {threshold} threshold")
-
-
-def _story_monitoring(store: Any, shift_date: dt.date) -> None:
-    """Days with dataset drift (stable days and shifted days apart), the columns that alerted most, the reports."""
-    from pyspark.sql import functions as F
-
-    runs = store.read(T.MONITOR_RUNS.table()).filter(F.col(MODEL_COL) == MODEL).orderBy("run_date").collect()
-    for label, part in (("stable", [r for r in runs if r["run_date"] < shift_date]),
-                        ("from the shift on", [r for r in runs if r["run_date"] >= shift_date])):
-        drifted = [r for r in part if r["dataset_drift"]]
-        alerting = [r for r in part if r["columns_drifted"]]
-        _step(f"    {len(part)} window(s) {label}: dataset drift on {len(drifted)}"
-              + (f" (first {drifted[0]['run_date']})" if drifted else "")
-              + f", at least one column alert on {len(alerting)}"
-              + (f" (first {alerting[0]['run_date']})" if alerting else ""))
-    top = (store.read(T.MONITOR_METRICS.table())
-           .filter((F.col(MODEL_COL) == MODEL) & (F.col("baseline") == "reference") & (F.col("status") == ALERT))
-           .groupBy("column").agg(F.countDistinct("run_date").alias("days"), F.min("run_date").alias("first"))
-           .orderBy(F.desc("days"), "column").limit(6).collect())
-    for r in top:
-        _step(f"    {r['column']:<18} alert on {r['days']} day(s) from {r['first']}")
-    if runs and runs[-1]["report_path"]:
-        _step(f"    latest HTML report: {runs[-1]['report_path']}")
-        page = Path(runs[-1]["report_path"]).with_name(f"{Path(runs[-1]['report_path']).stem}.evidently.html")
-        if page.is_file():
-            _step(f"    its Evidently page:  {page}")
-
-
-def _day_line(store: Any, day: dt.date) -> str:
-    """One progress line: the champion that scored, the monitoring verdict, the retrain decision."""
-    run = store.read(T.MONITOR_RUNS.table(), partitions={MODEL_COL: [MODEL], "run_date": [day]}).collect()
-    decision = store.read(T.RETRAIN_DECISIONS.table(),
-                          partitions={MODEL_COL: [MODEL], "decision_date": [day]}).collect()
-    parts = []
-    if run:
-        r = run[0]
-        parts.append(f"champion v{r['model_version']}, {r['rows']:,} rows, {r['columns_drifted']} of "
-                     f"{r['columns_evaluated']} columns drifted" + (", DATASET DRIFT" if r["dataset_drift"] else ""))
-    if decision:
-        d = decision[0]
-        text = f"retrain: {d['status']}"
-        if d["fired"]:
-            gate = {True: "gate passed, now champion", False: "gate failed, champion kept"}.get(d["gate_passed"], "")
-            text += f" → v{d['trained_version']} trained, {gate}"
-        parts.append(text)
-    return "; ".join(parts)
-
-
-def _story_retrain(store: Any) -> None:
-    from pyspark.sql import functions as F
-
-    fired = (store.read(T.RETRAIN_DECISIONS.table()).filter((F.col(MODEL_COL) == MODEL) & F.col("fired"))
-             .orderBy("decision_date").collect())
-    if not fired:
-        _step("    retrain policy: never fired")
-    for d in fired:
-        challenger, reference = (_num(d["gate_challenger"]), _num(d["gate_reference"]))
-        _step(f"    retrain fired on {d['decision_date']} ({d['reasons']}): v{d['trained_version']} "
-              f"{d['gate_metric']} {challenger} vs {d['gate_reference_kind']} {reference}"
-              f" → {'promoted' if d['gate_passed'] else 'not promoted'}")
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _story_registry(cfg: DriftlineConfig, workspace: str) -> None:
-    registry = ModelRegistry(tracking_setup(cfg.mlflow, workspace), cfg.name)
-    for v in registry.versions():
-        t = v.tags
-        gate = {"true": "passed", "false": "failed"}.get(t.get("driftline.gate.passed", ""), "not run")
-        metric = (f"{t['driftline.gate.metric']} {float(t['driftline.gate.challenger']):.3f}"
-                  if "driftline.gate.metric" in t and "driftline.gate.challenger" in t else "no gate metric")
-        _step(f"    version {v.version}: trained {t.get('driftline.train_window', '?')}, validated "
-              f"{t.get('driftline.validation_window', '?')}, validation {metric}, gate {gate}"
-              + (f", aliases {', '.join(v.aliases)}" if v.aliases else ""))
-
-
-def _story_quality(store: object) -> None:
-    from pyspark.sql import functions as F
-
-    if not store.exists(T.QUALITY_RESULTS.table()):  # type: ignore[attr-defined]
-        return
-    results = store.read(T.QUALITY_RESULTS.table())  # type: ignore[attr-defined]
-    flagged = (results.filter(F.col("status") != OK)
-               .groupBy("check", "status").agg(F.collect_set("as_of_date").alias("dates"))
-               .orderBy("check").collect())
-    if not flagged:
-        _step("    data quality: every check passed on every date")
-    for row in flagged:
-        days = sorted(row["dates"])
-        shown = ", ".join(str(d) for d in days[:6]) + (" ..." if len(days) > 6 else "")
-        _step(f"    data quality: {row['check']} {row['status']} on {len(days)} date(s): {shown}")
-
-
-def _step(line: str) -> None:
-    print(line, flush=True)
