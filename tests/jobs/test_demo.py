@@ -256,7 +256,7 @@ def test_demo_bad_option_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) 
 def test_demo_too_many_stable_days_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", *ARGS, "--stable-days", "30", "--workspace", "/nonexistent/never-made"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("driftline demo: error: --stable-days: expected at most 20 stable days")
+    assert err[-1].startswith("driftline demo: error: --stable-days: expected at most 21 stable days")
 
 
 def test_demo_too_few_days_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
