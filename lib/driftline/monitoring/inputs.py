@@ -315,7 +315,8 @@ def loop_history(scope: Scope, date: dt.date, days: int = TREND_DAYS) -> tuple[l
     if scope.store.exists(RETRAIN_DECISIONS.table()):
         table = scope.store.read(RETRAIN_DECISIONS.table(), partitions={MODEL: [scope.model], DECISION_DATE: since})
         wanted = [c for c in (DECISION_DATE, "status", "fired", "reasons", "onset_date", "episode_status",
-                              "labels_available", "labels_needed", "trained_version", "gate_passed",
+                              "labels_available", "labels_needed", "label_days_available",
+                              "label_days_needed", "trained_version", "gate_passed",
                               "champion_version") if c in table.columns]
         decisions = [r.asDict() for r in table.filter(F.col(DECISION_DATE) <= F.lit(date)).select(*wanted).collect()]
     return perf, decisions

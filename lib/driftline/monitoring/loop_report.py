@@ -100,7 +100,8 @@ def loop_section(t: Timeline, width: int = 640, height: int = 180) -> list[str]:
         for d in shown:
             gate = {True: "passed", False: "failed"}.get(d.get("gate_passed"), "")
             trained, champion = d.get("trained_version"), d.get("champion_version")
-            labels = (f"{d.get('labels_available') or 0:,} of {d.get('labels_needed') or 0:,}"
+            labels = (f"{d.get('labels_available') or 0:,} of {d.get('labels_needed') or 0:,} on "
+                      f"{d.get('label_days_available') or 0} of {d.get('label_days_needed') or 0} days"
                       if d.get("labels_needed") is not None else "")
             out.append(f"<tr><td>{d['decision_date']}</td><td>{_e(d.get('status'))}</td>"
                        f"<td>{_e(d.get('onset_date') or '')}</td><td class=\"num\">{labels}</td>"

@@ -32,7 +32,7 @@ DECISIONS = [
     {"decision_date": day(1), "status": "armed", "onset_date": day(0), "episode_status": "open",
      "labels_available": 0, "labels_needed": 100, "fired": False, "reasons": "waiting"},
     {"decision_date": day(2), "status": "fired", "onset_date": day(0), "episode_status": "ended",
-     "labels_available": 120, "labels_needed": 100, "fired": True, "trained_version": "2", "gate_passed": True,
+     "labels_available": 120, "labels_needed": 100, "label_days_available": 3, "label_days_needed": 3, "fired": True, "trained_version": "2", "gate_passed": True,
      "champion_version": "2", "reasons": "drift"},
     {"decision_date": day(3), "status": "no_trigger", "onset_date": None, "fired": False, "reasons": "none"},
 ]
@@ -53,7 +53,7 @@ def test_section_charts_estimates_realized_values_the_switch_and_the_episode() -
     assert f"{day(3)}: champion v1 → v2" in html
     assert f"drift episode {day(0)} .. {day(2)}" in html          # ended by the promotion
     assert "<td>armed</td>" in html and "<td>fired</td>" in html and "no_trigger" not in html
-    assert "120 of 100" in html
+    assert "120 of 100 on 3 of 3 days" in html
 
 
 def test_no_rows_no_section_and_the_report_renders_it() -> None:
