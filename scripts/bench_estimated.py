@@ -38,7 +38,8 @@ def write_cells(spark, store, registry, version, model, sample) -> None:  # noqa
     import numpy as np
     from bench_scoring import CATEGORICAL, NUMERIC
 
-    from driftline.monitoring.estimated import cell_rows, fit_cell_table
+    from driftline.monitoring.estimated import fit_cell_table
+    from driftline.monitoring.estimated_store import cell_rows
     from driftline.registry.profiles import ProfileProvenance, write_reference_rows
     from driftline.tables import CommitInfo
     from driftline.training.pipeline import model_frame

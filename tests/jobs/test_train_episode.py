@@ -20,6 +20,7 @@ from driftline.jobs import train as job
 from driftline.jobs.context import JobContext, new_run_id
 from driftline.tables import open_store
 from driftline.tables.spec import StorageConfig
+from driftline.training.dataset import training_windows
 from driftline.training.pipeline import build_pipeline, fit_pipeline, model_frame, predict_scores, recency_weights
 from driftline.training.spec import EstimatorConfig, RecencyConfig
 from driftline.vocabulary import CHAMPION
@@ -123,12 +124,18 @@ def test_retrain_inside_an_episode(env) -> None:
     assert rows3[(rows3["column"] == "x2") & (rows3["stat"] == "rows")]["value"].item() == len(val)
 
 
-def test_an_onset_without_two_matured_post_onset_dates_fails_before_reading(env) -> None:
-    before = [v.version for v in registry(env).versions()]
-    with pytest.raises(MissingInputError) as err:
-        train(env, onset=dt.date(2026, 2, 25))
-    assert str(err.value) == (
-        "training windows for onset 2026-02-25: expected at least 2 post-onset as-of dates with matured labels "
-        "(2: one to validate, one to train on) up to the last matured date 2026-02-25 (run date 2026-03-01 − "
-        "label.horizon_days 3 − 1), found 1; retrain on 2026-03-02 or later")
-    assert [v.version for v in registry(env).versions()] == before
+def test_an_onset_without_two_matured_post_onset_dates_trains_on_the_ordinary_windows(
+        env, caplog: pytest.LogCaptureFixture) -> None:
+    """A retrain fired before two post-onset dates matured (the policy's maximum wait): nothing of the new regime
+    to validate on, so the job trains on the ordinary windows and says so (the windows alone would refuse)."""
+    cfg = load_config("jt", env["conf"], []).config
+    with pytest.raises(MissingInputError, match=r"^training windows for onset 2026-02-25: expected at least 2 "):
+        training_windows(D, cfg.label.horizon_days, cfg.training, dt.date(2026, 2, 25))
+    with caplog.at_level("WARNING", logger="driftline.jobs.train"):
+        train(env, onset=dt.date(2026, 2, 25), force=True)
+    assert "the drift episode from 2026-02-25 has fewer than 2 post-onset dates with matured labels; training on " \
+           "the ordinary windows" in caplog.text
+    latest = registry(env).versions()[-1]
+    ordinary = training_windows(D, cfg.label.horizon_days, cfg.training)
+    assert "driftline.onset" not in latest.tags
+    assert latest.tags["driftline.validation_window"] == f"{ordinary.validation_start}..{ordinary.validation_end}"

@@ -130,7 +130,8 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
 def estimation_rows(cfg: DriftlineConfig, plan: Plan, data: TrainingData, fit: FitResult) -> list[dict[str, Any]]:
     """The calibration table of estimated performance (binary classification, ``monitoring.performance.estimated``):
     the validation window's scores and labels, chunked by as-of date for the band; stored with the reference."""
-    from driftline.monitoring.estimated import cell_rows, fit_cell_table
+    from driftline.monitoring.estimated import fit_cell_table
+    from driftline.monitoring.estimated_store import cell_rows
     from driftline.training.dataset import LABEL
 
     perf = cfg.monitoring.performance

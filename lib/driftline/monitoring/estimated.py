@@ -4,7 +4,8 @@ Train time (`fit_cell_table`, on the validation window's scores and labels): cel
 of the validation scores plus the decision threshold, 0.0, 1.0 and ``1.0⁺`` (the next double, so a score of 1.0
 has a cell of its own, as `driftline.profiling.bins.quantile_edges`); an isotonic calibrator of the labels on
 the scores, stored per cell as ``c_k`` = the mean calibrated P(y = 1) of the validation rows in cell k (a cell
-without validation rows: the calibrator at its midpoint). The table is stored with the version (`cell_rows`).
+without validation rows: the calibrator at its midpoint). The table is stored with the version
+(`driftline.monitoring.estimated_store.cell_rows`).
 
 Monitor time (`estimate`): the window's profile of `CELL_COLUMN` (the score, counted in the table's cells:
 ``n_k``, offset sums, count / mean / std) gives per cell the expected positives ``P_k = n_k c_k`` and
@@ -29,7 +30,6 @@ import numpy as np
 from driftline.errors import DriftlineError
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.profiling.bins import NumericBins
-from driftline.profiling.stored import CBPE_STAT_PREFIX
 from driftline.profiling.types import NumericProfile
 from driftline.vocabulary import ALERT, INSUFFICIENT, OK, WARN, finite_or_none
 
@@ -358,46 +358,3 @@ def comparison_rows(estimated: Mapping[str, float | None], realized: Mapping[str
         status = WARN if abs(diff) > ERROR_SIGMAS * sigma else OK
         out.append(_row(ERROR_PREFIX + m, diff, ERROR_SIGMAS * sigma, status, None, table.validation_rows, labelled))
     return out
-
-
-# --------------------------------------------------------------------------- storage
-
-
-def cell_rows(table: CellTable) -> list[dict[str, Any]]:
-    """The table as ``reference_profiles`` rows (column `CELL_COLUMN`, role ``score``, kind ``numeric``):
-    ``cbpe_cell`` per bin (``bin``, ``lower``, ``upper``, value ``c_k``), ``cbpe_threshold``, ``cbpe_cells``,
-    ``cbpe_validation_rows`` and per metric ``cbpe_reference_<m>``, ``cbpe_realized_<m>``, ``cbpe_spread_<m>``,
-    ``cbpe_label_spread_<m>`` (value null when undefined)."""
-    def row(stat: str, value: float | None, **extra: Any) -> dict[str, Any]:
-        r = dict(column=CELL_COLUMN, role="score", kind="numeric", stat=CBPE_STAT_PREFIX + stat, bin=None,
-                 lower=None, upper=None, category=None, quantile=None, value=finite_or_none(value))
-        r.update(extra)
-        return r
-
-    e = table.edges
-    out = [row("cell", c, bin=k, lower=e[k], upper=e[k + 1]) for k, c in enumerate(table.probability)]
-    out += [row("threshold", table.threshold), row("cells", table.cells),
-            row("validation_rows", table.validation_rows)]
-    for name, values in (("reference", table.reference), ("realized", table.realized), ("spread", table.spread),
-                         ("label_spread", table.label_spread)):
-        out += [row(f"{name}_{m}", values.get(m)) for m in ESTIMATED_METRICS]
-    return out
-
-
-def cell_table_from_rows(rows: Sequence[Mapping[str, Any]]) -> CellTable | None:
-    """Inverse of `cell_rows` from a version's stored rows (other rows ignored); None when it has no CBPE
-    rows (versions trained before estimated performance existed, or whose validation could not fit one)."""
-    mine = [r for r in rows if r["column"] == CELL_COLUMN and str(r["stat"]).startswith(CBPE_STAT_PREFIX)]
-    cells = sorted((int(r["bin"]), r) for r in mine if r["stat"] == CBPE_STAT_PREFIX + "cell")
-    if not cells:
-        return None
-    value = {str(r["stat"]).removeprefix(CBPE_STAT_PREFIX): r["value"] for r in mine}
-
-    def per_metric(name: str) -> dict[str, float | None]:
-        return {m: None if value.get(f"{name}_{m}") is None else float(value[f"{name}_{m}"])
-                for m in ESTIMATED_METRICS}
-
-    edges = (*[float(r["lower"]) for _, r in cells], float(cells[-1][1]["upper"]))
-    return CellTable(edges, tuple(float(r["value"]) for _, r in cells), float(value["threshold"]),
-                     per_metric("reference"), per_metric("realized"), per_metric("spread"),
-                     per_metric("label_spread"), int(value["cells"]), int(value["validation_rows"]))

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.errors import InputContractError, MissingInputError
 from driftline.monitoring.calibration import thresholds_from_rows
-from driftline.monitoring.estimated import CellTable, cell_table_from_rows
+from driftline.monitoring.estimated import CellTable
+from driftline.monitoring.estimated_store import cell_table_from_rows
 from driftline.monitoring.metrics import ALL_ROWS
 from driftline.profiling.bins import ColumnBins, bins_from_rows
 from driftline.profiling.stored import is_profile_row, profile_from_rows

@@ -21,13 +21,12 @@ from driftline.monitoring.estimated import (
     SIGMA_CAL,
     CellTable,
     EstimationError,
-    cell_rows,
-    cell_table_from_rows,
     comparison_rows,
     estimate,
     estimated_rows,
     fit_cell_table,
 )
+from driftline.monitoring.estimated_store import cell_rows, cell_table_from_rows
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.profiling.bins import bins_from_rows
 from driftline.profiling.profile import profile, profile_rows

@@ -1,0 +1,71 @@
+"""The train job's promotion gate: the challenger against the champion (or, for a first model, the baseline)
+on the same validation rows; the ``champion`` alias moves only when it passes (`driftline.training.gate`)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from driftline.errors import ArtifactIntegrityError
+from driftline.registry.client import CHAMPION
+from driftline.training import dataset as ds
+from driftline.training.evaluate import task_metrics
+from driftline.training.gate import GateDecision, decide
+from driftline.training.pipeline import model_frame, predict_scores
+
+if TYPE_CHECKING:
+    from driftline.config.schema import DriftlineConfig
+    from driftline.jobs.train import FitResult, Plan, Registered, TrainingData
+    from driftline.registry.client import ModelRegistry
+
+
+def run_gate(registry: ModelRegistry, cfg: DriftlineConfig, plan: Plan, data: TrainingData, fit: FitResult,
+             record: Registered) -> GateDecision:
+    """Challenger vs champion (or the baseline for a first model) on the same validation window (inside a drift
+    episode: post-onset rows only, see `ds.training_windows`)."""
+    import mlflow
+
+    gate = cfg.training.gate
+    challenger = fit.metrics[f"val_{plan.gate_metric}"]
+    champion = registry.alias(CHAMPION)
+    failure: ArtifactIntegrityError | None = None
+    if champion is None:
+        reference = fit.metrics[f"baseline_val_{plan.gate_metric}"]
+        decision = decide(challenger, reference, gate, metric=plan.gate_metric, direction=plan.gate_direction,
+                          reference_kind="baseline")
+    else:
+        try:
+            reference = champion_metric(registry, champion.version, cfg, plan, data)
+            decision = decide(challenger, reference, gate, metric=plan.gate_metric, direction=plan.gate_direction,
+                              reference_kind="champion", reference_version=champion.version)
+        except ArtifactIntegrityError as exc:
+            failure = exc
+            decision = _not_compared(plan, challenger, champion.version, f"champion artifact refused: {exc}")
+        except Exception as exc:  # e.g. the champion expects features this config no longer has
+            decision = _not_compared(plan, challenger, champion.version,
+                                     f"champion v{champion.version} could not score the validation window: "
+                                     f"{type(exc).__name__}: {exc}")
+    tags = decision.tags()
+    registry.set_tags(record.version, tags)
+    with mlflow.start_run(run_id=record.mlflow_run_id):
+        mlflow.set_tags(tags)
+    if decision.passed:
+        registry.promote(record.version, f"gate: {decision.reason}")
+    if failure is not None:
+        raise failure
+    return decision
+
+
+def _not_compared(plan: Plan, challenger: float, version: str, reason: str) -> GateDecision:
+    return GateDecision(False, reason, plan.gate_metric, plan.gate_direction, float(challenger), math.nan,
+                        "champion", version, math.nan, math.nan)
+
+
+def champion_metric(registry: ModelRegistry, version: str, cfg: DriftlineConfig, plan: Plan,
+                    data: TrainingData) -> float:
+    """The champion's gate metric on this run's validation rows (artifact verified before loading)."""
+    model = registry.load(version)
+    x_val = model_frame(data.validation, plan.numeric, plan.categorical)
+    y_val = ds.check_labels(data.validation[ds.LABEL], plan.task, "validation")
+    scores = predict_scores(model, x_val, plan.task)
+    return task_metrics(plan.task, y_val, scores, cfg.label.threshold)[plan.gate_metric]
