@@ -20,10 +20,12 @@ def spark_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def spark(spark_workspace: Path) -> Iterator[object]:
-    """Local[2] session with UI off and two shuffle partitions: small data, fast tests."""
+    """Local[2] session with UI off and two shuffle partitions: small data, fast tests. One JVM runs the whole
+    suite (the demo test's scenario included, which Spark's default 1 GB heap could not hold after the tests
+    before it: an OutOfMemoryError ends the JVM and every later test), so 3 GB of heap."""
     os.environ.setdefault("TZ", "UTC")
     session = build_spark(
-        RuntimeConfig(master="local[2]", shuffle_partitions=2, app_name="driftline-tests"),
+        RuntimeConfig(master="local[2]", shuffle_partitions=2, app_name="driftline-tests", driver_memory="3g"),
         workspace=spark_workspace,
     )
     yield session
