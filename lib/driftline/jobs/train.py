@@ -264,8 +264,8 @@ def episode_windows(ctx: JobContext) -> ds.Windows:
     before two post-onset dates had matured labels (its maximum wait, or a quality trigger) trains on the
     ordinary windows and says so: nothing of the new regime can be validated yet."""
     cfg, date = ctx.config, ctx.dates[0]
-    if ctx.onset is not None and ds.last_matured_date(date, cfg.label.horizon_days) < (
-            ctx.onset + dt.timedelta(days=1 + cfg.training.gap_days)):
+    if ctx.onset is not None and ds.usable_post_onset_days(date, cfg.label.horizon_days, cfg.training,
+                                                           ctx.onset) < 2:
         log.warning("train %s for %s: the drift episode from %s has fewer than %d post-onset dates with matured "
                     "labels; training on the ordinary windows (nothing of the new regime to validate on yet)",
                     cfg.name, date, ctx.onset, 2 + cfg.training.gap_days)

@@ -318,20 +318,25 @@ def estimated_rows(table: CellTable, profile: NumericProfile, min_rows: int) -> 
     for m in ESTIMATED_METRICS:
         value, ref, s1 = est[m], table.reference.get(m), table.spread.get(m)
         ls = table.label_spread.get(m)
-        reason = (f"{n} scored rows in the window, expected at least {min_rows} for estimated performance"
-                  if n < min_rows else f"estimated {m} undefined on this window" if value is None
-                  else f"no reference band for {m} (undefined on the validation window)"
-                  if ref is None or s1 is None else None)
-        if reason is not None:
-            out.append(_row(PREFIX + m, value, None, INSUFFICIENT, reason, table.validation_rows, n))
+        if n < min_rows:
+            reason = f"{n} scored rows in the window, expected at least {min_rows} for estimated performance"
+        elif value is None:
+            reason = f"estimated {m} undefined on this window"
+        elif ref is None or s1 is None:
+            reason = f"no reference band for {m} (undefined on the validation window)"
+        else:
+            out.append(_banded_row(m, value, ref, math.sqrt(s1 * s1 + (ls or 0.0) ** 2) / math.sqrt(n), table, n))
             continue
-        assert value is not None and ref is not None and s1 is not None
-        sign = 1.0 if m in HIGHER_IS_WORSE else -1.0
-        sd = math.sqrt(s1 * s1 + (ls or 0.0) ** 2) / math.sqrt(n)
-        worse = sign * (value - ref)  # > 0 on the bad side
-        status = ALERT if worse > ALERT_SIGMAS * sd else WARN if worse > WARN_SIGMAS * sd else OK
-        out.append(_row(PREFIX + m, value, ref + sign * ALERT_SIGMAS * sd, status, None, table.validation_rows, n))
+        out.append(_row(PREFIX + m, value, None, INSUFFICIENT, reason, table.validation_rows, n))
     return out
+
+
+def _banded_row(m: str, value: float, ref: float, sd: float, table: CellTable, n: int) -> dict[str, Any]:
+    """The row of an estimate judged against the band reference ∓ k·``sd`` on its bad side."""
+    sign = 1.0 if m in HIGHER_IS_WORSE else -1.0
+    worse = sign * (value - ref)  # > 0 on the bad side
+    status = ALERT if worse > ALERT_SIGMAS * sd else WARN if worse > WARN_SIGMAS * sd else OK
+    return _row(PREFIX + m, value, ref + sign * ALERT_SIGMAS * sd, status, None, table.validation_rows, n)
 
 
 def comparison_rows(estimated: Mapping[str, float | None], realized: Mapping[str, float | None], labelled: int,

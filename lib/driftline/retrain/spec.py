@@ -20,6 +20,20 @@ QualityStatus = Literal["warn", "alert", "insufficient_data"]
 Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
+def check_k_of_n(k: int, n: int) -> None:
+    """A k-of-n rule needs k <= n."""
+    if k > n:
+        raise ValueError(f"expected k <= n (k of the last n windows), found k={k} > n={n}")
+
+
+def check_bound(enabled: bool, low: float | None, high: float | None, rule: str) -> None:
+    """An enabled bound rule needs ``min`` or ``max``, and ``min <= max``."""
+    if enabled and low is None and high is None:
+        raise ValueError(f"expected a bound (min or max) for an enabled {rule} rule, found neither")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"expected min <= max, found min={low} > max={high}")
+
+
 class DriftRule(Frozen):
     """Dataset drift (``monitor_runs.dataset_drift``) in at least ``k`` of the last ``n`` monitored windows."""
 
@@ -29,8 +43,7 @@ class DriftRule(Frozen):
 
     @model_validator(mode="after")
     def _k_of_n(self) -> DriftRule:
-        if self.k > self.n:
-            raise ValueError(f"expected k <= n (k of the last n windows), found k={self.k} > n={self.n}")
+        check_k_of_n(self.k, self.n)
         return self
 
 
@@ -52,8 +65,7 @@ class DriftScoreRule(Frozen):
 
     @model_validator(mode="after")
     def _k_of_n(self) -> DriftScoreRule:
-        if self.k > self.n:
-            raise ValueError(f"expected k <= n (k of the last n windows), found k={self.k} > n={self.n}")
+        check_k_of_n(self.k, self.n)
         if self.default_weight == 0 and not any(w > 0 for w in self.weights.values()):
             raise ValueError("expected a positive weight (weights or default_weight), found all weights 0")
         return self
@@ -74,10 +86,7 @@ class PerformanceRule(Frozen):
 
     @model_validator(mode="after")
     def _bound(self) -> PerformanceRule:
-        if self.enabled and self.min is None and self.max is None:
-            raise ValueError("expected a bound (min or max) for an enabled performance rule, found neither")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"expected min <= max, found min={self.min} > max={self.max}")
+        check_bound(self.enabled, self.min, self.max, "performance")
         return self
 
 
@@ -94,12 +103,8 @@ class EstimatedPerformanceRule(Frozen):
 
     @model_validator(mode="after")
     def _bound(self) -> EstimatedPerformanceRule:
-        if self.enabled and self.min is None and self.max is None:
-            raise ValueError("expected a bound (min or max) for an enabled estimated_performance rule, found neither")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"expected min <= max, found min={self.min} > max={self.max}")
-        if self.k > self.n:
-            raise ValueError(f"expected k <= n (k of the last n windows), found k={self.k} > n={self.n}")
+        check_bound(self.enabled, self.min, self.max, "estimated_performance")
+        check_k_of_n(self.k, self.n)
         return self
 
     @property
@@ -118,8 +123,7 @@ class QualityRule(Frozen):
 
     @model_validator(mode="after")
     def _k_of_n(self) -> QualityRule:
-        if self.k > self.n:
-            raise ValueError(f"expected k <= n (k of the last n windows), found k={self.k} > n={self.n}")
+        check_k_of_n(self.k, self.n)
         if not self.statuses:
             raise ValueError("expected at least one status, found none")
         return self

@@ -101,7 +101,7 @@ def training_windows(date: dt.date, horizon_days: int, cfg: TrainingConfig,
     val_days = cfg.validation_days
     if onset is not None:
         post = (val_end - onset).days + 1
-        usable = post - cfg.gap_days
+        usable = usable_post_onset_days(date, horizon_days, cfg, onset)
         if usable < 2:
             gap = f" + training.gap_days={cfg.gap_days}" if cfg.gap_days else ""
             raise MissingInputError(
@@ -115,6 +115,12 @@ def training_windows(date: dt.date, horizon_days: int, cfg: TrainingConfig,
     train_end = val_start - dt.timedelta(days=cfg.gap_days + 1)
     train_start = train_end - dt.timedelta(days=cfg.train_days - 1)
     return Windows(date, train_start, train_end, val_start, val_end, onset)
+
+
+def usable_post_onset_days(date: dt.date, horizon_days: int, cfg: TrainingConfig, onset: dt.date) -> int:
+    """Matured post-onset as-of dates (onset … `last_matured_date`) outside the gap: U of `training_windows`,
+    which needs at least 2 (one to validate, one to train on)."""
+    return (last_matured_date(date, horizon_days) - onset).days + 1 - cfg.gap_days
 
 
 def post_onset_rows(as_of: pd.Series, onset: dt.date | None) -> int:
