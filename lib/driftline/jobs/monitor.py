@@ -26,16 +26,18 @@ from driftline.monitoring.drift import DatasetDrift, dataset_drift, drift_rows
 from driftline.monitoring.estimated import CELL_COLUMN, CellTable, comparison_rows, estimated_rows
 from driftline.monitoring.evidently_page import sample_rows, write_evidently_page
 from driftline.monitoring.inputs import (
+    TREND_DAYS,
     WINDOW_END,
     Reference,
     Scope,
     champion_predictions,
-    estimated_history,
+    estimated_of,
     labelled_frame,
     load_reference,
-    loop_history,
+    loop_decisions,
     matured_frame,
-    metric_history,
+    own_window_rows,
+    recent_metrics,
     resolve_version,
     window_frame,
 )
@@ -109,6 +111,7 @@ class Measured:
     previous_rows: list[dict[str, Any]]              # previous-window baseline
     segment_rows: dict[str, list[dict[str, Any]]]    # slice name → performance rows
     matured: list[MaturedWindow]
+    history: list[dict[str, Any]]                    # `recent_metrics`: earlier runs' rows (trends, closed loop)
     quality_status: str
     performance_status: str
     sample: Any                                      # the Evidently page's rows (a small DataFrame)
@@ -166,12 +169,17 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
         log.info("%s %s: no champion predictions in the previous window %s..%s; no previous_window rows", cfg.name,
                  date, previous_dates[0], previous_dates[-1])
     quality_status = worst([r["status"] for r in quality if r["status"] != INSUFFICIENT])
+    windows = earlier_windows(date, mcfg.window_days, cfg.label.horizon_days)
+    # one read of the earlier runs' rows, back to the oldest earlier window's own run: trends, closed loop and
+    # what each earlier window's run estimated
+    history = recent_metrics(scope, date, max(TREND_DAYS, (date - windows[-1][-1]).days if windows else 0))
     # the page's sample: a few thousand predictions joined to their features (not a second join of the window)
     sample = window_frame(scope, sample_rows(preds, current.rows, mcfg.report.evidently_rows), dates, columns,
                           numeric, few=True)
     return Measured(dates, previous_dates, version, ref, current, result,
                     [*drift_rows(result), *quality, *performance, *estimated], previous_rows, segment_rows,
-                    matured_windows(ctx, date, ref), INSUFFICIENT if current.rows == 0 else quality_status,
+                    matured_windows(ctx, date, ref, cells, windows, history), history,
+                    INSUFFICIENT if current.rows == 0 else quality_status,
                     performance_status(performance), sample)
 
 
@@ -224,7 +232,7 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
     evidently = write_evidently_page(tracking_setup(cfg.mlflow, ctx.workspace), model=cfg.name,
                                      limit=cfg.monitoring.report.evidently_rows, mlflow_run_id=ref.mlflow_run_id,
                                      profile=ref.profile, sample=m.sample, rows=current.rows, report=path)
-    trends = trend_points([*metric_history(scope_of(ctx), date), *({**r, "run_date": date} for r in m.rows)])
+    trends = trend_points([*own_window_rows(last_days(m.history, date)), *({**r, "run_date": date} for r in m.rows)])
     write_report(path, model=cfg.name, version=m.version, date=date, window=(dates[0], dates[-1]),
                  run_id=ctx.run_id, reference=ref.profile, current=current, result=result, rows=m.rows,
                  trends=trends, evidently=evidently, matured=[(w.start, w.end, w.version, w.rows) for w in m.matured],
@@ -265,20 +273,21 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
              m.performance_status, path)
 
 
-def matured_windows(ctx: JobContext, date: dt.date, ref: Reference) -> list[MaturedWindow]:
-    """Performance rows of the windows before the current one whose labels may have matured since: the
-    `earlier_windows` of ``date`` read by `matured_frame`, one grouped performance pass for all of them; each
-    window's realized metrics are compared with what its own run estimated before its labels existed
-    (``estimated_error_<metric>`` rows, `driftline.monitoring.estimated.comparison_rows`)."""
+def matured_windows(ctx: JobContext, date: dt.date, ref: Reference, cells: CellTable | None,
+                    windows: list[tuple[dt.date, ...]], history: list[dict[str, Any]]) -> list[MaturedWindow]:
+    """Performance rows of the windows before the current one whose labels may have matured since (the
+    `earlier_windows` of ``date``) read by `matured_frame`, one grouped performance pass for all of them; with
+    estimated performance on (``cells``), each window's realized metrics are compared with what its own run
+    estimated before its labels existed (``history``: `recent_metrics`; ``estimated_error_<metric>`` rows,
+    `driftline.monitoring.estimated.comparison_rows`)."""
     cfg = ctx.config
-    windows = earlier_windows(date, cfg.monitoring.window_days, cfg.label.horizon_days)
     scope = scope_of(ctx)
     found = matured_frame(scope, date, windows)
     if found is None:
         return []
     rows = performance_rows(found.frame, cfg.monitoring.performance, cfg.label.task, WINDOW_END,
                             threshold=decision_threshold(ctx))
-    estimated = estimated_history(scope, sorted(rows)) if estimation_cells(ctx, ref) is not None else {}
+    estimated = estimated_of(history, set(rows)) if cells is not None else {}
     tables: dict[str, CellTable | None] = {ref.version: ref.cells}
     out = []
     for end, r in sorted(rows.items()):
@@ -302,8 +311,16 @@ def decision_threshold(ctx: JobContext) -> float | None:
 def loop_timeline(ctx: JobContext, date: dt.date, m: Measured) -> Timeline:
     """The report's closed loop: the recent runs' estimated and realized AUC (this run's rows included), the
     champion per window and the retrain decisions (`driftline.monitoring.loop_report`)."""
-    history, decisions = loop_history(scope_of(ctx), date)
+    history = [r for r in last_days(m.history, date) if r["column"] == PERFORMANCE]
+    decisions = loop_decisions(scope_of(ctx), date)
     own = [{**r, RUN_DATE: date, "window_end": date, MODEL_VERSION: m.version} for r in m.rows
            if r["column"] == PERFORMANCE]
     matured = [{**r, RUN_DATE: date, "window_end": w.end, MODEL_VERSION: w.version} for w in m.matured for r in w.rows]
     return timeline([*history, *own, *matured], decisions, "auc", ctx.config.monitoring.performance.min_labels)
+
+
+def last_days(history: list[dict[str, Any]], date: dt.date, days: int = TREND_DAYS) -> list[dict[str, Any]]:
+    """The rows of the runs in the ``days`` before ``date`` (the report shows that many; the history read may
+    reach further back, to the oldest earlier window whose estimate is compared)."""
+    since = date - dt.timedelta(days=days)
+    return [r for r in history if r[RUN_DATE] >= since]

@@ -256,9 +256,14 @@ def matured_frame(scope: Scope, date: dt.date, windows: Sequence[tuple[dt.date, 
     return MaturedFrame(frame, {w[-1]: w[0] for w in windows}, version_of)
 
 
-def metric_history(scope: Scope, date: dt.date, days: int = TREND_DAYS) -> list[dict[str, Any]]:
-    """``monitor_metrics`` rows of the model's earlier runs in the ``days`` before ``date`` (baseline reference,
-    whole window; only the columns a trend needs), for the report's trends."""
+# --------------------------------------------------------------------------- the closed loop's history
+
+
+def recent_metrics(scope: Scope, date: dt.date, days: int = TREND_DAYS) -> list[dict[str, Any]]:
+    """The whole-window, reference-baseline ``monitor_metrics`` rows of the model's runs in the ``days`` before
+    ``date`` — one partition-pruned read serving the report's trends (`own_window_rows`), the closed loop
+    (``__performance__`` rows) and what earlier runs estimated (`estimated_of`): run_date, window_end,
+    model_version, column, metric, method, value, threshold, status."""
     from pyspark.sql import functions as F
 
     if not scope.store.exists(MONITOR_METRICS.table()):
@@ -267,57 +272,40 @@ def metric_history(scope: Scope, date: dt.date, days: int = TREND_DAYS) -> list[
     rows = scope.store.read(MONITOR_METRICS.table(), partitions={MODEL: [scope.model], RUN_DATE: since})
     return [r.asDict() for r in rows
             .filter((F.col(RUN_DATE) < F.lit(date)) & (F.col("baseline") == "reference")
-                    & (F.col("slice") == ALL_ROWS) & (F.col("window_end") == F.col(RUN_DATE)))
-            .select(RUN_DATE, "column", "metric", "method", "value", "threshold", "status").collect()]
+                    & (F.col("slice") == ALL_ROWS))
+            .select(RUN_DATE, "window_end", MODEL_VERSION, "column", "metric", "method", "value", "threshold",
+                    "status").collect()]
 
 
-# --------------------------------------------------------------------------- the closed loop's history
+def own_window_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Of `recent_metrics` rows, those of each run's own window (window_end = run_date): the trends' points."""
+    return [r for r in rows if r["window_end"] == r[RUN_DATE]]
 
 
-def estimated_history(scope: Scope, ends: Sequence[dt.date]) -> dict[dt.date, dict[str, float | None]]:
-    """What the runs on ``ends`` estimated for their own windows before labels existed: window end → metric
-    (without the ``estimated_`` prefix) → value, from ``monitor_metrics`` (partition-pruned; {} when none)."""
-    from pyspark.sql import functions as F
-
+def estimated_of(rows: Sequence[Mapping[str, Any]], ends: Collection[dt.date]) -> dict[dt.date, dict[str, Any]]:
+    """What the runs on ``ends`` estimated for their own windows before labels existed, from `recent_metrics`
+    rows: window end → metric (without the ``estimated_`` prefix) → value."""
     from driftline.monitoring.estimated import PREFIX
     from driftline.monitoring.performance import PERFORMANCE
 
-    if not ends or not scope.store.exists(MONITOR_METRICS.table()):
-        return {}
-    rows = (scope.store.read(MONITOR_METRICS.table(), partitions={MODEL: [scope.model], RUN_DATE: list(ends)})
-            .filter((F.col("column") == PERFORMANCE) & (F.col("baseline") == "reference")
-                    & (F.col("slice") == ALL_ROWS) & (F.col("window_end") == F.col(RUN_DATE))
-                    & F.col("metric").startswith(PREFIX))
-            .select(RUN_DATE, "metric", "value").collect())
-    out: dict[dt.date, dict[str, float | None]] = {}
+    out: dict[dt.date, dict[str, Any]] = {}
     for r in rows:
-        out.setdefault(r[RUN_DATE], {})[r["metric"][len(PREFIX):]] = r["value"]
+        if (r[RUN_DATE] in ends and r["window_end"] == r[RUN_DATE] and r["column"] == PERFORMANCE
+                and r["metric"].startswith(PREFIX)):
+            out.setdefault(r[RUN_DATE], {})[r["metric"][len(PREFIX):]] = r["value"]
     return out
 
 
-def loop_history(scope: Scope, date: dt.date, days: int = TREND_DAYS) -> tuple[list[dict[str, Any]],
-                                                                               list[dict[str, Any]]]:
-    """For the report's closed loop, the ``days`` before ``date``: the whole-window ``__performance__`` rows of
-    ``monitor_metrics`` (run_date, window_end, model_version, metric, value) and the ``retrain_decisions`` rows
-    (the columns the report shows; those a workspace's contract lacks are left out)."""
+def loop_decisions(scope: Scope, date: dt.date, days: int = TREND_DAYS) -> list[dict[str, Any]]:
+    """The ``retrain_decisions`` rows of the ``days`` before ``date`` for the report's closed loop (the columns
+    it shows; those a workspace's contract lacks are left out)."""
     from pyspark.sql import functions as F
 
-    from driftline.monitoring.performance import PERFORMANCE
-
+    if not scope.store.exists(RETRAIN_DECISIONS.table()):
+        return []
     since = [date - dt.timedelta(days=days - i) for i in range(days)]
-    perf: list[dict[str, Any]] = []
-    if scope.store.exists(MONITOR_METRICS.table()):
-        perf = [r.asDict() for r in scope.store.read(MONITOR_METRICS.table(),
-                                                     partitions={MODEL: [scope.model], RUN_DATE: since})
-                .filter((F.col(RUN_DATE) < F.lit(date)) & (F.col("column") == PERFORMANCE)
-                        & (F.col("baseline") == "reference") & (F.col("slice") == ALL_ROWS))
-                .select(RUN_DATE, "window_end", MODEL_VERSION, "metric", "value").collect()]
-    decisions: list[dict[str, Any]] = []
-    if scope.store.exists(RETRAIN_DECISIONS.table()):
-        table = scope.store.read(RETRAIN_DECISIONS.table(), partitions={MODEL: [scope.model], DECISION_DATE: since})
-        wanted = [c for c in (DECISION_DATE, "status", "fired", "reasons", "onset_date", "episode_status",
-                              "labels_available", "labels_needed", "label_days_available",
-                              "label_days_needed", "trained_version", "gate_passed",
-                              "champion_version") if c in table.columns]
-        decisions = [r.asDict() for r in table.filter(F.col(DECISION_DATE) <= F.lit(date)).select(*wanted).collect()]
-    return perf, decisions
+    table = scope.store.read(RETRAIN_DECISIONS.table(), partitions={MODEL: [scope.model], DECISION_DATE: since})
+    wanted = [c for c in (DECISION_DATE, "status", "fired", "reasons", "onset_date", "episode_status",
+                          "labels_available", "labels_needed", "label_days_available", "label_days_needed",
+                          "trained_version", "gate_passed", "champion_version") if c in table.columns]
+    return [r.asDict() for r in table.filter(F.col(DECISION_DATE) <= F.lit(date)).select(*wanted).collect()]

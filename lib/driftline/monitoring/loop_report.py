@@ -1,10 +1,10 @@
 """The report's closed-loop section (pure): estimated vs realized performance over time, the drift episode
 and its retrain decisions, and the champion switches.
 
-Inputs are rows the monitor job read (`driftline.monitoring.inputs.loop_history`): the ``__performance__``
-rows of ``monitor_metrics`` of the recent runs (the estimate a run made for its own window before any
-label existed, and the realized value of each window as recomputed by the latest run that saw its labels
-mature) and the ``retrain_decisions`` rows of the same days.
+Inputs are rows the monitor job read (`driftline.monitoring.inputs.recent_metrics`, `loop_decisions`): the
+``__performance__`` rows of ``monitor_metrics`` of the recent runs (the estimate a run made for its own window
+before any label existed, and the realized value of each window as recomputed by the latest run that saw its
+labels mature) and the ``retrain_decisions`` rows of the same days.
 """
 
 from __future__ import annotations
