@@ -21,14 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_scoring import features_df, model_yaml, train_and_register  # noqa: E402
-from load_test import BIG_DATE, NAME, SMALL_DATE, write_reference  # noqa: E402
+from load_test import BIG_DATE, NAME, SMALL_DATE, prepare, write_conf  # noqa: E402
 
 
 def write_cells(spark, store, registry, version, model, sample) -> None:  # noqa: ANN001
@@ -70,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from driftline.cli.runner import run_job
     from driftline.runtime import RuntimeConfig, build_spark
-    from driftline.tables import CommitInfo, open_store
+    from driftline.tables import open_store
     from driftline.tables.spec import StorageConfig
 
     logging.getLogger("driftline").setLevel(logging.WARNING)
@@ -82,20 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     small = max(1, args.rows // 20)
     print(f"# estimated performance overhead in the monitor job: {args.rows:,} rows, master {args.master}")
     try:
-        commit = CommitInfo(job="bench", run_id="bench", key="setup", code_version="t", config_hash="t")
-        store.replace_partitions("load_features", features_df(spark, small, SMALL_DATE, 1).unionByName(
-            features_df(spark, args.rows, BIG_DATE, 2)), ["as_of_date"], commit)
-        sample = store.read("load_features", partitions={"as_of_date": [SMALL_DATE]}).limit(100_000).toPandas()
-        model, registry, version, _ = train_and_register(spark, ws, NAME, "logistic_regression", {}, sample)
-        write_reference(spark, store, registry, version, model, sample)
+        model, registry, version, sample = prepare(spark, store, ws, small, args.rows, 100_000)
         write_cells(spark, store, registry, version, model, sample)
-        conf = ws / "conf"
-        (conf / "models").mkdir(parents=True, exist_ok=True)
-        (conf / "base.yaml").write_text(yaml.safe_dump({
-            "workspace": str(ws), "storage": {"backend": "embedded",
-                                              "tables": {f"{NAME}__features": store.location("load_features")}},
-            "runtime": runtime.model_dump(), "logging": {"level": "WARNING"}}))
-        (conf / "models" / f"{NAME}.yaml").write_text(yaml.safe_dump(model_yaml(NAME)))
+        conf = write_conf(ws, store, runtime)
         common = ["--model", NAME, "--conf-dir", str(conf), "--log-level", "WARNING"]
         for date in (SMALL_DATE, BIG_DATE):
             if run_job("score", [*common, "--date", date.isoformat()]) != 0:

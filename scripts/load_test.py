@@ -79,6 +79,33 @@ def write_reference(spark, store, registry, version, model, sample) -> None:
                                                              "load-test", "load-test"))
 
 
+def prepare(spark, store, ws: Path, small: int, big: int, train_rows: int):  # noqa: ANN001, ANN201
+    """The load test's workspace: features of the small and the big day, a logistic regression fitted on
+    ``train_rows`` of the small day, registered champion with its reference profile; returns (model, registry,
+    version, training sample)."""
+    from driftline.tables import CommitInfo
+
+    commit = CommitInfo(job="load-test", run_id="load-test", key="setup", code_version="t", config_hash="t")
+    store.replace_partitions("load_features", features_df(spark, small, SMALL_DATE, 1).unionByName(
+        features_df(spark, big, BIG_DATE, 2)), ["as_of_date"], commit)
+    sample = store.read("load_features", partitions={"as_of_date": [SMALL_DATE]}).limit(train_rows).toPandas()
+    model, registry, version, _ = train_and_register(spark, ws, NAME, "logistic_regression", {}, sample)
+    write_reference(spark, store, registry, version, model, sample)
+    return model, registry, version, sample
+
+
+def write_conf(ws: Path, store, runtime) -> Path:  # noqa: ANN001
+    """``<ws>/conf``: base.yaml (embedded tables, the features table at its location) and the model's yaml."""
+    conf = ws / "conf"
+    (conf / "models").mkdir(parents=True, exist_ok=True)
+    (conf / "base.yaml").write_text(yaml.safe_dump({
+        "workspace": str(ws), "storage": {"backend": "embedded",
+                                          "tables": {f"{NAME}__features": store.location("load_features")}},
+        "runtime": runtime.model_dump(), "logging": {"level": "WARNING"}}))
+    (conf / "models" / f"{NAME}.yaml").write_text(yaml.safe_dump(model_yaml(NAME)))
+    return conf
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=20_000_000, help="rows of the big day (default 20 000 000)")
@@ -92,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from driftline.cli.runner import run_job
     from driftline.runtime import RuntimeConfig, build_spark
-    from driftline.tables import CommitInfo, open_store
+    from driftline.tables import open_store
     from driftline.tables.spec import StorageConfig
 
     logging.getLogger("driftline").setLevel(logging.WARNING)
@@ -105,23 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     small = max(1, args.rows // 20)
     print(f"# load test: score + monitor over {args.rows:,} rows (small day {small:,}), master {args.master}, "
           f"driver memory {args.driver_memory}")
-    commit = CommitInfo(job="load-test", run_id="load-test", key="setup", code_version="t", config_hash="t")
     t0 = time.perf_counter()
-    store.replace_partitions("load_features", features_df(spark, small, SMALL_DATE, 1).unionByName(
-        features_df(spark, args.rows, BIG_DATE, 2)), ["as_of_date"], commit)
-    print(f"data: {small + args.rows:,} feature rows written in {time.perf_counter() - t0:.1f} s")
-    sample = store.read("load_features", partitions={"as_of_date": [SMALL_DATE]}).limit(args.train_rows).toPandas()
-    model, registry, version, _ = train_and_register(spark, ws, NAME, "logistic_regression", {}, sample)
-    write_reference(spark, store, registry, version, model, sample)
-    del sample
-
-    conf = ws / "conf"
-    (conf / "models").mkdir(parents=True, exist_ok=True)
-    (conf / "base.yaml").write_text(yaml.safe_dump({
-        "workspace": str(ws), "storage": {"backend": "embedded",
-                                          "tables": {f"{NAME}__features": store.location("load_features")}},
-        "runtime": runtime.model_dump(), "logging": {"level": "WARNING"}}))
-    (conf / "models" / f"{NAME}.yaml").write_text(yaml.safe_dump(model_yaml(NAME)))
+    model, registry, version, sample = prepare(spark, store, ws, small, args.rows, args.train_rows)
+    print(f"data: {small + args.rows:,} feature rows written, model and reference in {time.perf_counter() - t0:.1f} s")
+    del model, registry, version, sample
+    conf = write_conf(ws, store, runtime)
     timings: list[tuple[str, int, float]] = []
     memory: list[str] = []
     try:
