@@ -134,18 +134,6 @@ def check_weights(cfg: DriftlineConfig) -> None:
                           f"({', '.join(sorted(features))}), found {', '.join(unknown)}")
 
 
-def check_decisions_contract(ctx: JobContext) -> None:
-    """A ``retrain_decisions`` table an earlier release wrote (contract 2: no episode columns) is refused with
-    the store's "run driftline migrate" error before the job reads or writes anything."""
-    from driftline.tables.migrate import outdated
-
-    table = RETRAIN_DECISIONS.table()
-    if ctx.store.exists(table):
-        error = outdated(table, ctx.store.schema(table))
-        if error is not None:
-            raise error
-
-
 def label_counts(ctx: JobContext, date: dt.date) -> dict[dt.date, int] | None:
     """Matured labels per as-of date for the as-of dates in [D - LABEL_LOOKBACK_DAYS, D): one per (key, as-of
     date), known before D 00:00 UTC (`matured_labels`), in one grouped read. None when the wait for labels is
@@ -218,7 +206,7 @@ def run(ctx: JobContext) -> JobResult:
 
     The result's ``model_version`` is the last version trained (or found trained) for one of the dates.
     """
-    check_decisions_contract(ctx)
+    ctx.store.check_current(RETRAIN_DECISIONS.table())
     outcomes = [retrain_date(ctx, date) for date in ctx.dates]
     versions = [o.trained_version for o in outcomes if o.trained_version is not None]
     return ctx.result(model_version=versions[-1] if versions else None)

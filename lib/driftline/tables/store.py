@@ -277,6 +277,15 @@ class TableStore:
         config_hash, idempotency_key, txn_version, extra (None where a commit was not ours)."""
         return self._backend.history(self._loc(name))
 
+    def check_current(self, name: str) -> None:
+        """Refuse a table an earlier release wrote (an older table contract) with the "run driftline migrate"
+        error a write would give, before a job reads columns the current contract added; nothing for a table
+        that does not exist yet or is current."""
+        if self.exists(name):
+            error = _outdated(name, self._backend.snapshot(self._loc(name)))
+            if error is not None:
+                raise error
+
     def schema(self, name: str) -> StructType:
         """The table's schema (partition columns included)."""
         return self._backend.schema(self._loc(name))
@@ -291,9 +300,9 @@ class TableStore:
 
 def _outdated(name: str, snapshot: Snapshot | None) -> InputContractError | None:
     """A refused write to a table an earlier release wrote: the error says to run ``driftline migrate``."""
-    from driftline.tables import migrate
+    from driftline.tables.contract_steps import outdated
 
-    return None if snapshot is None else migrate.outdated(name, snapshot.schema)
+    return None if snapshot is None else outdated(name, snapshot.schema)
 
 
 def open_store(spark: SparkSession, storage_cfg: StorageConfig, workspace: str | os.PathLike[str]) -> TableStore:
