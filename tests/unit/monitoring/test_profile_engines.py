@@ -202,10 +202,10 @@ def test_the_session_gets_the_jar_unless_jvm_fold_is_off_or_spark_submit_owns_th
 
     if _javac() is None:
         pytest.skip("no javac on this machine")
-    users = RuntimeConfig(spark_conf={"spark.jars": "/opt/site/udfs.jar"})
+    users = RuntimeConfig(spark_conf={"spark.jars": "/opt/site/udfs.jar"}, delta_jars=False)
     assert session_conf(users)["spark.jars"] == f"/opt/site/udfs.jar,{jar_path()}"     # added to, not replaced
-    assert session_conf(RuntimeConfig())["spark.jars"] == str(jar_path())
-    off = session_conf(RuntimeConfig(jvm_fold=False))
+    assert session_conf(RuntimeConfig(delta_jars=False))["spark.jars"] == str(jar_path())
+    off = session_conf(RuntimeConfig(jvm_fold=False, delta_jars=False))
     assert "spark.jars" not in off and off["spark.driftline.jvmFold"] == "false"
     assert session_conf(RuntimeConfig(jvm_fold=False), submitted=True)["spark.driftline.jvmFold"] == "false"
     assert session_conf(users, submitted=True)["spark.jars"] == "/opt/site/udfs.jar"   # --jars is the submitter's
