@@ -1,7 +1,9 @@
-"""Benchmark: embedded Delta write/read vs plain Spark Parquet, same data, same run.
+"""Benchmark: Delta write/read on both backends vs plain Spark Parquet, same data, same run.
 
     .venv/bin/python scripts/bench_tables.py --rows 5000000 --out /tmp/bench-tables
 
+The embedded backend (Spark Parquet + delta-rs commit) always; the native one (delta-spark) when
+its jars are on the classpath (``--backends embedded`` leaves it out).
 Prints rows/s for each, the Delta/Parquet ratios (targets: >= 0.9) and the driver's memory
 (the Python process and the JVM) before and after: it should stay flat, no table data is collected
 to the driver. Reads are repeated ``--repeats`` times, Parquet and Delta interleaved so that load
@@ -27,6 +29,7 @@ from driftline.runtime import (
 )
 from driftline.tables import CommitInfo, StorageConfig, open_store  # noqa: E402
 from driftline.tables.embedded import read as embedded_read  # noqa: E402 - the read path's switches
+from driftline.tables.native import native_available  # noqa: E402
 
 
 def rss_mb(pid: int | str = "self") -> float:
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="/tmp/driftline-bench-tables")
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--repeats", type=int, default=3, help="read repetitions (interleaved)")
+    parser.add_argument("--backends", default="embedded,native", help="comma-separated: embedded, native")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
@@ -98,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True)
     spark = build_spark(RuntimeConfig(master=args.master, shuffle_partitions=8, app_name="bench-tables"), out)
     store = open_store(spark, StorageConfig(backend="embedded"), out)
+    native = None
+    if "native" in args.backends.split(","):
+        if native_available(spark):
+            native = open_store(spark, StorageConfig(backend="native"), out / "native")
+        else:
+            print("native backend: delta-spark jars not on the classpath, left out")
     df = source(spark, args.rows)
     parquet_path = str(out / "plain_parquet")
     commit = CommitInfo(job="bench", run_id="bench-1", key="all", code_version="bench", config_hash="-")
@@ -109,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     rss0, jrss0 = rss_mb(), rss_mb(jvm) if jvm else float("nan")
     t_pq_w = timed(lambda: df.write.mode("errorifexists").partitionBy("score_date").parquet(parquet_path))
     t_dl_w = timed(lambda: store.replace_partitions("bench", df, ["score_date"], commit))
+    t_nt_w = timed(lambda: native.replace_partitions("bench", df, ["score_date"], commit)) if native else None
     rss1, jrss1 = rss_mb(), rss_mb(jvm) if jvm else float("nan")
     # the same rows written date by date (ten commits, ten staging folders), as daily jobs write
     days = [r[0] for r in df.select("score_date").distinct().orderBy("score_date").collect()]
@@ -123,10 +134,13 @@ def main(argv: list[str] | None = None) -> int:
 
     day = "2026-01-05"
     full: dict[str, list[float]] = {"pq": [], "dl": [], "daily": [], "union": [], "join": []}
-    one: dict[str, list[float]] = {"pq": [], "dl": []}
+    one: dict[str, list[float]] = {"pq": [], "dl": [], "nt": []}
+    full["nt"] = []
     for _ in range(args.repeats):  # interleaved: background load hits both sides alike
         full["pq"].append(timed(lambda: scan(spark.read.parquet(parquet_path))))
         full["dl"].append(timed(lambda: scan(store.read("bench"))))
+        if native is not None:
+            full["nt"].append(timed(lambda: scan(native.read("bench"))))
         full["daily"].append(timed(lambda: scan(store.read("bench_daily"))))
         embedded_read.FOLDER_PARTITIONS = False  # partition values from the log: literals per value, or the join
         full["union"].append(timed(lambda: scan(store.read("bench"))))
@@ -135,11 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         embedded_read.UNION_MAX_GROUPS, embedded_read.FOLDER_PARTITIONS = union_max, True
         one["pq"].append(timed(lambda: scan(spark.read.parquet(parquet_path).filter(f"score_date = DATE'{day}'"))))
         one["dl"].append(timed(lambda: scan(store.read("bench", partitions={"score_date": [day]}))))
+        if native is not None:
+            one["nt"].append(timed(lambda: scan(native.read("bench", partitions={"score_date": [day]}))))
     rss2, jrss2 = rss_mb(), rss_mb(jvm) if jvm else float("nan")
     rows = args.rows
     print(f"rows={rows:,} columns={len(df.columns)} partitions=10 version={store.version('bench')}")
     print(f"write  plain parquet {t_pq_w:7.2f} s  {rows / t_pq_w:12,.0f} rows/s")
     print(f"write  embedded delta{t_dl_w:7.2f} s  {rows / t_dl_w:12,.0f} rows/s   ratio {t_pq_w / t_dl_w:.2f}x")
+    if t_nt_w is not None:
+        print(f"write  native delta  {t_nt_w:7.2f} s  {rows / t_nt_w:12,.0f} rows/s   ratio {t_pq_w / t_nt_w:.2f}x")
     for label, times, n in (("read", full, rows), ("read 1/10", one, rows // 10)):
         lo_pq, lo_dl = min(times["pq"]), min(times["dl"])
         md_pq, md_dl = statistics.median(times["pq"]), statistics.median(times["dl"])
@@ -148,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:9} embedded delta min {lo_dl:6.2f} s ({n / lo_dl:12,.0f} rows/s) median {md_dl:6.2f} s"
             f"   ratio min {lo_pq / lo_dl:.2f}x median {md_pq / md_dl:.2f}x"
         )
+        if times["nt"]:
+            lo_nt, md_nt = min(times["nt"]), statistics.median(times["nt"])
+            print(
+                f"{label:9} native delta   min {lo_nt:6.2f} s ({n / lo_nt:12,.0f} rows/s) median {md_nt:6.2f} s"
+                f"   ratio min {lo_pq / lo_nt:.2f}x median {md_pq / md_nt:.2f}x"
+            )
     for key, label in (
         ("daily", "written date by date (10 commits and staging folders, one scan from the table root)"),
         ("union", "values from the log as literals, one scan per value (folder names not usable)"),

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import StringType, StructType
 
 from driftline.errors import ConcurrentRunError, DriftlineError, TableError
+from driftline.jvm import is_connect
 from driftline.tables import schema as policy
 from driftline.tables.backend import Committed, PartitionKey, Snapshot, error_line
 from driftline.tables.commit import CommitInfo, history_entry, parse_user_metadata
@@ -42,12 +43,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DELTA_CLASS = "io.delta.tables.DeltaTable"
+# Table properties set when this backend creates a table: they keep the protocol at what delta-rs
+# (the embedded backend, and pandas/polars/DuckDB readers) can read *and* write, whatever the
+# session's ``spark.databricks.delta.properties.defaults.*`` say. delta-spark 4.4 creates reader 1 /
+# writer 2 without them too; set explicitly, a user's session default cannot turn a feature on.
+INTEROP_PROPERTIES: dict[str, str] = {
+    "delta.enableDeletionVectors": "false",  # delta-rs reads no deletion vectors (the embedded read refuses them)
+    "delta.enableRowTracking": "false",  # writer feature delta-rs does not maintain
+    "delta.enableInCommitTimestamps": "false",  # writer feature delta-rs does not write
+    "delta.checkpointPolicy": "classic",  # no v2 checkpoints
+    "delta.columnMapping.mode": "none",  # the embedded read refuses column mapping
+}
 # How far back a write looks for its own commit (found by the write id in its metadata).
 OWN_COMMIT_LOOKBACK = 50
 
 
 def native_available(spark: SparkSession) -> bool:
-    """True when delta-spark's JVM classes can be loaded by the session's class loader."""
+    """True when delta-spark's JVM classes can be loaded by the session's class loader; never on a Spark Connect
+    session (no driver JVM in this process: the native backend's py4j calls cannot run)."""
+    if is_connect(spark):
+        return False
     jvm = spark.sparkContext._jvm
     if jvm is None:
         return False
@@ -119,12 +134,17 @@ class NativeBackend:
         return list(detail[0]) if detail else []
 
     def history(self, loc: Location) -> list[dict[str, Any]]:
-        rows = self._require(loc).history().select("version", "timestamp", "operation", "userMetadata").collect()
+        # Commit timestamps are milliseconds since the epoch in the log: taken as such (never through the
+        # Python process's local time zone), they equal the embedded backend's (delta-rs) history.
+        rows = (
+            self._require(loc)
+            .history()
+            .select("version", F.unix_millis("timestamp").alias("millis"), "operation", "userMetadata")
+            .collect()
+        )
         out = []
         for row in rows:
-            stamp = row["timestamp"]
-            if isinstance(stamp, dt.datetime) and stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=dt.UTC)
+            stamp = dt.datetime.fromtimestamp(int(row["millis"]) / 1000, tz=dt.UTC)
             out.append(history_entry(int(row["version"]), stamp, row["operation"], row["userMetadata"]))
         return sorted(out, key=lambda e: e["version"], reverse=True)
 
@@ -146,6 +166,8 @@ class NativeBackend:
         builder = self._delta.createIfNotExists(self.spark).location(loc.spark_uri).addColumns(schema)
         if partition_by:
             builder = builder.partitionedBy(*partition_by)
+        for key, value in INTEROP_PROPERTIES.items():
+            builder = builder.property(key, value)
         builder.execute()  # a concurrent creator's table is accepted as it is
         return True
 
@@ -210,17 +232,26 @@ class NativeBackend:
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", str(version))
+        when = None
         if timestamp is not None:
             when = dt.datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else timestamp
-            if when.tzinfo is not None:
-                when = when.astimezone(dt.UTC).replace(tzinfo=None)  # session time zone is UTC
-            reader = reader.option("timestampAsOf", when.isoformat(sep=" "))
+            when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+            # the session time zone is UTC: a naive literal is read as UTC
+            reader = reader.option("timestampAsOf", when.replace(tzinfo=None).isoformat(sep=" "))
         try:
             df = reader.load(loc.spark_uri)
         except DriftlineError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise TableError(f"table {loc.name}: read failed: {str(exc).strip().splitlines()[0][:400]}") from exc
+            text = str(exc)
+            if when is not None and "DELTA_TIMESTAMP_EARLIER_THAN_COMMIT_RETENTION" in text:
+                # as the embedded backend says it (the version may also have been cleaned up from the log)
+                raise TableError(f"table {loc.name}: no version as of {when.isoformat()} (created later)") from None
+            if when is not None and "DELTA_TIMESTAMP_GREATER_THAN_COMMIT" in text:
+                df = self.spark.read.format("delta").load(loc.spark_uri)  # after the newest commit: the latest, as
+            else:  # delta-rs reads it
+                line = text.strip().splitlines()[0][:400] if text.strip() else type(exc).__name__
+                raise TableError(f"table {loc.name}: read failed: {line}") from None
         if partitions:
             part_cols = self._partition_columns(loc)
             unknown = set(partitions) - set(part_cols)
@@ -239,12 +270,58 @@ class NativeBackend:
         return df
 
     def cleanup_orphans(self, loc: Location, retention_hours: float, dry_run: bool) -> list[str]:
-        """delta-spark VACUUM: removes files unreferenced by the *current* version older than retention."""
+        """Delete data files no version in the log refers to and older than the retention; returns them.
+
+        The same files as the embedded backend's cleanup, as paths relative to the table root:
+        delta-spark's ``VACUUM ... DRY RUN`` lists the candidates (not in the latest version, older
+        than the retention, hidden files left alone), those any version still in the log refers to
+        (an add or remove action of a commit file) are kept for time travel, and the rest are
+        deleted through the session's Hadoop file system (a local file's ``.crc`` sidecar with it).
+        A plain ``VACUUM`` would also delete the files only older versions read.
+        """
         self._require(loc)
-        self.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         hours = json.dumps(float(retention_hours))
-        sql = f"VACUUM delta.{_quoted(loc.spark_uri)} RETAIN {hours} HOURS" + (" DRY RUN" if dry_run else "")
-        return sorted(str(r[0]) for r in self.spark.sql(sql).collect())
+        sql = f"VACUUM delta.{_quoted(loc.spark_uri)} RETAIN {hours} HOURS DRY RUN"
+        check = "spark.databricks.delta.retentionDurationCheck.enabled"
+        previous = self.spark.conf.get(check, None)
+        self.spark.conf.set(check, "false")  # our retention is the caller's, often below delta's 7 days
+        try:
+            candidates = [str(r[0]) for r in self.spark.sql(sql).collect()]
+        finally:
+            if previous is None:
+                self.spark.conf.unset(check)
+            else:
+                self.spark.conf.set(check, previous)
+        jvm = self.spark.sparkContext._jvm
+        root = jvm.org.apache.hadoop.fs.Path(loc.spark_uri)  # type: ignore[union-attr]
+        fs = root.getFileSystem(self.spark._jsparkSession.sessionState().newHadoopConf())  # type: ignore[union-attr]
+        prefix = fs.makeQualified(root).toString().rstrip("/") + "/"
+        referenced = self._logged_paths(loc) if candidates else set()
+        removed: list[str] = []
+        for path in candidates:
+            rel = path[len(prefix):] if path.startswith(prefix) else path
+            if rel in referenced:
+                continue
+            removed.append(rel)
+            if not dry_run:
+                fs.delete(jvm.org.apache.hadoop.fs.Path(path), False)  # type: ignore[union-attr]
+        log.info(
+            "table %s: %s %d orphan files older than %.1f h",
+            loc.name, "would remove" if dry_run else "removed", len(removed), retention_hours,
+        )
+        return sorted(removed)
+
+    def _logged_paths(self, loc: Location) -> set[str]:
+        """Every data file an add or remove action of a commit file still in ``_delta_log`` names (decoded)."""
+        from urllib.parse import unquote
+
+        from pyspark.sql.types import StructField as Field
+
+        path_of = StructType([Field("path", StringType())])
+        actions = StructType([Field("add", path_of), Field("remove", path_of)])
+        logged = self.spark.read.schema(actions).json(loc.child("_delta_log/*.json"))
+        rows = logged.select(F.coalesce("add.path", "remove.path").alias("p")).where("p IS NOT NULL").distinct()
+        return {unquote(r[0]) for r in rows.collect()}
 
 
 @dataclass
@@ -272,6 +349,9 @@ class NativeWrite:
         )
         if plan.adds_columns:
             writer = writer.option("mergeSchema", "true")
+        if not plan.existed:  # this save creates the table: keep its protocol one delta-rs writes too
+            for key, value in INTEROP_PROPERTIES.items():
+                writer = writer.option(key, value)
         if plan.mode == "rewrite":
             # Schema and partitioning become the write's (no partitionBy: unpartitioned), every file replaced.
             # The option beats the session's partitionOverwriteMode=dynamic (runtime.py), which would replace
@@ -284,12 +364,16 @@ class NativeWrite:
                 writer = writer.option("replaceWhere", replace_where(plan.partition_by, targets))
         retries = self.backend.cfg.commit_retries
         last = ""
+        if plan.existed:  # the idempotency check, as the embedded commit makes it (the same message)
+            plan.refuse_if_moved(self.backend._txn_version(loc, plan.app_id))
         for attempt in range(retries + 1):
             try:
                 writer.save(loc.spark_uri)
                 break
             except Exception as exc:  # py4j wraps Delta's ConcurrentModificationException
-                if "Concurrent" not in str(exc):
+                if "DELTA_NOT_NULL_CONSTRAINT_VIOLATED" in str(exc):
+                    raise self._null_error() from None
+                if not _conflict(str(exc)):
                     raise  # the store reports it: table unchanged
                 last = error_line(exc)
                 plan.refuse_if_moved(self.backend._txn_version(loc, plan.app_id))
@@ -305,6 +389,28 @@ class NativeWrite:
             )
         return outcome
 
+    def _null_error(self) -> TableError:
+        """The embedded backend's one-line NOT NULL refusal, for delta-spark's invariant violation.
+
+        delta-spark checks NOT NULL columns while writing (nothing is committed); the rows are
+        counted only now, on this failure path, so a write that passes costs no extra pass.
+        """
+        table = self.plan.table
+        required = [f.name for f in self.plan.schema.fields if not f.nullable and f.name in self.data.columns]
+        try:
+            counts = self.data.select(
+                *[F.sum(F.col(f"`{c}`").isNull().cast("long")).alias(c) for c in required]
+            ).first() if required else None
+        except Exception:  # noqa: BLE001 - the rows cannot be counted again: name the columns only
+            counts = None
+        for name in required:
+            found = counts[name] if counts is not None else None
+            if found is None or found > 0:
+                return TableError(
+                    f"table {table}: NOT NULL column {name!r} has {'some' if found is None else found} null values"
+                )
+        return TableError(f"table {table}: a NOT NULL column has null values (delta-spark refused the write)")
+
     def recover(self) -> Committed | None:
         try:
             return self.backend.committed(self.loc, self.write_id)
@@ -313,6 +419,18 @@ class NativeWrite:
 
     def discard(self) -> None:
         """Nothing staged: delta-spark writes and commits in one ``save``."""
+
+
+# delta-spark's commit conflicts (io.delta.exceptions.*): a concurrent commit, by delta-spark or delta-rs
+# (not a bare "Concurrent": a Spark stack trace names java.util.concurrent.ConcurrentHashMap & co.)
+CONFLICTS = (
+    "io.delta.exceptions.Concurrent", "DELTA_CONCURRENT", "MetadataChangedException", "ProtocolChangedException",
+    "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
+)
+
+
+def _conflict(text: str) -> bool:
+    return any(marker in text for marker in CONFLICTS)
 
 
 def _quoted(path: str) -> str:

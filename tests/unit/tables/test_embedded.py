@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -25,10 +26,11 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from driftline.errors import ConcurrentRunError, TableError
+from driftline.errors import ConcurrentRunError, ConfigError, TableError
 from driftline.tables import StorageConfig, open_store
 from driftline.tables import embedded as embedded_mod
-from tests.unit.tables.conftest import commit_for
+from driftline.tables.native import native_available
+from tests.unit.tables.conftest import commit_for, embedded_only
 
 SCHEMA = StructType(
     [
@@ -84,6 +86,7 @@ def test_roundtrip_types_nulls_and_special_partition_values(spark, store, worksp
     assert table.protocol().min_reader_version == 1
 
 
+@embedded_only
 def test_log_is_valid_for_an_independent_reader(spark, store):
     store.replace_partitions("scores", frame(spark, rows_for(D1) + rows_for(D2)), ["d"], commit_for("init"))
     store.replace_partitions("scores", frame(spark, rows_for(D2, "b")), ["d"], commit_for(D2.isoformat()))
@@ -174,7 +177,7 @@ def test_deltars_accepts_a_repeated_app_transaction_but_we_refuse_it(spark, stor
     assert DeltaTable(store.location("dup")).version() == 1
 
     # Ours: another run of the same key commits after this one read its snapshot -> refused.
-    real = embedded_mod.EmbeddedBackend.stage
+    real = type(store._backend).stage  # either backend: the other run commits between snapshot and commit
     other = {"done": False}
 
     def interleave(self, *args, **kwargs):
@@ -183,7 +186,7 @@ def test_deltars_accepts_a_repeated_app_transaction_but_we_refuse_it(spark, stor
             store.replace_partitions("dup", frame(spark, rows_for(D1, "other")), ["d"], commit_for("k", "run-x"))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "stage", interleave)
+    monkeypatch.setattr(type(store._backend), "stage", interleave)
     with pytest.raises(ConcurrentRunError, match=r"another run committed driftline/score/dup/k"):
         store.replace_partitions("dup", frame(spark, rows_for(D1, "mine")), ["d"], commit_for("k", "run-y"))
     assert_same(store.read("dup"), frame(spark, rows_for(D1, "other")))  # no duplicates, one result
@@ -248,7 +251,7 @@ def test_new_column_only_when_configured(spark, store, workspace):
     wider = frame(spark, rows_for(D2)).withColumn("extra", F.lit(7))
     with pytest.raises(TableError, match=r"new columns \['extra'\] refused"):
         store.replace_partitions("ev", wider, ["d"], commit_for("b"))
-    evolving = open_store(spark, StorageConfig(backend="embedded", allow_new_columns=True), workspace)
+    evolving = open_store(spark, StorageConfig(backend=store.backend, allow_new_columns=True), workspace)
     evolving.replace_partitions("ev", wider, ["d"], commit_for("b"))
     schema = evolving.schema("ev")
     assert schema["extra"].dataType == IntegerType() and schema["extra"].nullable
@@ -274,6 +277,7 @@ def test_create_if_absent_then_write_and_not_null_checked(spark, store):
     assert store.version("nn") == 1 and not store.schema("nn")["id"].nullable
 
 
+@embedded_only
 def test_tables_needing_deletion_vectors_are_refused(spark, store):
     from deltalake import Schema
     from deltalake.transaction import create_table_with_add_actions
@@ -305,7 +309,25 @@ def test_location_uses_root_and_explicit_mapping(spark, tmp_path):
     assert store.location("scores") == str(tmp_path / "lake" / "scores")
     assert store.location("ext") == str(tmp_path / "else" / "ext")
     assert open_store(spark, StorageConfig(), tmp_path / "ws").location("t") == str(tmp_path / "ws" / "tables" / "t")
-    assert open_store(spark, StorageConfig(), tmp_path).backend == "embedded"
+    # auto: $DRIFTLINE_STORAGE_BACKEND when set (the test session sets it)
+    assert open_store(spark, StorageConfig(), tmp_path).backend == os.environ["DRIFTLINE_STORAGE_BACKEND"]
+
+
+def test_auto_is_embedded_with_driftlines_own_jars_and_native_when_the_platform_brings_delta(
+        spark, tmp_path, monkeypatch):
+    monkeypatch.delenv("DRIFTLINE_STORAGE_BACKEND")
+    assert open_store(spark, StorageConfig(), tmp_path).backend == "embedded"   # measured faster (bench_tables)
+    if not native_available(spark):
+        return
+    assert spark.conf.get("spark.driftline.deltaJars") == "true"
+    spark.conf.set("spark.driftline.deltaJars", "false")       # as if spark-submit --packages had added them
+    try:
+        assert open_store(spark, StorageConfig(), tmp_path).backend == "native"
+    finally:
+        spark.conf.set("spark.driftline.deltaJars", "true")
+    monkeypatch.setenv("DRIFTLINE_STORAGE_BACKEND", "delta")
+    with pytest.raises(ConfigError, match="DRIFTLINE_STORAGE_BACKEND: expected embedded or native, found 'delta'"):
+        open_store(spark, StorageConfig(), tmp_path)
 
 
 def test_relative_workspace_and_root_resolve_once_against_the_workspace(spark, tmp_path, monkeypatch):
@@ -317,6 +339,7 @@ def test_relative_workspace_and_root_resolve_once_against_the_workspace(spark, t
 
 
 # ----------------------------------------------------------------------------- failures (R3, R22)
+@embedded_only
 def test_r3_failure_inside_commit_leaves_previous_version(spark, store, monkeypatch):
     before = frame(spark, rows_for(D1))
     store.replace_partitions("r3", before, ["d"], commit_for("a"))
@@ -335,6 +358,7 @@ def test_r3_failure_inside_commit_leaves_previous_version(spark, store, monkeypa
     assert_same(store.read("r3"), frame(spark, rows_for(D1, "x")))
 
 
+@embedded_only
 def test_r22_storage_error_during_write(spark, store, monkeypatch):
     before = frame(spark, rows_for(D1))
     store.replace_partitions("r22", before, ["d"], commit_for("a"))

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from chispa import assert_df_equality
 
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, TableError
 from driftline.tables import StorageConfig, open_store
 from driftline.tables.native import native_available, replace_where, sql_literal
 from tests.unit.tables.conftest import commit_for
@@ -48,3 +48,22 @@ def test_native_reads_an_embedded_table(spark, native_store, tmp_path):
     df = spark.createDataFrame([(1, dt.date(2026, 1, 5)), (None, dt.date(2026, 1, 6))], "id long, d date")
     embedded.replace_partitions("both", df, ["d"], commit_for("k"))
     assert_df_equality(native_store.read("both"), df, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.native_delta
+def test_native_storage_error_is_one_line_and_leaves_the_table_unchanged(spark, native_store, monkeypatch):
+    from pyspark.sql.readwriter import DataFrameWriter
+
+    df = spark.createDataFrame([(1, dt.date(2026, 1, 5))], "id long, d date")
+    native_store.replace_partitions("se", df, ["d"], commit_for("2026-01-05"))
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DataFrameWriter, "save", disk_full)
+    with pytest.raises(TableError, match=r"^table se: write failed, table unchanged: OSError: .*No space left") as info:
+        native_store.replace_partitions("se", df, ["d"], commit_for("2026-01-05", "r2"))
+    assert "\n" not in str(info.value)
+    monkeypatch.undo()
+    assert native_store.version("se") == 0
+    assert_df_equality(native_store.read("se"), df, ignore_row_order=True, ignore_nullable=True)

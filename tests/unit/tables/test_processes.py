@@ -14,11 +14,11 @@ import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable
 
-from tests.unit.tables.conftest import commit_for
+from tests.unit.tables.conftest import commit_for, embedded_only
 
 WRITER = Path(__file__).with_name("concurrent_writer.py")
 SCHEMA = "id long, amount decimal(12,2), run string, d date"
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, embedded_only]  # the writer processes use the embedded backend
 
 
 def start(workspace: Path, table: str, date: str, run_id: str, barrier: Path, parties: int, mode: str = "write"):

@@ -30,9 +30,8 @@ from pyspark.sql.types import (
 
 from driftline.errors import ConcurrentRunError, TableError
 from driftline.tables import StorageConfig, open_store
-from driftline.tables import embedded as embedded_mod
 from driftline.tables.embedded import read as embedded_read
-from tests.unit.tables.conftest import commit_for
+from tests.unit.tables.conftest import commit_for, embedded_only
 
 D = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(10)]
 TS = dt.datetime(2026, 1, 5, 10, 11, 12, 123456)
@@ -104,6 +103,7 @@ def union_path(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- the read path
+@embedded_only
 def test_range_write_then_one_date_rewrite_reads_back(spark, store, read_path):
     """Two staging folders (a range write, then one date): the case that once raised
     CONFLICTING_DIRECTORY_STRUCTURES; also with Spark's distributed file listing."""
@@ -142,6 +142,7 @@ def table_from_files(root: Path, files: dict[str, tuple[str | None, list[int]]])
     return ID_D
 
 
+@embedded_only
 def test_partition_values_come_from_the_log_not_folder_names(spark, store, workspace, read_path):
     """Files in differently nested folders whose names contradict the log: the log wins and
     Spark infers nothing from folders (no partition discovery at all)."""
@@ -158,6 +159,7 @@ def test_partition_values_come_from_the_log_not_folder_names(spark, store, works
     assert_same(store.read("odd", partitions={"d": [None]}), spark.createDataFrame([(4, None)], schema))
 
 
+@embedded_only
 def test_staging_folder_names_that_contradict_the_log_are_not_used(spark, store, workspace):
     """Our own (legacy ``stage-<id>``) layout but a folder value differing from the log (a folder
     renamed by hand, or a log written by another tool): the log's values are read, not the folder's."""
@@ -169,6 +171,7 @@ def test_staging_folder_names_that_contradict_the_log_are_not_used(spark, store,
     same_as_deltars(store.read("liar"), str(root))
 
 
+@embedded_only
 def test_a_table_written_in_one_go_is_one_plain_scan(spark, store):
     """One staging folder: Spark's reader restores the partition columns itself (no union, no join),
     and a later filter on a partition column prunes files as in a plain partitioned Parquet read."""
@@ -184,6 +187,7 @@ def test_a_table_written_in_one_go_is_one_plain_scan(spark, store):
     assert_same(one, frame(spark, rows_for(D[2])))
 
 
+@embedded_only
 def test_legacy_staging_folders_and_new_writes_read_together(spark, store, workspace, monkeypatch):
     """A table from before 2026-11-23 (files in ``stage-<id>/d=<value>/``) that new writes extend: one
     scan per legacy folder plus one for every new write (tiny files: the join otherwise), values as in the log."""
@@ -203,6 +207,7 @@ def test_legacy_staging_folders_and_new_writes_read_together(spark, store, works
     assert_same(store.read("mixed"), got)
 
 
+@embedded_only
 def test_tables_written_date_by_date_read_as_one_scan(spark, store):
     """Each write's staging folder is ``driftline_write=w<id>``: Spark's discovery from the table root
     covers all of them (the extra column is dropped), so daily writes do not cost a scan each."""
@@ -215,6 +220,7 @@ def test_tables_written_date_by_date_read_as_one_scan(spark, store):
     same_as_deltars(got, store.location("daily"))
 
 
+@embedded_only
 def test_spark_partition_discovery_is_off(spark, store, tmp_path):
     """The reader helper on a folder tree Spark's discovery would refuse (conflicting layouts)."""
     for rel in ("a/p=1/f.parquet", "b/f.parquet"):
@@ -226,6 +232,7 @@ def test_spark_partition_discovery_is_off(spark, store, tmp_path):
     assert got.columns == ["id"] and got.count() == 2
 
 
+@embedded_only
 def test_pruning_happens_before_any_file_is_opened(spark, store, read_path):
     store.replace_partitions("pr", frame(spark, [r for d in D[:3] for r in rows_for(d)]), ["d"], commit_for("a"))
     root = Path(store.location("pr"))
@@ -237,6 +244,7 @@ def test_pruning_happens_before_any_file_is_opened(spark, store, read_path):
     assert scans_in_plan(got) == 1
 
 
+@embedded_only
 def test_filters_on_partition_columns_prune_union_branches(spark, store, union_path):
     store.replace_partitions("fb", frame(spark, [r for d in D[:4] for r in rows_for(d)]), ["d"], commit_for("a"))
     full = store.read("fb")
@@ -246,6 +254,7 @@ def test_filters_on_partition_columns_prune_union_branches(spark, store, union_p
     assert_same(one, frame(spark, rows_for(D[2])))
 
 
+@embedded_only
 def test_many_types_nulls_and_special_values_in_both_paths(spark, store, read_path):
     schema = StructType(
         [
@@ -296,6 +305,7 @@ def test_unpartitioned_and_empty_reads(spark, store):
     same_as_deltars(store.read("un"), store.location("un"))
 
 
+@embedded_only
 def test_more_partition_values_than_union_branches_uses_the_join(spark, store, monkeypatch, union_path):
     monkeypatch.setattr(embedded_read, "UNION_MAX_GROUPS", 3)
     df = frame(spark, [r for d in D for r in rows_for(d)])
@@ -370,7 +380,7 @@ def test_full_replace_is_refused_for_partitioned_tables_and_with_partitions(spar
 
 def test_full_replace_refuses_a_concurrent_run_of_the_same_key(spark, store, monkeypatch):
     store.replace_partitions("fc", spark.createDataFrame([(1, "seed")], UN), [], commit_for("k"))
-    real = embedded_mod.EmbeddedBackend.stage
+    real = type(store._backend).stage
     other = {"done": False}
 
     def interleave(self, *args, **kwargs):
@@ -379,7 +389,7 @@ def test_full_replace_refuses_a_concurrent_run_of_the_same_key(spark, store, mon
             store.replace_partitions("fc", spark.createDataFrame([(2, "other")], UN), [], commit_for("k", "run-x"))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "stage", interleave)
+    monkeypatch.setattr(type(store._backend), "stage", interleave)
     with pytest.raises(ConcurrentRunError, match=r"another run committed driftline/score/fc/k"):
         store.replace_partitions("fc", spark.createDataFrame([(3, "mine")], UN), [], commit_for("k", "run-y"))
     assert_same(store.read("fc"), spark.createDataFrame([(2, "other")], UN))
@@ -390,7 +400,7 @@ def test_full_replace_retries_over_a_concurrent_append(spark, store, monkeypatch
     """A different key appended meanwhile: the overwrite conflicts, is retried on the new snapshot
     and replaces everything that snapshot holds (the whole table, never a mix)."""
     store.replace_partitions("fa", spark.createDataFrame([(1, "seed")], UN), [], commit_for("k"))
-    real = embedded_mod.EmbeddedBackend.stage
+    real = type(store._backend).stage
     other = {"done": False}
 
     def interleave(self, *args, **kwargs):
@@ -399,7 +409,7 @@ def test_full_replace_retries_over_a_concurrent_append(spark, store, monkeypatch
             store.append("fa", spark.createDataFrame([(2, "appended")], UN), commit_for("batch"))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "stage", interleave)
+    monkeypatch.setattr(type(store._backend), "stage", interleave)
     result = store.replace_partitions("fa", spark.createDataFrame([(3, "mine")], UN), [], commit_for("k", "r2"))
     assert (result.version, result.replaced) == (2, True)
     assert_same(store.read("fa"), spark.createDataFrame([(3, "mine")], UN))

@@ -14,7 +14,7 @@ from pyspark.sql.types import DateType, DoubleType, LongType, StringType, Struct
 
 from driftline.errors import ConcurrentRunError, TableError
 from driftline.tables import embedded as embedded_mod
-from tests.unit.tables.conftest import commit_for
+from tests.unit.tables.conftest import commit_for, embedded_only
 
 OLD = StructType(
     [
@@ -99,8 +99,9 @@ def test_rewrite_renames_partition_and_data_columns_in_one_commit(spark, store):
     newest = store.history("scores")[0]
     assert (newest["version"], newest["job"], newest["date"]) == (before + 1, "migrate", "contract-2")
     assert (newest["idempotency_key"], newest["txn_version"]) == ("driftline/migrate/scores/contract-2", 1)
-    assert newest["operation"] == "CREATE OR REPLACE TABLE"
-    assert stage_folders(store, "scores") and len(stage_folders(store, "scores")) == 2  # init + rewrite
+    if store.backend == "embedded":  # delta-spark records its overwrite as a WRITE, its files in no staging folder
+        assert newest["operation"] == "CREATE OR REPLACE TABLE"
+        assert stage_folders(store, "scores") and len(stage_folders(store, "scores")) == 2  # init + rewrite
     assert store.commits[-1] == result
 
 
@@ -132,7 +133,7 @@ def test_rewrite_rerun_with_the_same_key_replaces_again_without_duplicates(spark
 
 def test_rewrite_refuses_a_concurrent_run_of_the_same_key(spark, store, monkeypatch):
     seeded(spark, store)
-    real = embedded_mod.EmbeddedBackend.stage
+    real = type(store._backend).stage
     other = {"done": False}
     theirs = spark.createDataFrame([(9.0, "ok", "m9", D1)], NEW)
 
@@ -142,15 +143,17 @@ def test_rewrite_refuses_a_concurrent_run_of_the_same_key(spark, store, monkeypa
             store.rewrite("scores", theirs, ["model", "run_date"], commit_for("contract-2", "run-x", job="migrate"))
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(embedded_mod.EmbeddedBackend, "stage", interleave)
+    monkeypatch.setattr(type(store._backend), "stage", interleave)
     mine = spark.createDataFrame(NEW_ROWS, NEW)
     with pytest.raises(ConcurrentRunError, match=r"another run committed driftline/migrate/scores/contract-2"):
         store.rewrite("scores", mine, ["model", "run_date"], commit_for("contract-2", "run-y", job="migrate"))
     assert_same(store.read("scores"), theirs)
     assert store.version("scores") == 1
-    assert len(stage_folders(store, "scores")) == 2  # init + the other run; ours was removed
+    if store.backend == "embedded":
+        assert len(stage_folders(store, "scores")) == 2  # init + the other run; ours was removed
 
 
+@embedded_only
 def test_rewrite_failure_before_the_commit_leaves_the_table_unchanged(spark, store, monkeypatch):
     old = seeded(spark, store)
     folders = stage_folders(store, "scores")
@@ -170,6 +173,7 @@ def test_rewrite_failure_before_the_commit_leaves_the_table_unchanged(spark, sto
     assert_same(store.read("scores"), spark.createDataFrame(NEW_ROWS, NEW))
 
 
+@embedded_only
 def test_rewrite_racing_a_writer_never_keeps_its_files_under_the_new_schema(spark, store, monkeypatch):
     seeded(spark, store)
     real = embedded_mod.commit_actions
@@ -204,7 +208,8 @@ def test_rewrite_refusals_leave_the_table_unchanged(spark, store):
     with pytest.raises(TableError, match=r"columns 'score' and 'Score' differ only in case"):
         store.rewrite("scores", df.select("*", F.lit(1).alias("Score")), ["model"], MIGRATE)
     assert store.version("scores") == 0 and store.schema("scores") == OLD
-    assert len(stage_folders(store, "scores")) == 1
+    if store.backend == "embedded":
+        assert len(stage_folders(store, "scores")) == 1
 
 
 def test_replace_partitions_after_a_rewrite_uses_the_new_partitioning(spark, store):
@@ -237,7 +242,9 @@ def test_add_columns_is_metadata_only_and_old_rows_read_null(spark, store):
     assert_same(store.read("scores"), old.withColumn("code_version", F.lit(None).cast("string")))
     assert_same(store.read("scores", version=0), old)
     table = DeltaTable(store.location("scores"))
-    assert table.transaction_version("driftline/migrate/scores/contract-2") == 1
+    # delta-spark's ALTER TABLE records no app transaction (NativeBackend.add_columns): the metadata only
+    want_txn = 1 if store.backend == "embedded" else None
+    assert table.transaction_version("driftline/migrate/scores/contract-2") == want_txn
     assert table.to_pandas()["code_version"].isna().all()
     newest = store.history("scores")[0]
     assert (newest["job"], newest["idempotency_key"], newest["txn_version"]) == (
@@ -276,6 +283,7 @@ def test_add_columns_refusals_are_one_line_and_change_nothing(spark, store):
     assert store.version("scores") == 1
 
 
+@embedded_only
 def test_add_columns_failure_and_concurrent_run(spark, store, monkeypatch):
     seeded(spark, store)
 
