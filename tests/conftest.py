@@ -12,6 +12,12 @@ from driftline.runtime import RuntimeConfig, build_spark
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The Delta backend every `storage.backend: auto` of this test run resolves to, subprocesses included:
+# scripts/test.sh runs the suite on the embedded backend, then the tests marked ``both_backends`` again
+# with DRIFTLINE_STORAGE_BACKEND=native (delta-spark).
+os.environ.setdefault("DRIFTLINE_STORAGE_BACKEND", "embedded")
+TEST_BACKEND = os.environ["DRIFTLINE_STORAGE_BACKEND"]
+
 
 @pytest.fixture(scope="session")
 def spark_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:

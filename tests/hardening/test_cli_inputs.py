@@ -60,6 +60,7 @@ def broken_conf(tmp_path: Path, edit) -> Path:
     ("retrain.drift.k=0", "--set retrain.drift.k=0: retrain.drift.k:"),
 ])
 @pytest.mark.parametrize("job", ["monitor", "retrain"])
+@pytest.mark.both_backends
 def test_r19_bad_override_exits_2_with_the_key_path_before_spark(job: str, override: str, line: str, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     ws = tmp_path / "ws"
@@ -79,6 +80,7 @@ def test_r19_bad_override_exits_2_with_the_key_path_before_spark(job: str, overr
     (lambda d: d["monitoring"].update(window_days=[1]),
      "monitoring.window_days: input should be a valid integer, found [1]"),
 ])
+@pytest.mark.both_backends
 def test_r19_bad_model_file_names_the_file_and_key_path(edit, line: str, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     conf = broken_conf(tmp_path, edit)
@@ -89,6 +91,7 @@ def test_r19_bad_model_file_names_the_file_and_key_path(edit, line: str, tmp_pat
     assert not ws.exists()
 
 
+@pytest.mark.both_backends
 def test_r19_through_the_console_script_no_jvm_starts(tmp_path: Path) -> None:
     """The installed ``driftline`` command: exit 2, one line, no Spark (no JVM output, no workspace)."""
     ws = tmp_path / "ws"

@@ -116,9 +116,9 @@ def job(conf: Path, name: str, *args: str) -> int:
 def test_boolean_features_are_monitored_like_two_valued_numbers(spark, tmp_path: Path) -> None:
     ws, conf = tmp_path / "ws", tmp_path / "conf"
     (conf / "models").mkdir(parents=True)
-    (conf / "base.yaml").write_text(yaml.safe_dump({"workspace": str(ws), "storage": {"backend": "embedded"}}))
+    (conf / "base.yaml").write_text(yaml.safe_dump({"workspace": str(ws)}))
     (conf / "models" / "fb.yaml").write_text(yaml.safe_dump(FB))
-    store = open_store(spark, StorageConfig(backend="embedded"), ws)
+    store = open_store(spark, StorageConfig(), ws)
     events, customers, labels = inputs()
     source(store, spark, "fb_events", events, T.StructType([
         T.StructField("customer_id", T.StringType()), T.StructField("event_ts", T.TimestampType()),

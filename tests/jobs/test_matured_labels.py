@@ -89,7 +89,7 @@ def env(spark, tmp_path_factory: pytest.TempPathFactory):
     """Workspace with ``ml``'s features and both label tables, champion v1 (trained for R), `SCORED` scored."""
     ws, conf = tmp_path_factory.mktemp("matured-ws"), tmp_path_factory.mktemp("matured-conf")
     (conf / "models").mkdir()
-    (conf / "base.yaml").write_text(yaml.safe_dump({"workspace": str(ws), "storage": {"backend": "embedded"}}))
+    (conf / "base.yaml").write_text(yaml.safe_dump({"workspace": str(ws)}))
     (conf / "models" / "ml.yaml").write_text(yaml.safe_dump(ML))
     fpdf, outcomes = make_inputs()
     env = {"ws": ws, "conf": conf, "spark": spark, "outcomes": outcomes}

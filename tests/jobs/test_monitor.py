@@ -44,7 +44,7 @@ from driftline.vocabulary import CHAMPION
 from tests.jobs.test_score import registry_of, store_of
 from tests.unit.monitoring.oracles import offset_sums
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 
 KEY = "customer_id"
 SHIFT = 9.0

@@ -40,7 +40,7 @@ from driftline.tables.spec import StorageConfig
 from driftline.vocabulary import CHAMPION
 from tests.jobs.test_train import MODEL
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 
 U = dt.UTC
 A, MID, B = dt.date(2026, 3, 2), dt.date(2026, 3, 3), dt.date(2026, 3, 4)
@@ -97,7 +97,7 @@ def inputs() -> tuple[list[tuple], list[tuple], list[tuple]]:
 
 def sources_and_features(spark, conf: Path, ws: Path) -> None:
     """Source tables and features 02-13..03-01 in workspace ``ws``."""
-    store = open_store(spark, StorageConfig(backend="embedded"), ws)
+    store = open_store(spark, StorageConfig(), ws)
     events, customers, labels = inputs()
     source(store, spark, "bf_events", events, T.StructType([
         T.StructField("customer_id", T.StringType()), T.StructField("event_ts", T.TimestampType()),
@@ -154,7 +154,7 @@ def completed(ws: Path) -> set[dt.date]:
 
 def tables(spark, ws: Path) -> dict[str, object]:
     """Every Delta table of the workspace, without `RUN_COLUMNS`, rows sorted."""
-    store = open_store(spark, StorageConfig(backend="embedded"), ws)
+    store = open_store(spark, StorageConfig(), ws)
     out = {}
     for path in sorted(p for p in (ws / "tables").iterdir() if (p / "_delta_log").is_dir()):
         df = store.read(path.name)
@@ -167,7 +167,7 @@ def test_interrupted_backfill_resumes_to_the_same_tables(spark, tmp_path: Path) 
     conf = tmp_path / "conf"
     (conf / "models").mkdir(parents=True)
     (conf / "base.yaml").write_text(yaml.safe_dump({
-        "storage": {"backend": "embedded"}, "runtime": {"master": "local[2]", "shuffle_partitions": 2}}))
+        "runtime": {"master": "local[2]", "shuffle_partitions": 2}}))
     (conf / "models" / "bf.yaml").write_text(yaml.safe_dump(BF))
     template, ws_a, ws_b = tmp_path / "template", tmp_path / "a", tmp_path / "b"
     sources_and_features(spark, conf, template)

@@ -19,6 +19,7 @@ from driftline.tables.spec import StorageConfig
 
 U = dt.UTC
 D1, D2 = dt.date(2026, 3, 9), dt.date(2026, 3, 10)
+pytestmark = pytest.mark.both_backends
 
 EVENTS_SCHEMA = T.StructType([
     T.StructField("customer_id", T.StringType(), True),

@@ -38,7 +38,7 @@ from tests.jobs.test_monitor import scored  # noqa: F401  (a fixture: pytest fin
 from tests.jobs.test_score import registry_of, store_of
 from tests.jobs.test_train import MODEL, oracle_sets
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 
 U = dt.UTC
 DAYS = [dt.date(2026, 2, 26), dt.date(2026, 2, 27), dt.date(2026, 2, 28), dt.date(2026, 3, 1)]

@@ -36,7 +36,7 @@ from driftline.vocabulary import CHAMPION
 from tests.jobs.test_train import MODEL, Payload
 from tests.jobs.test_train import D as TRAIN_DATE
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 
 HERE = Path(__file__).resolve().parent
 NUM, CAT = ["x1", "x2"], ["plan"]
@@ -46,7 +46,7 @@ D = dt.date(2026, 2, 27)             # the scored date: its features hold nulls 
 
 
 def store_of(env):
-    return open_store(env["spark"], StorageConfig(backend="embedded"), env["ws"])
+    return open_store(env["spark"], StorageConfig(), env["ws"])
 
 
 def registry_of(env, model: str) -> ModelRegistry:

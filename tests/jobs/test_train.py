@@ -35,7 +35,7 @@ from driftline.training.pipeline import build_pipeline, model_frame, predict_sco
 from driftline.training.spec import EstimatorConfig
 from driftline.vocabulary import CHAMPION, PREVIOUS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 
 U = dt.UTC
 D = dt.date(2026, 3, 1)
@@ -133,10 +133,10 @@ def env(spark, tmp_path_factory: pytest.TempPathFactory):
     ws = tmp_path_factory.mktemp("train-ws")
     conf = tmp_path_factory.mktemp("train-conf")
     (conf / "models").mkdir()
-    (conf / "base.yaml").write_text(yaml.safe_dump({"workspace": str(ws), "storage": {"backend": "embedded"}}))
+    (conf / "base.yaml").write_text(yaml.safe_dump({"workspace": str(ws)}))
     (conf / "models" / "jt.yaml").write_text(yaml.safe_dump(MODEL))
     fpdf, lpdf = make_inputs()
-    store = open_store(spark, StorageConfig(backend="embedded"), ws)
+    store = open_store(spark, StorageConfig(), ws)
     commit = CommitInfo(job="test", run_id="setup", key="all", code_version="t", config_hash="t")
     fschema = T.StructType([
         T.StructField("customer_id", T.StringType()), T.StructField("as_of_date", T.DateType()),
@@ -248,7 +248,7 @@ def test_train_job_end_to_end(env, capsys) -> None:
 
     # reference profile of v1 against numpy/pandas on the oracle's reference rows
     ref = pd.concat([train_pdf, val_pdf], ignore_index=True)
-    rows = open_store(env["spark"], StorageConfig(backend="embedded"), env["ws"]).read(
+    rows = open_store(env["spark"], StorageConfig(), env["ws"]).read(
         "reference_profiles").filter("model = 'jt' and model_version = '1'").toPandas()
     x1 = rows[(rows["column"] == "x1") & (rows["stat"] == "bin_count")].sort_values("bin")
     inner = x1[x1["lower"].notna() & x1["upper"].notna()]           # bins 0..n-1 (−1/n: under/overflow)
@@ -278,7 +278,7 @@ def test_train_job_end_to_end(env, capsys) -> None:
     assert pred["value"].sum() == len(ref) and stat("score", "null_count") == 0
     assert set(rows["mlflow_run_id"]) == {run1.info.run_id}
     # monitoring gets the same bins back from the table and from the MLflow artifact
-    store = open_store(env["spark"], StorageConfig(backend="embedded"), env["ws"])
+    store = open_store(env["spark"], StorageConfig(), env["ws"])
     stored = reference_bins(store, "jt", "1")
     assert stored == bins_from_json(mlflow.artifacts.load_text(f"{run1.info.artifact_uri}/reference_profile/bins.json"))
     assert stored["x1"].edges == tuple(edges) and stored["plan"].categories == tuple(vc.index[:2])
@@ -288,7 +288,7 @@ def test_train_job_end_to_end(env, capsys) -> None:
     assert run_train(env, "--set", "estimator.params.C=0.001") == 0
     assert [v.version for v in reg.versions()] == ["1"]
     # ... also after the features are rewritten with the same rows (a new table version, same training rows)
-    store = open_store(env["spark"], StorageConfig(backend="embedded"), env["ws"])
+    store = open_store(env["spark"], StorageConfig(), env["ws"])
     same = store.read("jt__features").localCheckpoint()
     store.replace_partitions("jt__features", same, ["as_of_date"],
                              CommitInfo(job="test", run_id="rewrite", key="same", code_version="t", config_hash="t"))

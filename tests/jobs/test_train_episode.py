@@ -55,7 +55,7 @@ def train(env, *overrides: str, onset: dt.date | None = None, force: bool = Fals
 
 
 def profile_rows(env, version: str) -> pd.DataFrame:
-    store = open_store(env["spark"], StorageConfig(backend="embedded"), env["ws"])
+    store = open_store(env["spark"], StorageConfig(), env["ws"])
     return store.read("reference_profiles").filter(f"model = 'jt' and model_version = '{version}'").toPandas()
 
 
