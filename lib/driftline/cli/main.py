@@ -49,6 +49,24 @@ def _migrate(argv: Sequence[str]) -> int:
     return migrate_command(argv)
 
 
+def _catalog(argv: Sequence[str]) -> int:
+    from driftline.cli.catalog import catalog_command
+
+    return catalog_command(argv)
+
+
+def _connect_server(argv: Sequence[str]) -> int:
+    from driftline.cli.connect_server import connect_server_command
+
+    return connect_server_command(argv)
+
+
+def _sql_server(argv: Sequence[str]) -> int:
+    from driftline.cli.sql_server import sql_server_command
+
+    return sql_server_command(argv)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "models": ("list registered versions, promote a version, roll back the champion", _models),
     "report": ("print the path of the HTML monitoring report of a run", _report),
@@ -57,6 +75,10 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "demo": ("generate a drifting scenario and run the pipeline on it", _demo),
     "schedule": ("render the pipeline for cron, Airflow or Databricks Workflows", _schedule),
     "migrate": ("upgrade a workspace's tables written by an earlier release to the current contract", _migrate),
+    "catalog": ("register the workspace's tables and dashboard views in the Spark catalog (catalog sync)", _catalog),
+    "sql-server": ("serve the tables over JDBC/ODBC (HiveServer2) for BI tools, until Ctrl-C or --stop", _sql_server),
+    "connect-server": ("run a local Spark Connect server from pyspark's jars, for --set runtime.remote=sc://HOST:PORT",
+                       _connect_server),
 }
 
 

@@ -201,7 +201,7 @@ def _execute(job: str, loaded: LoadedConfig, dates: tuple[dt.date, ...], force: 
 
     owned = SparkSession.getActiveSession() is None
     os.makedirs(cfg.workspace, exist_ok=True)
-    spark = build_spark(cfg.runtime, cfg.workspace, quiet=quiet_spark)
+    spark = build_spark(cfg.runtime, cfg.workspace, quiet=quiet_spark, storage=cfg.storage)
     ctx = JobContext(job=job, loaded=loaded, dates=dates, spark=spark, run_id=run_id, started_at=started, force=force)
     try:
         result = jobs.run(ctx)

@@ -159,8 +159,11 @@ JOBS: dict[str, JobSpec] = {
 
 
 def run(ctx: JobContext) -> JobResult:
-    """Run the job ``ctx.job`` names; its errors propagate (the caller maps them to an exit code)."""
-    return JOBS[ctx.job].run(ctx)
+    """Run the job ``ctx.job`` names; its errors propagate (the caller maps them to an exit code). A top-level run
+    then registers the tables in ``storage.catalog`` when that is enabled (`JobContext.sync_catalog`)."""
+    result = JOBS[ctx.job].run(ctx)
+    ctx.sync_catalog()
+    return result
 
 
 def run_child(parent: JobContext, job: str, dates: tuple[dt.date, ...], force: bool = False,

@@ -58,6 +58,7 @@ class JobContext:
     _store: TableStore | None = field(default=None, repr=False)
     _first_commit: int = field(default=0, repr=False)       # commits of the shared store before this run
     _clock: float = field(default_factory=time.monotonic, repr=False)
+    _nested: bool = field(default=False, repr=False)   # run in process by another job (child)
 
     @property
     def config(self) -> DriftlineConfig:
@@ -91,7 +92,16 @@ class JobContext:
         started = dt.datetime.now(dt.UTC).replace(microsecond=0)
         return JobContext(job=job, loaded=self.loaded, dates=dates, spark=self.spark,
                           run_id=new_run_id(job, started), started_at=started, force=force, onset=onset,
-                          _store=self.store, _first_commit=len(self.store.commits))
+                          _store=self.store, _first_commit=len(self.store.commits), _nested=True)
+
+    def sync_catalog(self) -> None:
+        """After a top-level run that committed: register the workspace's tables in ``storage.catalog`` (when
+        enabled; never fails the run, see `driftline.tables.catalog.sync_after_job`)."""
+        if self._nested or self._store is None or not self._store.commits or not self.config.storage.catalog.enabled:
+            return
+        from driftline.tables.catalog import sync_after_job
+
+        sync_after_job(self.spark, self._store, self.config.storage.catalog)
 
     def result(self, status: str = "ok", *, exit_code: int = 0, model_version: str | None = None,
                steps: tuple[JobResult, ...] = (), error: str | None = None) -> JobResult:

@@ -4,8 +4,9 @@ The profile pass (`driftline.profiling.fold.core_pass`) folds each task's rows o
 is loaded (``driftline.jvm.ProfileFold``): no rows cross to Python, so a window costs little more than a plain
 Spark scan. `build_spark` compiles the sources with the ``javac`` of the Java that runs Spark (against
 pyspark's own jars) into a cached jar and puts it on ``spark.jars``; without a JDK (a JRE only), under
-``spark-submit`` without ``--jars``, or with ``runtime.jvm_fold: false``, the same statistics come from the
-Arrow + numpy fold instead (same rows, same merge). `jar_path` is where the jar is; ``driftline jar``
+``spark-submit`` without ``--jars``, with ``runtime.jvm_fold: false``, or on a Spark Connect session
+(`is_connect`: no driver JVM in this process), the same statistics come from the Arrow + numpy fold instead
+(same rows, same merge). `jar_path` is where the jar is; ``driftline jar``
 (`driftline.cli.jar`) prints it.
 
 The jar is cached at ``$DRIFTLINE_CACHE_DIR`` (default ``$XDG_CACHE_HOME/driftline`` or ``~/.cache/driftline``)
@@ -113,13 +114,25 @@ def session_jar() -> Path | None:
         return None
 
 
+def is_connect(spark: SparkSession) -> bool:
+    """True for a Spark Connect session: no driver JVM in this process (no ``sparkContext``, ``_jvm``,
+    ``_jsparkSession``, RDDs, broadcasts), so driftline's JVM code and py4j calls are out of reach.
+
+    The one test of it; domain packages (tables, profiling, scoring, ...) import it from here. Checked on the
+    session's class, so pyspark's Connect client (and its grpc dependencies) is never imported for the test."""
+    return type(spark).__module__.startswith("pyspark.sql.connect.")
+
+
 def java_class(spark: SparkSession, name: str) -> Any | None:
-    """The py4j handle of class ``name`` in the driver JVM, or None when it is not on the classpath."""
+    """The py4j handle of class ``name`` in the driver JVM, or None when it is not on the classpath (or there is
+    no driver JVM to reach: a Spark Connect session, `is_connect`)."""
+    if is_connect(spark):
+        return None
     from py4j.java_gateway import JavaClass
 
     try:
         node: Any = spark.sparkContext._jvm
-    except Exception:  # noqa: BLE001 - a Spark Connect session has no driver JVM to reach: no class, Arrow fold
+    except Exception:  # noqa: BLE001 - no driver JVM to reach (a stopped context): no class, Arrow fold
         return None
     if node is None:
         return None

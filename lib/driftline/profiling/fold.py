@@ -3,7 +3,8 @@ aggregates per group and merges those rows on the driver.
 
 The fold runs on the JVM (``driftline.jvm.ProfileFold``, `driftline.jvm`) where driftline's jar is loaded and
 the group key is a plain type (`_jvm_fold`, with the spec of `_column_spec`), else as ``mapInArrow`` with
-numpy (`_arrow_fold`, over `driftline.profiling.accumulate`); both write the same per-task rows (``part``,
+numpy (`_arrow_fold`, over `driftline.profiling.accumulate`; the only fold of a Spark Connect session, which
+has no driver JVM to call: it uses DataFrame operations only); both write the same per-task rows (``part``,
 [group key,] ``add``, ``lo``, ``hi``, ``mom``). The driver merges them in partition order, so the numbers are
 deterministic for the same data, partitioning and bins (counts, min, max exactly; mean, std and offset sums up
 to the last bits across partitionings).
@@ -16,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from driftline.jvm import JVM_FOLD_CONF, PROFILE_FOLD, java_class
+from driftline.jvm import JVM_FOLD_CONF, PROFILE_FOLD, is_connect, java_class
 from driftline.profiling.accumulate import _accumulate, _Accumulator, _core_row, _layout, hash_column
 from driftline.profiling.bins import CategoricalBins, ColumnBins, NumericBins, ProfileError
 
@@ -148,6 +149,8 @@ def _jvm_fold(frame: DataFrame, columns: Sequence[str], bins: Mapping[str, Colum
     from pyspark.sql import DataFrame
 
     spark = frame.sparkSession
+    if is_connect(spark):
+        return None, "a Spark Connect session (no driver JVM in this process)"
     if spark.conf.get(JVM_FOLD_CONF, "true").lower() == "false":
         return None, "runtime.jvm_fold false"
     if grouped and frame.schema[GROUP].dataType.simpleString() not in _JVM_KEY_TYPES:

@@ -1,7 +1,8 @@
 """The Spark side of scoring: the pure core (`driftline.scoring.core`) run by ``mapInPandas``.
 
-The verified model bytes are broadcast once; each Python worker deserializes a version once and
-keeps it (`driftline.scoring.worker`). Only the entity key and the models' features cross into
+The verified model bytes are broadcast once (on a Spark Connect session, which has no broadcasts, they travel
+inside the pickled function: `Inline`); each Python worker deserializes a version once and keeps it
+(`driftline.scoring.worker`). Only the entity key and the models' features cross into
 Python (numeric as double, categorical as string — the casts training applied), in Arrow batches
 of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows.
 """
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from driftline.jvm import is_connect
 from driftline.scoring.core import Scorer, score_models
 from driftline.scoring.signature import ModelSignature
 from driftline.vocabulary import MODEL_VERSION, PREDICTED_LABEL, ROLE, SCORE
@@ -67,6 +69,17 @@ def model_input(df: DataFrame, key: str, signatures: Sequence[ModelSignature]) -
     return df.select(*columns)
 
 
+@dataclass(frozen=True)
+class Inline:
+    """A model's bytes carried inside the scoring function, read like a broadcast (``value``): a Spark Connect
+    session has no broadcasts (no ``sparkContext``); the server ships the function to every task."""
+
+    value: bytes
+
+    def unpersist(self) -> None:
+        """Nothing to drop: the bytes go with the function."""
+
+
 class BatchScorer:
     """Scores a features DataFrame with one or more verified model versions via ``mapInPandas``."""
 
@@ -76,13 +89,17 @@ class BatchScorer:
         self.threshold = threshold
         self.threads = threads
         self._data = [data for _, data in models]
-        self._broadcasts: list[Broadcast[bytes]] = []
+        self._broadcasts: list[Broadcast[bytes] | Inline] = []
 
     def transform(self, df: DataFrame) -> DataFrame:
         """Rows of ``df`` → one output row per (row, model): key, role, model_version, score, predicted_label."""
         if not self._broadcasts:
-            sc = df.sparkSession.sparkContext
-            self._broadcasts = [sc.broadcast(data) for data in self._data]
+            spark = df.sparkSession
+            if is_connect(spark):   # no broadcasts: the bytes travel in the pickled function
+                self._broadcasts = [Inline(data) for data in self._data]
+            else:
+                sc = spark.sparkContext
+                self._broadcasts = [sc.broadcast(data) for data in self._data]
         inputs = model_input(df, self.key, [r.signature for r in self.refs])
         schema = scored_schema(inputs.schema, self.key)
         fn = partition_scorer(list(zip(self.refs, self._broadcasts, strict=True)), self.key, self.threshold,
@@ -96,7 +113,7 @@ class BatchScorer:
         self._broadcasts = []
 
 
-def partition_scorer(models: Sequence[tuple[ModelRef, Broadcast[bytes]]], key: str, threshold: float,
+def partition_scorer(models: Sequence[tuple[ModelRef, Broadcast[bytes] | Inline]], key: str, threshold: float,
                      threads: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The function ``mapInPandas`` runs on each partition (captures only refs, broadcasts and settings)."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from pyspark.sql.types import (
 )
 
 from driftline.errors import TableError
+from driftline.jvm import is_connect
 from driftline.tables import schema as policy
 from driftline.tables.embedded import deltalog
 from driftline.tables.embedded.layout import STAGE_PREFIX, WRITE_FOLDER, folder_value
@@ -122,7 +124,10 @@ def scan_snapshot(
     stages = stage_groups(loc, uris, adds, partition_by, types) if FOLDER_PARTITIONS else None
     branches = len(stages) if stages is not None and len(stages) <= len(groups) else len(groups)
     total_bytes = sum(int(a["size_bytes"] or 0) for a in adds)
-    if branches > 1 and (branches > UNION_MAX_GROUPS or total_bytes < branches * UNION_MIN_BYTES_PER_VALUE):
+    # the join needs Hadoop's path normalization from the driver JVM: a Spark Connect session unions instead
+    if branches > 1 and not is_connect(spark) and (
+        branches > UNION_MAX_GROUPS or total_bytes < branches * UNION_MIN_BYTES_PER_VALUE
+    ):
         return _joined(spark, uris, adds, data_schema, partition_by, types, columns)
     if stages is not None and branches == len(stages):
         # Spark's partition discovery from the table root (or a legacy staging folder); the
@@ -190,17 +195,35 @@ def _coalesce_like_one_scan(spark: SparkSession, df: DataFrame, sizes: list[int]
     sizing: ``maxPartitionBytes``, ``openCostInBytes`` and the leaf parallelism.
     """
     conf = spark.conf
-    sc = spark.sparkContext
-    as_bytes = sc._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes  # type: ignore[union-attr]
-    max_bytes = int(as_bytes(conf.get("spark.sql.files.maxPartitionBytes", "128m")))
-    open_cost = int(as_bytes(conf.get("spark.sql.files.openCostInBytes", "4m")))
+    max_bytes = byte_string(conf.get("spark.sql.files.maxPartitionBytes", "128m"))
+    open_cost = byte_string(conf.get("spark.sql.files.openCostInBytes", "4m"))
     parallelism = conf.get("spark.sql.files.minPartitionNum", None) or conf.get(
         "spark.sql.leafNodeDefaultParallelism", None
     )
-    cores = int(parallelism) if parallelism else sc.defaultParallelism
+    if parallelism:
+        cores = int(parallelism)
+    elif is_connect(spark):  # no SparkContext to ask: the server's spark.default.parallelism, else no coalesce
+        default = conf.get("spark.default.parallelism", None)
+        if not default:
+            return df
+        cores = int(default)
+    else:
+        cores = spark.sparkContext.defaultParallelism
     total = sum(size + open_cost for size in sizes)
     split = min(max_bytes, max(open_cost, total // max(cores, 1)))
     return df.coalesce(max(1, math.ceil(total / max(split, 1))))
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30,
+               "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "p": 1 << 50, "pb": 1 << 50}
+
+
+def byte_string(text: str) -> int:
+    """A Spark size setting (``128m``, ``4194304``, ``1g``; bytes without a unit) in bytes, as Spark reads it."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _BYTE_UNITS:
+        raise TableError(f"expected a size such as 128m, found {text!r}")
+    return int(match.group(1)) * _BYTE_UNITS[match.group(2).lower()]
 
 
 def stage_groups(

@@ -148,7 +148,7 @@ def stage(
     try:
         (
             df.select(*[F.col(f"`{c}`") for c in data_cols + partition_by])
-            .write.mode("errorifexists")
+            .write.mode("error")  # = "errorifexists"; the Spark Connect client accepts only this name
             .partitionBy(*partition_by)
             .parquet(loc.child(stage_name))
         )
