@@ -9,6 +9,7 @@ driftline from the renamed zip in a fresh interpreter.
 from __future__ import annotations
 
 import email
+import re
 import shutil
 import subprocess
 import sys
@@ -41,8 +42,8 @@ def test_wheel_holds_every_module_and_the_dependencies(wheel: Path) -> None:
     assert "driftline/jvm/src/driftline/jvm/ProfileFold.java" in names   # `driftline jar` compiles it
     assert not any(n.startswith(("tests/", "jobs/", "conf/")) for n in names)
     meta = email.message_from_bytes(zipfile.ZipFile(wheel).read("driftline-0.1.0.dist-info/METADATA"))
-    requires = {r.split("<")[0].split(">")[0].split(";")[0].strip() for r in meta.get_all("Requires-Dist")}
-    assert {"pyspark", "pandas", "pyarrow", "scikit-learn", "deltalake", "mlflow", "threadpoolctl"} <= requires
+    requires = {re.split(r"[<>=;\[ ]", r, maxsplit=1)[0] for r in meta.get_all("Requires-Dist")}
+    assert {"pyspark", "pandas", "pyarrow", "scikit-learn", "deltalake", "mlflow", "threadpoolctl", "delta-spark"} <= requires
     entry_points = zipfile.ZipFile(wheel).read("driftline-0.1.0.dist-info/entry_points.txt").decode()
     assert "driftline = driftline.cli.main:main" in entry_points
 

@@ -130,8 +130,16 @@ class NativeBackend:
         return self.spark.read.format("delta").load(loc.spark_uri).schema
 
     def _partition_columns(self, loc: Location) -> list[str]:
-        detail = self.spark.sql(f"DESCRIBE DETAIL delta.{_quoted(loc.spark_uri)}").select("partitionColumns").first()
-        return list(detail[0]) if detail else []
+        """From the log's metadata through delta-rs (no JVM job); ``DESCRIBE DETAIL`` (a Spark job over the
+        snapshot's state for its file counts and sizes) where delta-rs cannot open the table."""
+        try:
+            from deltalake import DeltaTable as RsTable
+
+            return list(RsTable(loc.uri, without_files=True).metadata().partition_columns)
+        except Exception:  # noqa: BLE001 - a protocol delta-rs cannot open, or an object store it cannot reach
+            detail = self.spark.sql(f"DESCRIBE DETAIL delta.{_quoted(loc.spark_uri)}").select("partitionColumns")
+            first = detail.first()
+            return list(first[0]) if first else []
 
     def history(self, loc: Location) -> list[dict[str, Any]]:
         # Commit timestamps are milliseconds since the epoch in the log: taken as such (never through the
@@ -228,7 +236,8 @@ class NativeBackend:
         timestamp: dt.datetime | str | None,
         partitions: dict[str, list[Any]] | None,
     ) -> DataFrame:
-        self._require(loc)
+        if not self.exists(loc):   # not _require: forPath would load one more snapshot than the read itself
+            raise TableError(f"table {loc.name} does not exist at {loc.uri}")
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", str(version))
