@@ -225,7 +225,7 @@ CHILD = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
     from driftline.tables.embedded.write import EmbeddedWrite
-    from driftline.tables.native import NativeWrite
+    from driftline.tables.native_write import NativeWrite
     from driftline.cli.runner import run_job
 
     mode, barrier, parties, me = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

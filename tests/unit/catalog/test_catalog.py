@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from driftline.monitoring.spec import METHOD_METRIC
 from driftline.tables import catalog as cat
+from driftline.tables import catalog_views as views
 from driftline.tables.spec import CatalogConfig, StorageConfig
 
 
@@ -137,14 +138,14 @@ def test_comments_come_from_the_contracts() -> None:
     assert cat.column_docs("churn_events", ["x"]) == {}     # a source table: not registered
     assert cat.table_doc("monitor_runs").startswith("One verdict row per (model, run_date)")
     assert cat.sql_string("it's a \\ path") == "'it\\'s a \\\\ path'"
-    assert cat.qualified(CatalogConfig(metastore="unity", database="main.dl"), "t") == "`main`.`dl`.`t`"
+    assert views.qualified(CatalogConfig(metastore="unity", database="main.dl"), "t") == "`main`.`dl`.`t`"
 
 
 def test_views_name_their_columns_and_the_drift_decision_metrics_match_monitoring() -> None:
     for method, metric in METHOD_METRIC.items():
-        assert f"WHEN '{method}' THEN '{metric}'" in cat.METHOD_METRIC_SQL
-    assert {v.name for v in cat.VIEWS} == {"latest_verdict", "drift_by_column", "performance_over_time"}
-    for view in cat.VIEWS:
+        assert f"WHEN '{method}' THEN '{metric}'" in views.METHOD_METRIC_SQL
+    assert {v.name for v in views.VIEWS} == {"latest_verdict", "drift_by_column", "performance_over_time"}
+    for view in views.VIEWS:
         sql = view.sql(CatalogConfig())
         assert "`driftline`.`monitor_" in sql and "{" not in sql
         assert all(doc for _, doc in view.columns)

@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 from pyspark.sql.types import DateType, DecimalType, LongType, StringType, StructField, StructType, TimestampType
 
 from driftline.tables import TableStore
-from driftline.tables.native import INTEROP_PROPERTIES
+from driftline.tables.native_write import INTEROP_PROPERTIES
 from tests.unit.tables.conftest import commit_for, store_on
 
 pytestmark = pytest.mark.native_delta

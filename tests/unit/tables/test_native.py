@@ -9,7 +9,8 @@ from chispa import assert_df_equality
 
 from driftline.errors import ConfigError, TableError
 from driftline.tables import StorageConfig, open_store
-from driftline.tables.native import native_available, replace_where, sql_literal
+from driftline.tables.native import native_available
+from driftline.tables.native_write import replace_where, sql_literal
 from tests.unit.tables.conftest import commit_for
 
 
