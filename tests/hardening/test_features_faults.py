@@ -207,7 +207,14 @@ def test_r22_disk_full_mid_write_fails_keeps_the_version_and_a_rerun_succeeds(
         assert "No space left on device" in line, line                          # the JVM error's root cause
         assert (store.version(FEATURES), sorted(map(repr, store.read(FEATURES).collect()))) == before
         committed = {Path(u).name for u in DeltaTable(str(location)).file_uris()}
-        assert {p.name for p in location.rglob("*.parquet")} == committed         # the stage was dropped
+        left = {p.name for p in location.rglob("*.parquet")}
+        if TEST_BACKEND == "embedded":
+            assert left == committed                                             # the stage was dropped
+        else:   # delta-spark leaves the failed tasks' files in the table folder, referenced by no version
+            assert committed < left
+            removed = store.cleanup_orphans(FEATURES, retention_hours=0)          # ... until the orphan cleanup
+            assert {Path(p).name for p in removed} == left - committed
+            assert {p.name for p in location.rglob("*.parquet")} == committed
         filler.unlink()                                                          # free the space, rerun
         assert env.run("--date", str(D2), *sets) == 0
         got = store.read(FEATURES)

@@ -203,10 +203,13 @@ def test_score_and_monitor_through_spark_connect_equal_the_in_process_runs(serve
         assert set(local[name]["run_id"]).isdisjoint(remote[name]["run_id"]), name
         got, want = stable(remote[name]), stable(local[name])
         if name == "monitor_metrics":
-            perf = (want["column"] == PERFORMANCE).to_numpy()
-            assert perf.any() and (got["column"] == PERFORMANCE).to_numpy().tolist() == perf.tolist()
-            np.testing.assert_allclose(got.loc[perf, "value"], want.loc[perf, "value"], rtol=1e-12, atol=0)
-            got.loc[perf, "value"] = want.loc[perf, "value"]
+            # Floating sums (Spark's own avg for the late-label metrics, the profile fold's moments) may
+            # differ in the last bits: the Connect server may split the same rows into other partitions and
+            # merges them in that order. Every value to 1e-12 relative (NaN where NaN), the rest exactly.
+            assert (got["column"] == PERFORMANCE).any()
+            np.testing.assert_allclose(got["value"].to_numpy(float), want["value"].to_numpy(float), rtol=1e-12,
+                                       atol=0, equal_nan=True)
+            got["value"] = want["value"]
         pd.testing.assert_frame_equal(got, want, check_exact=True, obj=name)
     metrics = local["monitor_metrics"]
     assert ((metrics["column"] == "x1") & (metrics["status"] == "alert")).any()      # the shift found, both ways
