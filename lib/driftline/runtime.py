@@ -164,6 +164,9 @@ def session_conf(runtime: RuntimeConfig, workspace: str | os.PathLike[str] | Non
             for key, value in DELTA_SESSION_CONF.items():
                 conf.setdefault(key, value)   # a user's own extensions / catalog win
             conf[DELTA_JARS_CONF] = "true"
+            # delta-spark replays a table's log in 50 tasks per snapshot by default: on a local session that is
+            # most of a small read (a 1,000-row table: 0.4–0.6 s → 0.1–0.2 s with the session's own partitions)
+            conf.setdefault("spark.databricks.delta.snapshotPartitions", str(runtime.shuffle_partitions))
             log.info("delta-spark jars: %s", ", ".join(p.name for p in delta))
     return conf
 

@@ -42,7 +42,6 @@ from tests.jobs.test_prepare_features import (
 
 ROOT = Path(__file__).resolve().parents[2]
 U = dt.UTC
-pytestmark = pytest.mark.both_backends   # R2–R4, R22 … on both Delta backends (scripts/test.sh)
 FEATURES = "shop__features"
 
 
@@ -71,6 +70,7 @@ def snapshot(env: Env, *tables: str) -> dict[str, tuple[int, list[tuple]]]:
 # --------------------------------------------------------------------------- R2
 
 
+@pytest.mark.both_backends   # scripts/test.sh runs it on delta-spark too
 def test_r2_backfill_of_an_older_date_after_a_newer_one_is_written(env: Env) -> None:
     assert env.run("--date", str(D2)) == 0
     assert env.run("--date", str(D1)) == 0                              # older date after the newer one
@@ -177,6 +177,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
                           capture_output=True).returncode == 0
 
 
+@pytest.mark.both_backends   # scripts/test.sh runs it on delta-spark too
 @pytest.mark.slow
 def test_r22_disk_full_mid_write_fails_keeps_the_version_and_a_rerun_succeeds(
         env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -280,6 +281,7 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
     return proc.returncode, err
 
 
+@pytest.mark.both_backends   # scripts/test.sh runs it on delta-spark too
 @pytest.mark.slow
 def test_r3_process_killed_between_files_and_commit_then_rerun(env: Env, tmp_path: Path) -> None:
     assert env.run("--from", str(D1), "--to", str(D2)) == 0
@@ -312,6 +314,7 @@ def test_r3_process_killed_between_files_and_commit_then_rerun(env: Env, tmp_pat
     assert_df_equality(env.features(), expected(env.spark), ignore_row_order=True, ignore_nullable=True)
 
 
+@pytest.mark.both_backends   # scripts/test.sh runs it on delta-spark too
 @pytest.mark.slow
 def test_r4_two_processes_for_the_same_date_exactly_one_commits_and_r5_other_dates_both_do(
         env: Env, tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def day_lines(out: str) -> list[tuple[str, str, str]]:
                       r"drifted.*; retrain: (\w+)", out)
 
 
-pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
+pytestmark = pytest.mark.slow
 
 
 def test_demo_tells_its_story(spark, demo: DemoRun) -> None:
