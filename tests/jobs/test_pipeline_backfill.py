@@ -178,7 +178,9 @@ def test_interrupted_backfill_resumes_to_the_same_tables(spark, tmp_path: Path) 
     # a: killed in the middle of 03-03, then the same command again
     proc = start_pipeline(conf, ws_a, tmp_path / "a-1.log")
     deadline = time.monotonic() + 600
-    while not completed(ws_a):
+    # the date's pipeline_runs row committed and its closing line logged (delta-spark looks its commit up in
+    # the history after the save, so the line can follow the commit by a moment)
+    while not completed(ws_a) or f"pipeline bf {A} [date 1/3]: completed in " not in (tmp_path / "a-1.log").read_text():
         assert proc.poll() is None, (tmp_path / "a-1.log").read_text()[-4000:]
         assert time.monotonic() < deadline, "the pipeline did not complete its first date in 600 s"
         time.sleep(0.2)
