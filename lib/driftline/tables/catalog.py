@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.tables import contracts as c
 from driftline.tables.backend import error_line
-from driftline.tables.catalog_views import VIEWS, View, ident, qualified
+from driftline.tables.catalog_views import VIEWS, View, qualified
 from driftline.tables.names import resolve_location
 from driftline.tables.spec import CatalogConfig, StorageConfig
+from driftline.tables.sql_text import quoted, sql_literal
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -161,11 +162,6 @@ def request_refresh(workspace: str | os.PathLike[str]) -> int | None:
 # --------------------------------------------------------------------------- SQL text
 
 
-def sql_string(text: str) -> str:
-    """A Spark SQL string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def column_docs(table: str, columns: list[str]) -> dict[str, str]:
     """Column → comment of an output table: the contract's docs; a per-model table's model columns (the
     entity key first, then the features: the contract's ``model_columns``) get a generic one."""
@@ -257,17 +253,17 @@ def _register_table(spark: SparkSession, cat: CatalogConfig, table: str, locatio
     else:
         action = "created"
     if action != "unchanged":
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION {sql_string(location)}")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION {sql_literal(location)}")
     columns = {col.name: col.description or "" for col in spark.catalog.listColumns(name)}
     wanted = column_docs(table, list(columns))
     changed = [col for col, doc in wanted.items() if columns.get(col, "") != doc]
     if changed:
         spark.sql(f"ALTER TABLE {name} ALTER COLUMN "
-                  + ", ".join(f"{ident(col)} COMMENT {sql_string(wanted[col])}" for col in changed))
+                  + ", ".join(f"{quoted(col)} COMMENT {sql_literal(wanted[col])}" for col in changed))
     doc = table_doc(table)
     table_changed = (spark.catalog.getTable(name).description or "") != doc
     if table_changed:
-        spark.sql(f"COMMENT ON TABLE {name} IS {sql_string(doc)}")
+        spark.sql(f"COMMENT ON TABLE {name} IS {sql_literal(doc)}")
     if action == "unchanged" and (changed or table_changed):
         action = "commented"
     if changed or table_changed:
@@ -287,8 +283,8 @@ def _register_view(spark: SparkSession, cat: CatalogConfig, view: View) -> Regis
         action = "replaced"
     else:
         action = "created"
-    columns = ", ".join(f"{ident(col)} COMMENT {sql_string(doc)}" for col, doc in view.columns)
-    spark.sql(f"CREATE OR REPLACE VIEW {name} ({columns}) COMMENT {sql_string(view.doc)} "
+    columns = ", ".join(f"{quoted(col)} COMMENT {sql_literal(doc)}" for col, doc in view.columns)
+    spark.sql(f"CREATE OR REPLACE VIEW {name} ({columns}) COMMENT {sql_literal(view.doc)} "
               f"TBLPROPERTIES ('driftline.view_hash' = '{digest}') AS {select}")
     return Registered("view", name, action)
 
@@ -300,9 +296,9 @@ def register_tables(spark: SparkSession, store: TableStore, cfg: CatalogConfig |
     cat = cfg.catalog if isinstance(cfg, StorageConfig) else cfg
     parts = cat.database.split(".")
     done = []
-    if not spark.catalog.databaseExists(cat.database if len(parts) == 1 else ident(*parts)):
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {ident(*parts)} COMMENT "
-                  f"{sql_string('driftline output tables and dashboard views (docs/bi.md)')}")
+    if not spark.catalog.databaseExists(cat.database if len(parts) == 1 else quoted(*parts)):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {quoted(*parts)} COMMENT "
+                  f"{sql_literal('driftline output tables and dashboard views (docs/bi.md)')}")
         done.append(Registered("database", cat.database, "created"))
     registered = set()
     for table in store.table_names():

@@ -11,14 +11,11 @@ from dataclasses import dataclass
 
 from driftline.tables import contracts as c
 from driftline.tables.spec import CatalogConfig
-
-
-def ident(*parts: str) -> str:
-    return ".".join("`" + p.replace("`", "``") + "`" for p in parts)
+from driftline.tables.sql_text import quoted
 
 
 def qualified(cat: CatalogConfig, name: str) -> str:
-    return ident(*cat.database.split("."), name)
+    return quoted(*cat.database.split("."), name)
 
 
 

@@ -36,6 +36,7 @@ from driftline.tables.names import Location
 from driftline.tables.native_write import INTEROP_PROPERTIES, NativeWrite
 from driftline.tables.preflight import WritePlan
 from driftline.tables.spec import StorageConfig
+from driftline.tables.sql_text import quoted
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -107,7 +108,7 @@ class NativeBackend:
 
             return list(RsTable(loc.uri, without_files=True).metadata().partition_columns)
         except Exception:  # noqa: BLE001 - a protocol delta-rs cannot open, or an object store it cannot reach
-            detail = self.spark.sql(f"DESCRIBE DETAIL delta.{_quoted(loc.spark_uri)}").select("partitionColumns")
+            detail = self.spark.sql(f"DESCRIBE DETAIL delta.{quoted(loc.spark_uri)}").select("partitionColumns")
             first = detail.first()
             return list(first[0]) if first else []
 
@@ -171,12 +172,12 @@ class NativeBackend:
         plan.refuse_if_moved(self._txn_version(loc, plan.app_id))
         write_id = f"native-{time.time_ns()}"
         to_sql = self.spark.sparkContext._jvm.org.apache.spark.sql.types.DataType.fromJson  # type: ignore[union-attr]
-        columns = ", ".join(f"{_quoted(f.name)} {to_sql(f.dataType.json()).sql()}" for f in plan.write_schema.fields)
+        columns = ", ".join(f"{quoted(f.name)} {to_sql(f.dataType.json()).sql()}" for f in plan.write_schema.fields)
         key = "spark.databricks.delta.commitInfo.userMetadata"
         previous = self.spark.conf.get(key, None)
         self.spark.conf.set(key, plan.user_metadata(write_id))
         try:
-            self.spark.sql(f"ALTER TABLE delta.{_quoted(loc.spark_uri)} ADD COLUMNS ({columns})")
+            self.spark.sql(f"ALTER TABLE delta.{quoted(loc.spark_uri)} ADD COLUMNS ({columns})")
         finally:
             if previous is None:
                 self.spark.conf.unset(key)
@@ -260,7 +261,7 @@ class NativeBackend:
         """
         self._require(loc)
         hours = json.dumps(float(retention_hours))
-        sql = f"VACUUM delta.{_quoted(loc.spark_uri)} RETAIN {hours} HOURS DRY RUN"
+        sql = f"VACUUM delta.{quoted(loc.spark_uri)} RETAIN {hours} HOURS DRY RUN"
         check = "spark.databricks.delta.retentionDurationCheck.enabled"
         previous = self.spark.conf.get(check, None)
         self.spark.conf.set(check, "false")  # our retention is the caller's, often below delta's 7 days
@@ -301,8 +302,3 @@ class NativeBackend:
         logged = self.spark.read.schema(actions).json(loc.child("_delta_log/*.json"))
         rows = logged.select(F.coalesce("add.path", "remove.path").alias("p")).where("p IS NOT NULL").distinct()
         return {unquote(r[0]) for r in rows.collect()}
-
-
-def _quoted(path: str) -> str:
-    """A path as a Spark SQL quoted identifier: backticks doubled, so a location can never end the quoting."""
-    return "`" + path.replace("`", "``") + "`"

@@ -20,6 +20,7 @@ from driftline.errors import ConcurrentRunError, TableError
 from driftline.tables.backend import Committed, PartitionKey, error_line
 from driftline.tables.names import Location
 from driftline.tables.preflight import WritePlan
+from driftline.tables.sql_text import sql_literal
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -39,13 +40,6 @@ INTEROP_PROPERTIES: dict[str, str] = {
     "delta.checkpointPolicy": "classic",  # no v2 checkpoints
     "delta.columnMapping.mode": "none",  # the embedded read refuses column mapping
 }
-
-
-def sql_literal(value: str | None) -> str:
-    """A partition value as a SQL string literal (quotes and backslashes escaped), never raw text."""
-    if value is None:
-        return "NULL"
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def replace_where(partition_by: Sequence[str], targets: Sequence[tuple[str | None, ...]]) -> str:

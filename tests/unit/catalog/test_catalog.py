@@ -137,7 +137,7 @@ def test_comments_come_from_the_contracts() -> None:
     assert docs["score"].startswith("positive-class probability")
     assert cat.column_docs("churn_events", ["x"]) == {}     # a source table: not registered
     assert cat.table_doc("monitor_runs").startswith("One verdict row per (model, run_date)")
-    assert cat.sql_string("it's a \\ path") == "'it\\'s a \\\\ path'"
+    assert cat.sql_literal("it's a \\ path") == "'it\\'s a \\\\ path'"
     assert views.qualified(CatalogConfig(metastore="unity", database="main.dl"), "t") == "`main`.`dl`.`t`"
 
 

@@ -40,6 +40,7 @@ from driftline.tables import schema as policy
 from driftline.tables.embedded import deltalog
 from driftline.tables.embedded.layout import STAGE_PREFIX, WRITE_FOLDER, folder_value
 from driftline.tables.names import Location
+from driftline.tables.sql_text import quoted
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, DataFrameReader, SparkSession
@@ -132,7 +133,7 @@ def scan_snapshot(
     if stages is not None and branches == len(stages):
         # Spark's partition discovery from the table root (or a legacy staging folder); the
         # folder values were checked against the log, so what it restores is the log's values.
-        picked = [_quote(c) for c in columns]
+        picked = [quoted(c) for c in columns]
         frames = [
             spark.read.schema(schema).option("basePath", loc.child(stage) if stage else loc.spark_uri)
             .parquet(*paths)
@@ -148,7 +149,7 @@ def scan_snapshot(
             frames.append(
                 reader.parquet(*paths).selectExpr(
                     *[
-                        f"{_sql_literal(literal[c], types[c])} AS {_quote(c)}" if c in literal else _quote(c)
+                        f"{_sql_literal(literal[c], types[c])} AS {quoted(c)}" if c in literal else quoted(c)
                         for c in columns
                     ]
                 )
@@ -290,10 +291,6 @@ def _spark_path(loc: Location, uri: str) -> str:
 def _as_utc(value: dt.datetime | str) -> dt.datetime:
     when = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _sql_literal(value: Any, data_type: Any) -> str:
