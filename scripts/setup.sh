@@ -28,5 +28,5 @@ echo "setup: installing driftline and its pinned dependencies into $VENV (first 
 "$VENV/bin/python" -m pip install --quiet --upgrade "pip>=24" >&2
 "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[$EXTRAS]" >&2
 # delta-spark's JVM jars for the pinned pyspark, from Maven Central, SHA-1 checked, into the venv (offline afterwards)
-"$VENV/bin/python" -m driftline.jvm.delta fetch
+"$VENV/bin/python" -m driftline.cli.delta_jars fetch
 echo "$stamp_value" > "$stamp"

@@ -2,7 +2,7 @@
 
 Delta publishes one ``io.delta:delta-spark_<spark minor>_2.13`` artifact per Spark minor; only the
 Spark minors in `BUILDS` have one that driftline has checked. ``scripts/setup.sh`` runs
-``python -m driftline.jvm.delta fetch`` once: the jars come from Maven Central, are checked against
+``python -m driftline.cli.delta_jars fetch`` once: the jars come from Maven Central, are checked against
 their SHA-1 and land in `jar_dir` (inside the venv), so later sessions start offline. `build_spark`
 then puts them on ``spark.jars`` with Delta's SQL extension and catalog (`DELTA_SESSION_CONF`): the
 ``native`` backend and ``storage.catalog`` can run. Without them the tables stay on the embedded
@@ -133,7 +133,7 @@ def session_jars(user_jars: str | None = None) -> list[Path]:
     return [folder / j.file_name for j in wanted]
 
 
-def fetch(dest: Path | None = None, quiet: bool = False) -> list[Path]:
+def fetch(dest: Path | None = None) -> list[Path]:
     """Download the jars for the installed pyspark into ``dest`` (default `jar_dir`), each checked against its
     published SHA-1; a jar already there with the right checksum is kept. `EnvironmentProblem` on failure."""
     dest = dest or jar_dir()
@@ -155,28 +155,6 @@ def fetch(dest: Path | None = None, quiet: bool = False) -> list[Path]:
         partial = target.with_suffix(".part")
         partial.write_bytes(data)
         os.replace(partial, target)
-        if not quiet:
-            print(f"fetched {jar.file_name} ({len(data) / 1e6:.1f} MB) into {dest}", file=sys.stderr)
+        log.info("fetched %s (%.1f MB) into %s", jar.file_name, len(data) / 1e6, dest)
         out.append(target)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args != ["fetch"]:
-        print("usage: python -m driftline.jvm.delta fetch", file=sys.stderr)
-        return 2
-    if not expected_jars():
-        print(f"delta-spark: Delta publishes no build for pyspark {spark_minor()}; the embedded backend is used",
-              file=sys.stderr)
-        return 0
-    try:
-        fetch()
-    except EnvironmentProblem as exc:
-        print(f"setup: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

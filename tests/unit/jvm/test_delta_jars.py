@@ -73,5 +73,5 @@ def test_fetch_refuses_a_download_whose_checksum_differs(monkeypatch, tmp_path: 
     monkeypatch.setattr(delta, "MAVEN", repo.as_uri())
     dest = tmp_path / "jars"
     with pytest.raises(EnvironmentProblem, match="expected SHA-1 .* found " + hashlib.sha1(b"tampered").hexdigest()):
-        delta.fetch(dest, quiet=True)
+        delta.fetch(dest)
     assert not list(dest.glob("*.jar")), "nothing half-written"

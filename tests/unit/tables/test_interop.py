@@ -18,25 +18,15 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable
-from pyspark.sql.types import DateType, DecimalType, LongType, StringType, StructField, StructType, TimestampType
 
 from driftline.tables import TableStore
 from driftline.tables.native_write import INTEROP_PROPERTIES
 from tests.unit.tables.conftest import commit_for, store_on
+from tests.unit.tables.test_reads import SCHEMA, TS, D
 
 pytestmark = pytest.mark.native_delta
 
-SCHEMA = StructType(
-    [
-        StructField("id", LongType()),
-        StructField("amount", DecimalType(12, 2)),
-        StructField("ts", TimestampType()),
-        StructField("label", StringType()),
-        StructField("d", DateType()),
-    ]
-)
-D = [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(6)]
-TS = dt.datetime(2026, 1, 5, 10, 11, 12, 123456)
+D = D[:6]   # six of test_reads' dates are enough here
 
 
 def rows_for(day: dt.date, tag: str, n: int = 2) -> list[tuple]:
