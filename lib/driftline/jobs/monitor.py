@@ -22,9 +22,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftline.monitoring.daily import page_sample, profiled_columns, scored_dates, window_profiles
 from driftline.monitoring.drift import DatasetDrift, dataset_drift, drift_rows
 from driftline.monitoring.estimated import CELL_COLUMN, CellTable, comparison_rows, estimated_rows
-from driftline.monitoring.evidently_page import sample_rows, write_evidently_page
+from driftline.monitoring.evidently_page import write_evidently_page
 from driftline.monitoring.inputs import (
     TREND_DAYS,
     WINDOW_END,
@@ -39,7 +40,6 @@ from driftline.monitoring.inputs import (
     own_window_rows,
     recent_metrics,
     resolve_version,
-    window_frame,
 )
 from driftline.monitoring.loop_report import Timeline, timeline
 from driftline.monitoring.metrics import MetricsContext, monitor_metrics_frame_rows, slice_name
@@ -48,11 +48,10 @@ from driftline.monitoring.quality import quality_rows, schema_rows
 from driftline.monitoring.report import trend_points
 from driftline.monitoring.spec import DriftSpec
 from driftline.monitoring.windows import earlier_windows, window_of
-from driftline.profiling.profile import profile_by
-from driftline.profiling.types import DatasetProfile, NumericProfile
+from driftline.profiling.types import DatasetProfile
 from driftline.registry.client import tracking_setup
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, PREDICTIONS
-from driftline.vocabulary import ALERT, AS_OF, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE, SCORE_DATE, worst
+from driftline.vocabulary import ALERT, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, worst
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -61,8 +60,6 @@ if TYPE_CHECKING:
     from driftline.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
-
-WINDOW = "__window__"  # group column of the one profiling pass: current or previous window
 
 
 def scope_of(ctx: JobContext) -> Scope:
@@ -132,38 +129,35 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     previous_dates = window_of(dates[0] - dt.timedelta(days=1), mcfg.window_days)
     scope = scope_of(ctx)
     both = champion_predictions(scope, [*previous_dates, *dates])
+    scored = scored_dates(both)
+    counts: dict[str, int] = {}
+    for (d, v), got in scored.items():
+        if d >= dates[0]:
+            counts[v] = counts.get(v, 0) + got.rows
+    version = resolve_version(counts, PREDICTIONS.table(cfg.name), dates)
     in_current = F.col(SCORE_DATE) >= F.lit(dates[0])
-    preds = both.filter(in_current)
-    version, _ = resolve_version(preds, PREDICTIONS.table(cfg.name), dates)
-    preds = preds.filter(F.col(MODEL_VERSION) == version)
+    preds = both.filter(in_current & (F.col(MODEL_VERSION) == version))
     ref = load_reference(scope, version)
-    columns = list(ref.profile.columns)
     cells = estimation_cells(ctx, ref)
-    # the previous window (whatever champion version scored it) rides along in the same grouped pass; the
-    # estimated performance's cells are one more column of it (the score on the calibration table's edges)
-    numeric = [c for c, p in ref.profile.columns.items() if isinstance(p, NumericProfile)]
-    window = (window_frame(scope, preds.unionByName(both.filter(~in_current)), [*previous_dates, *dates],
-                           columns, numeric)
-              .withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous")))
-    profiled, bins = columns, dict(ref.bins)
-    if cells is not None:
-        window = window.withColumn(CELL_COLUMN, F.col(SCORE))
-        profiled, bins = [*columns, CELL_COLUMN], {**bins, CELL_COLUMN: cells.bins()}
-    # the one profiling pass; no sketches (quantiles only for a reference stored before offset sums existed)
-    profiles = profile_by(window, WINDOW, profiled, bins, quantiles=() if ref.has_offset_sums else ref.quantiles,
-                          distinct=False)
-    current = without_cells(profiles["current"])
+    # the previous window (whatever champion version scored it) is profiled with the same bins; the estimated
+    # performance's cells are one more column (the score on the calibration table's edges)
+    profiled, bins = profiled_columns(ref, cells)
+    window_rows = preds.unionByName(both.filter(~in_current))
+    profiles = window_profiles(scope, ref, window_rows, scored, version, dates, previous_dates, profiled, bins)
+    columns = list(ref.profile.columns)
+    current = without_cells(profiles.groups["current"])
     estimated = ([] if cells is None else
-                 estimated_rows(cells, profiles["current"].columns[CELL_COLUMN], mcfg.performance.estimated_min_rows))
+                 estimated_rows(cells, profiles.groups["current"].columns[CELL_COLUMN],
+                                mcfg.performance.estimated_min_rows))
     spec = drift_spec(ctx, ref)
     result = dataset_drift(ref.profile, current, spec, columns)
     quality = [*quality_rows(ref.profile, current, spec.min_rows, spec.unseen_threshold),
                *schema_rows(ref.profile, [f.name for f in cfg.features], version)]
     performance, segment_rows = window_performance(ctx, preds, date, dates)
     previous_rows: list[dict[str, Any]] = []
-    if "previous" in profiles:
+    if "previous" in profiles.groups:
         # window vs window: calibrated thresholds describe chunk-vs-whole-reference distances, so static ones
-        previous_rows = drift_rows(dataset_drift(without_cells(profiles["previous"]), current,
+        previous_rows = drift_rows(dataset_drift(without_cells(profiles.groups["previous"]), current,
                                                  DriftSpec.from_config(mcfg.drift), columns))
     else:
         log.info("%s %s: no champion predictions in the previous window %s..%s; no previous_window rows", cfg.name,
@@ -173,9 +167,7 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     # one read of the earlier runs' rows, back to the oldest earlier window's own run: trends, closed loop and
     # what each earlier window's run estimated
     history = recent_metrics(scope, date, max(TREND_DAYS, (date - windows[-1][-1]).days if windows else 0))
-    # the page's sample: a few thousand predictions joined to their features (not a second join of the window)
-    sample = window_frame(scope, sample_rows(preds, current.rows, mcfg.report.evidently_rows), dates, columns,
-                          numeric, few=True)
+    sample = page_sample(scope, profiles.samples, preds, current.rows, dates, ref, mcfg.report.evidently_rows)
     return Measured(dates, previous_dates, version, ref, current, result,
                     [*drift_rows(result), *quality, *performance, *estimated], previous_rows, segment_rows,
                     matured_windows(ctx, date, ref, cells, windows, history), history,

@@ -17,6 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import MissingInputError, UsageError
+from driftline.jvm import is_connect
+from driftline.monitoring.daily import daily_profile_row, profiled_columns
+from driftline.monitoring.estimated import CELL_COLUMN
+from driftline.profiling.bins import CategoricalBins
+from driftline.profiling.sample import bottom_rows, sample_threshold, to_ipc
 from driftline.registry.artifact import deserialize
 from driftline.registry.client import ModelRegistry, VersionInfo, tracking_setup
 from driftline.scoring.signature import (
@@ -26,8 +31,10 @@ from driftline.scoring.signature import (
     signature_from_pipeline,
     validate_features,
 )
-from driftline.scoring.spark import BatchScorer, ModelRef
-from driftline.tables.contracts import FEATURES, PREDICTIONS, SCORING_STATS
+from driftline.scoring.spark import BatchScorer, ModelRef, TallySink, hash_input
+from driftline.scoring.sql_stats import feature_stats, prediction_stats
+from driftline.scoring.tally import ProfilePlan, Stat, Tally, TallySpec, merge_tallies, tally_stats
+from driftline.tables.contracts import DAILY_PROFILES, FEATURES, PREDICTIONS, SCORING_STATS
 from driftline.vocabulary import (
     AS_OF,
     CHALLENGER,
@@ -44,7 +51,6 @@ from driftline.vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
 
     from driftline.config.schema import DriftlineConfig
     from driftline.jobs import JobResult
@@ -63,9 +69,6 @@ class LoadedVersion:
     data: bytes
     model: Any
     categories: dict[str, tuple[str, ...]]
-
-
-Stat = tuple[str | None, str | None, str, float | None]  # role, column, metric, value
 
 
 # --------------------------------------------------------------------------- models
@@ -116,8 +119,6 @@ def recorded_roles(ctx: JobContext, dates: Sequence[dt.date]) -> dict[dt.date, t
     """(role, version) pairs each already scored date holds in the predictions table (champion first)."""
     from pyspark.sql import functions as F
 
-    from driftline.scoring.core import MODEL_VERSION
-
     table = PREDICTIONS.table(ctx.config.name)
     if not ctx.store.exists(table):
         return {}
@@ -166,100 +167,6 @@ def resolve_versions(registry: ModelRegistry, cfg: DriftlineConfig,
     return loaded
 
 
-# --------------------------------------------------------------------------- statistics
-
-
-def feature_stats(features: DataFrame, versions: Sequence[LoadedVersion]) -> tuple[int, list[Stat]]:
-    """Rows, per-feature null rate (null or NaN), invalid rate and per-model unseen-category share, in one pass.
-
-    ``invalid_rate`` (numeric features) = share of rows holding ±inf, which the models treat as
-    missing (R12). ``unseen_share`` = rows whose non-null value is not among the categories the
-    model's encoder saw in training, divided by all rows (R14). Reads the models' features; adds nothing.
-    """
-    from pyspark.sql import functions as F
-
-    numeric = {c for v in versions for c in v.ref.signature.numeric}
-    columns = list(dict.fromkeys(c for v in versions for c in v.ref.signature.features))
-    aggs = [F.count(F.lit(1)).alias("rows")]
-    invalid: list[tuple[str, str]] = []
-    for i, c in enumerate(columns):
-        null = F.col(c).isNull()
-        if c in numeric:
-            value = F.col(c).cast("double")
-            null = null | F.isnan(value)
-            aggs.append(F.sum(F.when(F.abs(value) == F.lit(float("inf")), 1).otherwise(0)).alias(f"invalid_{i}"))
-            invalid.append((c, f"invalid_{i}"))
-        aggs.append(F.sum(F.when(null, 1).otherwise(0)).alias(f"null_{i}"))
-    unseen: list[tuple[str, str, str]] = []
-    for v in versions:
-        for c in v.ref.signature.categorical:
-            known = v.categories.get(c)
-            if known:
-                alias = f"unseen_{len(unseen)}"
-                value = F.col(c).cast("string")
-                aggs.append(F.sum(F.when(F.col(c).isNotNull() & ~value.isin(list(known)), 1).otherwise(0)).alias(alias))
-                unseen.append((v.ref.role, c, alias))
-    row = features.agg(*aggs).first()
-    rows = int(row["rows"]) if row is not None else 0
-    stats: list[Stat] = [(None, None, "rows", float(rows))]
-    if rows == 0 or row is None:
-        return rows, stats
-    stats += [(None, c, "null_rate", row[f"null_{i}"] / rows) for i, c in enumerate(columns)]
-    stats += [(None, c, "invalid_rate", row[alias] / rows) for c, alias in invalid]
-    stats += [(role, c, "unseen_share", row[alias] / rows) for role, c, alias in unseen]
-    return rows, stats
-
-
-def prediction_stats(predictions: DataFrame, key: str, task: str, shadow: bool) -> list[Stat]:
-    """Per role: rows, mean score, positive rate; with a challenger also the agreement on the same keys.
-
-    ``label_agreement`` = share of compared keys whose predicted labels are equal (classification);
-    ``mean_abs_score_diff`` / ``max_abs_score_diff`` over keys scored by both. Assumes one row per key
-    and role (the features job checks the key is unique per date).
-    """
-    from pyspark.sql import functions as F
-
-    def pick(role: str, col: str) -> Any:
-        return F.max(F.when(F.col(ROLE) == role, F.col(col))).alias(f"{role}_{col}")
-
-    roles = [CHAMPION, CHALLENGER] if shadow else [CHAMPION]
-    if shadow:
-        per_key = predictions.groupBy(key).agg(*[pick(r, c) for r in roles for c in (SCORE, PREDICTED_LABEL)])
-    else:
-        per_key = predictions.select(F.col(SCORE).alias(f"{CHAMPION}_{SCORE}"),
-                                     F.col(PREDICTED_LABEL).alias(f"{CHAMPION}_{PREDICTED_LABEL}"))
-    aggs = []
-    for r in roles:
-        aggs += [F.count(f"{r}_{SCORE}").alias(f"{r}_rows"), F.avg(f"{r}_{SCORE}").alias(f"{r}_mean_score"),
-                 F.avg(f"{r}_{PREDICTED_LABEL}").alias(f"{r}_positive_rate")]
-    if shadow:
-        both = F.col(f"{CHAMPION}_{SCORE}").isNotNull() & F.col(f"{CHALLENGER}_{SCORE}").isNotNull()
-        diff = F.abs(F.col(f"{CHAMPION}_{SCORE}") - F.col(f"{CHALLENGER}_{SCORE}"))
-        same = (F.col(f"{CHAMPION}_{PREDICTED_LABEL}") == F.col(f"{CHALLENGER}_{PREDICTED_LABEL}")).cast("double")
-        aggs += [F.sum(F.when(both, 1).otherwise(0)).alias("rows_compared"),
-                 F.avg(F.when(both, diff)).alias("mean_abs_score_diff"),
-                 F.max(F.when(both, diff)).alias("max_abs_score_diff"),
-                 F.avg(F.when(both, same)).alias("label_agreement")]
-    row = per_key.agg(*aggs).first()
-    got_row = row.asDict() if row is not None else {}
-    stats: list[Stat] = []
-    for r in roles:
-        stats += [(r, None, "rows", _num(got_row.get(f"{r}_rows"))),
-                  (r, None, "mean_score", _num(got_row.get(f"{r}_mean_score")))]
-        if task == "classification":
-            stats.append((r, None, "positive_rate", _num(got_row.get(f"{r}_positive_rate"))))
-    if shadow:
-        stats += [("comparison", None, m, _num(got_row.get(m)))
-                  for m in ("rows_compared", "mean_abs_score_diff", "max_abs_score_diff")]
-        if task == "classification":
-            stats.append(("comparison", None, "label_agreement", _num(got_row.get("label_agreement"))))
-    return stats
-
-
-def _num(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 # --------------------------------------------------------------------------- the job
 
 
@@ -298,9 +205,10 @@ def run(ctx: JobContext) -> JobResult:
         for versions, dates in runs:
             scorer = BatchScorer([(v.ref, v.data) for v in versions], key=key, threshold=cfg.label.threshold,
                                  threads=scfg.threads_per_worker)
+            plans = profile_plans(ctx, versions)
             try:
                 for date in dates:
-                    score_date(ctx, date, versions, scorer, features_table, schema[key].dataType)
+                    score_date(ctx, date, versions, scorer, features_table, schema[key].dataType, plans)
             finally:
                 scorer.close()
     finally:
@@ -313,8 +221,9 @@ def run(ctx: JobContext) -> JobResult:
 
 
 def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion], scorer: BatchScorer,
-               features_table: str, key_type: Any) -> None:
-    """Profile, score and write one ``score_date`` partition, then its statistics."""
+               features_table: str, key_type: Any, plans: Sequence[ProfilePlan]) -> None:
+    """Score one date in one pass that also tallies its statistics, write its ``score_date`` partition, then its
+    per-date profiles and ``scoring_stats``."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructField
 
@@ -322,19 +231,18 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
     key = cfg.entity_key
     store = ctx.store
     features = store.read(features_table, partitions={AS_OF: [date]}).filter(F.col(AS_OF) == F.lit(date))
-    rows, stats = feature_stats(features, versions)
+    sink = tally_sink(ctx.spark)
+    if sink is None:   # Spark Connect: no accumulators; the statistics are Spark aggregations (a second read)
+        rows, stats = feature_stats(features, spec_of(versions, key, date))
+    else:
+        rows = features.count()   # Parquet footers only: the empty date fails before anything is written
     if rows == 0:
         raise MissingInputError(f"table {features_table}: expected feature rows for {AS_OF} {date}, found none "
                                 f"(run prepare_features --date {date})")
-    for role, column, metric, value in stats:
-        if metric == "unseen_share" and value:
-            log.warning("%s %s: %.2f%% of rows hold categories the %s never saw (encoded as all zeros)",
-                        date, column, 100 * value, role)
-        if metric == "invalid_rate" and value:
-            log.warning("%s %s: %.2f%% of rows hold ±inf, scored as missing values", date, column, 100 * value)
-
+    spec = spec_of(versions, key, date, plans if sink is not None else (),
+                   sample_threshold(rows, cfg.monitoring.report.evidently_rows))
     scored_at = ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None)
-    out = scorer.transform(features).select(
+    out = scorer.transform(features, spec if sink is not None else None, sink).select(
         F.col(key), F.col(SCORE), F.col(PREDICTED_LABEL),
         F.lit(cfg.name).alias(MODEL), F.col(MODEL_VERSION), F.col(ROLE),
         F.lit(ctx.run_id).alias(RUN_ID), F.lit(ctx.code_version).alias(CODE_VERSION),
@@ -350,15 +258,104 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
     log.info("%s %s=%s: %d rows for %d feature rows (%s) — version %s, %s", table, SCORE_DATE, date, written.rows,
              rows, ", ".join(f"{v.ref.role} v{v.ref.version}" for v in versions), written.version,
              "replaced the previous rows" if written.replaced else "new partition")
-
-    committed = store.read(table, version=written.version, partitions={SCORE_DATE: [date]})
     shadow = len(versions) > 1
-    stats += prediction_stats(committed, key, cfg.label.task, shadow)
+    if sink is None:
+        committed = store.read(table, version=written.version, partitions={SCORE_DATE: [date]})
+        stats += prediction_stats(committed, key, cfg.label.task, shadow)
+    else:
+        tally = merge_tallies(sink.value)
+        stats = tally_stats(tally, spec, cfg.label.task)
+        write_daily_profiles(ctx, date, versions, plans, tally)
+    warn_about_inputs(date, stats)
     write_stats(ctx, date, versions, stats)
     if shadow:
         got = {m: v for r, _, m, v in stats if r == "comparison"}
         log.info("shadow %s v%s vs champion v%s: %s", CHALLENGER, versions[1].ref.version, versions[0].ref.version,
                  ", ".join(f"{m}={v:.4f}" for m, v in got.items() if v is not None))
+
+
+def warn_about_inputs(date: dt.date, stats: Sequence[Stat]) -> None:
+    """One warning per feature with unseen categories or ±inf values on ``date``."""
+    for role, column, metric, value in stats:
+        if metric == "unseen_share" and value:
+            log.warning("%s %s: %.2f%% of rows hold categories the %s never saw (encoded as all zeros)",
+                        date, column, 100 * value, role)
+        if metric == "invalid_rate" and value:
+            log.warning("%s %s: %.2f%% of rows hold ±inf, scored as missing values", date, column, 100 * value)
+
+
+def tally_sink(spark: Any) -> Any:
+    """A fresh Spark accumulator for one date's per-task tallies, None on Spark Connect (which has none)."""
+    if is_connect(spark):
+        return None
+    return spark.sparkContext.accumulator({}, TallySink())
+
+
+def spec_of(versions: Sequence[LoadedVersion], key: str, date: dt.date, plans: Sequence[ProfilePlan] = (),
+            sample_below: int = 0) -> TallySpec:
+    """What each scoring task tallies on ``date`` (see `driftline.scoring.tally`)."""
+    return TallySpec(
+        key=key, roles=tuple(v.ref.role for v in versions),
+        features=tuple(dict.fromkeys(c for v in versions for c in v.ref.signature.features)),
+        numeric=frozenset(c for v in versions for c in v.ref.signature.numeric),
+        known={v.ref.role: {c: v.categories[c] for c in v.ref.signature.categorical if v.categories.get(c)}
+               for v in versions},
+        plans=tuple(plans), sample_below=sample_below if plans else 0, salt=date.isoformat())
+
+
+def profile_plans(ctx: JobContext, versions: Sequence[LoadedVersion]) -> list[ProfilePlan]:
+    """Per version with a stored reference: the columns and bins its rows are profiled in while scoring (the
+    monitor's, `driftline.monitoring.daily.profiled_columns`); a version without one gets none (said once)."""
+    from driftline.jobs.monitor import estimation_cells, scope_of
+    from driftline.monitoring.inputs import load_reference
+
+    plans = []
+    for v in versions:
+        try:
+            ref = load_reference(scope_of(ctx), v.ref.version)
+        except MissingInputError:
+            log.info("%s v%s: no reference profile stored; no per-date profiles (the monitor scans its dates)",
+                     ctx.config.name, v.ref.version)
+            continue
+        columns, bins = profiled_columns(ref, estimation_cells(ctx, ref))
+        absent = [c for c in columns if c not in (SCORE, CELL_COLUMN) and c not in v.ref.signature.features]
+        if absent:
+            log.info("%s v%s: reference columns %s are not model inputs; no per-date profiles", ctx.config.name,
+                     v.ref.version, ", ".join(absent))
+            continue
+        sources = tuple(SCORE if c == CELL_COLUMN else c for c in columns)
+        hashes = {i: hash_input(c) for i, c in enumerate(columns)
+                  if isinstance(bins[c], CategoricalBins) and bins[c].hashed}
+        plans.append(ProfilePlan(v.ref.role, tuple(columns), bins, sources, hashes,
+                                 tuple(c for c in columns if c != CELL_COLUMN)))
+    return plans
+
+
+def write_daily_profiles(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion],
+                         plans: Sequence[ProfilePlan], tally: Tally) -> None:
+    """Replace the ``score_date`` partition of ``<model>__daily_profiles`` with the date's profiles (none when no
+    version has a reference: a rerun leaves no stale profile behind)."""
+    cfg = ctx.config
+    version_of = {v.ref.role: v.ref.version for v in versions}
+    scored_at = ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None)
+    rows = []
+    for plan in plans:
+        acc = tally.profiles.get(plan.role)
+        if acc is None:
+            continue
+        sample = bottom_rows(tally.samples.get(plan.role, []), cfg.monitoring.report.evidently_rows)
+        row = daily_profile_row(role=plan.role, version=version_of[plan.role],
+                                reference_id=f"{cfg.name}/{version_of[plan.role]}", columns=plan.columns,
+                                bins=plan.bins, acc=acc, rows=int(acc.add[0]),
+                                sample=None if sample is None else to_ipc(sample),
+                                sample_rows=0 if sample is None else sample.num_rows)
+        rows.append(DAILY_PROFILES.row(**row, run_id=ctx.run_id, code_version=ctx.code_version,
+                                       config_hash=ctx.config_hash, scored_at=scored_at, score_date=date))
+    table = DAILY_PROFILES.table(cfg.name)
+    df = ctx.spark.createDataFrame(rows, schema=DAILY_PROFILES.schema())
+    ctx.store.replace_partitions(table, df, DAILY_PROFILES.partition_by, ctx.commit_info(date.isoformat()),
+                                 partitions=[{SCORE_DATE: date}])
+    log.info("%s %s=%s: %d per-date profile(s) folded in the scoring pass", table, SCORE_DATE, date, len(rows))
 
 
 def write_stats(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion], stats: Sequence[Stat]) -> None:

@@ -101,10 +101,12 @@ def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, profile: Da
 
 
 def write_evidently_page(tracking: TrackingSetup, *, model: str, limit: int, mlflow_run_id: str,
-                         profile: DatasetProfile, sample: DataFrame, rows: int, report: Path) -> EvidentlyPage:
+                         profile: DatasetProfile, sample: DataFrame | pd.DataFrame, rows: int,
+                         report: Path) -> EvidentlyPage:
     """Write ``<date>.evidently.html`` beside ``report`` (see the module docstring); never raises.
 
-    ``sample``: the window's rows drawn with `sample_rows` (a lazy frame: not read when no page is written);
+    ``sample``: the window's rows drawn with `sample_rows` (a lazy frame: not read when no page is written), or
+    the merged stored samples (a pandas DataFrame);
     ``rows``: the window's row count; at most ``limit`` (``monitoring.report.evidently_rows``) of the sample
     are used; ``tracking``: the MLflow store holding the reference sample of ``mlflow_run_id``."""
     path = evidently_path(report)
@@ -122,7 +124,12 @@ def write_evidently_page(tracking: TrackingSetup, *, model: str, limit: int, mlf
     if missing:
         return EvidentlyPage(None, f"not written: the reference sample lacks {', '.join(missing)}")
     try:
-        current = sample.select(*profile.columns).limit(limit).toPandas()
+        import pandas as pd
+
+        if isinstance(sample, pd.DataFrame):   # the stored samples' merge (`driftline.monitoring.daily`)
+            current = sample[list(profile.columns)].head(limit)
+        else:
+            current = sample.select(*profile.columns).limit(limit).toPandas()
         path.parent.mkdir(parents=True, exist_ok=True)
         render_evidently(reference, current, profile, path)
     except Exception as exc:  # noqa: BLE001 - the page is optional: the run goes on and the report says why

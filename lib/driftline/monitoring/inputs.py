@@ -107,22 +107,18 @@ def version_order(version: Any) -> tuple[int, str]:
     return len(str(version)), str(version)
 
 
-def resolve_version(predictions: DataFrame, table: str, dates: Sequence[dt.date]) -> tuple[str, int]:
-    """The version that scored the window (the latest if several) and the number of champion rows."""
-    from pyspark.sql import functions as F
-
-
-    found = predictions.groupBy(MODEL_VERSION).agg(F.count(F.lit(1)).alias("n")).collect()
-    if not found:
+def resolve_version(counts: Mapping[str, int], table: str, dates: Sequence[dt.date]) -> str:
+    """The version that scored the window (the latest if several), of its champion rows per version."""
+    if not counts:
         raise MissingInputError(
             f"table {table}: expected champion predictions for score_date {dates[0]}..{dates[-1]}, found none "
             f"(run driftline score --from {dates[0]} --to {dates[-1]})"
         )
-    versions = sorted(found, key=lambda r: version_order(r[MODEL_VERSION]))
+    versions = sorted(counts, key=version_order)
     if len(versions) > 1:
         log.warning("%s: window %s..%s was scored by versions %s; monitoring against the latest", table, dates[0],
-                    dates[-1], ", ".join(str(r[MODEL_VERSION]) for r in versions))
-    return str(versions[-1][MODEL_VERSION]), int(sum(r["n"] for r in found))
+                    dates[-1], ", ".join(versions))
+    return versions[-1]
 
 
 def window_frame(scope: Scope, predictions: DataFrame, dates: Sequence[dt.date],

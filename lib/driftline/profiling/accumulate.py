@@ -1,12 +1,12 @@
 """The Arrow + numpy fold of the profile pass, and the row layout both folds share (pure: no Spark).
 
 A task folds its Arrow record batches (columns ``c<i>``: double for numeric, string for categorical, ``h<i>``:
-the ``xxhash64`` of hashed categorical columns) into one `_Accumulator` per group with `_accumulate`:
-additive slots named by `_layout` (``rows``, ``c<i>_<stat>``: nulls, NaN, ±inf, histogram counts and offset
+the ``xxhash64`` of hashed categorical columns) into one `Accumulator` per group with `accumulate`:
+additive slots named by `layout` (``rows``, ``c<i>_<stat>``: nulls, NaN, ±inf, histogram counts and offset
 sums, category counts, tail buckets, unseen values), finite min/max and Chan's mergeable (count, mean, M2) per
 numeric column. The JVM fold (``driftline.jvm.ProfileFold``) writes the same slots in the same order, so the
-driver merges either kind of task row (`_Accumulator.from_row`, `_Accumulator.merge`) and turns the merged
-accumulator into the core row `driftline.profiling.profile.profile_from_row` reads (`_core_row`).
+driver merges either kind of task row (`Accumulator.from_row`, `Accumulator.merge`) and turns the merged
+accumulator into the core row `driftline.profiling.profile.profile_from_row` reads (`core_row_of`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from driftline.profiling.bins import CategoricalBins, ColumnBins, NumericBins
 
 
-def _layout(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> tuple[list[str], list[int]]:
+def layout(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> tuple[list[str], list[int]]:
     """Names of the additive slots (``rows``, ``c<i>_<stat>``) and the numeric columns' positions."""
     add = ["rows"]
     numeric = []
@@ -43,7 +43,7 @@ def hash_column(i: int) -> str:
     return f"h{i}"
 
 
-class _Accumulator:
+class Accumulator:
     """Mergeable aggregates of one group: additive slots, finite min/max and (count, mean, M2) per numeric column."""
 
     def __init__(self, n_add: int, n_num: int) -> None:
@@ -55,7 +55,7 @@ class _Accumulator:
         self.mom = np.zeros((n_num, 3))
 
     @classmethod
-    def from_row(cls, row: Any) -> _Accumulator:
+    def from_row(cls, row: Any) -> Accumulator:
         """The accumulator a task wrote as a row (``add``, ``lo``, ``hi``, ``mom`` arrays)."""
         import numpy as np
 
@@ -64,6 +64,11 @@ class _Accumulator:
         acc.lo, acc.hi = np.asarray(row["lo"], dtype=float), np.asarray(row["hi"], dtype=float)
         acc.mom = np.asarray(row["mom"], dtype=float).reshape(-1, 3)
         return acc
+
+    def arrays(self) -> dict[str, list[float]]:
+        """The accumulator as the four arrays a task row (and a stored per-date profile) holds."""
+        return {"add": self.add.tolist(), "lo": self.lo.tolist(), "hi": self.hi.tolist(),
+                "mom": self.mom.ravel().tolist()}
 
     def merge_moments(self, j: int, n: float, mean: float, m2: float) -> None:
         """Chan et al.'s pairwise update of (count, mean, M2)."""
@@ -74,7 +79,7 @@ class _Accumulator:
         delta = mean - mean0
         self.mom[j] = (total, mean0 + delta * n / total, m20 + m2 + delta * delta * n0 * n / total)
 
-    def merge(self, other: _Accumulator) -> None:
+    def merge(self, other: Accumulator) -> None:
         import numpy as np
 
         self.add += other.add
@@ -84,10 +89,10 @@ class _Accumulator:
             self.merge_moments(j, n, mean, m2)
 
 
-def _accumulate(acc: _Accumulator, batch: Any, columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> None:
+def accumulate(acc: Accumulator, batch: Any, columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> None:
     """Add one Arrow record batch (columns ``c<i>``: double for numeric, string for categorical) to ``acc``."""
     acc.add[0] += batch.num_rows
-    pos = 1   # the next additive slot, in `_layout`'s order
+    pos = 1   # the next additive slot, in `layout`'s order
     j = 0     # the next numeric column's moments
     for i, name in enumerate(columns):
         b = bins[name]
@@ -98,7 +103,7 @@ def _accumulate(acc: _Accumulator, batch: Any, columns: Sequence[str], bins: Map
             pos = _accumulate_categorical(acc.add, pos, batch, i, b)
 
 
-def _accumulate_numeric(acc: _Accumulator, pos: int, j: int, arr: Any, b: NumericBins) -> int:
+def _accumulate_numeric(acc: Accumulator, pos: int, j: int, arr: Any, b: NumericBins) -> int:
     """Add numeric column ``arr`` (the ``j``-th numeric one, slots from ``pos``) to ``acc``; the next slot."""
     import numpy as np
 
@@ -172,7 +177,7 @@ def _accumulate_categorical(a: Any, pos: int, batch: Any, i: int, b: Categorical
     return pos
 
 
-def _core_row(acc: _Accumulator, add_names: Sequence[str], numeric: Sequence[int]) -> dict[str, Any]:
+def core_row_of(acc: Accumulator, add_names: Sequence[str], numeric: Sequence[int]) -> dict[str, Any]:
     row: dict[str, Any] = {name: float(v) for name, v in zip(add_names, acc.add, strict=True)}
     for j, i in enumerate(numeric):
         n, mean, m2 = acc.mom[j]
@@ -187,5 +192,5 @@ def _core_row(acc: _Accumulator, add_names: Sequence[str], numeric: Sequence[int
 
 def empty_core_row(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> dict[str, Any]:
     """The core row of a group without rows (every count 0, moments unknown)."""
-    add_names, numeric = _layout(columns, bins)
-    return _core_row(_Accumulator(len(add_names), len(numeric)), add_names, numeric)
+    add_names, numeric = layout(columns, bins)
+    return core_row_of(Accumulator(len(add_names), len(numeric)), add_names, numeric)

@@ -291,6 +291,15 @@ def bins_to_json(bins: Mapping[str, ColumnBins]) -> str:
     return json.dumps(data, indent=1)
 
 
+def bins_fingerprint(columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> str:
+    """SHA-256 of the profiled ``columns`` (in order) and their bins: two profiles with the same fingerprint have
+    the same accumulator layout and cells, so they merge (a stored per-date profile against a reference)."""
+    import hashlib
+
+    text = json.dumps([list(columns), bins_to_json({c: bins[c] for c in columns})])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def bins_from_json(text: str) -> dict[str, ColumnBins]:
     """Inverse of `bins_to_json`."""
     out: dict[str, ColumnBins] = {}

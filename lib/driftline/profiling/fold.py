@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from driftline.jvm import JVM_FOLD_CONF, PROFILE_FOLD, is_connect, java_class
-from driftline.profiling.accumulate import _accumulate, _Accumulator, _core_row, _layout, hash_column
+from driftline.profiling.accumulate import Accumulator, accumulate, core_row_of, hash_column, layout
 from driftline.profiling.bins import CategoricalBins, ColumnBins, NumericBins, ProfileError
 
 if TYPE_CHECKING:
@@ -40,13 +40,27 @@ def core_pass(df: DataFrame, by: str | None, columns: Sequence[str],
     group key → ``{rows, c<i>_<stat>}`` as `profile_from_row` reads.
 
     The fold runs on the JVM (``driftline.jvm.ProfileFold``, `driftline.jvm`) when that class is loaded and
-    the group key is a plain type, else as ``mapInArrow`` with numpy (`_accumulate`); both write the same
+    the group key is a plain type, else as ``mapInArrow`` with numpy (`accumulate`); both write the same
     rows. ``engine``: ``"auto"``, or ``"jvm"`` / ``"arrow"`` to insist on one (tests compare them)."""
-    add_names, numeric = _layout(columns, bins)
+    add_names, numeric = layout(columns, bins)
+    merged = core_accumulators(df, by, columns, bins, engine)
+    return {key: core_row_of(acc, add_names, numeric) for key, acc in merged.items()}
+
+
+def core_accumulators(df: DataFrame, by: str | None, columns: Sequence[str], bins: Mapping[str, ColumnBins],
+                      engine: str = "auto") -> dict[Any, Accumulator]:
+    """`core_pass` before its last step: the merged accumulator per group, to merge further with stored ones
+    (the monitor's per-date profiles) before `core_row` turns it into the core row."""
+    add_names, numeric = layout(columns, bins)
     frame = _fold_frame(df, by, columns, bins)
     parts = _fold_parts(frame, by, columns, bins, engine, len(add_names), len(numeric))
-    merged = _merge_parts(parts, by is not None, len(add_names), len(numeric))
-    return {key: _core_row(acc, add_names, numeric) for key, acc in merged.items()}
+    return _merge_parts(parts, by is not None, len(add_names), len(numeric))
+
+
+def core_row(acc: Accumulator, columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> dict[str, Any]:
+    """The core row `driftline.profiling.profile.profile_from_row` reads, of a merged accumulator."""
+    add_names, numeric = layout(columns, bins)
+    return core_row_of(acc, add_names, numeric)
 
 
 def _fold_frame(df: DataFrame, by: str | None, columns: Sequence[str], bins: Mapping[str, ColumnBins]) -> DataFrame:
@@ -79,11 +93,11 @@ def _fold_parts(frame: DataFrame, by: str | None, columns: Sequence[str], bins: 
     return frame.mapInArrow(fold, _part_schema(frame, grouped)).collect()
 
 
-def _merge_parts(parts: Iterable[Row], grouped: bool, n_add: int, n_num: int) -> dict[Any, _Accumulator]:
+def _merge_parts(parts: Iterable[Row], grouped: bool, n_add: int, n_num: int) -> dict[Any, Accumulator]:
     """Merge the per-task rows per group key, in partition order."""
-    merged: dict[Any, _Accumulator] = {}
+    merged: dict[Any, Accumulator] = {}
     for r in sorted(parts, key=lambda r: r["part"]):
-        merged.setdefault(r[GROUP] if grouped else None, _Accumulator(n_add, n_num)).merge(_Accumulator.from_row(r))
+        merged.setdefault(r[GROUP] if grouped else None, Accumulator(n_add, n_num)).merge(Accumulator.from_row(r))
     return merged
 
 
@@ -110,26 +124,26 @@ def _arrow_fold(columns: Sequence[str], bins: Mapping[str, ColumnBins], grouped:
 
 
 def _fold_batches(batches: Iterable[Any], columns: Sequence[str], bins: Mapping[str, ColumnBins], grouped: bool,
-                  n_add: int, n_num: int) -> tuple[dict[Any, _Accumulator], dict[Any, Any]]:
+                  n_add: int, n_num: int) -> tuple[dict[Any, Accumulator], dict[Any, Any]]:
     """Fold record batches into one accumulator per group key; also each key's Arrow type (grouped only)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    accs: dict[Any, _Accumulator] = {}
+    accs: dict[Any, Accumulator] = {}
     types: dict[Any, Any] = {}
     for batch in batches:
         if not grouped:
-            _accumulate(accs.setdefault(None, _Accumulator(n_add, n_num)), batch, columns, bins)
+            accumulate(accs.setdefault(None, Accumulator(n_add, n_num)), batch, columns, bins)
             continue
         keys = batch.column(GROUP)
         for key in pc.unique(keys).to_pylist():
             mask = pc.is_null(keys) if key is None else pc.fill_null(pc.equal(keys, pa.scalar(key, keys.type)), False)
             types[key] = keys.type
-            _accumulate(accs.setdefault(key, _Accumulator(n_add, n_num)), batch.filter(mask), columns, bins)
+            accumulate(accs.setdefault(key, Accumulator(n_add, n_num)), batch.filter(mask), columns, bins)
     return accs, types
 
 
-def _part_batches(accs: Mapping[Any, _Accumulator], types: Mapping[Any, Any], part: int,
+def _part_batches(accs: Mapping[Any, Accumulator], types: Mapping[Any, Any], part: int,
                   grouped: bool) -> Iterable[Any]:
     """A task's accumulators as per-task rows (one record batch per group), as `_part_schema`."""
     import pyarrow as pa

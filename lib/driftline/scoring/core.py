@@ -10,7 +10,6 @@ model's pipeline (median / ``__missing__`` imputation), unseen categories encode
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ import pandas as pd
 
 from driftline.scoring.signature import ModelSignature
 from driftline.training.pipeline import model_frame, predict_scores
-from driftline.vocabulary import MODEL_VERSION, PREDICTED_LABEL, ROLE, SCORE
+from driftline.vocabulary import PREDICTED_LABEL, SCORE
 
 
 @dataclass(frozen=True)
@@ -40,25 +39,19 @@ def score_frame(pdf: pd.DataFrame, model: Any, signature: ModelSignature, *, key
     ``score >= threshold`` (classification) and null for regression (Int32, nullable).
     """
     n = len(pdf)
-    if n == 0:
+    scores, predicted = score_arrays(pdf, model, signature, threshold=threshold)
+    labels = pd.array(predicted if predicted is not None else [pd.NA] * n, dtype="Int32")
+    return pd.DataFrame({key: pdf[key].to_numpy(), SCORE: scores, PREDICTED_LABEL: labels})
+
+
+def score_arrays(pdf: pd.DataFrame, model: Any, signature: ModelSignature, *,
+                 threshold: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """The signature's features of ``pdf`` → scores (float64) and, for classification, the predicted labels
+    (int32: 1 when ``score >= threshold``); None for regression."""
+    if len(pdf) == 0:
         scores = np.empty(0, dtype="float64")
     else:
         scores = predict_scores(model, model_frame(pdf, signature.numeric, signature.categorical), signature.task)
     if signature.task == "classification":
-        labels = pd.array((scores >= threshold).astype("int32"), dtype="Int32")
-    else:
-        labels = pd.array([pd.NA] * n, dtype="Int32")
-    return pd.DataFrame({key: pdf[key].to_numpy(), SCORE: scores, PREDICTED_LABEL: labels})
-
-
-def score_models(pdf: pd.DataFrame, scorers: Sequence[Scorer], *, key: str, threshold: float) -> pd.DataFrame:
-    """Every scorer on the same rows, stacked: ``key``, ``role``, ``model_version``, ``score``, ``predicted_label``."""
-    parts = []
-    for s in scorers:
-        out = score_frame(pdf, s.model, s.signature, key=key, threshold=threshold)
-        out.insert(1, ROLE, s.role)
-        out.insert(2, MODEL_VERSION, s.version)
-        parts.append(out)
-    if len(parts) == 1:
-        return parts[0]
-    return pd.concat(parts, ignore_index=True)
+        return scores, (scores >= threshold).astype("int32")
+    return scores, None

@@ -1,10 +1,11 @@
-"""The Spark side of scoring: the pure core (`driftline.scoring.core`) run by ``mapInPandas``.
+"""The Spark side of scoring: the pure core (`driftline.scoring.core`) run by ``mapInArrow``.
 
 The verified model bytes are broadcast once (on a Spark Connect session, which has no broadcasts, they travel
 inside the pickled function: `Inline`); each Python worker deserializes a version once and keeps it
 (`driftline.scoring.worker`). Only the entity key and the models' features cross into
 Python (numeric as double, categorical as string — the casts training applied), in Arrow batches
-of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows.
+of ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows; the key goes back out as the same Arrow
+array (no pandas round trip), and the batch's statistics are tallied there (`driftline.scoring.tally`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+from pyspark.accumulators import AccumulatorParam
+
 from driftline.jvm import is_connect
-from driftline.scoring.core import Scorer, score_models
+from driftline.scoring.core import Scorer, score_arrays
 from driftline.scoring.signature import ModelSignature
+from driftline.scoring.tally import Tally, TallySpec, tally_batch
 from driftline.vocabulary import MODEL_VERSION, PREDICTED_LABEL, ROLE, SCORE
 
 if TYPE_CHECKING:
-    import pandas as pd
-    from pyspark import Broadcast
+    import pyarrow as pa
+    from pyspark import Accumulator, Broadcast
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
 
@@ -81,7 +86,7 @@ class Inline:
 
 
 class BatchScorer:
-    """Scores a features DataFrame with one or more verified model versions via ``mapInPandas``."""
+    """Scores a features DataFrame with one or more verified model versions via ``mapInArrow``."""
 
     def __init__(self, models: Sequence[tuple[ModelRef, bytes]], *, key: str, threshold: float, threads: int):
         self.refs = [ref for ref, _ in models]
@@ -91,8 +96,14 @@ class BatchScorer:
         self._data = [data for _, data in models]
         self._broadcasts: list[Broadcast[bytes] | Inline] = []
 
-    def transform(self, df: DataFrame) -> DataFrame:
-        """Rows of ``df`` → one output row per (row, model): key, role, model_version, score, predicted_label."""
+    def transform(self, df: DataFrame, tally: TallySpec | None = None, sink: Accumulator | None = None) -> DataFrame:
+        """Rows of ``df`` → one output row per (row, model): key, role, model_version, score, predicted_label.
+
+        With ``tally`` and ``sink`` (a Spark accumulator of `TallySink`), every task also folds its rows into a
+        `driftline.scoring.tally.Tally` and adds it to ``sink`` under its partition id when its rows are done:
+        the statistics come from the pass that scores (read ``sink.value`` after the action)."""
+        from pyspark.sql import functions as F
+
         if not self._broadcasts:
             spark = df.sparkSession
             if is_connect(spark):   # no broadcasts: the bytes travel in the pickled function
@@ -101,10 +112,13 @@ class BatchScorer:
                 sc = spark.sparkContext
                 self._broadcasts = [sc.broadcast(data) for data in self._data]
         inputs = model_input(df, self.key, [r.signature for r in self.refs])
+        if tally is not None:
+            hashed = sorted({src for plan in tally.plans for src in plan.hashes.values()} - set(inputs.columns))
+            inputs = inputs.select("*", *[F.xxhash64(F.col(hash_source(h)).cast("string")).alias(h) for h in hashed])
         schema = scored_schema(inputs.schema, self.key)
         fn = partition_scorer(list(zip(self.refs, self._broadcasts, strict=True)), self.key, self.threshold,
-                              self.threads)
-        return inputs.mapInPandas(fn, schema)
+                              self.threads, tally, sink)
+        return inputs.mapInArrow(fn, schema)
 
     def close(self) -> None:
         """Drop the broadcast model bytes from the executors."""
@@ -113,11 +127,38 @@ class BatchScorer:
         self._broadcasts = []
 
 
-def partition_scorer(models: Sequence[tuple[ModelRef, Broadcast[bytes] | Inline]], key: str, threshold: float,
-                     threads: int) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """The function ``mapInPandas`` runs on each partition (captures only refs, broadcasts and settings)."""
+HASH_PREFIX = "__xxhash64__"
 
-    def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+
+def hash_input(column: str) -> str:
+    """The scoring input's column holding ``xxhash64(column as string)`` (hashed categorical bins)."""
+    return HASH_PREFIX + column
+
+
+def hash_source(name: str) -> str:
+    return name.removeprefix(HASH_PREFIX)
+
+
+class TallySink(AccumulatorParam):
+    """A Spark accumulator of per-task tallies: partition id → `Tally`; a task that runs again (retry,
+    speculation, a re-read) replaces its entry, so nothing is counted twice."""
+
+    def zero(self, value: dict[int, Tally]) -> dict[int, Tally]:
+        return {}
+
+    def addInPlace(self, value1: dict[int, Tally], value2: dict[int, Tally]) -> dict[int, Tally]:
+        value1.update(value2)
+        return value1
+
+
+def partition_scorer(models: Sequence[tuple[ModelRef, Broadcast[bytes] | Inline]], key: str, threshold: float,
+                     threads: int, tally: TallySpec | None = None,
+                     sink: Accumulator | None = None) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The function ``mapInArrow`` runs on each partition (captures only refs, broadcasts and settings)."""
+
+    def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
         from driftline.scoring.worker import cached_model
 
         scorers = [
@@ -125,7 +166,30 @@ def partition_scorer(models: Sequence[tuple[ModelRef, Broadcast[bytes] | Inline]
                    cached_model(ref.name, ref.version, ref.sha256, lambda bc=bc: bc.value, threads), ref.signature)
             for ref, bc in models
         ]
-        for pdf in batches:
-            yield score_models(pdf, scorers, key=key, threshold=threshold)
+        features = list(dict.fromkeys(c for s in scorers for c in s.signature.features))
+        task = Tally() if tally is not None else None
+        for batch in batches:
+            pdf = batch.select(features).to_pandas() if features else None
+            scores, labels = {}, {}
+            for s in scorers:
+                scores[s.role], labels[s.role] = score_arrays(pdf, s.model, s.signature, threshold=threshold)
+            keys = batch.column(batch.schema.get_field_index(key))
+            n = batch.num_rows
+            yield pa.RecordBatch.from_arrays([
+                pa.concat_arrays([keys] * len(scorers)) if len(scorers) > 1 else keys,
+                pa.array([s.role for s in scorers for _ in range(n)] if len(scorers) > 1 else [scorers[0].role] * n,
+                         pa.string()),
+                pa.array([s.version for s in scorers for _ in range(n)] if len(scorers) > 1
+                         else [scorers[0].version] * n, pa.string()),
+                pa.array(np.concatenate([scores[s.role] for s in scorers]), pa.float64()),
+                pa.array(np.concatenate([labels[s.role] for s in scorers]), pa.int32())
+                if all(labels[s.role] is not None for s in scorers) else pa.nulls(n * len(scorers), pa.int32()),
+            ], names=[key, ROLE, MODEL_VERSION, SCORE, PREDICTED_LABEL])
+            if task is not None and tally is not None:
+                tally_batch(task, tally, batch, scores, labels)
+        if task is not None and sink is not None:
+            from pyspark import TaskContext
+
+            sink.add({TaskContext.get().partitionId(): task})
 
     return score_partition

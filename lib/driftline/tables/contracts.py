@@ -7,8 +7,8 @@ generated from these declarations (`driftline.tables.reference_page`, kept curre
 catalog comments will come from the same text. Shared column names and the verdict vocabulary live in
 `driftline.vocabulary`.
 
-Two tables are per model (``<model>__features``, ``<model>__predictions``): their names carry the
-model, and their leading columns depend on the model's config (the entity key, the features); the
+Three tables are per model (``<model>__features``, ``<model>__predictions``, ``<model>__daily_profiles``):
+their names carry the model, and their leading columns depend on the model's config (the entity key, the features); the
 contract declares the columns every model's table has.
 """
 
@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
     BooleanType,
     DataType,
     DateType,
@@ -185,6 +187,39 @@ PREDICTIONS = TableContract(
     idempotency="score replaces the score_date partition of its date",
     per_model=True,
     model_columns="`<entity_key>` first (the type of the key in the features table)",
+    values={v.ROLE: "champion, challenger"},
+)
+
+DAILY_PROFILES = TableContract(
+    name="<model>__daily_profiles",
+    doc="One row per (score_date, role): the scored rows' profile on the version's reference bins, folded by "
+        "the score run in the pass that scored them; the monitor merges these instead of re-reading the rows.",
+    columns=(
+        _c(v.ROLE, S, "champion or challenger (shadow)", False),
+        _c(v.MODEL_VERSION, S, "the version that scored the rows; its reference's bins are the profile's", False),
+        _c("reference_id", S, "<model>/<version> of the reference whose bins the profile uses", False),
+        _c("bins_fingerprint", S, "SHA-256 of the profiled columns and their bins: the monitor merges only a "
+           "profile whose fingerprint equals its reference's", False),
+        _c("profiled_columns", ArrayType(StringType(), False), "the profiled columns in order (features, score, "
+           "and the estimation cells' column when the version has a calibration table)", False),
+        _c("rows", L, "rows scored by the role on the date", False),
+        _c("additive", ArrayType(DoubleType(), False), "the profile's additive slots (rows, null/NaN/inf counts, "
+           "bin counts and offset sums, category counts), in driftline.profiling.accumulate's layout", False),
+        _c("finite_min", ArrayType(DoubleType(), False), "per numeric column: the smallest finite value", False),
+        _c("finite_max", ArrayType(DoubleType(), False), "per numeric column: the largest finite value", False),
+        _c("moments", ArrayType(DoubleType(), False), "per numeric column: finite count, mean, M2 (flattened)",
+           False),
+        _c("sample", BinaryType(), "a uniform sample of the rows (bottom-k of a hash of the entity key, at most "
+           "monitoring.report.evidently_rows rows) as an Arrow IPC stream; null when the page is off"),
+        _c("sample_rows", L, "rows in the sample", False),
+        *_provenance("the score run (the same as the date's predictions)"),
+        _c("scored_at", TS, "start time of the score run (UTC)"),
+        _c(v.SCORE_DATE, D, "the scored date", False),
+    ),
+    partition_by=(v.SCORE_DATE,),
+    key=(v.SCORE_DATE, v.ROLE),
+    idempotency="score replaces the score_date partition of its date, right after the date's predictions",
+    per_model=True,
     values={v.ROLE: "champion, challenger"},
 )
 
@@ -372,7 +407,7 @@ PIPELINE_RUNS = TableContract(
 )
 
 ALL: tuple[TableContract, ...] = (
-    FEATURES, QUALITY_RESULTS, QUARANTINE, PREDICTIONS, SCORING_STATS, REFERENCE_PROFILES,
+    FEATURES, QUALITY_RESULTS, QUARANTINE, PREDICTIONS, DAILY_PROFILES, SCORING_STATS, REFERENCE_PROFILES,
     MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS, PIPELINE_RUNS,
 )
 

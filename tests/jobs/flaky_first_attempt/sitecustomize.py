@@ -15,9 +15,9 @@ _MARKER = os.environ.get("DRIFTLINE_FLAKY_MARKER")
 if _MARKER:
     import driftline.scoring.core as _core
 
-    _real = _core.score_models
+    _real = _core.score_arrays
 
-    def _flaky(pdf, scorers, **kwargs):  # type: ignore[no-untyped-def]
+    def _flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
         from pyspark import TaskContext
 
         tc = TaskContext.get()
@@ -25,6 +25,6 @@ if _MARKER:
             with open(_MARKER, "a") as fh:
                 fh.write(f"stage {tc.stageId()} partition 0 attempt 0 failed on purpose\n")
             raise RuntimeError("injected failure on the first attempt (R6 test)")
-        return _real(pdf, scorers, **kwargs)
+        return _real(*args, **kwargs)
 
-    _core.score_models = _flaky
+    _core.score_arrays = _flaky

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from driftline.profiling.accumulate import _accumulate, _Accumulator, _core_row, _layout, hash_column
+from driftline.profiling.accumulate import Accumulator, accumulate, core_row_of, hash_column, layout
 from driftline.profiling.bins import (
     CategoricalBins,
     ColumnBins,
@@ -64,8 +64,8 @@ def profile_arrays(columns: Mapping[str, np.ndarray | Sequence[str]], bins: Mapp
                    batch: int = 100_000) -> DatasetProfile:
     """The `DatasetProfile` the Arrow fold gives for these columns (numeric: float arrays; categorical: str)."""
     names = list(columns)
-    add, num = _layout(names, bins)
-    acc = _Accumulator(len(add), len(num))
+    add, num = layout(names, bins)
+    acc = Accumulator(len(add), len(num))
     n = len(next(iter(columns.values())))
     for start in range(0, n, batch):
         data = {}
@@ -77,5 +77,5 @@ def profile_arrays(columns: Mapping[str, np.ndarray | Sequence[str]], bins: Mapp
                 data[f"c{i}"] = pa.array(list(part), pa.string())
                 if bins[c].hashed:
                     data[hash_column(i)] = pa.array(mix64(part), pa.int64())
-        _accumulate(acc, pa.RecordBatch.from_pydict(data), names, bins)
-    return profile_from_row(_core_row(acc, add, num), names, bins, ())
+        accumulate(acc, pa.RecordBatch.from_pydict(data), names, bins)
+    return profile_from_row(core_row_of(acc, add, num), names, bins, ())

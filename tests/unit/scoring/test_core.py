@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from driftline.scoring.core import Scorer, score_frame, score_models
+from driftline.scoring.core import score_frame
 from driftline.scoring.signature import ModelSignature
 from driftline.training.pipeline import build_pipeline, model_frame
 from driftline.training.spec import EstimatorConfig
@@ -96,18 +96,3 @@ def test_threshold_is_inclusive_and_empty_batches_work(data: pd.DataFrame) -> No
     empty = score_frame(data.iloc[:0], model, sig, key="id", threshold=0.5)
     assert list(empty.columns) == ["id", "score", "predicted_label"] and len(empty) == 0
     assert str(empty["predicted_label"].dtype) == "Int32"
-
-
-def test_score_models_stacks_roles_on_the_same_rows(data: pd.DataFrame) -> None:
-    champion, challenger = fitted("logistic_regression", data), fitted("hist_gradient_boosting", data)
-    sig = ModelSignature(NUM, CAT, "classification")
-    out = score_models(data, [Scorer("champion", "3", champion, sig), Scorer("challenger", "4", challenger, sig)],
-                       key="id", threshold=0.5)
-    assert list(out.columns) == ["id", "role", "model_version", "score", "predicted_label"]
-    assert out["role"].tolist() == ["champion"] * len(data) + ["challenger"] * len(data)
-    assert out["model_version"].tolist() == ["3"] * len(data) + ["4"] * len(data)
-    np.testing.assert_array_equal(out["score"].to_numpy()[len(data):],
-                                  score_frame(data, challenger, sig, key="id", threshold=0.5)["score"].to_numpy())
-    # pure: the same batch twice gives the same frame (Spark may retry a task: R6)
-    assert_frame_equal(out, score_models(data, [Scorer("champion", "3", champion, sig),
-                                                Scorer("challenger", "4", challenger, sig)], key="id", threshold=0.5))

@@ -32,7 +32,7 @@ import org.apache.spark.unsafe.types.UTF8String;
  * ones), then the {@code xxhash64} (bigint) of each categorical column with tail buckets, and, when grouped, a
  * column with the group key (its ordinal is in the spec). Output: one row per task and group,
  * {@code (part, [__group__], add, lo, hi, mom)}, in exactly the layout the Python fold writes (see
- * {@code _layout} in driftline.profiling.accumulate), so the driver merges either kind of row the same way.
+ * {@code layout} in driftline.profiling.accumulate), so the driver merges either kind of row the same way.
  */
 public final class ProfileFold {
   private ProfileFold() {}
@@ -450,7 +450,7 @@ public final class ProfileFold {
       }
     }
 
-    /** The additive slots in the Python fold's order (``rows``, then per column, see {@code _layout} in driftline.profiling.accumulate). */
+    /** The additive slots in the Python fold's order (``rows``, then per column, see {@code layout} in driftline.profiling.accumulate). */
     double[] addSlots() {
       List<Double> out = new ArrayList<>();
       out.add((double) rows);

@@ -1,0 +1,206 @@
+"""The per-date profiles the score job folds while scoring (``<model>__daily_profiles``) and how the monitor
+merges them instead of re-reading the window's rows.
+
+A stored profile of (date, champion) is used only when it is that of the rows the predictions table holds now
+for the date: the same version as the window's, the same run (``run_id`` of the date's champion rows), the same
+row count, and a ``bins_fingerprint`` equal to the reference's (same columns, same bins, same estimation
+cells). Every other date of the window (older data, another version's bins, a changed feature list, a score
+run that stopped between the two commits) is profiled by the monitor's scan, and the log says which; the
+accumulators of both kinds merge (`driftline.profiling.accumulate`), so the numbers are the scan's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from driftline.monitoring.estimated import CELL_COLUMN
+from driftline.monitoring.evidently_page import sample_rows
+from driftline.monitoring.inputs import Reference, Scope, version_order, window_frame
+from driftline.profiling.accumulate import Accumulator, empty_core_row
+from driftline.profiling.bins import ColumnBins, bins_fingerprint
+from driftline.profiling.fold import core_accumulators, core_row
+from driftline.profiling.profile import profile_by, profile_from_row
+from driftline.profiling.sample import PRIORITY, bottom_rows
+from driftline.profiling.types import DatasetProfile, NumericProfile
+from driftline.tables.contracts import DAILY_PROFILES
+from driftline.vocabulary import AS_OF, CHAMPION, MODEL_VERSION, ROLE, RUN_ID, SCORE_DATE
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from driftline.monitoring.estimated import CellTable
+
+log = logging.getLogger(__name__)
+
+WINDOW = "__window__"  # group column of the monitor's scan: current or previous window
+
+
+def profiled_columns(ref: Reference, cells: CellTable | None) -> tuple[list[str], dict[str, ColumnBins]]:
+    """The columns (and bins) a window of ``ref``'s version is profiled in: the reference's columns (features and
+    score), then the estimation cells' column when the version's calibration table is used. The score job's
+    per-date profiles and the monitor's scan both use exactly these (`bins_fingerprint` checks it)."""
+    columns, bins = list(ref.profile.columns), dict(ref.bins)
+    if cells is not None:
+        columns, bins = [*columns, CELL_COLUMN], {**bins, CELL_COLUMN: cells.bins()}
+    return columns, bins
+
+
+@dataclass(frozen=True)
+class ScoredDate:
+    """What the predictions table holds for one (date, champion version): its run and row count."""
+
+    run_id: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class StoredProfiles:
+    """The usable stored profiles of a window: date → accumulator, date → its sample (Arrow IPC bytes, or
+    None), and the dates the monitor has to scan."""
+
+    accumulators: Mapping[dt.date, Accumulator]
+    samples: Mapping[dt.date, bytes | None]
+    missing: tuple[dt.date, ...]
+
+
+def scored_dates(predictions: Any) -> dict[tuple[dt.date, str], ScoredDate]:
+    """(date, version) → `ScoredDate` of champion prediction rows (one small grouped read of three columns)."""
+    from pyspark.sql import functions as F
+
+    found: dict[tuple[dt.date, str], ScoredDate] = {}
+    for r in (predictions.groupBy(SCORE_DATE, MODEL_VERSION, RUN_ID).agg(F.count(F.lit(1)).alias("n"))
+              .collect()):
+        k = (r[SCORE_DATE], str(r[MODEL_VERSION]))
+        prev = found.get(k)
+        # two runs on one date's rows cannot happen (a run replaces the partition); keep a marker that never matches
+        found[k] = ScoredDate(r[RUN_ID] if prev is None else "", int(r["n"]) + (prev.rows if prev else 0))
+    return found
+
+
+def stored_profiles(scope: Scope, dates: Sequence[dt.date], version_of: Mapping[dt.date, str],
+                    scored: Mapping[tuple[dt.date, str], ScoredDate], columns: Sequence[str],
+                    bins: Mapping[str, ColumnBins]) -> StoredProfiles:
+    """The stored champion profiles of ``dates`` that match what the predictions hold (``version_of``: the version
+    monitored on each date; ``scored``: `scored_dates`) and ``columns`` / ``bins``; the others are missing."""
+    from pyspark.sql import functions as F
+
+    table = DAILY_PROFILES.table(scope.model)
+    wanted = bins_fingerprint(columns, bins)
+    rows: dict[dt.date, Any] = {}
+    if scope.store.exists(table):
+        for r in (scope.store.read(table, partitions={SCORE_DATE: list(dates)})
+                  .filter(F.col(ROLE) == CHAMPION).collect()):
+            rows[r[SCORE_DATE]] = r
+    accs: dict[dt.date, Accumulator] = {}
+    samples: dict[dt.date, bytes | None] = {}
+    missing: list[dt.date] = []
+    why: dict[str, list[dt.date]] = {}
+    for d in dates:
+        version = version_of.get(d)
+        if version is None:
+            continue   # no champion rows of the monitored version on this date: nothing to profile
+        r, s = rows.get(d), scored.get((d, version))
+        reason = ("no stored profile" if r is None
+                  else "another version's profile" if str(r[MODEL_VERSION]) != version
+                  else "a profile under other bins or columns" if r["bins_fingerprint"] != wanted
+                  else "a profile of another score run" if s is None or r[RUN_ID] != s.run_id or r["rows"] != s.rows
+                  else "")
+        if reason:
+            missing.append(d)
+            why.setdefault(reason, []).append(d)
+            continue
+        accs[d] = Accumulator.from_row({"add": r["additive"], "lo": r["finite_min"], "hi": r["finite_max"],
+                                        "mom": r["moments"]})
+        samples[d] = r["sample"]
+    if accs:
+        log.info("%s: per-date profiles merged for %d of %d dates (no rows read for them)", scope.model, len(accs),
+                 len(accs) + len(missing))
+    for reason, ds in why.items():
+        log.info("%s: %s for %s; profiling those dates from their rows", scope.model, reason,
+                 ", ".join(str(d) for d in ds))
+    return StoredProfiles(accs, samples, tuple(missing))
+
+
+@dataclass(frozen=True)
+class WindowProfiles:
+    """The profiles of the current and (when it has rows) previous window, and the stored samples of the current
+    window's dates (None for a date without one)."""
+
+    groups: dict[str, DatasetProfile]
+    samples: dict[dt.date, bytes | None]
+
+
+def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
+                    scored: Mapping[tuple[dt.date, str], ScoredDate], version: str, dates: tuple[dt.date, ...],
+                    previous_dates: tuple[dt.date, ...], profiled: list[str],
+                    bins: dict[str, ColumnBins]) -> WindowProfiles:
+    """Profile both windows: merge the score job's stored per-date profiles where they hold for the rows the
+    predictions table has now (`driftline.monitoring.daily`), scan the other dates in one grouped pass (features
+    joined to the predictions), and merge both kinds of accumulator per window."""
+    from pyspark.sql import functions as F
+
+    version_of = {d: version for d in dates if (d, version) in scored}
+    for d in previous_dates:   # the previous window keeps whatever champion scored each date (the latest)
+        found = sorted((v for day, v in scored if day == d), key=version_order)
+        if found:
+            version_of[d] = found[-1]
+    window_of_date = {**dict.fromkeys(previous_dates, "previous"), **dict.fromkeys(dates, "current")}
+    numeric = [c for c, p in ref.profile.columns.items() if isinstance(p, NumericProfile)]
+    if not ref.has_offset_sums:   # a reference stored before offset sums: quantiles need the rows (a scan)
+        frame = window_frame(scope, window_rows, [*previous_dates, *dates], profiled, numeric)
+        frame = frame.withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous"))
+        log.info("%s v%s: reference without offset sums; the window is profiled from its rows", scope.model,
+                 ref.version)
+        return WindowProfiles(profile_by(frame, WINDOW, profiled, bins, quantiles=ref.quantiles, distinct=False), {})
+    stored = stored_profiles(scope, [*previous_dates, *dates], version_of, scored, profiled, bins)
+    merged: dict[str, Accumulator] = {}
+    for d, acc in sorted(stored.accumulators.items()):
+        group = window_of_date[d]
+        if group in merged:
+            merged[group].merge(acc)
+        else:
+            merged[group] = acc
+    if stored.missing:
+        missing = sorted(stored.missing)
+        rows = window_rows.filter(F.col(SCORE_DATE).isin(missing))
+        frame = (window_frame(scope, rows, missing, profiled, numeric)
+                 .withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous")))
+        for group, acc in core_accumulators(frame, WINDOW, profiled, bins).items():
+            if group in merged:
+                merged[group].merge(acc)
+            else:
+                merged[group] = acc
+    groups = {g: profile_from_row(core_row(acc, profiled, bins), profiled, bins, ()) for g, acc in merged.items()}
+    if "current" not in groups:
+        groups["current"] = profile_from_row(empty_core_row(profiled, bins), profiled, bins, ())
+    return WindowProfiles(groups, {d: stored.samples.get(d) for d in dates})
+
+
+def page_sample(scope: Scope, samples: Mapping[dt.date, bytes | None], preds: DataFrame, rows: int,
+                dates: tuple[dt.date, ...], ref: Reference, limit: int) -> Any:
+    """The Evidently page's rows: the bottom-k merge of the stored samples when every date of the window has one
+    (pandas, no read), else a seeded sample of the window's predictions joined to their features (lazy)."""
+    stored = [samples.get(d) for d in dates]
+    if samples and all(s is not None for s in stored):
+        table = bottom_rows([s for s in stored if s is not None], limit)
+        if table is not None:
+            return table.drop_columns([PRIORITY]).to_pandas()
+    columns = list(ref.profile.columns)
+    numeric = [c for c, p in ref.profile.columns.items() if isinstance(p, NumericProfile)]
+    # a few thousand predictions joined to their features (not a second join of the window)
+    return window_frame(scope, sample_rows(preds, rows, limit), dates, columns, numeric, few=True)
+
+
+def daily_profile_row(*, role: str, version: str, reference_id: str, columns: Sequence[str],
+                      bins: Mapping[str, ColumnBins], acc: Accumulator, rows: int, sample: bytes | None,
+                      sample_rows: int) -> dict[str, Any]:
+    """The contract columns of one ``<model>__daily_profiles`` row that are not provenance."""
+    arrays = acc.arrays()
+    return {ROLE: role, MODEL_VERSION: version, "reference_id": reference_id,
+            "bins_fingerprint": bins_fingerprint(columns, bins), "profiled_columns": list(columns), "rows": rows,
+            "additive": arrays["add"], "finite_min": arrays["lo"], "finite_max": arrays["hi"],
+            "moments": arrays["mom"], "sample": sample, "sample_rows": sample_rows}
