@@ -4,12 +4,15 @@
 One workspace, one run, everything through the public jobs (`driftline score`, `driftline monitor`
 via the shared runner) on real Delta tables and a real MLflow (SQLite) registry:
 
-1. synthetic features (10 numeric with 5 % nulls in one, 2 categorical) for two dates: a small
-   day (``--rows`` / 20) and the big day (``--rows``), written through the table layer;
-2. a logistic regression fitted on a sample of the small day, registered and promoted champion,
-   and its reference profile (bins, profile, calibration) written as the train job does;
-3. ``score`` for the small day, then the big day; ``monitor`` for the small day, then the big day
-   (its window is the big day; the small day is its previous window).
+1. synthetic features (10 numeric with 5 % nulls in one, 2 categorical) for seven dates: six small
+   days (``--rows`` / 20 each) and the big day (``--rows``), written through the table layer;
+2. a logistic regression fitted on a sample of the first small day, registered and promoted
+   champion, and its reference profile (bins, profile, calibration) written as the train job does;
+3. ``score`` of the six small days; one plain Spark aggregation scan of the big day (the baseline);
+   ``score`` of the big day without and with the per-date profile folded in the pass
+   (``scoring.daily_profiles``); ``monitor`` of the big day with a 1-day and a 7-day window (the
+   stored per-date profiles merged), then with the big day's profile removed (its rows scanned).
+   The ratios the [speed] targets name are printed at the end, all from this one run.
 
 Prints the time and rows/s of every step and the driver's Python RSS (current and peak) and the
 JVM's RSS after the small and after the big day: bounded driver memory means the Python driver's
@@ -46,7 +49,30 @@ from bench_scoring import (  # noqa: E402  (a sibling script: shared data genera
 )
 
 NAME = "load_lr"
-SMALL_DATE, BIG_DATE = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+SMALL_DATES = tuple(dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(6))   # six small days, then the big
+SMALL_DATE, BIG_DATE = SMALL_DATES[0], dt.date(2026, 1, 7)
+
+
+def scan_seconds(spark, store, date: dt.date) -> float:  # noqa: ANN001
+    """One plain Spark aggregation scan of the day's features (count, mean of every numeric, count of every
+    categorical column): the baseline the monitor is compared with."""
+    from pyspark.sql import functions as F
+
+    df = store.read("load_features", partitions={"as_of_date": [date]}).filter(F.col("as_of_date") == date)
+    aggs = [F.count(F.lit(1)), *[F.avg(c) for c in NUMERIC], *[F.count(c) for c in CATEGORICAL]]
+    df.agg(*aggs).collect()   # warm: the first action pays the log replay and the JIT
+    t0 = time.perf_counter()
+    df.agg(*aggs).collect()
+    return time.perf_counter() - t0
+
+
+def drop_profiles(store, date: dt.date) -> None:  # noqa: ANN001
+    """Remove the date's stored profile: the monitor falls back to scanning its rows."""
+    from driftline.tables import CommitInfo
+
+    table = f"{NAME}__daily_profiles"
+    store.replace_partitions(table, store.read(table).limit(0), ["score_date"],
+                             CommitInfo("load-test", "load-test", "drop", "t", "t"), partitions=[{"score_date": date}])
 
 
 def write_reference(spark, store, registry, version, model, sample) -> None:
@@ -86,8 +112,11 @@ def prepare(spark, store, ws: Path, small: int, big: int, train_rows: int):  # n
     from driftline.tables import CommitInfo
 
     commit = CommitInfo(job="load-test", run_id="load-test", key="setup", code_version="t", config_hash="t")
-    store.replace_partitions("load_features", features_df(spark, small, SMALL_DATE, 1).unionByName(
-        features_df(spark, big, BIG_DATE, 2)), ["as_of_date"], commit)
+    days = [features_df(spark, small, d, 1 + i) for i, d in enumerate(SMALL_DATES)]
+    frame = days[0]
+    for day in [*days[1:], features_df(spark, big, BIG_DATE, 99)]:
+        frame = frame.unionByName(day)
+    store.replace_partitions("load_features", frame, ["as_of_date"], commit)
     sample = store.read("load_features", partitions={"as_of_date": [SMALL_DATE]}).limit(train_rows).toPandas()
     model, registry, version, _ = train_and_register(spark, ws, NAME, "logistic_regression", {}, sample)
     write_reference(spark, store, registry, version, model, sample)
@@ -134,24 +163,45 @@ def main(argv: list[str] | None = None) -> int:
           f"driver memory {args.driver_memory}")
     t0 = time.perf_counter()
     model, registry, version, sample = prepare(spark, store, ws, small, args.rows, args.train_rows)
-    print(f"data: {small + args.rows:,} feature rows written, model and reference in {time.perf_counter() - t0:.1f} s")
+    print(f"data: {6 * small + args.rows:,} feature rows written, model and reference in "
+          f"{time.perf_counter() - t0:.1f} s")
     del model, registry, version, sample
     conf = write_conf(ws, store, runtime)
-    timings: list[tuple[str, int, float]] = []
+    timings: dict[str, float] = {}
     memory: list[str] = []
+
+    def timed(label: str, job: str, date: dt.date, rows: int, *extra: str) -> float:
+        t0 = time.perf_counter()
+        code = run_job(job, ["--model", NAME, "--date", date.isoformat(), "--conf-dir", str(conf),
+                             "--log-level", "WARNING", *extra])
+        secs = time.perf_counter() - t0
+        if code != 0:
+            raise SystemExit(f"{job} {date} failed with exit code {code}")
+        timings[label] = secs
+        memory.append(memory_line(f"  after {label} ({rows:,} rows)"))
+        print(f"  {label:<44} {rows:>12,} rows in {secs:7.2f} s  {rows / secs:>12,.0f} rows/s", flush=True)
+        return secs
+
     try:
-        for job in ("score", "monitor"):
-            for date, rows in ((SMALL_DATE, small), (BIG_DATE, args.rows)):
-                t0 = time.perf_counter()
-                code = run_job(job, ["--model", NAME, "--date", date.isoformat(), "--conf-dir", str(conf),
-                                     "--log-level", "WARNING"])
-                secs = time.perf_counter() - t0
-                if code != 0:
-                    raise SystemExit(f"{job} {date} failed with exit code {code}")
-                timings.append((f"{job} {date}", rows, secs))
-                memory.append(memory_line(f"  after {job} of {rows:,} rows"))
-                print(f"  {job:<8} {date}: {rows:>12,} rows in {secs:7.1f} s  {rows / secs:>10,.0f} rows/s",
-                      flush=True)
+        for i, date in enumerate(SMALL_DATES):
+            timed(f"score {date} (small day {i + 1})", "score", date, small)
+        timed(f"monitor {SMALL_DATES[-1]} (warm-up, small day)", "monitor", SMALL_DATES[-1], small)
+        plain = scan_seconds(spark, store, BIG_DATE)
+        print(f"  {'plain aggregation scan of the big day':<44} {args.rows:>12,} rows in {plain:7.2f} s")
+        no_prof = timed("score big day, scoring.daily_profiles=false", "score", BIG_DATE, args.rows,
+                        "--set", "scoring.daily_profiles=false")
+        score = timed("score big day (profiles folded in the pass)", "score", BIG_DATE, args.rows)
+        mon1 = timed("monitor big day, 1-day window", "monitor", BIG_DATE, args.rows)
+        mon7 = timed("monitor big day, 7-day window", "monitor", BIG_DATE, args.rows + 6 * small,
+                     "--set", "monitoring.window_days=7")
+        print("\nratios (same run):")
+        print(f"  monitor 1-day / plain scan of the day          {mon1 / plain:6.2f}x  (target <= 0.5)")
+        print(f"  monitor 7-day / monitor 1-day                  {mon7 / mon1:6.2f}x  (target <= 1.2)")
+        print(f"  score + monitor / score                        {(score + mon1) / score:6.2f}x  (target <= 1.2)")
+        print(f"  score with profiles / without                  {score / no_prof:6.2f}x  (target <= 1.10)")
+        drop_profiles(store, BIG_DATE)
+        scanned = timed("monitor big day, 1-day window, no stored profile", "monitor", BIG_DATE, args.rows)
+        print(f"  monitor on stored profiles / on a scan         {mon1 / scanned:6.2f}x")
         predictions = store.read(f"{NAME}__predictions", partitions={"score_date": [BIG_DATE]}).count()
         [run] = store.read("monitor_runs", partitions={"model": [NAME], "run_date": [BIG_DATE]}).collect()
         print(f"\npredictions written for {BIG_DATE}: {predictions:,}; monitor verdict: {run['status']}, "

@@ -1,16 +1,18 @@
-"""The monitor job: window → reference profile → one profiling pass → drift, quality, performance → tables + report.
+"""The monitor job: window → reference profile → merged per-date profiles → drift, quality, performance → tables.
 
 For each date D of the run, the window is [D − window_days + 1, D] and the previous window the
 ``window_days`` before it. Order of work, so a failure leaves nothing half-written for the date:
 read the champion's predictions of the window (none → exit 1, nothing written) and resolve the
 version that scored it → load that version's reference profile and bins → profile features +
-score of the current and previous windows in ONE grouped aggregation pass with the reference
-bins → drift vs the reference and vs the previous window (`driftline.monitoring.drift`),
+score of the current and previous windows: the score job's stored per-date profiles where they
+match the predictions, ONE grouped pass over the rows of the other dates, merged
+(`driftline.monitoring.daily`) → drift vs the reference and vs the previous window (`driftline.monitoring.drift`),
 data-quality (`driftline.monitoring.quality`) and late-label performance rows
 (`driftline.monitoring.performance`) → HTML report (atomic rename) → replace the (model, run_date)
 partition of ``monitor_metrics`` → replace the (model, run_date) partition of ``monitor_runs`` (the
 run's verdict row, written last). A rerun of a date replaces both partitions (R1). Drift found is a
-result: exit 0. Every read is in `driftline.monitoring.inputs`; this module orchestrates.
+result: exit 0. Every read is in `driftline.monitoring.inputs` and `driftline.monitoring.daily`; this
+module orchestrates.
 Tables: `driftline.tables.contracts` (``docs/table-reference.md``); metrics: ``docs/monitoring.md``.
 """
 

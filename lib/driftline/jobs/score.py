@@ -2,10 +2,12 @@
 
 Order of work, so a failure leaves nothing half-written: resolve the versions and verify their
 artifacts (R16, R17) → check the feature table's schema against every signature (R18, no Spark
-action) → profile the date's features (rows, null rates, unseen categories; a date without rows
-fails here) → one ``mapInPandas`` pass scoring every model → replace the ``score_date`` partition of
-``<model>__predictions`` (the commit point, idempotent per date: R1) → agreement statistics from
-the committed rows → replace the (model, date) partition of ``scoring_stats``.
+action) → count the date's feature rows (footers only; a date without rows fails here) → one
+``mapInArrow`` pass scoring every model and tallying the date's statistics, profiles and sample in
+the workers (`driftline.scoring.tally`) → replace the ``score_date`` partition of
+``<model>__predictions`` (the commit point, idempotent per date: R1) → replace the ``score_date``
+partition of ``<model>__daily_profiles`` → replace the (model, date) partition of ``scoring_stats``.
+On Spark Connect (no accumulators) the statistics are Spark aggregations (`driftline.scoring.sql_stats`).
 """
 
 from __future__ import annotations
@@ -205,7 +207,7 @@ def run(ctx: JobContext) -> JobResult:
         for versions, dates in runs:
             scorer = BatchScorer([(v.ref, v.data) for v in versions], key=key, threshold=cfg.label.threshold,
                                  threads=scfg.threads_per_worker)
-            plans = profile_plans(ctx, versions)
+            plans = profile_plans(ctx, versions) if scfg.daily_profiles else []
             try:
                 for date in dates:
                     score_date(ctx, date, versions, scorer, features_table, schema[key].dataType, plans)

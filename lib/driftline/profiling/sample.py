@@ -58,10 +58,7 @@ def priorities(keys: Any, salt: str) -> np.ndarray:
 
     import pandas as pd
 
-    values = keys.to_numpy(zero_copy_only=False)
-    if values.dtype == object:
-        values = values.astype(str).astype(object)
-    h = pd.util.hash_array(values, hash_key="driftline-sample")
+    h = pd.util.hash_array(keys.to_numpy(zero_copy_only=False), hash_key="driftline-sample")
     h ^= np.uint64(int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "little"))
     h ^= h >> np.uint64(31)            # one splitmix64 finalizer round: the xor-ed salt reorders the keys
     h *= np.uint64(0xBF58476D1CE4E5B9)

@@ -22,3 +22,7 @@ class ScoringConfig(Frozen):
     # a rerun or a forced backfill reproduces its rows after a later promotion), or with the versions
     # holding the aliases now ("current": rescore history with today's champion).
     rerun_versions: Literal["recorded", "current"] = "recorded"
+    # Fold each scored date's profile (features + score on the version's reference bins) and a sample of its
+    # rows in the scoring pass and store them in <model>__daily_profiles, so the monitor merges them instead of
+    # re-reading the window (false: the monitor profiles every date from its rows, as before).
+    daily_profiles: bool = True
