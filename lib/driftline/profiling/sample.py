@@ -1,18 +1,21 @@
 """Mergeable uniform samples: bottom-k by a seeded hash of the entity key.
 
-Each row gets a 64-bit priority from its key and the date (`priorities`); a sample keeps the rows with the
-smallest priorities. The k smallest of any union of samples (a task's, a date's, a window's dates) are the k
-smallest of the union of their rows, so samples merge like the profiles do and stay uniform. Stored as Arrow
-IPC streams with the priority column (`PRIORITY`). Pure (numpy, pandas, pyarrow).
+Each row gets a 64-bit priority from its key and the date (`priority_column`, computed by Spark); a
+sample keeps the rows with the smallest priorities. The k smallest of any union of samples (a task's,
+a date's, a window's dates) are the k smallest of the union of their rows, so samples merge like the
+profiles do and stay uniform. Stored as Arrow IPC streams with the priority column (`PRIORITY`).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
 PRIORITY = "__priority__"  # the sample's column holding each row's priority (uint64)
 _FULL = 2 ** 64
@@ -51,16 +54,15 @@ def to_ipc(table: Any) -> bytes:
     return sink.getvalue()
 
 
-def priorities(keys: Any, salt: str) -> np.ndarray:
-    """Each row's sampling priority: a 64-bit hash of its key mixed with ``salt`` (deterministic across
-    processes and runs; another date orders the same keys differently)."""
-    import hashlib
+def priority_column(key: str, salt: str) -> Column:
+    """Each row's sampling priority as a Spark column: ``xxhash64`` of its key (as a string) and ``salt`` (the
+    date: another date orders the same keys differently) — deterministic across runs, uniform over 64 bits
+    (read as unsigned with `as_priorities`)."""
+    from pyspark.sql import functions as F
 
-    import pandas as pd
+    return F.xxhash64(F.col(key).cast("string"), F.lit(salt)).alias(PRIORITY)
 
-    h = pd.util.hash_array(keys.to_numpy(zero_copy_only=False), hash_key="driftline-sample")
-    h ^= np.uint64(int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "little"))
-    h ^= h >> np.uint64(31)            # one splitmix64 finalizer round: the xor-ed salt reorders the keys
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(27)
-    return h
+
+def as_priorities(column: Any) -> np.ndarray:
+    """The Arrow int64 column of `priority_column` as unsigned priorities."""
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64).view(np.uint64)

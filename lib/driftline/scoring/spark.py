@@ -19,6 +19,7 @@ import numpy as np
 from pyspark.accumulators import AccumulatorParam
 
 from driftline.jvm import is_connect
+from driftline.profiling.sample import priority_column
 from driftline.scoring.core import Scorer, score_arrays
 from driftline.scoring.signature import ModelSignature
 from driftline.scoring.tally import Tally, TallySpec, tally_batch
@@ -114,7 +115,10 @@ class BatchScorer:
         inputs = model_input(df, self.key, [r.signature for r in self.refs])
         if tally is not None:
             hashed = sorted({src for plan in tally.plans for src in plan.hashes.values()} - set(inputs.columns))
-            inputs = inputs.select("*", *[F.xxhash64(F.col(hash_source(h)).cast("string")).alias(h) for h in hashed])
+            extra = [F.xxhash64(F.col(hash_source(h)).cast("string")).alias(h) for h in hashed]
+            if tally.sample_below:
+                extra.append(priority_column(self.key, tally.salt))
+            inputs = inputs.select("*", *extra)
         schema = scored_schema(inputs.schema, self.key)
         fn = partition_scorer(list(zip(self.refs, self._broadcasts, strict=True)), self.key, self.threshold,
                               self.threads, tally, sink)

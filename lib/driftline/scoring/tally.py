@@ -4,8 +4,9 @@ Each task scoring a date folds its Arrow batches, with the scores just computed,
 the feature checks of ``scoring_stats`` (rows, null / NaN, ±inf, categories a model's encoder never
 saw), each role's score statistics (and, with a challenger, the agreement on the same rows), each role's
 profile accumulator over its reference's bins (`driftline.profiling.accumulate`, the same fold and slots
-as the monitor's scan) and a bottom-k sample of the rows (priority = a seeded hash of the entity key, so
-the k smallest priorities of any union of samples are a uniform sample of the union). Tasks send their
+as the monitor's scan) and a bottom-k sample of the rows (priority = a hash of the entity key and the date
+computed by Spark, `driftline.profiling.sample`: the k smallest priorities of any union of samples are a
+uniform sample of the union). Tasks send their
 tally to the driver through a Spark accumulator keyed by partition id: a retried or re-run task
 replaces its own entry instead of adding twice. Pure (numpy / pyarrow / pandas), no Spark.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from driftline.profiling.accumulate import Accumulator, accumulate, hash_column, layout
 from driftline.profiling.bins import ColumnBins, NumericBins
-from driftline.profiling.sample import PRIORITY, priorities, to_ipc
+from driftline.profiling.sample import PRIORITY, as_priorities, to_ipc
 from driftline.vocabulary import SCORE
 
 
@@ -50,7 +51,8 @@ class TallySpec:
     known: Mapping[str, Mapping[str, tuple[str, ...]]]       # role → categorical feature → encoder categories
     plans: tuple[ProfilePlan, ...] = ()
     sample_below: int = 0                                    # keep rows with priority < this (0: no sample)
-    salt: str = ""                                           # the date: priorities differ per date
+    salt: str = ""                                           # the date: priorities differ per date (the
+    #                                                          input's `PRIORITY` column, `priority_column`)
 
 
 @dataclass
@@ -130,7 +132,7 @@ def tally_batch(tally: Tally, spec: TallySpec, batch: Any, scores: Mapping[str, 
         la, lb = labels[spec.roles[0]], labels[spec.roles[1]]
         same = float(np.count_nonzero(la == lb)) if la is not None and lb is not None else 0.0
         tally.compared = [c[0] + n, c[1] + float(diff.sum()), max(c[2], float(diff.max())), c[3] + same]
-    priority = priorities(batch.column(names.index(spec.key)), spec.salt) if spec.sample_below else None
+    priority = as_priorities(batch.column(names.index(PRIORITY))) if spec.sample_below else None
     for plan in spec.plans:
         frame = _plan_batch(batch, plan, scores[plan.role])
         if plan.role not in tally.profiles:
