@@ -194,8 +194,11 @@ def main(argv: list[str] | None = None) -> int:
         mon1 = timed("monitor big day, 1-day window", "monitor", BIG_DATE, args.rows)
         mon7 = timed("monitor big day, 7-day window", "monitor", BIG_DATE, args.rows + 6 * small,
                      "--set", "monitoring.window_days=7")
+        quiet = timed("monitor big day, 1-day window, no Evidently page", "monitor", BIG_DATE, args.rows,
+                      "--set", "monitoring.report.evidently_rows=0")
         print("\nratios (same run):")
         print(f"  monitor 1-day / plain scan of the day          {mon1 / plain:6.2f}x  (target <= 0.5)")
+        print(f"  monitor 1-day without the Evidently page / scan {quiet / plain:5.2f}x")
         print(f"  monitor 7-day / monitor 1-day                  {mon7 / mon1:6.2f}x  (target <= 1.2)")
         print(f"  score + monitor / score                        {(score + mon1) / score:6.2f}x  (target <= 1.2)")
         print(f"  score with profiles / without                  {score / no_prof:6.2f}x  (target <= 1.10)")

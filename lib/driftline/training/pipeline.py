@@ -153,14 +153,23 @@ def model_frame(pdf: pd.DataFrame, numeric: Sequence[str], categorical: Sequence
     missing = [c for c in [*numeric, *categorical] if c not in pdf.columns]
     if missing:
         raise ConfigError(f"model input: expected feature columns {', '.join(missing)}, found them missing")
-    out = pd.DataFrame(index=pdf.index)
+    columns: dict[str, Any] = {}
     for c in numeric:
-        values = pd.to_numeric(pdf[c], errors="coerce").astype("float64")
-        out[c] = values.where(~np.isinf(values), np.nan)
+        col = pdf[c]
+        if col.dtype == np.float64:                 # the scoring pass's case: no conversion, one copy
+            values = col.to_numpy(copy=True)
+        else:
+            values = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy(copy=True)
+        values[np.isinf(values)] = np.nan
+        columns[c] = values
     for c in categorical:
         col = pdf[c].astype(object)
-        out[c] = col.where(col.notna(), None).map(lambda v: v if v is None else str(v))
-    return out
+        col = col.where(col.notna(), None)
+        # strings already (the scoring pass's case) need no per-value conversion
+        if pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):
+            col = col.map(lambda v: v if v is None else str(v))
+        columns[c] = col.to_numpy()
+    return pd.DataFrame(columns, index=pdf.index, columns=[*numeric, *categorical])
 
 
 def predict_scores(model: Pipeline, frame: pd.DataFrame, task: str) -> np.ndarray:
