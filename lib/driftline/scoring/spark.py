@@ -161,7 +161,6 @@ def partition_scorer(models: Sequence[tuple[ModelRef, Broadcast[bytes] | Inline]
     """The function ``mapInArrow`` runs on each partition (captures only refs, broadcasts and settings)."""
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        import pyarrow as pa
 
         from driftline.scoring.worker import cached_model
 
@@ -177,18 +176,7 @@ def partition_scorer(models: Sequence[tuple[ModelRef, Broadcast[bytes] | Inline]
             scores, labels = {}, {}
             for s in scorers:
                 scores[s.role], labels[s.role] = score_arrays(pdf, s.model, s.signature, threshold=threshold)
-            keys = batch.column(batch.schema.get_field_index(key))
-            n = batch.num_rows
-            yield pa.RecordBatch.from_arrays([
-                pa.concat_arrays([keys] * len(scorers)) if len(scorers) > 1 else keys,
-                pa.array([s.role for s in scorers for _ in range(n)] if len(scorers) > 1 else [scorers[0].role] * n,
-                         pa.string()),
-                pa.array([s.version for s in scorers for _ in range(n)] if len(scorers) > 1
-                         else [scorers[0].version] * n, pa.string()),
-                pa.array(np.concatenate([scores[s.role] for s in scorers]), pa.float64()),
-                pa.array(np.concatenate([labels[s.role] for s in scorers]), pa.int32())
-                if all(labels[s.role] is not None for s in scorers) else pa.nulls(n * len(scorers), pa.int32()),
-            ], names=[key, ROLE, MODEL_VERSION, SCORE, PREDICTED_LABEL])
+            yield output_batch(batch.column(batch.schema.get_field_index(key)), key, scorers, scores, labels)
             if task is not None and tally is not None:
                 tally_batch(task, tally, batch, scores, labels)
         if task is not None and sink is not None:
@@ -197,3 +185,26 @@ def partition_scorer(models: Sequence[tuple[ModelRef, Broadcast[bytes] | Inline]
             sink.add({TaskContext.get().partitionId(): task})
 
     return score_partition
+
+
+def output_batch(keys: pa.Array, key: str, scorers: Sequence[Scorer], scores: dict[str, np.ndarray],
+                 labels: dict[str, np.ndarray | None]) -> pa.RecordBatch:
+    """The scoring pass's output rows of one batch, every scorer's stacked: the key as it came in (the same Arrow
+    array, no conversion), role, model_version, score, predicted_label (null for regression)."""
+    import pyarrow as pa
+
+    n = len(keys)
+
+    def repeated(values: list[str]) -> pa.Array:
+        return pa.concat_arrays([pa.repeat(pa.scalar(v, pa.string()), n) for v in values])
+
+    predicted = [labels[s.role] for s in scorers]
+    return pa.RecordBatch.from_arrays([
+        pa.concat_arrays([keys] * len(scorers)) if len(scorers) > 1 else keys,
+        repeated([s.role for s in scorers]),
+        repeated([s.version for s in scorers]),
+        pa.array(np.concatenate([scores[s.role] for s in scorers]), pa.float64()),
+        pa.array(np.concatenate(predicted), pa.int32()) if all(p is not None for p in predicted)
+        else pa.nulls(n * len(scorers), pa.int32()),
+    ], names=[key, ROLE, MODEL_VERSION, SCORE, PREDICTED_LABEL])
+
