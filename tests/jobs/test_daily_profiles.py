@@ -118,6 +118,7 @@ def test_monitor_on_stored_profiles_equals_the_scan_of_the_rows(scored, capsys) 
     assert run_job("monitor", [*conf(env), "--date", str(END), *WINDOW]) == 0
     err = capsys.readouterr().err
     assert "per-date profiles merged" in err and "profiling those dates from their rows" not in err   # no scan
+    assert "counted from their rows" not in err      # the predictions' counts and runs come from the Delta log
     stored = monitor_rows(env, END)
     assert any(k[3] == "psi" for k in stored)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from driftline.monitoring.daily import page_sample, profiled_columns, scored_dates, window_profiles
+from driftline.monitoring.daily import daily_rows, known_scores, page_sample, profiled_columns, window_profiles
 from driftline.monitoring.drift import DatasetDrift, dataset_drift, drift_rows
 from driftline.monitoring.estimated import CELL_COLUMN, CellTable, comparison_rows, estimated_rows
 from driftline.monitoring.evidently_page import write_evidently_page
@@ -131,7 +131,8 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     previous_dates = window_of(dates[0] - dt.timedelta(days=1), mcfg.window_days)
     scope = scope_of(ctx)
     both = champion_predictions(scope, [*previous_dates, *dates])
-    scored = scored_dates(both)
+    daily = daily_rows(scope, [*previous_dates, *dates])
+    scored = known_scores(scope, both, [*previous_dates, *dates], daily)
     counts: dict[str, int] = {}
     for (d, v), got in scored.items():
         if d >= dates[0]:
@@ -145,7 +146,8 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     # performance's cells are one more column (the score on the calibration table's edges)
     profiled, bins = profiled_columns(ref, cells)
     window_rows = preds.unionByName(both.filter(~in_current))
-    profiles = window_profiles(scope, ref, window_rows, scored, version, dates, previous_dates, profiled, bins)
+    profiles = window_profiles(scope, ref, window_rows, scored, version, dates, previous_dates, profiled, bins,
+                               daily)
     columns = list(ref.profile.columns)
     current = without_cells(profiles.groups["current"])
     estimated = ([] if cells is None else

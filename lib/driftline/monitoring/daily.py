@@ -26,7 +26,7 @@ from driftline.profiling.fold import core_accumulators, core_row
 from driftline.profiling.profile import profile_by, profile_from_row
 from driftline.profiling.sample import PRIORITY, bottom_rows
 from driftline.profiling.types import DatasetProfile, NumericProfile
-from driftline.tables.contracts import DAILY_PROFILES
+from driftline.tables.contracts import DAILY_PROFILES, PREDICTIONS
 from driftline.vocabulary import AS_OF, CHAMPION, MODEL_VERSION, ROLE, RUN_ID, SCORE_DATE
 
 if TYPE_CHECKING:
@@ -67,6 +67,16 @@ class StoredProfiles:
     missing: tuple[dt.date, ...]
 
 
+def daily_rows(scope: Scope, dates: Sequence[dt.date]) -> dict[dt.date, list[Any]]:
+    """The stored per-date profile rows of ``dates`` (every role), one partition-pruned read."""
+    table = DAILY_PROFILES.table(scope.model)
+    out: dict[dt.date, list[Any]] = {}
+    if scope.store.exists(table):
+        for r in scope.store.read(table, partitions={SCORE_DATE: list(dates)}).collect():
+            out.setdefault(r[SCORE_DATE], []).append(r)
+    return out
+
+
 def scored_dates(predictions: Any) -> dict[tuple[dt.date, str], ScoredDate]:
     """(date, version) → `ScoredDate` of champion prediction rows (one small grouped read of three columns)."""
     from pyspark.sql import functions as F
@@ -81,20 +91,53 @@ def scored_dates(predictions: Any) -> dict[tuple[dt.date, str], ScoredDate]:
     return found
 
 
-def stored_profiles(scope: Scope, dates: Sequence[dt.date], version_of: Mapping[dt.date, str],
-                    scored: Mapping[tuple[dt.date, str], ScoredDate], columns: Sequence[str],
-                    bins: Mapping[str, ColumnBins]) -> StoredProfiles:
-    """The stored champion profiles of ``dates`` that match what the predictions hold (``version_of``: the version
-    monitored on each date; ``scored``: `scored_dates`) and ``columns`` / ``bins``; the others are missing."""
+def known_scores(scope: Scope, predictions: Any, dates: Sequence[dt.date],
+                 daily: Mapping[dt.date, Sequence[Any]]) -> dict[tuple[dt.date, str], ScoredDate]:
+    """(date, champion version) → `ScoredDate` for ``dates``, from the Delta log where it can tell, else from the
+    rows (`scored_dates` over the other dates of ``predictions``).
+
+    A date is known from the log when every file of its ``score_date`` partition holds one run (min = max of
+    ``run_id`` in the file statistics), the same run wrote the date's stored profile rows, and their rows add
+    up to the files' ``num_records``: then the stored champion row says the version and its row count. No row
+    of the predictions is read for such a date."""
     from pyspark.sql import functions as F
 
-    table = DAILY_PROFILES.table(scope.model)
+    table = PREDICTIONS.table(scope.model)
+    files = scope.store.file_stats(table, {SCORE_DATE: list(dates)}) if daily else None
+    known: dict[tuple[dt.date, str], ScoredDate] = {}
+    unknown = list(dates)
+    if files is not None:
+        per_date: dict[dt.date, list[dict[str, Any]]] = {}
+        for f in files:
+            per_date.setdefault(f["partition." + SCORE_DATE], []).append(f)
+        unknown = []
+        for d in dates:
+            if d not in per_date:
+                continue   # no predictions on this date
+            lows = {f.get("min." + RUN_ID) for f in per_date[d]}
+            run = lows.pop() if len(lows) == 1 and {f.get("max." + RUN_ID) for f in per_date[d]} == {*lows} else None
+            total = sum(int(f["num_records"] or 0) for f in per_date[d])
+            rows = daily.get(d, [])
+            champion = [r for r in rows if r[ROLE] == CHAMPION]
+            if (run is None or len(champion) != 1 or len({r[ROLE] for r in rows}) != len(rows)
+                    or any(r[RUN_ID] != run for r in rows) or sum(int(r["rows"]) for r in rows) != total):
+                unknown.append(d)
+                continue
+            known[(d, str(champion[0][MODEL_VERSION]))] = ScoredDate(run, int(champion[0]["rows"]))
+    if unknown:
+        log.info("%s: predictions of %s counted from their rows", scope.model, ", ".join(map(str, unknown)))
+        known.update(scored_dates(predictions.filter(F.col(SCORE_DATE).isin(unknown))))
+    return known
+
+
+def stored_profiles(scope: Scope, dates: Sequence[dt.date], version_of: Mapping[dt.date, str],
+                    scored: Mapping[tuple[dt.date, str], ScoredDate], columns: Sequence[str],
+                    bins: Mapping[str, ColumnBins], daily: Mapping[dt.date, Sequence[Any]]) -> StoredProfiles:
+    """The stored champion profiles of ``dates`` (``daily``: `daily_rows`) that match what the predictions hold
+    (``version_of``: the version monitored on each date; ``scored``: `known_scores`) and ``columns`` / ``bins``;
+    the others are missing."""
     wanted = bins_fingerprint(columns, bins)
-    rows: dict[dt.date, Any] = {}
-    if scope.store.exists(table):
-        for r in (scope.store.read(table, partitions={SCORE_DATE: list(dates)})
-                  .filter(F.col(ROLE) == CHAMPION).collect()):
-            rows[r[SCORE_DATE]] = r
+    rows = {d: r for d, found in daily.items() for r in found if r[ROLE] == CHAMPION}
     accs: dict[dt.date, Accumulator] = {}
     samples: dict[dt.date, bytes | None] = {}
     missing: list[dt.date] = []
@@ -136,8 +179,8 @@ class WindowProfiles:
 
 def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
                     scored: Mapping[tuple[dt.date, str], ScoredDate], version: str, dates: tuple[dt.date, ...],
-                    previous_dates: tuple[dt.date, ...], profiled: list[str],
-                    bins: dict[str, ColumnBins]) -> WindowProfiles:
+                    previous_dates: tuple[dt.date, ...], profiled: list[str], bins: dict[str, ColumnBins],
+                    daily: Mapping[dt.date, Sequence[Any]]) -> WindowProfiles:
     """Profile both windows: merge the score job's stored per-date profiles where they hold for the rows the
     predictions table has now (`driftline.monitoring.daily`), scan the other dates in one grouped pass (features
     joined to the predictions), and merge both kinds of accumulator per window."""
@@ -156,7 +199,7 @@ def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
         log.info("%s v%s: reference without offset sums; the window is profiled from its rows", scope.model,
                  ref.version)
         return WindowProfiles(profile_by(frame, WINDOW, profiled, bins, quantiles=ref.quantiles, distinct=False), {})
-    stored = stored_profiles(scope, [*previous_dates, *dates], version_of, scored, profiled, bins)
+    stored = stored_profiles(scope, [*previous_dates, *dates], version_of, scored, profiled, bins, daily)
     merged: dict[str, Accumulator] = {}
     for d, acc in sorted(stored.accumulators.items()):
         group = window_of_date[d]

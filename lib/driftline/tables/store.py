@@ -272,6 +272,20 @@ class TableStore:
             raise TableError(f"table {name}: give version or timestamp, not both")
         return self._backend.read(self._loc(name), version, timestamp, partitions)
 
+    def file_stats(self, name: str, partitions: dict[str, list[Any]] | None = None) -> list[dict[str, Any]] | None:
+        """Per data file of the latest snapshot (pruned to ``partitions``), the statistics the Delta log keeps:
+        ``num_records``, ``min.<col>`` / ``max.<col>`` (where the writer recorded them), ``partition.<col>``.
+        Read with delta-rs whichever backend wrote the table (no data is read); None when that log cannot be read
+        here (a feature delta-rs lacks, a catalog table without a path), so callers fall back to reading rows."""
+        from driftline.tables.embedded.read import file_stats
+
+        try:
+            return file_stats(self._loc(name), partitions)
+        except Exception as exc:  # noqa: BLE001 - statistics are an optimisation: the caller reads the rows
+            log.info("table %s: no file statistics from its log (%s); reading rows instead", name,
+                     " ".join(str(exc).split())[:200])
+            return None
+
     def version(self, name: str) -> int:
         """Latest committed version."""
         return self._backend.version(self._loc(name))

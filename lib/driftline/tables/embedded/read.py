@@ -75,7 +75,15 @@ def read(
     schema = deltalog.table_schema(table)
     partition_by = list(table.metadata().partition_columns)
     types = {f.name: f.dataType for f in schema.fields}
-    adds = deltalog.add_rows(table)
+    adds = pruned(loc, deltalog.add_rows(table), partition_by, types, partitions)
+    if not adds:
+        return spark.createDataFrame([], schema)
+    return scan_snapshot(spark, loc, schema, partition_by, adds)
+
+
+def pruned(loc: Location, adds: list[dict[str, Any]], partition_by: list[str], types: dict[str, Any],
+           partitions: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
+    """The add actions whose partition values are among ``partitions`` (all of them when None)."""
     if partitions:
         unknown = set(partitions) - set(partition_by)
         if unknown:
@@ -83,9 +91,17 @@ def read(
         for col, values in partitions.items():
             allowed = {policy.canonical_partition_text(types[col], policy.partition_value_text(v)) for v in values}
             adds = [a for a in adds if policy.partition_value_text(a["partition." + col]) in allowed]
-    if not adds:
-        return spark.createDataFrame([], schema)
-    return scan_snapshot(spark, loc, schema, partition_by, adds)
+    return adds
+
+
+def file_stats(loc: Location, partitions: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
+    """The latest snapshot's add actions pruned to ``partitions``, flattened as delta-rs gives them
+    (``num_records``, ``min.<col>``, ``max.<col>``, ``partition.<col>``): the statistics Delta keeps per file."""
+    table = deltalog.require(loc)
+    schema = deltalog.table_schema(table)
+    partition_by = list(table.metadata().partition_columns)
+    return pruned(loc, deltalog.add_rows(table), partition_by, {f.name: f.dataType for f in schema.fields},
+                  partitions)
 
 
 def parquet(spark: SparkSession, paths: list[str], data_schema: StructType) -> DataFrame:
