@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from driftline.cli.runner import run_job
     from driftline.runtime import RuntimeConfig, build_spark
-    from driftline.scoring.core import CHAMPION
+    from driftline.vocabulary import CHAMPION
     from driftline.scoring.signature import ModelSignature
     from driftline.scoring.spark import BatchScorer, ModelRef
     from driftline.tables import CommitInfo, open_store

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.errors import DriftlineError
+from driftline.errors import DriftlineError, MissingInputError
 from driftline.tables.contracts import REFERENCE_PROFILES as CONTRACT
 from driftline.vocabulary import FEATURE_ROLE, MODEL, MODEL_VERSION, SCORE, finite_or_none
 
@@ -66,7 +66,7 @@ def write_reference_rows(spark: SparkSession, store: TableStore, rows: Sequence[
 def read_reference_rows(store: TableStore, model: str, model_version: str) -> DataFrame:
     """The stored profile rows of one model version (partition-pruned read)."""
     if not store.exists(REFERENCE_PROFILES):
-        raise DriftlineError(
+        raise MissingInputError(
             f"table {REFERENCE_PROFILES}: expected the reference profile of {model} v{model_version}, "
             "found no table (train the model first)"
         )
