@@ -118,18 +118,26 @@ def current_roles(registry: ModelRegistry, cfg: DriftlineConfig) -> tuple[tuple[
 
 
 def recorded_roles(ctx: JobContext, dates: Sequence[dt.date]) -> dict[dt.date, tuple[tuple[str, str], ...]]:
-    """(role, version) pairs each already scored date holds in the predictions table (champion first)."""
+    """(role, version) pairs each already scored date holds in the predictions table (champion first): from the
+    date's stored profile rows where the Delta log vouches for them, else from the rows."""
     from pyspark.sql import functions as F
+
+    from driftline.jobs.monitor import scope_of
+    from driftline.monitoring.daily import daily_rows, vouched_rows
 
     table = PREDICTIONS.table(ctx.config.name)
     if not ctx.store.exists(table):
         return {}
-    found = (ctx.store.read(table, partitions={SCORE_DATE: list(dates)})
-             .select(SCORE_DATE, ROLE, F.col(MODEL_VERSION).cast("string").alias("v")).distinct().collect())
-    out: dict[dt.date, list[tuple[str, str]]] = {}
-    for r in found:
-        out.setdefault(r[SCORE_DATE], []).append((r[ROLE], r["v"]))
-    return {d: tuple(sorted(pairs, key=lambda p: (p[0] != CHAMPION, p))) for d, pairs in out.items()}
+    scope = scope_of(ctx)
+    vouched, unknown = vouched_rows(scope, dates, daily_rows(scope, dates))
+    pairs: dict[dt.date, set[tuple[str, str]]] = {d: {(r[ROLE], str(r[MODEL_VERSION])) for r in rows}
+                                                  for d, rows in vouched.items()}
+    if unknown:
+        found = (ctx.store.read(table, partitions={SCORE_DATE: unknown})
+                 .select(SCORE_DATE, ROLE, F.col(MODEL_VERSION).cast("string").alias("v")).distinct().collect())
+        for r in found:
+            pairs.setdefault(r[SCORE_DATE], set()).add((r[ROLE], r["v"]))
+    return {d: tuple(sorted(p, key=lambda x: (x[0] != CHAMPION, x))) for d, p in pairs.items()}
 
 
 def versions_by_date(ctx: JobContext, registry: ModelRegistry) -> dict[tuple[tuple[str, str], ...], list[dt.date]]:
@@ -336,7 +344,7 @@ def profile_plans(ctx: JobContext, versions: Sequence[LoadedVersion]) -> list[Pr
 def write_daily_profiles(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion],
                          plans: Sequence[ProfilePlan], tally: Tally) -> None:
     """Replace the ``score_date`` partition of ``<model>__daily_profiles`` with the date's profiles (none when no
-    version has a reference: a rerun leaves no stale profile behind)."""
+    version has a reference: a rerun leaves no stale profile behind; no table is created for none)."""
     cfg = ctx.config
     version_of = {v.ref.role: v.ref.version for v in versions}
     scored_at = ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None)
@@ -354,6 +362,8 @@ def write_daily_profiles(ctx: JobContext, date: dt.date, versions: Sequence[Load
         rows.append(DAILY_PROFILES.row(**row, run_id=ctx.run_id, code_version=ctx.code_version,
                                        config_hash=ctx.config_hash, scored_at=scored_at, score_date=date))
     table = DAILY_PROFILES.table(cfg.name)
+    if not rows and not ctx.store.exists(table):
+        return   # nothing to write and nothing stale to replace
     df = ctx.spark.createDataFrame(rows, schema=DAILY_PROFILES.schema())
     ctx.store.replace_partitions(table, df, DAILY_PROFILES.partition_by, ctx.commit_info(date.isoformat()),
                                  partitions=[{SCORE_DATE: date}])

@@ -91,41 +91,56 @@ def scored_dates(predictions: Any) -> dict[tuple[dt.date, str], ScoredDate]:
     return found
 
 
-def known_scores(scope: Scope, predictions: Any, dates: Sequence[dt.date],
-                 daily: Mapping[dt.date, Sequence[Any]]) -> dict[tuple[dt.date, str], ScoredDate]:
-    """(date, champion version) → `ScoredDate` for ``dates``, from the Delta log where it can tell, else from the
-    rows (`scored_dates` over the other dates of ``predictions``).
+def vouched_rows(scope: Scope, dates: Sequence[dt.date], daily: Mapping[dt.date, Sequence[Any]]
+                 ) -> tuple[dict[dt.date, list[Any]], list[dt.date]]:
+    """Which dates' stored profile rows (``daily``: `daily_rows`) the predictions' Delta log vouches for, and the
+    other dates that hold predictions (to be read from their rows).
 
-    A date is known from the log when every file of its ``score_date`` partition holds one run (min = max of
-    ``run_id`` in the file statistics), the same run wrote the date's stored profile rows, and their rows add
-    up to the files' ``num_records``: then the stored champion row says the version and its row count. No row
-    of the predictions is read for such a date."""
-    from pyspark.sql import functions as F
-
+    The log vouches for a date when every file of its ``score_date`` partition holds one run (min = max of
+    ``run_id`` in the file statistics), that run wrote the date's profile rows (one per role) and their rows add
+    up to the files' ``num_records``: the profile rows then say which version scored each role, and how many
+    rows, without a row of the predictions being read. Without statistics every date is left to the rows."""
     table = PREDICTIONS.table(scope.model)
     files = scope.store.file_stats(table, {SCORE_DATE: list(dates)}) if daily else None
+    if files is None:
+        return {}, list(dates)
+    per_date: dict[dt.date, list[dict[str, Any]]] = {}
+    for f in files:
+        per_date.setdefault(f["partition." + SCORE_DATE], []).append(f)
+    vouched: dict[dt.date, list[Any]] = {}
+    unknown: list[dt.date] = []
+    for d in dates:
+        if d not in per_date:
+            continue   # no predictions on this date
+        lows = {f.get("min." + RUN_ID) for f in per_date[d]}
+        run = lows.pop() if len(lows) == 1 and {f.get("max." + RUN_ID) for f in per_date[d]} == {*lows} else None
+        total = sum(int(f["num_records"] or 0) for f in per_date[d])
+        rows = list(daily.get(d, []))
+        if (run is None or not rows or len({r[ROLE] for r in rows}) != len(rows)
+                or any(r[RUN_ID] != run for r in rows) or sum(int(r["rows"]) for r in rows) != total):
+            unknown.append(d)
+        else:
+            vouched[d] = rows
+    return vouched, unknown
+
+
+def known_scores(scope: Scope, predictions: Any, dates: Sequence[dt.date],
+                 daily: Mapping[dt.date, Sequence[Any]]) -> dict[tuple[dt.date, str], ScoredDate]:
+    """(date, champion version) → `ScoredDate` for ``dates``: from the stored profile rows where the Delta log
+    vouches for them (`vouched_rows`), else counted from the rows (`scored_dates` over the other dates of
+    ``predictions``)."""
+    from pyspark.sql import functions as F
+
+    vouched, unknown = vouched_rows(scope, dates, daily)
     known: dict[tuple[dt.date, str], ScoredDate] = {}
-    unknown = list(dates)
-    if files is not None:
-        per_date: dict[dt.date, list[dict[str, Any]]] = {}
-        for f in files:
-            per_date.setdefault(f["partition." + SCORE_DATE], []).append(f)
-        unknown = []
-        for d in dates:
-            if d not in per_date:
-                continue   # no predictions on this date
-            lows = {f.get("min." + RUN_ID) for f in per_date[d]}
-            run = lows.pop() if len(lows) == 1 and {f.get("max." + RUN_ID) for f in per_date[d]} == {*lows} else None
-            total = sum(int(f["num_records"] or 0) for f in per_date[d])
-            rows = daily.get(d, [])
-            champion = [r for r in rows if r[ROLE] == CHAMPION]
-            if (run is None or len(champion) != 1 or len({r[ROLE] for r in rows}) != len(rows)
-                    or any(r[RUN_ID] != run for r in rows) or sum(int(r["rows"]) for r in rows) != total):
-                unknown.append(d)
-                continue
-            known[(d, str(champion[0][MODEL_VERSION]))] = ScoredDate(run, int(champion[0]["rows"]))
+    for d, rows in vouched.items():
+        champion = [r for r in rows if r[ROLE] == CHAMPION]
+        if champion:
+            known[(d, str(champion[0][MODEL_VERSION]))] = ScoredDate(champion[0][RUN_ID], int(champion[0]["rows"]))
+        else:
+            unknown.append(d)
     if unknown:
-        log.info("%s: predictions of %s counted from their rows", scope.model, ", ".join(map(str, unknown)))
+        log.info("%s: predictions of %s counted from their rows", scope.model, ", ".join(map(str, sorted(unknown))))
         known.update(scored_dates(predictions.filter(F.col(SCORE_DATE).isin(unknown))))
     return known
 
