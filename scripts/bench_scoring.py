@@ -170,12 +170,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from driftline.cli.runner import run_job
     from driftline.runtime import RuntimeConfig, build_spark
-    from driftline.vocabulary import CHAMPION
     from driftline.scoring.signature import ModelSignature
     from driftline.scoring.spark import BatchScorer, ModelRef
     from driftline.tables import CommitInfo, open_store
     from driftline.tables.spec import StorageConfig
     from driftline.training.pipeline import model_frame
+    from driftline.vocabulary import CHAMPION
 
     logging.getLogger("driftline").setLevel(logging.WARNING)
     ws = Path(args.workspace or tempfile.mkdtemp(prefix="bench-scoring-"))
