@@ -18,7 +18,7 @@ demo` runs them) on real Delta tables and a real MLflow (SQLite) registry:
 Prints the wall time of both runs (and per date), rows and Delta versions per table, the driver's
 and the JVM's memory, the load average, the checks passed, and a last line ``soak: OK`` or
 ``soak: FAILED: <what>`` (exit 0 / 1). Every pipeline step gets the same ``--set`` overrides: the
-training windows of the first champion, the demo's retrain cooldown, no Evidently page (the demo
+training windows of the first champion (the demo's; its retrain settings are the config's), no Evidently page (the demo
 writes one on its last day only; ``--evidently`` writes one per date), the log level.
 
     .venv/bin/python scripts/soak_test.py                              # 60-day backfill, 1000 customers
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def soak(args: argparse.Namespace, ws: Path, checks: Checks) -> str | None:
     """The soak run; returns the failure line of a step that could not run (None when all ran)."""
-    from driftline.cli.demo import HISTORY_DAYS, RETRAIN_COOLDOWN_DAYS, _split, _windows, prepare_workspace
+    from driftline.cli.demo import HISTORY_DAYS, _split, _windows, prepare_workspace
     from driftline.config import load_config
     from driftline.demo.data import Scenario, write_scenario
     from driftline.jobs.context import code_version, new_run_id
@@ -340,8 +340,7 @@ def soak(args: argparse.Namespace, ws: Path, checks: Checks) -> str | None:
     labelled = args.lead_days - horizon - 1  # as-of dates 1 .. lead - horizon - 1 have matured labels on D1
     if labelled < 4:
         return f"--lead-days: expected at least {horizon + 5} days (4 labelled as-of dates), found {args.lead_days}"
-    overrides = [*_windows(*_split(labelled)), "--set", f"retrain.cooldown_days={RETRAIN_COOLDOWN_DAYS}",
-                 "--set", f"logging.level={args.log_level}"]
+    overrides = [*_windows(*_split(labelled)), "--set", f"logging.level={args.log_level}"]
     if not args.evidently:
         overrides += ["--set", "monitoring.report.evidently_rows=0"]
     for item in args.overrides:
