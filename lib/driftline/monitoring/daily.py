@@ -27,7 +27,7 @@ from driftline.profiling.profile import profile_by, profile_from_row
 from driftline.profiling.sample import PRIORITY, bottom_rows
 from driftline.profiling.types import DatasetProfile, NumericProfile
 from driftline.tables.contracts import DAILY_PROFILES, PREDICTIONS
-from driftline.vocabulary import AS_OF, CHAMPION, MODEL_VERSION, ROLE, RUN_ID, SCORE_DATE
+from driftline.vocabulary import AS_OF, CHAMPION, MODEL_VERSION, ROLE, RUN_ID, SCORE, SCORE_DATE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -207,10 +207,8 @@ def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
         if found:
             version_of[d] = found[-1]
     window_of_date = {**dict.fromkeys(previous_dates, "previous"), **dict.fromkeys(dates, "current")}
-    numeric = [c for c, p in ref.profile.columns.items() if isinstance(p, NumericProfile)]
     if not ref.has_offset_sums:   # a reference stored before offset sums: quantiles need the rows (a scan)
-        frame = window_frame(scope, window_rows, [*previous_dates, *dates], profiled, numeric)
-        frame = frame.withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous"))
+        frame = scanned(scope, ref, window_rows, [*previous_dates, *dates], profiled, dates[0])
         log.info("%s v%s: reference without offset sums; the window is profiled from its rows", scope.model,
                  ref.version)
         return WindowProfiles(profile_by(frame, WINDOW, profiled, bins, quantiles=ref.quantiles, distinct=False), {})
@@ -224,9 +222,7 @@ def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
             merged[group] = acc
     if stored.missing:
         missing = sorted(stored.missing)
-        rows = window_rows.filter(F.col(SCORE_DATE).isin(missing))
-        frame = (window_frame(scope, rows, missing, profiled, numeric)
-                 .withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(dates[0]), "current").otherwise("previous")))
+        frame = scanned(scope, ref, window_rows.filter(F.col(SCORE_DATE).isin(missing)), missing, profiled, dates[0])
         for group, acc in core_accumulators(frame, WINDOW, profiled, bins).items():
             if group in merged:
                 merged[group].merge(acc)
@@ -236,6 +232,20 @@ def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
     if "current" not in groups:
         groups["current"] = profile_from_row(empty_core_row(profiled, bins), profiled, bins, ())
     return WindowProfiles(groups, {d: stored.samples.get(d) for d in dates})
+
+
+def scanned(scope: Scope, ref: Reference, rows: DataFrame, dates: Sequence[dt.date], profiled: Sequence[str],
+            current_from: dt.date) -> DataFrame:
+    """The monitor's scan of ``dates``: the champion ``rows`` joined to their features (the reference's columns and
+    ``score``), the estimation cells' column (the score again) when ``profiled`` has it, and `WINDOW` (current
+    from ``current_from``, else previous)."""
+    from pyspark.sql import functions as F
+
+    numeric = [c for c, p in ref.profile.columns.items() if isinstance(p, NumericProfile)]
+    frame = window_frame(scope, rows, dates, list(ref.profile.columns), numeric)
+    if CELL_COLUMN in profiled:
+        frame = frame.withColumn(CELL_COLUMN, F.col(SCORE))
+    return frame.withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(current_from), "current").otherwise("previous"))
 
 
 def page_sample(scope: Scope, samples: Mapping[dt.date, bytes | None], preds: DataFrame, rows: int,
