@@ -213,21 +213,17 @@ def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
                  ref.version)
         return WindowProfiles(profile_by(frame, WINDOW, profiled, bins, quantiles=ref.quantiles, distinct=False), {})
     stored = stored_profiles(scope, [*previous_dates, *dates], version_of, scored, profiled, bins, daily)
+    parts = [(window_of_date[d], acc) for d, acc in sorted(stored.accumulators.items())]
+    if stored.missing:
+        missing = sorted(stored.missing)
+        frame = scanned(scope, ref, window_rows.filter(F.col(SCORE_DATE).isin(missing)), missing, profiled, dates[0])
+        parts += list(core_accumulators(frame, WINDOW, profiled, bins).items())
     merged: dict[str, Accumulator] = {}
-    for d, acc in sorted(stored.accumulators.items()):
-        group = window_of_date[d]
+    for group, acc in parts:   # stored and scanned accumulators merge alike
         if group in merged:
             merged[group].merge(acc)
         else:
             merged[group] = acc
-    if stored.missing:
-        missing = sorted(stored.missing)
-        frame = scanned(scope, ref, window_rows.filter(F.col(SCORE_DATE).isin(missing)), missing, profiled, dates[0])
-        for group, acc in core_accumulators(frame, WINDOW, profiled, bins).items():
-            if group in merged:
-                merged[group].merge(acc)
-            else:
-                merged[group] = acc
     groups = {g: profile_from_row(core_row(acc, profiled, bins), profiled, bins, ()) for g, acc in merged.items()}
     if "current" not in groups:
         groups["current"] = profile_from_row(empty_core_row(profiled, bins), profiled, bins, ())
