@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from chispa import assert_approx_df_equality
+from deltalake import DeltaTable
 from pyspark.sql import functions as F
 from sklearn.metrics import roc_auc_score
 
@@ -31,7 +33,7 @@ from driftline.registry.profiles import read_reference_rows
 from driftline.scoring.core import score_frame
 from driftline.tables import open_store
 from driftline.tables.spec import StorageConfig
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_BACKEND
 
 # The default scenario's length and change day (day 40: covariate shift and new categories, then a stable new
 # regime), 1500 customers: enough labels that the AUC of two champions on a week of later labels differs by more
@@ -213,6 +215,8 @@ def test_estimated_performance_before_labels_and_its_error_once_they_matured(spa
 
 
 SHORT = ["--customers", "300", "--seed", "5", "--days", "50", "--stable-days", "3"]
+# Shorter still (2 stable days, 4 after the shift), for the native pass's comparison of the two backends.
+BRIEF = ["--customers", "300", "--seed", "5", "--days", "44", "--stable-days", "2"]
 
 
 def test_demo_reruns_identically(spark, tmp_path: Path) -> None:
@@ -232,6 +236,35 @@ def test_demo_reruns_identically(spark, tmp_path: Path) -> None:
                 for info in registry(workspace).versions()]
 
     assert gate_tags(again.workspace) == gate_tags(once.workspace)
+
+
+@pytest.mark.both_backends
+def test_on_the_native_pass_the_demo_writes_delta_spark_tables_equal_to_the_embedded_ones(
+    spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's first command on delta-spark (a short scenario: the whole one runs on the embedded pass)."""
+    if TEST_BACKEND != "native":
+        pytest.skip("runs on the native pass; the embedded pass runs the whole scenario (test_demo_tells_its_story)")
+    clear_cache()
+    native = run_demo(tmp_path / "native", BRIEF)
+    for name in (*tables(spark, native.workspace), "churn__daily_profiles", "reference_profiles"):
+        path = native.workspace / "tables" / name
+        commits = sorted((path / "_delta_log").glob("*.json"))
+        engines = {json.loads(line)["commitInfo"].get("engineInfo", "")
+                   for f in commits for line in f.read_text().splitlines() if '"commitInfo"' in line}
+        assert engines and all("Delta-Lake/" in e for e in engines), (name, engines)   # written by delta-spark
+        assert DeltaTable(str(path)).version() == len(commits) - 1    # and delta-rs opens the latest version
+    monkeypatch.setenv("DRIFTLINE_STORAGE_BACKEND", "embedded")
+    clear_cache()
+    embedded = run_demo(tmp_path / "embedded", BRIEF)
+
+    def story(run: DemoRun) -> list[str]:   # the demo's story, without its timings and workspace path
+        return re.sub(r"[\d.]+ s\b", "", run.out.replace(str(run.workspace), "<ws>")).splitlines()
+
+    assert story(native) == story(embedded)
+    first, second = tables(spark, native.workspace), tables(spark, embedded.workspace)
+    for name, df in first.items():
+        assert_approx_df_equality(df, second[name], 1e-12, ignore_nullable=True)
 
 
 def test_demo_workspace_is_reused_only_when_a_demo_made_it(tmp_path: Path) -> None:

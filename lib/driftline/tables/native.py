@@ -33,7 +33,7 @@ from driftline.tables import schema as policy
 from driftline.tables.backend import Committed, Snapshot
 from driftline.tables.commit import CommitInfo, history_entry, parse_user_metadata
 from driftline.tables.names import Location
-from driftline.tables.native_write import INTEROP_PROPERTIES, NativeWrite
+from driftline.tables.native_write import NativeWrite, creation_properties, partition_keys
 from driftline.tables.preflight import WritePlan
 from driftline.tables.spec import StorageConfig
 from driftline.tables.sql_text import quoted
@@ -145,7 +145,7 @@ class NativeBackend:
         builder = self._delta.createIfNotExists(self.spark).location(loc.spark_uri).addColumns(schema)
         if partition_by:
             builder = builder.partitionedBy(*partition_by)
-        for key, value in INTEROP_PROPERTIES.items():
+        for key, value in creation_properties(schema, self.cfg.file_stats).items():
             builder = builder.property(key, value)
         builder.execute()  # a concurrent creator's table is accepted as it is
         return True
@@ -153,10 +153,11 @@ class NativeBackend:
     def stage(self, loc: Location, df: DataFrame, plan: WritePlan) -> NativeWrite:
         data = df.select(*[F.col(f"`{f.name}`") for f in plan.schema.fields if f.name in df.columns])
         present = None
-        if plan.mode == "replace" and plan.partition_by:
-            # Only the distinct partition keys travel to the driver, never the rows.
-            keys = data.select(*[F.col(f"`{c}`").cast("string") for c in plan.partition_by]).distinct().collect()
-            present = sorted({tuple(r) for r in keys}, key=repr)
+        if plan.mode == "replace" and plan.partition_by and plan.explicit is None and plan.existed:
+            # The rows' own partitions are replaced: find them first (only the distinct keys travel to the
+            # driver, never the rows). With explicit partitions the write itself refuses stray rows (one
+            # pass: `guarded`); a table's first write replaces nothing and needs no targets.
+            present = partition_keys(data, plan.partition_by)
         return NativeWrite(self, loc, plan, data, f"native-{time.time_ns()}", present)
 
     def add_columns(self, loc: Location, plan: WritePlan) -> Committed:

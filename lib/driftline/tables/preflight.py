@@ -222,14 +222,19 @@ def resolve_targets(plan: WritePlan, present: Sequence[PartitionKey] | None) -> 
     if plan.explicit is not None:
         stray = sorted(set(found) - set(plan.explicit), key=repr)
         if stray:
-            raise TableError(
-                f"table {plan.table}: rows for partitions {named(plan.partition_by, stray)} "
-                f"outside the partitions being replaced {named(plan.partition_by, plan.explicit)}"
-            )
+            raise stray_rows_error(plan, stray)
         return list(plan.explicit)
     if plan.mode == "replace" and not plan.partition_by:
         return [()]
     return found  # append: the partitions added to; rewrite: the ones written (the whole table is replaced)
+
+
+def stray_rows_error(plan: WritePlan, stray: Sequence[PartitionKey]) -> TableError:
+    """Rows of partitions other than the explicit ``partitions=`` of a replace: nothing is written."""
+    return TableError(
+        f"table {plan.table}: rows for partitions {named(plan.partition_by, stray)} "
+        f"outside the partitions being replaced {named(plan.partition_by, plan.explicit or ())}"
+    )
 
 
 def named(partition_by: Sequence[str], values: Sequence[PartitionKey]) -> list[dict[str, str | None]]:

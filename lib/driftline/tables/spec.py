@@ -53,4 +53,6 @@ class StorageConfig(Frozen):
     allow_new_columns: bool = False
     orphan_retention_hours: float = Field(24.0, ge=0)
     commit_retries: int = Field(3, ge=0, le=20)
+    # per-file statistics delta-spark keeps in the tables the native backend creates: lineage = run_id only
+    file_stats: Literal["lineage", "all"] = "lineage"
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)

@@ -26,7 +26,9 @@ def test_the_session_gets_the_jars_and_delta_sql_settings(monkeypatch, tmp_path:
     assert conf["spark.jars"].split(",") == [str(delta.jar_dir() / j.file_name) for j in delta.expected_jars()]
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-    assert conf["spark.databricks.delta.snapshotPartitions"] == "8"    # runtime.shuffle_partitions, not 50
+    assert conf["spark.databricks.delta.snapshotPartitions"] == "2"    # min(runtime.shuffle_partitions, 2), not 50
+    one = session_conf(RuntimeConfig(jvm_fold=False, shuffle_partitions=1))
+    assert one["spark.databricks.delta.snapshotPartitions"] == "1"
     off = session_conf(RuntimeConfig(jvm_fold=False, delta_jars=False))
     assert "spark.jars" not in off and "spark.sql.extensions" not in off
     assert "spark.sql.extensions" not in session_conf(RuntimeConfig(jvm_fold=False), submitted=True)

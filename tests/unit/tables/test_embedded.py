@@ -216,6 +216,21 @@ def test_explicit_partitions_replace_with_zero_rows_and_refuse_strays(spark, sto
     assert not list(Path(store.location("ex")).glob("driftline_write=*/d=2026-01-06"))
 
 
+def test_stray_rows_are_named_and_nothing_is_written_on_a_new_or_existing_table(spark, store):
+    # the native backend finds strays in the write's own pass (no distinct before it); both backends say the same
+    rows = frame(spark, rows_for(D1) + rows_for(D2) + rows_for(D3))
+    expected = (r"table new: rows for partitions \[\{'d': '2026-01-04'\}, \{'d': '2026-01-06'\}\] "
+                r"outside the partitions being replaced \[\{'d': '2026-01-05'\}\]$")
+    with pytest.raises(TableError, match=expected):
+        store.replace_partitions("new", rows, ["d"], commit_for("n"), partitions=[{"d": D2}])
+    assert not store.exists("new")
+    store.replace_partitions("old", frame(spark, rows_for(D1)), ["d"], commit_for("init"))
+    with pytest.raises(TableError, match=expected.replace("table new", "table old")):
+        store.replace_partitions("old", rows, ["d"], commit_for("o"), partitions=[{"d": D2}])
+    assert store.version("old") == 0
+    assert_same(store.read("old"), frame(spark, rows_for(D1)))
+
+
 def test_null_and_multi_column_partitions_are_replaced(spark, store):
     schema = StructType(
         [StructField("v", LongType()), StructField("region", StringType()), StructField("k", IntegerType())]

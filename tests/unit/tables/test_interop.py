@@ -120,6 +120,27 @@ def test_a_native_table_is_read_by_delta_rs(spark, native):
     both_open(spark, path, expected)
 
 
+@pytest.mark.parametrize("file_stats", ["lineage", "all"])
+def test_native_tables_keep_per_file_statistics_of_run_id_by_default_and_of_all_columns_on_request(
+    spark, workspace, file_stats
+):
+    from pyspark.sql import functions as F
+
+    store = store_on(spark, "native", workspace, file_stats=file_stats)
+    df = spark.createDataFrame(rows_for(D[0], "a") + rows_for(D[1], "a"), SCHEMA).withColumn("run_id", F.lit("r-7"))
+    store.replace_partitions("st", df, ["d"], commit_for("init"), partitions=[{"d": D[0]}, {"d": D[1]}])
+    store.create_if_absent("st_empty", df.schema, ["d"], commit_for("create"))
+    for name in ("st", "st_empty"):
+        config = DeltaTable(store.location(name)).metadata().configuration
+        assert INTEROP_PROPERTIES.items() <= config.items()
+        assert config.get("delta.dataSkippingStatsColumns") == ("run_id" if file_stats == "lineage" else None)
+    files = store.file_stats("st", {"d": [D[1]]})   # read back by delta-rs, as the monitor reads them
+    assert files and {(f["min.run_id"], f["max.run_id"]) for f in files} == {("r-7", "r-7")}
+    assert sum(f["num_records"] for f in files) == 3
+    other = {k for f in files for k, v in f.items() if k.startswith("min.") and k != "min.run_id" and v is not None}
+    assert other == (set() if file_stats == "lineage" else {"min.id", "min.amount", "min.ts", "min.label"})
+
+
 def test_a_table_created_empty_by_native_keeps_the_interop_protocol(spark, native, embedded):
     native.create_if_absent("made", SCHEMA, ["d"], commit_for("create"))
     table = DeltaTable(native.location("made"))
