@@ -421,3 +421,57 @@ def test_features_configured_differently_from_the_reference_are_quality_warnings
     got = by_key(metrics_of(env, CLEAN))
     assert got[("__dataset__", "schema_changes")]["status"] == "ok"
     assert not [k for k in got if k[1] in ("new_column", "removed_column")]
+
+
+def test_status_shows_the_latest_verdict_and_why_and_exits_3_on_an_alert(scored, capsys, tmp_path) -> None:
+    """`driftline status` (delta-rs and MLflow, no Spark) against the rows the monitor wrote, read with Spark."""
+    import json
+
+    env = scored
+    assert monitor(env, CLEAN, *WINDOW) == 0 and monitor(env, D, *WINDOW) == 0
+    conf = ["--model", "jt", "--conf-dir", str(env["conf"])]
+    capsys.readouterr()
+    assert main(["status", *conf, "--date", D.isoformat(), "--json"]) == 3           # the verdict is an alert
+    status = json.loads(capsys.readouterr().out)
+    [run] = runs_of(env, D)
+    got = by_key(metrics_of(env, D))
+    flagged = {c for (c, m), r in got.items() if m == "drift" and r["status"] in ("warn", "alert")
+               and not c.startswith("__")}
+    assert status["verdict"] == "alert" and status["as_of"] == D.isoformat()
+    assert status["versions"] == {"champion": "1", "challenger": None, "previous": None, "latest": "1",
+                                  "latest_created": status["versions"]["latest_created"]}
+    mon = status["monitor"]
+    assert (mon["rows"], mon["columns_drifted"], mon["columns_evaluated"], mon["status"], mon["quality_status"],
+            mon["performance_status"], mon["report_path"]) == (run["rows"], run["columns_drifted"],
+                                                               run["columns_evaluated"], run["status"],
+                                                               run["quality_status"], run["performance_status"],
+                                                               run["report_path"])
+    assert {c["column"] for c in mon["alerted_columns"]} == flagged == {"x1", "score"}
+    x1 = next(c for c in mon["alerted_columns"] if c["column"] == "x1")
+    assert x1["because"] and all(b["status"] == "alert" for b in x1["because"])
+    for b in x1["because"]:
+        assert b["value"] == pytest.approx(got[("x1", b["metric"])]["value"], rel=1e-12)
+    auc = next(p for p in mon["performance"] if p["metric"] == "auc")
+    assert auc["value"] == pytest.approx(got[("__performance__", "auc")]["value"], rel=1e-12)
+    jobs = {j["job"]: j for j in status["jobs"]}
+    assert jobs["monitor"]["date"] == D.isoformat() and jobs["monitor"]["run_id"] == run["run_id"]
+    assert jobs["score"]["date"] == "2026-03-01" and jobs["score"]["status"] == "written"
+    # the screen says the same in words; an earlier, clean date is not an alert (exit 0)
+    assert main(["status", *conf, "--date", D.isoformat()]) == 3
+    screen = capsys.readouterr().out
+    assert "verdict: ALERT  (drift alert · quality warn · performance ok)" in screen
+    assert "versions: champion v1 · challenger - · previous -" in screen
+    assert f"report: {run['report_path']}" in screen and "x1" in screen
+    assert main(["status", *conf, "--date", CLEAN.isoformat(), "--json"]) == 0
+    clean = json.loads(capsys.readouterr().out)
+    assert clean["as_of"] == CLEAN.isoformat() and clean["monitor"]["alerted_columns"] == []
+    assert clean["verdict"] != "alert"
+    # a workspace without the model's tables: exit 1, one line; a bad date: exit 2, one line
+    assert main(["status", *conf, "--workspace", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "status of jt: expected its tables under" in err and "found none" in err
+    assert main(["status", *conf, "--date", "2026-02-30"]) == 2
+    assert "expected a real calendar date" in capsys.readouterr().err
+    assert main(["--help"]) == 0 and "  status " in capsys.readouterr().out
+    assert main(["status", "--help"]) == 0
+    assert "3 latest verdict is an alert" in " ".join(capsys.readouterr().out.split())

@@ -19,6 +19,12 @@ def _models(argv: Sequence[str]) -> int:
     return models_command(argv)
 
 
+def _status(argv: Sequence[str]) -> int:
+    from driftline.cli.status import status_command
+
+    return status_command(argv)
+
+
 def _report(argv: Sequence[str]) -> int:
     from driftline.cli.report import report_command
 
@@ -69,6 +75,8 @@ def _sql_server(argv: Sequence[str]) -> int:
 
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "models": ("list registered versions, promote a version, roll back the champion", _models),
+    "status": ("where a model stands: latest verdict and why, versions, last runs, retrain, alerts (exit 3 on alert)",
+               _status),
     "report": ("print the path of the HTML monitoring report of a run", _report),
     "jar": ("build driftline's JVM profile fold (needs a JDK) and print the jar's path, for spark-submit --jars",
             _jar),
