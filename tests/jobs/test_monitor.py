@@ -475,3 +475,92 @@ def test_status_shows_the_latest_verdict_and_why_and_exits_3_on_an_alert(scored,
     assert main(["--help"]) == 0 and "  status " in capsys.readouterr().out
     assert main(["status", "--help"]) == 0
     assert "3 latest verdict is an alert" in " ".join(capsys.readouterr().out.split())
+
+
+def test_monitor_exports_its_verdicts_for_prometheus_to_a_textfile_and_a_pushgateway(
+    scored, tmp_path, monkeypatch
+) -> None:
+    """A real HTTP receiver stands in for the Pushgateway; the metrics equal the tables' rows."""
+    import logging
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    env = scored
+    received: list[tuple[str, str]] = []
+    answer = [200]
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:   # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append((self.path, body.decode()))
+            self.send_response(answer[0])
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Lines(logging.Handler):   # what the exporter logs, whatever handlers the job set up
+        lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+    logger = logging.getLogger("driftline.alerts.metrics")
+    logger.addHandler(handler := Lines())
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    folder = tmp_path / "textfile"
+    try:
+        assert monitor(env, D, *WINDOW, "--set", f"alerts.metrics.textfile_dir={folder}",
+                       "--set", f"alerts.metrics.pushgateway_url={url}") == 0
+        text = (folder / "driftline_jt.prom").read_text()
+        assert [p for p, _ in received] == ["/metrics/job/driftline/model/jt"] and received[0][1] == text
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text) for s in family.samples}
+        [run] = runs_of(env, D)
+        got = by_key(metrics_of(env, D))
+
+        def value(name: str, **labels: str) -> float:
+            return samples[(name, tuple(sorted({"model": "jt", **labels}.items())))]
+
+        assert value("driftline_monitor_alert") == 1.0
+        assert value("driftline_monitor_verdict", aspect="overall", status="alert") == 1.0
+        assert value("driftline_monitor_verdict", aspect="quality", status=run["quality_status"]) == 1.0
+        assert sum(v for (n, lab), v in samples.items() if n == "driftline_monitor_verdict"
+                   and ("aspect", "drift") in lab) == 1.0      # a state set: one status at a time
+        assert value("driftline_drift_share") == run["drift_share"]
+        assert (value("driftline_drifted_columns"), value("driftline_evaluated_columns")) == (
+            run["columns_drifted"], run["columns_evaluated"])
+        assert {c: value("driftline_column_drifted", column=c) for c in ("x1", "x2", "plan", "score")} == {
+            c: float(got[(c, "drift")]["status"] == "alert") for c in ("x1", "x2", "plan", "score")}
+        assert value("driftline_performance", metric="auc") == got[("__performance__", "auc")]["value"]
+        assert value("driftline_monitor_window_rows") == run["rows"] == 160
+        assert value("driftline_monitor_model_version_info", version="1") == 1.0
+        assert value("driftline_monitor_window_end_timestamp_seconds") == dt.datetime(
+            2026, 3, 1, tzinfo=dt.UTC).timestamp()
+        # a receiver answering 500: retried, one warning, exit 0, the run's rows written all the same
+        answer[0] = 500
+        handler.lines.clear()
+        assert monitor(env, D, *WINDOW, "--set", f"alerts.metrics.pushgateway_url={url}",
+                       "--set", "alerts.metrics.retries=1") == 0
+        [warning] = [line for line in handler.lines if line.startswith("WARNING")]
+        assert len(received) == 3 and "failed after 2 attempt(s): HTTP Error 500" in warning
+        assert runs_of(env, D)[0]["run_id"] != run["run_id"]
+        # a receiver that is down, its URL (with a secret) from the environment: exit 0, the secret never logged
+        server.shutdown()
+        server.server_close()
+        handler.lines.clear()
+        monkeypatch.setenv("DRIFTLINE_PUSHGATEWAY_URL", f"http://ops:s3cret@127.0.0.1:{server.server_port}")
+        assert monitor(env, D, *WINDOW, "--set", "alerts.metrics.retries=0") == 0
+        [warning] = handler.lines
+        assert "metrics push to http://ops:***@127.0.0.1" in warning and "s3cret" not in warning
+    finally:
+        logger.removeHandler(handler)
+        server.shutdown()
+        server.server_close()
+    # a URL with credentials in the config is refused at load (secrets come from the environment only)
+    assert monitor(env, D, "--set", f"alerts.metrics.pushgateway_url=http://ops:s3cret@127.0.0.1:{server.server_port}"
+                   ) == 2

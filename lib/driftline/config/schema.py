@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from driftline.alerts.spec import AlertsConfig
 from driftline.features.spec import FeatureSpec, SourcesConfig
 from driftline.monitoring.spec import MonitoringConfig
 from driftline.quality.spec import QualityConfig
@@ -97,6 +98,7 @@ class DriftlineConfig(WorkspaceConfig):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _unique_feature_names(self) -> DriftlineConfig:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from driftline.alerts.metrics import export_monitor_run
 from driftline.monitoring.daily import daily_rows, known_scores, page_sample, profiled_columns, window_profiles
 from driftline.monitoring.drift import DatasetDrift, dataset_drift, drift_rows
 from driftline.monitoring.estimated import CELL_COLUMN, CellTable, comparison_rows, estimated_rows
@@ -262,6 +263,7 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
         started_at=ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None))
     ctx.store.replace_partitions(MONITOR_RUNS.table(), ctx.spark.createDataFrame([run_row], MONITOR_RUNS.schema()),
                                  MONITOR_RUNS.partition_by, commit, partitions=partition)
+    export_monitor_run(cfg.alerts.metrics, ctx.workspace, dict(zip(MONITOR_RUNS.names, run_row, strict=True)), m.rows)
     drifted = [c.column for c in result.columns if c.drifted]
     log.info("%s %s (window %s..%s, v%s, %d rows): drift %s — %d of %d columns drifted%s; quality %s; "
              "performance %s; report %s", cfg.name, date, dates[0], dates[-1], m.version, current.rows, result.status,
