@@ -61,7 +61,12 @@ def guarded(data: DataFrame, partition_by: Sequence[str], targets: Sequence[Part
     first write too, where delta-spark applies no replaceWhere constraint.
     """
     first = partition_by[0]
-    inside = F.expr(replace_where(partition_by, targets)) if targets else F.lit(False)
+    if len(partition_by) == 1:   # one hash-set lookup a row (a backfill replaces hundreds of dates), not an OR chain
+        values = [t[0] for t in targets]
+        inside = F.col(f"`{first}`").cast("string").isin([v for v in values if v is not None])
+        inside = inside | F.col(f"`{first}`").isNull() if None in values else inside
+    else:
+        inside = F.expr(replace_where(partition_by, targets)) if targets else F.lit(False)
     checked = F.when(inside, F.col(f"`{first}`")).otherwise(F.raise_error(F.lit(STRAY_MARKER)))
     return data.withColumn(first, checked)
 

@@ -229,6 +229,12 @@ def test_stray_rows_are_named_and_nothing_is_written_on_a_new_or_existing_table(
         store.replace_partitions("old", rows, ["d"], commit_for("o"), partitions=[{"d": D2}])
     assert store.version("old") == 0
     assert_same(store.read("old"), frame(spark, rows_for(D1)))
+    # a null partition value is a partition like any other
+    nulls = frame(spark, rows_for(None) + rows_for(D1))
+    with pytest.raises(TableError, match=r"rows for partitions \[\{'d': '2026-01-04'\}\] outside .* \[\{'d': None\}\]$"):
+        store.replace_partitions("old", nulls, ["d"], commit_for("n"), partitions=[{"d": None}])
+    store.replace_partitions("old", frame(spark, rows_for(None)), ["d"], commit_for("n"), partitions=[{"d": None}])
+    assert_same(store.read("old"), frame(spark, rows_for(D1) + rows_for(None)))
 
 
 def test_null_and_multi_column_partitions_are_replaced(spark, store):
