@@ -42,6 +42,13 @@ RECENT_DAYS = 14  # the recent alerts listed: monitor runs of the days before th
 HISTORY_LOOKBACK = 50  # commits looked at for a table's last driftline write
 
 
+class Row(dict):  # type: ignore[type-arg]
+    """A table row whose columns an older table contract lacks read as None (a workspace before `migrate`)."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Tables:
     """The workspace's tables, read with delta-rs (no JVM): rows as dicts, [] for a table not written yet."""
@@ -68,7 +75,7 @@ class Tables:
         for column, value in equal.items():   # typed: a date compares with a date column, as Spark would
             term = ds.field(column) == value
             where = term if where is None else where & term
-        return table.to_pyarrow_table(filters=where).to_pylist()
+        return [Row(r) for r in table.to_pyarrow_table(filters=where).to_pylist()]
 
     def last_write(self, name: str) -> dict[str, Any] | None:
         """The newest commit a driftline job made to the table: job, logical date, run id, time (UTC)."""
@@ -250,7 +257,8 @@ def render(status: dict[str, Any]) -> str:
     if mon is not None:
         lines.append(f"drift: {mon['columns_drifted']} of {mon['columns_evaluated']} columns drifted "
                      f"(share {_num(mon['drift_share'])}, dataset drift {'yes' if mon['dataset_drift'] else 'no'}) "
-                     f"in {mon['window_start']}..{mon['window_end']}, {mon['rows']:,} rows, v{mon['model_version']}")
+                     f"in {mon['window_start']}..{mon['window_end']}, {mon['rows'] or 0:,} rows, "
+                     f"v{mon['model_version']}")
         for c in mon["alerted_columns"]:
             why = ", ".join(f"{b['metric']} {_num(b['value'])} (threshold {_num(b['threshold'])})"
                             for b in c["because"][:4])
