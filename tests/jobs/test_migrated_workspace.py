@@ -12,11 +12,13 @@ still readable (delta-rs as the independent reader).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
 
+from driftline.cli.main import main
 from driftline.cli.runner import run_job
 from driftline.registry.client import clear_cache
 from driftline.tables import contracts
@@ -41,6 +43,13 @@ def test_every_job_runs_on_the_migrated_workspace(spark, tmp_path: Path, capsys:
     assert err[-1].startswith("driftline prepare_features: error: table ") and err[-1].endswith(
         "written by an earlier driftline (table contract 1), expected contract 3: run driftline migrate "
         "--workspace <workspace> first (docs/migrate.md)"), err
+    assert versions(ws) == before
+    # `driftline status` says the same
+    status = ["status", "--model", "churn", "--conf-dir", str(CONF), "--workspace", str(ws)]
+    assert main([*status, "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("driftline status: error: table ") and err[0].endswith(
+        "run driftline migrate --workspace <workspace> first (docs/migrate.md)"), err
     assert versions(ws) == before
     code, _, err = run(ws)
     assert code == 0, err
@@ -82,6 +91,10 @@ def test_every_job_runs_on_the_migrated_workspace(spark, tmp_path: Path, capsys:
     decisions = DeltaTable(str(after["retrain_decisions"])).to_pandas()
     assert str(NEXT) in set(decisions["decision_date"].astype(str))
 
+    assert main([*status, "--json"]) in (0, 3)
+    jobs = {j["job"]: j for j in json.loads(capsys.readouterr().out)["jobs"]}
+    assert {j: jobs[j]["date"] for j in ("monitor", "retrain", "pipeline")} == dict.fromkeys(
+        ("monitor", "retrain", "pipeline"), str(NEXT))
     written = versions(ws)
     code, out, err = run(ws)   # the tables the current code wrote are current: nothing to migrate
     assert code == 0 and versions(ws) == written, err

@@ -22,6 +22,7 @@ from driftline.monitoring.drift import DATASET
 from driftline.monitoring.metrics import ALL_ROWS
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.tables.commit import parse_user_metadata
+from driftline.tables.contract_steps import outdated
 from driftline.tables.contracts import (
     FEATURES,
     MONITOR_METRICS,
@@ -31,6 +32,7 @@ from driftline.tables.contracts import (
     QUALITY_RESULTS,
     RETRAIN_DECISIONS,
 )
+from driftline.tables.embedded.deltalog import table_schema
 from driftline.tables.names import resolve_location
 from driftline.vocabulary import ALERT, CHALLENGER, CHAMPION, OK, PREVIOUS, WARN, worst
 
@@ -59,7 +61,13 @@ class Tables:
         from deltalake import DeltaTable
 
         uri = resolve_location(name, self.cfg.storage, self.cfg.workspace).uri
-        return DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
+        if not DeltaTable.is_deltatable(uri):
+            return None
+        table = DeltaTable(uri)
+        error = outdated(name, table_schema(table))   # an earlier release's columns: say `migrate`, as every job
+        if error is not None:
+            raise error
+        return table
 
     def exists(self, name: str) -> bool:
         return self._table(name) is not None
