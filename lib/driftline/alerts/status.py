@@ -57,14 +57,16 @@ class Tables:
 
     cfg: DriftlineConfig
 
-    def _table(self, name: str) -> Any:
+    def _table(self, name: str, current: bool = False) -> Any:
+        """The table (None when absent); ``current``: refuse one an earlier release wrote, whose rows have other
+        columns (say `migrate`, as every job)."""
         from deltalake import DeltaTable
 
         uri = resolve_location(name, self.cfg.storage, self.cfg.workspace).uri
         if not DeltaTable.is_deltatable(uri):
             return None
         table = DeltaTable(uri)
-        error = outdated(name, table_schema(table))   # an earlier release's columns: say `migrate`, as every job
+        error = outdated(name, table_schema(table)) if current else None
         if error is not None:
             raise error
         return table
@@ -74,7 +76,7 @@ class Tables:
 
     def rows(self, name: str, **equal: Any) -> list[dict[str, Any]]:
         """Rows whose columns equal ``equal`` (partition columns: pruned by the log)."""
-        table = self._table(name)
+        table = self._table(name, current=True)
         if table is None:
             return []
         import pyarrow.dataset as ds
