@@ -37,7 +37,8 @@ from driftline.tables.names import resolve_location
 from driftline.vocabulary import ALERT, CHALLENGER, CHAMPION, OK, PREVIOUS, WARN, worst
 
 if TYPE_CHECKING:
-    from driftline.config.schema import DriftlineConfig
+    from driftline.registry.spec import MlflowConfig
+    from driftline.tables.spec import StorageConfig
 
 ALERT_EXIT = 3  # `exit_code` when the latest verdict is an alert
 RECENT_DAYS = 14  # the recent alerts listed: monitor runs of the days before the latest one
@@ -55,14 +56,15 @@ class Row(dict):  # type: ignore[type-arg]
 class Tables:
     """The workspace's tables, read with delta-rs (no JVM): rows as dicts, [] for a table not written yet."""
 
-    cfg: DriftlineConfig
+    storage: StorageConfig
+    workspace: str
 
     def _table(self, name: str, current: bool = False) -> Any:
         """The table (None when absent); ``current``: refuse one an earlier release wrote, whose rows have other
         columns (say `migrate`, as every job)."""
         from deltalake import DeltaTable
 
-        uri = resolve_location(name, self.cfg.storage, self.cfg.workspace).uri
+        uri = resolve_location(name, self.storage, self.workspace).uri
         if not DeltaTable.is_deltatable(uri):
             return None
         table = DeltaTable(uri)
@@ -101,19 +103,19 @@ class Tables:
         return None
 
 
-def gather(cfg: DriftlineConfig, date: dt.date | None = None) -> dict[str, Any]:
-    """Where ``cfg``'s model stands on ``date`` (None: its latest monitor run); see the module doc."""
-    tables = Tables(cfg)
-    model = cfg.name
+def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowConfig,
+           date: dt.date | None = None) -> dict[str, Any]:
+    """Where ``model`` stands on ``date`` (None: its latest monitor run); see the module doc."""
+    tables = Tables(storage, workspace)
     if not any(tables.exists(t) for t in (FEATURES.table(model), PREDICTIONS.table(model), MONITOR_RUNS.table())):
-        root = resolve_location(FEATURES.table(model), cfg.storage, cfg.workspace).uri.rsplit("/", 1)[0]
+        root = resolve_location(FEATURES.table(model), storage, workspace).uri.rsplit("/", 1)[0]
         raise MissingInputError(f"status of {model}: expected its tables under {root}, found none "
                                 f"(run driftline pipeline --model {model} first)")
     runs = _until(tables.rows(MONITOR_RUNS.table(), model=model), "run_date", date)
     latest = runs[-1] if runs else None
     out: dict[str, Any] = {
         "model": model,
-        "workspace": str(cfg.workspace),
+        "workspace": str(workspace),
         "as_of": (date or (latest["run_date"] if latest else None)),
         "versions": None,   # read last: a Delta read after MLflow's start aborted the process at exit (see below)
         "jobs": _jobs(tables, model, date),
@@ -150,7 +152,7 @@ def gather(cfg: DriftlineConfig, date: dt.date | None = None) -> dict[str, Any]:
             "champion_version", "train_error")}
     # The registry after every table: with MLflow (SQLAlchemy) started first, a delta-rs read made the interpreter
     # abort at exit ("terminate called without an active exception", exit 134) in 4-7 runs of 8; never this way.
-    out["versions"] = _versions(cfg)
+    out["versions"] = _versions(model, mlflow, workspace)
     return out
 
 
@@ -159,10 +161,10 @@ def _until(rows: list[dict[str, Any]], column: str, date: dt.date | None) -> lis
     return sorted((r for r in rows if date is None or r[column] <= date), key=lambda r: r[column])
 
 
-def _versions(cfg: DriftlineConfig) -> dict[str, Any]:
+def _versions(model: str, mlflow: MlflowConfig, workspace: str) -> dict[str, Any]:
     from driftline.registry.client import ModelRegistry, tracking_setup
 
-    registry = ModelRegistry(tracking_setup(cfg.mlflow, cfg.workspace), cfg.name)
+    registry = ModelRegistry(tracking_setup(mlflow, workspace), model)
     if not registry.exists():
         return {CHAMPION: None, CHALLENGER: None, PREVIOUS: None, "latest": None, "latest_created": None}
     versions = registry.versions()

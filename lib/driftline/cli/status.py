@@ -50,7 +50,7 @@ def status_command(argv: Sequence[str]) -> int:
         from driftline.config import load_config
 
         cfg = load_config(args.model, args.conf_dir, args.overrides, args.workspace).config
-        status = gather(cfg, args.date)
+        status = gather(cfg.name, str(cfg.workspace), cfg.storage, cfg.mlflow, args.date)
         print(to_json(status) if args.json else render(status))
         return exit_code(status)
 
