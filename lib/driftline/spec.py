@@ -34,6 +34,14 @@ def is_uri(text: str) -> bool:
     return bool(_SCHEME.match(text)) and not _WINDOWS_DRIVE.match(text)
 
 
+_ANY_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
+
+
+def mask_userinfo(text: str) -> str:
+    """``text`` with the user info (possible credentials) of every ``scheme://user:password@host`` in it masked."""
+    return _ANY_USERINFO.sub(r"\g<scheme>***@", text)
+
+
 def _shown(value: str) -> str:
     """``value`` for an error message, user info (possible credentials) masked."""
     match = _USERINFO.match(value)

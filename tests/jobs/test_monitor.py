@@ -556,7 +556,7 @@ def test_monitor_exports_its_verdicts_for_prometheus_to_a_textfile_and_a_pushgat
         monkeypatch.setenv("DRIFTLINE_PUSHGATEWAY_URL", f"http://ops:s3cret@127.0.0.1:{server.server_port}")
         assert monitor(env, D, *WINDOW, "--set", "alerts.metrics.retries=0") == 0
         [warning] = handler.lines
-        assert "metrics push to http://ops:***@127.0.0.1" in warning and "s3cret" not in warning
+        assert "metrics push to http://***@127.0.0.1" in warning and "s3cret" not in warning
     finally:
         logger.removeHandler(handler)
         server.shutdown()

@@ -4,7 +4,7 @@
 Prometheus conventions: ``driftline_`` prefix, base units, a ``model`` label on every series, verdicts
 as state sets — one series per possible status, 1 for the current one). `export` writes the node_exporter
 textfile and/or pushes to a Pushgateway as ``alerts.metrics`` says; a failed push is logged with its
-cause (the URL's credentials masked) and never fails the job.
+cause (the URL's user info masked) and never fails the job.
 
 | metric | labels | value |
 |---|---|---|
@@ -25,7 +25,6 @@ import datetime as dt
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.alerts.spec import PUSHGATEWAY_ENV
 from driftline.monitoring.drift import DATASET
 from driftline.monitoring.performance import PERFORMANCE
+from driftline.spec import mask_userinfo
 from driftline.vocabulary import ALERT, STATUSES, worst
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def push(url: str, cfg: MetricsExportConfig, model: str, reg: CollectorRegistry)
     """PUT the run's metrics to the Pushgateway group (job, model); retried with backoff; False on failure."""
     from prometheus_client import push_to_gateway
 
-    shown = masked(url)
+    shown = mask_userinfo(url)
     last = ""
     for attempt in range(cfg.retries + 1):
         if attempt:
@@ -125,15 +125,10 @@ def push(url: str, cfg: MetricsExportConfig, model: str, reg: CollectorRegistry)
             log.info("%s: metrics pushed to %s", model, shown)
             return True
         except Exception as exc:  # noqa: BLE001 - a receiver down, slow or failing must not fail the job
-            last = masked(" ".join(str(exc).split()) or type(exc).__name__)[:300]
+            last = mask_userinfo(" ".join(str(exc).split()) or type(exc).__name__)[:300]
     log.warning("%s: metrics push to %s failed after %d attempt(s): %s (the run's tables are written)", model, shown,
                 cfg.retries + 1, last)
     return False
-
-
-def masked(text: str) -> str:
-    """``text`` with the password of any ``scheme://user:password@host`` replaced by ``***``."""
-    return re.sub(r"(://[^/\s:@]*):[^/\s@]*@", r"\1:***@", text)
 
 
 def _number(value: float | None) -> float:

@@ -14,15 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import MissingInputError
 from driftline.monitoring.drift import DATASET
 from driftline.monitoring.metrics import ALL_ROWS
 from driftline.monitoring.performance import PERFORMANCE
-from driftline.tables.commit import parse_user_metadata
-from driftline.tables.contract_steps import outdated
 from driftline.tables.contracts import (
     FEATURES,
     MONITOR_METRICS,
@@ -32,7 +29,7 @@ from driftline.tables.contracts import (
     QUALITY_RESULTS,
     RETRAIN_DECISIONS,
 )
-from driftline.tables.embedded.deltalog import table_schema
+from driftline.tables.driver_read import DriverTables
 from driftline.tables.names import resolve_location
 from driftline.vocabulary import ALERT, CHALLENGER, CHAMPION, OK, PREVIOUS, WARN, worst
 
@@ -42,71 +39,12 @@ if TYPE_CHECKING:
 
 ALERT_EXIT = 3  # `exit_code` when the latest verdict is an alert
 RECENT_DAYS = 14  # the recent alerts listed: monitor runs of the days before the latest one
-HISTORY_LOOKBACK = 50  # commits looked at for a table's last driftline write
-
-
-class Row(dict):  # type: ignore[type-arg]
-    """A table row whose columns an older table contract lacks read as None (a workspace before `migrate`)."""
-
-    def __missing__(self, key: str) -> None:
-        return None
-
-
-@dataclass(frozen=True)
-class Tables:
-    """The workspace's tables, read with delta-rs (no JVM): rows as dicts, [] for a table not written yet."""
-
-    storage: StorageConfig
-    workspace: str
-
-    def _table(self, name: str, current: bool = False) -> Any:
-        """The table (None when absent); ``current``: refuse one an earlier release wrote, whose rows have other
-        columns (say `migrate`, as every job)."""
-        from deltalake import DeltaTable
-
-        uri = resolve_location(name, self.storage, self.workspace).uri
-        if not DeltaTable.is_deltatable(uri):
-            return None
-        table = DeltaTable(uri)
-        error = outdated(name, table_schema(table)) if current else None
-        if error is not None:
-            raise error
-        return table
-
-    def exists(self, name: str) -> bool:
-        return self._table(name) is not None
-
-    def rows(self, name: str, **equal: Any) -> list[dict[str, Any]]:
-        """Rows whose columns equal ``equal`` (partition columns: pruned by the log)."""
-        table = self._table(name, current=True)
-        if table is None:
-            return []
-        import pyarrow.dataset as ds
-
-        where = None
-        for column, value in equal.items():   # typed: a date compares with a date column, as Spark would
-            term = ds.field(column) == value
-            where = term if where is None else where & term
-        return [Row(r) for r in table.to_pyarrow_table(filters=where).to_pylist()]
-
-    def last_write(self, name: str) -> dict[str, Any] | None:
-        """The newest commit a driftline job made to the table: job, logical date, run id, time (UTC)."""
-        table = self._table(name)
-        if table is None:
-            return None
-        for entry in table.history(limit=HISTORY_LOOKBACK):
-            meta = parse_user_metadata(entry.get("userMetadata"))
-            if meta.get("job"):
-                stamp = dt.datetime.fromtimestamp(int(entry["timestamp"]) / 1000, tz=dt.UTC)
-                return {"job": meta["job"], "date": meta.get("date"), "run_id": meta.get("run_id"),
-                        "version": entry.get("version"), "committed_at": stamp}
-        return None
 
 
 def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowConfig,
            date: dt.date | None = None) -> dict[str, Any]:
     """Where ``model`` stands on ``date`` (None: its latest monitor run); see the module doc."""
-    tables = Tables(storage, workspace)
+    tables = DriverTables(storage, workspace)
     if not any(tables.exists(t) for t in (FEATURES.table(model), PREDICTIONS.table(model), MONITOR_RUNS.table())):
         root = resolve_location(FEATURES.table(model), storage, workspace).uri.rsplit("/", 1)[0]
         raise MissingInputError(f"status of {model}: expected its tables under {root}, found none "
@@ -118,7 +56,7 @@ def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowCon
         "workspace": str(workspace),
         "as_of": (date or (latest["run_date"] if latest else None)),
         "versions": None,   # read last: a Delta read after MLflow's start aborted the process at exit (see below)
-        "jobs": _jobs(tables, model, date),
+        "jobs": None,
         "monitor": None,
         "quality_failures": [],
         "retrain": None,
@@ -144,6 +82,7 @@ def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowCon
             if r["run_date"] >= since and ALERT in (r["status"], r["quality_status"], r["performance_status"])
         ]
     decisions = _until(tables.rows(RETRAIN_DECISIONS.table(), model=model), "decision_date", date)
+    out["jobs"] = _jobs(tables, model, date, runs, decisions)
     if decisions:
         d = decisions[-1]
         out["retrain"] = {k: d.get(k) for k in (
@@ -179,17 +118,19 @@ def _versions(model: str, mlflow: MlflowConfig, workspace: str) -> dict[str, Any
     return out
 
 
-def _jobs(tables: Tables, model: str, date: dt.date | None) -> list[dict[str, Any]]:
-    """The last run of each job: its last write (features, predictions) or its own row (monitor, retrain, pipeline)."""
+def _jobs(tables: DriverTables, model: str, date: dt.date | None, runs: list[dict[str, Any]],
+          decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last run of each job: its last write (features, predictions) or its own row (monitor, retrain, pipeline;
+    ``runs`` and ``decisions`` are the rows `gather` read, up to ``date``)."""
     out = []
     for job, table in (("prepare_features", FEATURES.table(model)), ("score", PREDICTIONS.table(model))):
         last = tables.last_write(table)
         out.append({"job": job, "date": last["date"] if last else None, "status": "written" if last else None,
                     "at": last["committed_at"] if last else None, "run_id": last["run_id"] if last else None})
-    for job, table, day, when in (("monitor", MONITOR_RUNS.table(), "run_date", "started_at"),
-                                  ("retrain", RETRAIN_DECISIONS.table(), "decision_date", "started_at"),
-                                  ("pipeline", PIPELINE_RUNS.table(), "run_date", "completed_at")):
-        rows = _until(tables.rows(table, model=model), day, date)
+    pipeline = _until(tables.rows(PIPELINE_RUNS.table(), model=model), "run_date", date)
+    for job, rows, day, when in (("monitor", runs, "run_date", "started_at"),
+                                 ("retrain", decisions, "decision_date", "started_at"),
+                                 ("pipeline", pipeline, "run_date", "completed_at")):
         last = rows[-1] if rows else None
         out.append({"job": job, "date": last[day] if last else None, "status": last["status"] if last else None,
                     "at": last[when] if last else None, "run_id": last["run_id"] if last else None})
@@ -234,8 +175,6 @@ def to_json(status: dict[str, Any]) -> str:
             return value.astimezone(dt.UTC).isoformat()
         if isinstance(value, dt.date):
             return value.isoformat()
-        if isinstance(value, float) and value != value:  # NaN: JSON has none
-            return None
         return str(value)
 
     return json.dumps(status, default=plain, indent=2, sort_keys=False)

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from driftline.config.schema import DriftlineConfig, WorkspaceConfig
 from driftline.errors import ConfigError
-from driftline.spec import IDENTIFIER
+from driftline.spec import IDENTIFIER, mask_userinfo
 
 KeyPath = tuple[str | int, ...]
 
@@ -31,7 +31,6 @@ KeyPath = tuple[str | int, ...]
 ENVIRONMENT_KEYS = ("workspace", "runtime", "storage", "mlflow", "logging")
 
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|credential|access[._-]?key|private)", re.I)
-_URI_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I)
 
 
 @dataclass(frozen=True)
@@ -172,7 +171,7 @@ def redact(data: Any, key: str = "") -> Any:
     if isinstance(data, str):
         if key and _SECRET_KEY.search(key):
             return "***"
-        return _URI_USERINFO.sub(r"\g<scheme>***@", data)
+        return mask_userinfo(data)
     return data
 
 
