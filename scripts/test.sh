@@ -9,7 +9,7 @@ VENV="${DRIFTLINE_VENV:-.venv}"
 
 run() {
   set +e
-  "$VENV/bin/python" -m pytest "$@"
+  "$VENV/bin/python" -m pytest --durations=25 "$@"
   local rc=$?
   set -e
   if [ "$rc" -eq 5 ]; then
