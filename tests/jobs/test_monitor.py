@@ -564,3 +564,118 @@ def test_monitor_exports_its_verdicts_for_prometheus_to_a_textfile_and_a_pushgat
     # a URL with credentials in the config is refused at load (secrets come from the environment only)
     assert monitor(env, D, "--set", f"alerts.metrics.pushgateway_url=http://ops:s3cret@127.0.0.1:{server.server_port}"
                    ) == 2
+
+
+def test_alerts_reach_a_webhook_once_per_window_a_resend_sends_again_and_a_failed_job_alerts(
+    scored, tmp_path, monkeypatch, capsys, caplog
+) -> None:
+    """A real HTTP receiver is the webhook; a second channel points at a closed port. Each alert is an alert_events
+    row; a rerun of the window sends nothing twice (only retries the channel that failed); ``alerts resend`` sends
+    again; a job failure alerts; the webhook's secret (in its URL, from the environment) is never logged or
+    stored."""
+    import json
+    import logging
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from driftline.alerts.channels import Message, payload
+
+    env = scored
+    received: list[tuple[str, dict]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:   # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append((self.path, json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with socket.socket() as s:      # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    secret = "tok3n-s3cret"
+    monkeypatch.setenv("JT_HOOK_URL", f"http://127.0.0.1:{server.server_port}/hook/{secret}")
+    alerts = ("--set", "alerts.channels={hook: {type: webhook, url_env: JT_HOOK_URL}, down: {type: webhook, url: "
+              f"'http://127.0.0.1:{closed}/x', retries: 0}}}}",
+              "--set", "alerts.rules=[{name: drift, when: dataset_drift, channels: [hook], severity: critical}, "
+              "{name: auc_low, when: performance, metric: auc, bound: 0.999, channels: [hook, down]}, "
+              "{name: quiet, when: column_drift, columns: [x2], channels: [hook]}, "
+              "{name: failed, when: job_failed, channels: [hook]}]")
+    caplog.set_level(logging.INFO)
+    try:
+        assert monitor(env, D, *WINDOW, *alerts) == 0
+        [run] = runs_of(env, D)
+        got = by_key(metrics_of(env, D))
+        events = {r["rule"]: r.asDict() for r in store_of(env).read("alert_events").collect()}
+        assert sorted(events) == ["auc_low", "drift"]               # x2 did not drift: `quiet` did not fire
+        drift, auc = events["drift"], events["auc_low"]
+        window = "2026-02-26..2026-03-01"
+        assert (drift["model"], drift["job"], drift["run_date"], drift["window"], drift["kind"]) == (
+            "jt", "monitor", D, window, "dataset_drift")
+        assert (drift["status"], drift["delivered"], drift["errors"], drift["attempts"], drift["resends"]) == (
+            "sent", "hook", None, 1, 0)
+        assert drift["value"] == run["drift_share"] == 0.5 and drift["threshold"] == 0.5
+        assert drift["report"] == run["report_path"] and drift["dedup_key"] == f"driftline/jt/drift/{window}"
+        assert drift["reason"] == "dataset drift alert: drift share 0.5 >= 0.5 (score, x1)" and drift["severity"] == "critical"
+        assert auc["value"] == got[("__performance__", "auc")]["value"] and auc["threshold"] == 0.999
+        assert (auc["status"], auc["delivered"], auc["attempts"]) == ("partial", "hook", 2)
+        assert auc["errors"].startswith("down: ") and "refused" in auc["errors"].lower()
+        # what arrived is exactly the webhook payload of the recorded alert
+        assert [p for p, _ in received] == [f"/hook/{secret}"] * 2
+        bodies = {b["rule"]: b for _, b in received}
+        want = Message(model="jt", rule="drift", window=window, severity="critical", status="firing",
+                       title=drift["title"], reason=drift["reason"], value=0.5, threshold=0.5,
+                       report=drift["report"], dedup_key=drift["dedup_key"],
+                       details=bodies["drift"]["details"])
+        hook = load_config("jt", env["conf"], [alerts[1], alerts[3]]).config.alerts.channels["hook"]
+        assert bodies["drift"] == payload("hook", hook, want)
+        assert (bodies["auc_low"]["value"], bodies["auc_low"]["threshold"]) == (auc["value"], 0.999)
+        # a rerun of the same window (a backfill, --force alike): nothing is sent twice; the failed channel is retried
+        assert monitor(env, D, *WINDOW, *alerts) == 0
+        assert len(received) == 2
+        again = {r["rule"]: r.asDict() for r in store_of(env).read("alert_events").collect()}
+        assert (again["drift"]["attempts"], again["auc_low"]["attempts"], again["auc_low"]["status"]) == (1, 3,
+                                                                                                          "partial")
+        # resend: on purpose, sent again and counted
+        capsys.readouterr()
+        assert main(["alerts", "resend", "--model", "jt", "--rule", "drift", "--window", window,
+                     "--conf-dir", str(env["conf"]), *alerts]) == 0
+        assert capsys.readouterr().out == "hook: sent (1 attempt(s))\n"
+        assert len(received) == 3 and received[-1][1]["details"]["resend"] == 1
+        resent = {r["rule"]: r.asDict() for r in store_of(env).read("alert_events").collect()}["drift"]
+        assert (resent["resends"], resent["attempts"], resent["status"]) == (1, 2, "sent")
+        assert main(["alerts", "resend", "--model", "jt", "--rule", "drift", "--window", window, "--dry-run",
+                     "--conf-dir", str(env["conf"]), *alerts]) == 0
+        assert len(received) == 3                                   # a dry run sends nothing
+        assert main(["alerts", "resend", "--model", "jt", "--rule", "drift", "--window", "2020-01-01..2020-01-04",
+                     "--conf-dir", str(env["conf"]), *alerts]) == 1
+        assert "expected an alert_events row of model jt, rule drift, window 2020-01-01..2020-01-04, found none" in \
+            capsys.readouterr().err
+        # a job that fails alerts once per (job, date)
+        assert monitor(env, dt.date(2026, 2, 12), *WINDOW, *alerts) == 1
+        assert monitor(env, dt.date(2026, 2, 12), *WINDOW, *alerts) == 1
+        assert len(received) == 4 and received[-1][1]["rule"] == "failed"
+        assert "expected champion predictions for score_date" in received[-1][1]["reason"]
+        capsys.readouterr()
+        assert main(["alerts", "list", "--model", "jt", "--conf-dir", str(env["conf"]), *alerts]) == 0
+        listed = capsys.readouterr().out.splitlines()
+        assert listed[0].split()[:6] == ["run_date", "job", "rule", "window", "severity", "status"]
+        assert sorted(line.split()[2] for line in listed[1:]) == ["auc_low", "drift", "failed"]
+        assert listed[-1].split()[:3] == ["2026-02-12", "monitor", "failed"]      # newest first
+        # the on-call screen shows the last alerts
+        assert main(["status", "--model", "jt", "--date", D.isoformat(), "--json", "--conf-dir", str(env["conf"])]) == 3
+        status = json.loads(capsys.readouterr().out)
+        assert sorted((a["rule"], a["status"]) for a in status["sent_alerts"]) == [
+            ("auc_low", "partial"), ("drift", "sent"), ("failed", "sent")]
+        # the secret: never in a log line, an output or a table row
+        assert secret not in caplog.text
+        assert all(secret not in str(v) for r in store_of(env).read("alert_events").collect() for v in r)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -21,6 +21,7 @@ from driftline.monitoring.drift import DATASET
 from driftline.monitoring.metrics import ALL_ROWS
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.tables.contracts import (
+    ALERT_EVENTS,
     FEATURES,
     MONITOR_METRICS,
     MONITOR_RUNS,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 ALERT_EXIT = 3  # `exit_code` when the latest verdict is an alert
 RECENT_DAYS = 14  # the recent alerts listed: monitor runs of the days before the latest one
+SENT_SHOWN = 5   # the last alert_events rows shown
 
 
 def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowConfig,
@@ -61,6 +63,7 @@ def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowCon
         "quality_failures": [],
         "retrain": None,
         "recent_alerts": [],
+        "sent_alerts": [],
         "verdict": None,
     }
     if latest is not None:
@@ -81,6 +84,9 @@ def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowCon
             for r in reversed(runs[:-1])
             if r["run_date"] >= since and ALERT in (r["status"], r["quality_status"], r["performance_status"])
         ]
+    events = _until(tables.rows(ALERT_EVENTS.table(), model=model), "run_date", date)
+    out["sent_alerts"] = [{k: e[k] for k in ("run_date", "job", "rule", "window", "severity", "status", "delivered",
+                                             "errors", "title")} for e in events[-SENT_SHOWN:][::-1]]
     decisions = _until(tables.rows(RETRAIN_DECISIONS.table(), model=model), "decision_date", date)
     out["jobs"] = _jobs(tables, model, date, runs, decisions)
     if decisions:
@@ -236,6 +242,11 @@ def render(status: dict[str, Any]) -> str:
         for a in status["recent_alerts"]:
             lines.append(f"  {a['run_date']}  drift {a['status']} ({a['columns_drifted']} columns) · quality "
                          f"{a['quality_status']} · performance {a['performance_status']}")
+    if status["sent_alerts"]:
+        lines.append("last alerts (alert_events):")
+        for a in status["sent_alerts"]:
+            lines.append(f"  {a['run_date']}  {a['rule']} [{a['severity']}] {a['status']}"
+                         f"{' to ' + a['delivered'] if a['delivered'] else ''} — {a['title']}")
     if mon is not None and mon.get("report_path"):
         lines.append(f"report: {mon['report_path']}")
     return "\n".join(lines)

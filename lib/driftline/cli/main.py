@@ -67,6 +67,12 @@ def _connect_server(argv: Sequence[str]) -> int:
     return connect_server_command(argv)
 
 
+def _alerts(argv: Sequence[str]) -> int:
+    from driftline.cli.alerts import alerts_command
+
+    return alerts_command(argv)
+
+
 def _sql_server(argv: Sequence[str]) -> int:
     from driftline.cli.sql_server import sql_server_command
 
@@ -77,6 +83,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], int]]] = {
     "models": ("list registered versions, promote a version, roll back the champion", _models),
     "status": ("where a model stands: latest verdict and why, versions, last runs, retrain, alerts (exit 3 on alert)",
                _status),
+    "alerts": ("list the alerts a model raised (alert_events); resend one on purpose", _alerts),
     "report": ("print the path of the HTML monitoring report of a run", _report),
     "jar": ("build driftline's JVM profile fold (needs a JDK) and print the jar's path, for spark-submit --jars",
             _jar),

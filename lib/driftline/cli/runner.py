@@ -69,6 +69,18 @@ class CliParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """``--conf-dir``, ``--workspace`` and ``--set``: where the config comes from, for every command that loads it."""
+    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
+                        help="folder with base.yaml and models/ (default: $DRIFTLINE_CONF_DIR or ./conf)")
+    parser.add_argument("--workspace", metavar="DIR",
+                        help="workspace folder for tables, MLflow store and reports (overrides the config key "
+                             "'workspace', default ./.driftline)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override one config key, e.g. --set monitoring.drift.psi_threshold=0.3 "
+                             "(repeatable; values are parsed as YAML: 3 → int, 0.3 → float, true → bool)")
+
+
 def build_parser(job: str, prog: str | None = None) -> argparse.ArgumentParser:
     spec = JOBS[job]
     parser = CliParser(
@@ -86,14 +98,7 @@ def build_parser(job: str, prog: str | None = None) -> argparse.ArgumentParser:
                       help="first date of a range (inclusive); needs --to")
     parser.add_argument("--to", dest="date_to", type=iso_date, metavar="YYYY-MM-DD",
                         help="last date of a range (inclusive); needs --from")
-    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
-                        help="folder with base.yaml and models/ (default: $DRIFTLINE_CONF_DIR or ./conf)")
-    parser.add_argument("--workspace", metavar="DIR",
-                        help="workspace folder for tables, MLflow store and reports (overrides the config key "
-                             "'workspace', default ./.driftline)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override one config key, e.g. --set monitoring.drift.psi_threshold=0.3 "
-                             "(repeatable; values are parsed as YAML: 3 → int, 0.3 → float, true → bool)")
+    add_config_args(parser)
     parser.add_argument("--force", action="store_true",
                         help="redo work already recorded as complete (pipeline backfills)")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.alerts.metrics import export_monitor_run
+from driftline.jobs.notify import monitor_facts, notify_monitor
 from driftline.monitoring.daily import daily_rows, known_scores, page_sample, profiled_columns, window_profiles
 from driftline.monitoring.drift import DatasetDrift, dataset_drift, drift_rows
 from driftline.monitoring.estimated import CELL_COLUMN, CellTable, comparison_rows, estimated_rows
@@ -54,7 +55,7 @@ from driftline.monitoring.windows import earlier_windows, window_of
 from driftline.profiling.types import DatasetProfile
 from driftline.registry.client import tracking_setup
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, PREDICTIONS
-from driftline.vocabulary import ALERT, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, worst
+from driftline.vocabulary import ALERT, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, WARN, worst
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -115,6 +116,7 @@ class Measured:
     quality_status: str
     performance_status: str
     sample: Any                                      # the Evidently page's rows (a small DataFrame)
+    quality_alerts: tuple[str, ...] = ()             # `column.metric` of the quality rows at warn or alert
 
 
 def monitor_date(ctx: JobContext, date: dt.date) -> None:
@@ -177,7 +179,8 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
                     [*drift_rows(result), *quality, *performance, *estimated], previous_rows, segment_rows,
                     matured_windows(ctx, date, ref, cells, windows, history), history,
                     INSUFFICIENT if current.rows == 0 else quality_status,
-                    performance_status(performance), sample)
+                    performance_status(performance), sample,
+                    tuple(f"{r['column']}.{r['metric']}" for r in quality if r["status"] in (WARN, ALERT)))
 
 
 def estimation_cells(ctx: JobContext, ref: Reference) -> CellTable | None:
@@ -263,7 +266,10 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
         started_at=ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None))
     ctx.store.replace_partitions(MONITOR_RUNS.table(), ctx.spark.createDataFrame([run_row], MONITOR_RUNS.schema()),
                                  MONITOR_RUNS.partition_by, commit, partitions=partition)
-    export_monitor_run(cfg.alerts.metrics, ctx.workspace, dict(zip(MONITOR_RUNS.names, run_row, strict=True)), m.rows)
+    run = dict(zip(MONITOR_RUNS.names, run_row, strict=True))
+    export_monitor_run(cfg.alerts.metrics, ctx.workspace, run, m.rows)
+    notify_monitor(ctx, monitor_facts(date, (dates[0], dates[-1]), run, m.rows, str(path), m.quality_alerts),
+                   m.history)
     drifted = [c.column for c in result.columns if c.drifted]
     log.info("%s %s (window %s..%s, v%s, %d rows): drift %s — %d of %d columns drifted%s; quality %s; "
              "performance %s; report %s", cfg.name, date, dates[0], dates[-1], m.version, current.rows, result.status,

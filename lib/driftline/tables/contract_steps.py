@@ -52,6 +52,8 @@ CHANGES_1_2: dict[str, Change] = {
     c.RETRAIN_DECISIONS.name: Change(),
     c.PIPELINE_RUNS.name: Change(),
     c.DAILY_PROFILES.name: Change(),   # added in contract 3's release, its shape unchanged since: never migrated
+    c.ALERT_EVENTS.name: Change(),     # likewise (added after contract 3)
+    c.CHAMPION_ROLLBACKS.name: Change(),
 }
 
 EPISODE_COLUMNS = ("episode_id", "onset_date", "armed_date", "episode_status", "labels_available", "labels_needed",

@@ -14,97 +14,26 @@ contract declares the columns every model's table has.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-from pyspark.sql.types import (
-    ArrayType,
-    BinaryType,
-    BooleanType,
-    DataType,
-    DateType,
-    DoubleType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
+from pyspark.sql.types import ArrayType, BinaryType, DoubleType, StringType
 
 from driftline import vocabulary as v
-from driftline.errors import TableError
+from driftline.tables.contract_base import (
+    INT,
+    TS,
+    B,
+    Column,
+    D,
+    F,
+    L,
+    S,
+    TableContract,
+    _c,
+    _provenance,
+)
+
+__all__ = ["ALL", "CONTRACT_VERSION", "Column", "STATUS_DOC", "TableContract", "contract_of"]
 
 CONTRACT_VERSION = 3  # 1: before the one vocabulary; 2: before drift episodes (see driftline.tables.migrate)
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: DataType
-    doc: str
-    nullable: bool = True
-
-    def field(self) -> StructField:
-        return StructField(self.name, self.type, self.nullable)
-
-
-@dataclass(frozen=True)
-class TableContract:
-    """One table: ``name`` is the table name, or ``<model>__<suffix>`` for a per-model table."""
-
-    name: str
-    doc: str
-    columns: tuple[Column, ...]
-    partition_by: tuple[str, ...]
-    key: tuple[str, ...]  # at most one row per key
-    idempotency: str  # what one write replaces
-    per_model: bool = False
-    model_columns: str = ""  # per-model tables: the columns that come from the model's config
-    values: dict[str, str] = field(default_factory=dict)  # column → its documented vocabulary
-
-    def table(self, model: str | None = None) -> str:
-        """The table's name (a per-model table needs the model)."""
-        if not self.per_model:
-            return self.name
-        if not model:
-            raise TableError(f"table {self.name}: a per-model table needs the model name")
-        return self.name.replace("<model>", model)
-
-    def schema(self, leading: Sequence[StructField] = (), trailing: Sequence[StructField] = ()) -> StructType:
-        """The columns in table order; a per-model table's model columns go in ``leading``/``trailing``."""
-        return StructType([*leading, *(c.field() for c in self.columns), *trailing])
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
-
-    def row(self, **values: Any) -> tuple[Any, ...]:
-        """One row in column order, every column given by name (a missing or unknown one is an error)."""
-        missing = [c for c in self.names if c not in values]
-        unknown = [k for k in values if k not in self.names]
-        if missing or unknown:
-            raise TableError(f"table {self.name}: a row needs exactly the contract's columns: "
-                             f"missing {missing}, unknown {unknown}")
-        return tuple(values[c] for c in self.names)
-
-
-S, D, F, L, INT = StringType(), DateType(), DoubleType(), LongType(), IntegerType()
-B, TS = BooleanType(), TimestampType()
-
-
-def _c(name: str, type_: DataType, doc: str, nullable: bool = True) -> Column:
-    return Column(name, type_, doc, nullable)
-
-
-def _provenance(run_doc: str) -> tuple[Column, ...]:
-    return (
-        _c(v.RUN_ID, S, run_doc, False),
-        _c(v.CODE_VERSION, S, "driftline version (and git commit) that wrote the row; null on rows written "
-           "before release 0.2 recorded it"),
-        _c(v.CONFIG_HASH, S, "hash of the resolved configuration the row was computed under"),
-    )
 
 
 STATUS_DOC = "verdict: ok < insufficient_data < warn < alert (driftline.vocabulary)"
@@ -406,9 +335,79 @@ PIPELINE_RUNS = TableContract(
     values={"status": "completed"},
 )
 
+ALERT_EVENTS = TableContract(
+    name="alert_events",
+    doc="One row per alert (model, rule, window): what an alert rule found, where it was sent and whether it "
+        "arrived. A rerun or backfill of the same window never sends it again; `driftline alerts resend` does.",
+    columns=(
+        _c(v.MODEL, S, "the model", False),
+        _c("job", S, "the job whose run raised it (monitor, retrain, or the job that failed)", False),
+        _c(v.RUN_DATE, D, "the --date D of that run", False),
+        _c("rule", S, "the rule's name (alerts.rules[].name)", False),
+        _c("kind", S, "what the rule watches (alerts.rules[].when)", False),
+        _c("window", S, "what the alert is about: the monitor window `start..end`, the decision date, or "
+           "`<job>@<date>` for a job failure", False),
+        _c("severity", S, "critical, warning or info", False),
+        _c("status", S, "sent (every channel took it), partial (some did), failed (none did), suppressed "
+           "(cooldown: the rule was sent for an earlier window within alerts.rules[].cooldown_days)", False),
+        _c("title", S, "the message's one-line title", False),
+        _c("reason", S, "why it fired: the measure, the threshold, and k of n runs", False),
+        _c("value", F, "the measured value (drift share, drifted columns, metric, ...)"),
+        _c("threshold", F, "the threshold the value crossed"),
+        _c("report", S, "the HTML report of the run (path or URL)"),
+        _c("dedup_key", S, "`driftline/<model>/<rule>/<window>`: the PagerDuty dedup key and webhook id", False),
+        _c("channels", S, "the rule's channels, comma-separated", False),
+        _c("delivered", S, "the channels that took it, comma-separated (empty: none)", False),
+        _c("errors", S, "per failed channel `name: cause` (secrets masked), `; `-separated; null when none"),
+        _c("attempts", INT, "send attempts over all channels and runs", False),
+        _c("resends", INT, "times `driftline alerts resend` sent it again", False),
+        _c("first_sent_at", TS, "when it was first sent (UTC); null while no channel took it"),
+        _c("updated_at", TS, "when the row was last written (UTC)", False),
+        *_provenance("the run that last wrote the row"),
+    ),
+    partition_by=(v.MODEL, "job", v.RUN_DATE),
+    key=(v.MODEL, "rule", "window"),
+    idempotency="a job replaces its (model, job, run_date) partition with the rows it had plus what this run "
+                "sent; a delivered channel is never sent to again for the same key",
+    values={"status": "sent, partial, failed, suppressed", "severity": "critical, warning, info",
+            "kind": "dataset_drift, column_drift, quality, performance, retrain, promotion, rollback, job_failed"},
+)
+
+CHAMPION_ROLLBACKS = TableContract(
+    name="champion_rollbacks",
+    doc="One row per (model, decision_date) with retrain.rollback on and a `previous` version to compare with: "
+        "the newly promoted champion against its predecessor on the same labelled rows, and whether the champion "
+        "alias moved back.",
+    columns=(
+        _c(v.MODEL, S, "the model", False),
+        _c(v.DECISION_DATE, D, "the retrain run's --date D", False),
+        _c("status", S, "rolled_back, held (not worse by more than the margin, or already rolled back once), "
+           "insufficient_data (too few matured labels: never rolls back)", False),
+        _c("champion_version", S, "the champion compared (before a rollback)", False),
+        _c("previous_version", S, "the version holding the `previous` alias", False),
+        _c("metric", S, "retrain.rollback.metric", False),
+        _c("champion_value", F, "the metric of the champion on the compared rows"),
+        _c("previous_value", F, "the metric of the previous version on the same rows"),
+        _c("margin", F, "retrain.rollback.margin", False),
+        _c("labelled_rows", L, "rows both versions scored whose label matured before D", False),
+        _c("first_date", D, "first score_date compared"),
+        _c("last_date", D, "last score_date compared"),
+        _c("estimated_value", F, "the champion's latest estimated metric (with retrain.rollback.estimated_min)"),
+        _c("reason", S, "why, one line", False),
+        _c("champion_after", S, "the champion after the decision", False),
+        *_provenance("the retrain run that wrote the row"),
+        _c("started_at", TS, "when the retrain run started (UTC)", False),
+    ),
+    partition_by=(v.MODEL, v.DECISION_DATE),
+    key=(v.MODEL, v.DECISION_DATE),
+    idempotency="retrain replaces the (model, decision_date) partition of its date; a version is rolled back at "
+                "most once",
+    values={"status": "rolled_back, held, insufficient_data"},
+)
+
 ALL: tuple[TableContract, ...] = (
     FEATURES, QUALITY_RESULTS, QUARANTINE, PREDICTIONS, DAILY_PROFILES, SCORING_STATS, REFERENCE_PROFILES,
-    MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS, PIPELINE_RUNS,
+    MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS, PIPELINE_RUNS, ALERT_EVENTS, CHAMPION_ROLLBACKS,
 )
 
 

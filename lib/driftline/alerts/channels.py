@@ -1,0 +1,407 @@
+"""Notification channels: one alert `Message` as a generic JSON webhook, a Slack(-compatible) Block Kit
+message, a PagerDuty Events API v2 event or a plain-text e-mail over SMTP.
+
+`payload` is the body a channel would send (secrets shown as where they live), `describe` the ``--dry-run``
+text, `send` the delivery: the channel's secret is read from its environment variable or file at send time,
+each attempt has a timeout, a failed attempt is logged (one warning line with its cause) and retried with
+exponential backoff; a 3xx or 4xx answer (but 408/425/429) or a 5xx SMTP reply is final. `send` never raises
+for a delivery problem, it returns a `SendResult`: an alert that cannot be delivered must not fail the job.
+Every error text and log line has the resolved secrets and URL user info masked (``***``).
+
+Standard library only: ``urllib.request`` (redirects are not followed: a webhook's POST would arrive as a
+bodiless GET, or its credentials elsewhere) and ``smtplib`` (STARTTLS verifies the server's certificate
+against the system's CAs).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import logging
+import math
+import os
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from driftline.alerts.channel_spec import (
+    HTTP_URL,
+    ChannelConfig,
+    EmailChannel,
+    PagerDutyChannel,
+    SecretUnavailable,
+    SlackChannel,
+    WebhookChannel,
+    resolve_secret,
+)
+from driftline.spec import mask_userinfo
+
+__all__ = ["ChannelConfig", "EmailChannel", "Message", "PagerDutyChannel", "SecretUnavailable", "SendResult",
+           "SlackChannel", "WebhookChannel", "describe", "payload", "resolve_secret", "send", "send_all"]
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("critical", "warning", "info")
+FIRING, RESOLVED = "firing", "resolved"
+MAX_WAIT = 60.0  # seconds: the longest wait between two attempts, whatever the backoff doubled to
+_RETRIED_4XX = {408, 425, 429}  # client errors that a later attempt may not get
+_SLACK_ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One alert (or its resolution) for one model, rule and window; ``dedup_key`` names the incident."""
+
+    model: str
+    rule: str
+    window: str            # e.g. "2026-01-01..2026-01-07"
+    severity: str          # critical | warning | info
+    status: str            # firing | resolved
+    title: str             # one line
+    reason: str            # why, one or two sentences
+    value: float | None
+    threshold: float | None
+    report: str | None     # the report's path or URL
+    dedup_key: str         # stable: f"driftline/{model}/{rule}/{window}"
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"expected a severity in {', '.join(SEVERITIES)}, found {self.severity!r}")
+        if self.status not in (FIRING, RESOLVED):
+            raise ValueError(f"expected a status {FIRING} or {RESOLVED}, found {self.status!r}")
+        for name in ("model", "rule", "window", "title", "dedup_key"):
+            text = getattr(self, name)
+            if not text or any(ord(c) < 32 for c in text):
+                raise ValueError(f"expected {name} on one line, found {text!r}")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """How one channel's delivery went: ``error`` is the last attempt's cause on one line, secrets masked."""
+
+    channel: str
+    ok: bool
+    attempts: int
+    error: str | None
+    seconds: float
+
+
+class _Final(Exception):
+    """A refusal that another attempt would get again (a 3xx/4xx answer, a 5xx SMTP reply)."""
+
+
+# -- what is sent ---------------------------------------------------------------------------------
+
+def payload(name: str, channel: ChannelConfig, message: Message) -> dict[str, Any] | str:
+    """The body ``channel`` sends for ``message``: a JSON object for the HTTP channels (PagerDuty's routing key
+    shown as ``$VARIABLE`` / ``<contents of FILE>``, `send` puts the key there), the RFC 5322 text of the
+    e-mail (`send` adds its ``Date`` and ``Message-ID`` headers)."""
+    if isinstance(channel, EmailChannel):
+        return _email(channel, message).as_string()
+    return _body(channel, message, _where_secret(channel))
+
+
+def describe(name: str, channel: ChannelConfig, message: Message) -> str:
+    """What `send` would send where (the ``--dry-run`` text), over several lines; secrets are not read."""
+    retries = (f"timeout {channel.timeout_seconds:g}s, up to {channel.retries} retries "
+               f"(first after {channel.backoff_seconds:g}s, doubling)")
+    if isinstance(channel, EmailChannel):
+        login = (f", login as {channel.username} (password in {_where_secret(channel)})"
+                 if channel.username is not None else "")
+        head = (f"channel {name!r} (email): SMTP {channel.host}:{channel.port}"
+                f"{' with STARTTLS' if channel.starttls else ' without TLS'}{login}, "
+                f"from {channel.sender} to {', '.join(channel.to)}; {retries}")
+        return f"{head}\n{payload(name, channel, message)}"
+    head = f"channel {name!r} ({channel.type}): POST JSON to {_where_url(channel)}; {retries}"
+    return f"{head}\n{json.dumps(payload(name, channel, message), indent=2, ensure_ascii=False)}"
+
+
+def _body(channel: ChannelConfig, message: Message, routing_key: str) -> dict[str, Any]:
+    m = message
+    if isinstance(channel, SlackChannel):
+        return _slack(m)
+    if isinstance(channel, PagerDutyChannel):
+        details = {"model": m.model, "rule": m.rule, "window": m.window, "status": m.status, "reason": m.reason,
+                   "value": _json(m.value), "threshold": _json(m.threshold), "report": m.report,
+                   "details": _json(m.details)}
+        return {"routing_key": routing_key, "event_action": "trigger" if m.status == FIRING else "resolve",
+                "dedup_key": m.dedup_key, "client": "driftline",
+                "payload": {"summary": _cut(_summary(m), 1024), "source": "driftline", "severity": m.severity,
+                            "component": m.model, "class": m.rule, "custom_details": details},
+                "links": [{"href": m.report, "text": "driftline report"}] if _is_url(m.report) else []}
+    return {"model": m.model, "rule": m.rule, "window": m.window, "severity": m.severity, "status": m.status,
+            "title": m.title, "reason": m.reason, "value": _json(m.value), "threshold": _json(m.threshold),
+            "report": m.report, "dedup_key": m.dedup_key, "details": _json(m.details)}
+
+
+def _slack(m: Message) -> dict[str, Any]:
+    icon = ":white_check_mark:" if m.status == RESOLVED else _SLACK_ICON[m.severity]
+    report = "none"
+    if m.report is not None:
+        report = (f"<{m.report.replace('|', '%7C').replace('>', '%3E')}|open the report>" if _is_url(m.report)
+                  else f"`{_esc(m.report)}`")
+    fields = [("Model", m.model), ("Rule", m.rule), ("Window", m.window), ("Severity", m.severity),
+              ("Value", _number(m.value)), ("Threshold", _number(m.threshold))]
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(f"{icon} {m.title}", 150), "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(_esc(m.reason) or " ", 3000)}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(f"*{k}*\n{_esc(v)}", 2000)} for k, v in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"*Report*: {report}", 3000)}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(
+            f"{m.status.upper()} · driftline · `{_esc(m.dedup_key)}`", 3000)}]},
+    ]
+    text = f"{_summary(m)}. {m.reason} Report: {m.report or 'none'}"
+    return {"text": _cut(_esc(text), 3000), "blocks": blocks}
+
+
+def _email(channel: EmailChannel, m: Message) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = channel.sender
+    mail["To"] = ", ".join(channel.to)
+    mail["Subject"] = f"[driftline {m.status.upper()} {m.severity}] {m.title}"
+    mail["X-Driftline-Dedup-Key"] = m.dedup_key
+    rows = [("Status", f"{m.status} ({m.severity})"), ("Model", m.model), ("Rule", m.rule), ("Window", m.window),
+            ("Value", _number(m.value)), ("Threshold", _number(m.threshold)), ("Reason", m.reason),
+            ("Report", m.report or "none"), ("Dedup key", m.dedup_key)]
+    text = "\n".join([m.title, "", *(f"{k + ':':<11}{v}" for k, v in rows)])
+    if m.details:
+        text += "\n\nDetails:\n" + "\n".join(f"  {k}: {json.dumps(v)}" for k, v in _json(m.details).items())
+    mail.set_content(text + "\n")
+    return mail
+
+
+def _summary(m: Message) -> str:
+    return f"[{m.status.upper()} {m.severity}] {m.title}: value {_number(m.value)} (threshold {_number(m.threshold)})"
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.6g}"
+
+
+def _json(value: Any) -> Any:
+    """``value`` as plain JSON data: non-finite numbers as null, other types as their text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return str(value)
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_url(text: str | None) -> bool:
+    return text is not None and bool(HTTP_URL.match(text))
+
+
+def _where_secret(channel: ChannelConfig) -> str:
+    env = getattr(channel, "url_env", None) or getattr(channel, "routing_key_env", None) or \
+        getattr(channel, "password_env", None)
+    if env is not None:
+        return f"${env}"
+    file = getattr(channel, "url_file", None) or getattr(channel, "routing_key_file", None) or \
+        getattr(channel, "password_file", None)
+    return f"<contents of {file}>"
+
+
+def _where_url(channel: ChannelConfig) -> str:
+    if isinstance(channel, PagerDutyChannel):
+        return f"{channel.url} (routing key in {_where_secret(channel)})"
+    if isinstance(channel, WebhookChannel) and channel.url is not None:
+        return mask_userinfo(channel.url)
+    return f"the URL in {_where_secret(channel)}"
+
+
+# -- delivery -------------------------------------------------------------------------------------
+
+def send(name: str, channel: ChannelConfig, message: Message, *, environ: Mapping[str, str] = os.environ,
+         sleep: Callable[[float], None] = time.sleep) -> SendResult:
+    """Deliver ``message`` through ``channel`` (named ``name``): `SendResult`, never an exception for a
+    delivery problem (a missing secret is a failed result after 0 attempts)."""
+    started = time.monotonic()
+    target = f"{name} ({channel.type})"
+    try:
+        attempt, secret = _attempt(channel, message, environ)
+    except SecretUnavailable as exc:
+        log.warning("alert %s not sent through %s: %s", message.dedup_key, target, exc)
+        return SendResult(name, False, 0, str(exc), time.monotonic() - started)
+    hidden = _fragments(secret)
+    total = channel.retries + 1
+    error = ""
+    for number in range(1, total + 1):
+        try:
+            attempt()
+        except Exception as exc:  # noqa: BLE001 - a receiver down, slow or failing must not fail the job
+            error = _mask(_cause(exc, channel), hidden)
+            final = isinstance(exc, _Final) or number == total
+            wait = min(channel.backoff_seconds * 2 ** (number - 1), MAX_WAIT)
+            then = ("giving up (the job goes on)" if number == total else "not retried (a final refusal)"
+                    ) if final else f"retrying in {wait:g}s"
+            log.warning("alert %s through %s failed (attempt %d of %d): %s; %s", message.dedup_key, target,
+                        number, total, error, then)
+            if final:
+                return SendResult(name, False, number, error, time.monotonic() - started)
+            sleep(wait)
+        else:
+            log.info("alert %s sent through %s (attempt %d)", message.dedup_key, target, number)
+            return SendResult(name, True, number, None, time.monotonic() - started)
+    return SendResult(name, False, total, error, time.monotonic() - started)  # not reached: the last attempt returns
+
+
+def send_all(channels: Mapping[str, ChannelConfig], names: Sequence[str], message: Message, *,
+             environ: Mapping[str, str] = os.environ, sleep: Callable[[float], None] = time.sleep
+             ) -> list[SendResult]:
+    """`send` through each channel of ``names`` in turn (each once); a name that is not configured is a failed
+    result after 0 attempts."""
+    results = []
+    for name in dict.fromkeys(names):
+        if name not in channels:
+            error = f"expected a channel of alerts.channels ({', '.join(sorted(channels)) or 'none'}), found {name!r}"
+            log.warning("alert %s not sent: %s", message.dedup_key, error)
+            results.append(SendResult(name, False, 0, error, 0.0))
+        else:
+            results.append(send(name, channels[name], message, environ=environ, sleep=sleep))
+    return results
+
+
+def _attempt(channel: ChannelConfig, message: Message, environ: Mapping[str, str]
+             ) -> tuple[Callable[[], None], str | None]:
+    """One delivery attempt as a function, and the secret it resolved (to mask)."""
+    if isinstance(channel, EmailChannel):
+        password = None
+        if channel.username is not None:
+            password = resolve_secret(env=channel.password_env, file=channel.password_file, environ=environ)
+        mail = _email(channel, message)
+        mail["Date"] = email.utils.formatdate(usegmt=True)
+        mail["Message-ID"] = email.utils.make_msgid("driftline", domain=channel.sender.rpartition("@")[2])
+        return (lambda: _smtp(channel, mail, password)), password
+    if isinstance(channel, PagerDutyChannel):
+        key = resolve_secret(env=channel.routing_key_env, file=channel.routing_key_file, environ=environ)
+        body = _body(channel, message, key)
+        return (lambda: _post(channel.url, body, channel.timeout_seconds)), key
+    body = _body(channel, message, "")
+    if isinstance(channel, WebhookChannel) and channel.url is not None:
+        inline = channel.url
+        return (lambda: _post(inline, body, channel.timeout_seconds)), None
+    url = resolve_secret(env=channel.url_env, file=channel.url_file, environ=environ)
+    if not HTTP_URL.match(url):
+        raise SecretUnavailable(f"expected an http:// or https:// URL in {_where_secret(channel)}, "
+                                "found something else (not shown)")
+    return (lambda: _post(url, body, channel.timeout_seconds)), url
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None   # a 3xx answer becomes an HTTPError: a failed attempt
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _post(url: str, body: Mapping[str, Any], timeout: float) -> None:
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "driftline-alerts"}
+    split = urlsplit(url)
+    if "@" in split.netloc:   # user info from a URL secret: HTTP basic auth, never part of the request line
+        credentials = f"{unquote(split.username or '')}:{unquote(split.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        url = split._replace(netloc=split.netloc.rpartition("@")[2]).geturl()
+    data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            response.read(65536)
+    except urllib.error.HTTPError as exc:
+        if exc.code < 500 and exc.code not in _RETRIED_4XX:   # 3xx (not followed) and 4xx
+            raise _Final(_http_error(exc)) from None
+        raise
+
+
+def _smtp(channel: EmailChannel, mail: EmailMessage, password: str | None) -> None:
+    try:
+        with smtplib.SMTP(channel.host, channel.port, timeout=channel.timeout_seconds) as smtp:
+            if channel.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if channel.username is not None and password is not None:
+                smtp.login(channel.username, password)
+            refused = smtp.send_message(mail, from_addr=channel.sender, to_addrs=channel.to)
+    except smtplib.SMTPResponseException as exc:
+        if exc.smtp_code >= 500:
+            raise _Final(_cause(exc, channel)) from None
+        raise
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise _Final(_refused(exc.recipients)) from None
+    if refused:   # delivered to the others: another attempt would send them a second copy
+        raise _Final(_refused(refused))
+
+
+def _refused(recipients: Mapping[str, tuple[int, bytes]]) -> str:
+    return "recipients refused: " + ", ".join(f"{a} (SMTP {c} {m.decode(errors='replace')})"
+                                              for a, (c, m) in recipients.items())
+
+
+def _http_error(exc: urllib.error.HTTPError) -> str:
+    try:
+        answer = exc.read(300).decode(errors="replace")
+    except Exception:  # noqa: BLE001 - the status says enough when the body cannot be read
+        answer = ""
+    finally:
+        exc.close()
+    return f"HTTP {exc.code} {exc.reason}" + (f": {answer}" if answer.strip() else "")
+
+
+def _cause(exc: BaseException, channel: ChannelConfig) -> str:
+    """One line saying why an attempt failed."""
+    if isinstance(exc, urllib.error.HTTPError):
+        text = _http_error(exc)
+    elif isinstance(exc, TimeoutError) or (isinstance(exc, urllib.error.URLError)
+                                           and isinstance(exc.reason, TimeoutError)):
+        text = f"timed out after {channel.timeout_seconds:g}s"
+    elif isinstance(exc, urllib.error.URLError):
+        text = f"cannot connect: {exc.reason}"
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        reply = exc.smtp_error
+        text = f"SMTP {exc.smtp_code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
+    elif isinstance(exc, _Final | ConnectionError | smtplib.SMTPException):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return _cut(" ".join(text.split()), 500)
+
+
+def _fragments(secret: str | None) -> list[str]:
+    """The texts to mask: the secret, and for a URL its password, its path and query, and their long parts."""
+    if not secret:
+        return []
+    parts = {secret}
+    if "://" in secret:
+        split = urlsplit(secret)
+        parts |= {p for p in (split.password, unquote(split.password or ""), split.query) if p}
+        rest = secret.partition(split.netloc)[2]
+        if len(rest) > 1:
+            parts.add(rest)
+        parts |= {s for s in split.path.split("/") if len(s) >= 16}
+    return sorted(parts, key=len, reverse=True)
+
+
+def _mask(text: str, hidden: Sequence[str]) -> str:
+    for part in hidden:
+        text = text.replace(part, "***")
+    return mask_userinfo(text)
