@@ -29,7 +29,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from driftline.alerts.rules import Facts
 from driftline.errors import ConfigError, DriftlineError, MissingInputError
+from driftline.jobs import rollback
+from driftline.jobs.notify import notify_retrain
 from driftline.monitoring.metrics import ALL_ROWS
 from driftline.retrain.episodes import ENDED
 from driftline.retrain.policy import LABELLED_ROWS, PERFORMANCE_COLUMN, Decision, evaluate
@@ -216,6 +219,11 @@ def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
     """Decide (and maybe train) for one date; returns the recorded outcome."""
     cfg = ctx.config
     check_weights(cfg)
+    rolled = rollback.check(ctx, date)
+    if rolled is not None and rolled["status"] == rollback.ROLLED_BACK:
+        notify_retrain(ctx, Facts(job="retrain", run_date=date, window=date.isoformat(),
+                                  rolled_back=(rolled["champion_version"], rolled["champion_after"]),
+                                  decision_reasons=rolled["reason"]))
     history = read_history(ctx, date)
     done = [d for d in history.decisions if d["decision_date"] == date and d.get("trained_version")]
     if done and not ctx.force:
@@ -227,6 +235,7 @@ def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
     log.info("retrain %s %s: %s — %s", cfg.name, date, decision.status, "; ".join(decision.reasons))
     if not decision.fired:
         _write(ctx, decision, Outcome())
+        notify_retrain(ctx, retrain_facts(decision, Outcome()))
         return Outcome()
     _write(ctx, decision, Outcome(RUNNING))
     try:
@@ -235,11 +244,21 @@ def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
         _write(ctx, decision, Outcome(FAILED, error=" ".join(f"{type(exc).__name__}: {exc}".split())))
         raise
     _write(ctx, decision, outcome)
+    notify_retrain(ctx, retrain_facts(decision, outcome))
     gate = outcome.gate or {}
     log.info("retrain %s %s: version %s trained; gate %s (%s); champion v%s", cfg.name, date, outcome.trained_version,
              "passed" if gate.get("driftline.gate.passed") == "true" else "failed", gate.get("driftline.gate.reason"),
              outcome.champion_version)
     return outcome
+
+
+def retrain_facts(decision: Decision, outcome: Outcome) -> Facts:
+    """What the alert rules of the retrain kinds see of a decision and its training."""
+    promoted = outcome.trained_version is not None and outcome.champion_version == outcome.trained_version
+    return Facts(job="retrain", run_date=decision.date, window=decision.date.isoformat(), decision=decision.status,
+                 decision_reasons="; ".join(decision.reasons),
+                 promoted_version=outcome.trained_version if promoted and outcome.train_status == TRAINED else None,
+                 previous_champion=(outcome.gate or {}).get("driftline.gate.reference_version"))
 
 
 def _write(ctx: JobContext, decision: Decision, outcome: Outcome) -> None:

@@ -46,6 +46,7 @@ from driftline.vocabulary import (
     MODEL,
     MODEL_VERSION,
     PREDICTED_LABEL,
+    PREVIOUS,
     ROLE,
     RUN_ID,
     SCORE,
@@ -114,6 +115,10 @@ def current_roles(registry: ModelRegistry, cfg: DriftlineConfig) -> tuple[tuple[
         log.info("%s: challenger alias points at the champion v%s; no shadow scoring", cfg.name, champion.version)
     elif challenger is not None:
         roles.append((CHALLENGER, challenger.version))
+    if cfg.retrain.rollback.enabled:   # the predecessor beside the champion, for the automatic rollback
+        previous = registry.alias(PREVIOUS)
+        if previous is not None and previous.version not in {v for _, v in roles}:
+            roles.append((PREVIOUS, previous.version))
     return tuple(roles)
 
 
@@ -155,7 +160,7 @@ def versions_by_date(ctx: JobContext, registry: ModelRegistry) -> dict[tuple[tup
     for date in ctx.dates:
         roles = recorded.get(date, now)
         if not cfg.scoring.shadow:
-            roles = tuple(p for p in roles if p[0] == CHAMPION)
+            roles = tuple(p for p in roles if p[0] == CHAMPION or (p[0] == PREVIOUS and cfg.retrain.rollback.enabled))
         if roles != now:
             log.info("%s %s: scored before by %s; scoring with the same versions (scoring.rerun_versions=recorded)",
                      cfg.name, date, ", ".join(f"{r} v{v}" for r, v in roles))
@@ -271,7 +276,7 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
     shadow = len(versions) > 1
     if sink is None:
         committed = store.read(table, version=written.version, partitions={SCORE_DATE: [date]})
-        stats += prediction_stats(committed, key, cfg.label.task, shadow)
+        stats += prediction_stats(committed, key, cfg.label.task, any(v.ref.role == CHALLENGER for v in versions))
     else:
         tally = merge_tallies(sink.value)
         stats = tally_stats(tally, spec, cfg.label.task)
@@ -280,7 +285,8 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
     write_stats(ctx, date, versions, stats)
     if shadow:
         got = {m: v for r, _, m, v in stats if r == "comparison"}
-        log.info("shadow %s v%s vs champion v%s: %s", CHALLENGER, versions[1].ref.version, versions[0].ref.version,
+        log.info("shadow %s v%s vs champion v%s: %s", versions[1].ref.role, versions[1].ref.version,
+                 versions[0].ref.version,
                  ", ".join(f"{m}={v:.4f}" for m, v in got.items() if v is not None))
 
 

@@ -158,6 +158,22 @@ class WaitForLabels(Frozen):
         return self
 
 
+class RollbackRule(Frozen):
+    """Automatic rollback of a newly promoted champion (`driftline.jobs.rollback`): the score job also scores the
+    version holding the ``previous`` alias (role ``previous``); the retrain job compares the champion with it on
+    the same rows whose labels matured (score dates of the last ``window_days``) and moves the champion alias back
+    when the champion is worse on ``metric`` by more than ``margin`` with at least ``min_labels`` labelled rows —
+    at most once per version, never on too few labels (``insufficient_data``). ``estimated_min``: also roll back
+    when the champion's latest estimated ``estimated_<metric>`` (classification) is below it."""
+
+    enabled: bool = False
+    metric: PerformanceMetric = "log_loss"
+    margin: float = Field(0.0, ge=0, allow_inf_nan=False)
+    min_labels: int = Field(200, ge=1)
+    window_days: int = Field(28, ge=1, le=366)
+    estimated_min: float | None = Field(None, ge=0, le=1)
+
+
 class RetrainConfig(Frozen):
     """When the retrain job trains a challenger: any enabled rule fires, outside cooldown and under the cap;
     with ``wait_for_labels`` a label-free trigger arms a drift episode that fires once post-onset labels matured."""
@@ -171,3 +187,4 @@ class RetrainConfig(Frozen):
     cooldown_days: int = Field(7, ge=0, le=3660)
     max_per_period: PeriodCap = Field(default_factory=PeriodCap)
     wait_for_labels: WaitForLabels = Field(default_factory=WaitForLabels)
+    rollback: RollbackRule = Field(default_factory=RollbackRule)

@@ -1,0 +1,174 @@
+"""Automatic rollback of a newly promoted champion (``retrain.rollback``), run by the retrain job for each date
+before its policy.
+
+With rollback on, the score job scores the version holding the ``previous`` alias beside the champion (role
+``previous`` in the predictions, `previous_role`). For date D the rows both versions scored in the last
+``window_days`` score dates before D whose label matured before D 00:00 UTC are compared: the same rows, the same
+labels, ``metric`` computed by the monitor's own late-label pass (`driftline.monitoring.performance`) grouped by
+role. When the champion is worse by more than ``margin`` with at least ``min_labels`` labelled rows — or its
+latest estimated performance is below ``estimated_min`` — the champion alias moves back to the previous version
+(`ModelRegistry.rollback`). Every evaluation is a ``champion_rollbacks`` row; a version is rolled back at most
+once (a later re-promotion of it is held); too few labels never roll back (``insufficient_data``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from driftline.tables.contracts import CHAMPION_ROLLBACKS, MONITOR_METRICS, PREDICTIONS
+from driftline.vocabulary import CHAMPION, DECISION_DATE, MODEL, MODEL_VERSION, PREVIOUS, ROLE, RUN_DATE, SCORE_DATE
+
+if TYPE_CHECKING:
+    from driftline.jobs.context import JobContext
+
+log = logging.getLogger(__name__)
+
+ROLLED_BACK, HELD, INSUFFICIENT = "rolled_back", "held", "insufficient_data"
+LOWER_IS_BETTER = ("log_loss", "brier", "rmse", "mae")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    champion: float | None
+    previous: float | None
+    labelled_rows: int
+    first_date: dt.date | None
+    last_date: dt.date | None
+    reason: str | None          # why there is no comparison (too few labels ...), None when there is one
+
+
+def check(ctx: JobContext, date: dt.date) -> dict[str, Any] | None:
+    """Evaluate (and apply) the rollback rule for ``date``; the ``champion_rollbacks`` row written, None when the
+    rule is off or there is no previous version."""
+    from driftline.registry.client import ModelRegistry, tracking_setup
+
+    cfg = ctx.config
+    rb = cfg.retrain.rollback
+    if not rb.enabled:
+        return None
+    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
+    champion, previous = registry.alias(CHAMPION), registry.alias(PREVIOUS)
+    if champion is None or previous is None or previous.version == champion.version:
+        log.info("rollback %s %s: no previous version to compare the champion with", cfg.name, date)
+        return None
+    before = rolled_back_before(ctx, champion.version, date)
+    cmp = compare(ctx, date, champion.version, previous.version)
+    estimated = latest_estimate(ctx, date, champion.version, rb.metric) if rb.estimated_min is not None else None
+    lower = rb.metric in LOWER_IS_BETTER
+    worse_by = (None if cmp.champion is None or cmp.previous is None else
+                (cmp.champion - cmp.previous) if lower else (cmp.previous - cmp.champion))
+    realized_worse = worse_by is not None and worse_by > rb.margin
+    estimate_low = estimated is not None and rb.estimated_min is not None and estimated < rb.estimated_min
+    if before is not None:
+        status, reason = HELD, f"v{champion.version} was rolled back once already (on {before}); not again"
+    elif realized_worse:
+        status = ROLLED_BACK
+        reason = (f"v{champion.version} {rb.metric} {cmp.champion:.4g} vs v{previous.version} {cmp.previous:.4g} on "
+                  f"the same {cmp.labelled_rows} labelled rows ({cmp.first_date}..{cmp.last_date}): worse by "
+                  f"{worse_by:.4g} > margin {rb.margin:g}")
+    elif estimate_low:
+        status = ROLLED_BACK
+        reason = (f"v{champion.version} estimated_{rb.metric} {estimated:.4g} < retrain.rollback.estimated_min "
+                  f"{rb.estimated_min:g}")
+    elif cmp.reason is not None:
+        status, reason = INSUFFICIENT, cmp.reason
+    else:
+        status = HELD
+        reason = (f"v{champion.version} {rb.metric} {cmp.champion:.4g} vs v{previous.version} {cmp.previous:.4g} on "
+                  f"{cmp.labelled_rows} labelled rows: not worse by more than {rb.margin:g}")
+    after = champion.version
+    if status == ROLLED_BACK:
+        restored, _ = registry.rollback(reason=f"automatic rollback: {reason}")
+        after = restored.version
+        log.warning("rollback %s %s: champion v%s → v%s: %s", cfg.name, date, champion.version, after, reason)
+    else:
+        log.info("rollback %s %s: %s — %s", cfg.name, date, status, reason)
+    row = CHAMPION_ROLLBACKS.row(
+        model=cfg.name, decision_date=date, status=status, champion_version=champion.version,
+        previous_version=previous.version, metric=rb.metric, champion_value=cmp.champion,
+        previous_value=cmp.previous, margin=rb.margin, labelled_rows=cmp.labelled_rows, first_date=cmp.first_date,
+        last_date=cmp.last_date, estimated_value=estimated, reason=reason, champion_after=after, run_id=ctx.run_id,
+        code_version=ctx.code_version, config_hash=ctx.config_hash,
+        started_at=ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None))
+    df = ctx.spark.createDataFrame([row], schema=CHAMPION_ROLLBACKS.schema())
+    ctx.store.replace_partitions(CHAMPION_ROLLBACKS.table(), df, CHAMPION_ROLLBACKS.partition_by,
+                                 ctx.commit_info(f"{cfg.name}@{date}"), partitions=[{MODEL: cfg.name,
+                                                                                     DECISION_DATE: date}])
+    return dict(zip(CHAMPION_ROLLBACKS.names, row, strict=True))
+
+
+def rolled_back_before(ctx: JobContext, version: str, date: dt.date) -> dt.date | None:
+    """The decision date an earlier run rolled ``version`` back on (None: never)."""
+    table = CHAMPION_ROLLBACKS.table()
+    if not ctx.store.exists(table):
+        return None
+    rows = [r for r in ctx.store.read(table, partitions={MODEL: [ctx.config.name]}).collect()
+            if r["status"] == ROLLED_BACK and r["champion_version"] == version and r[DECISION_DATE] != date]
+    return min(r[DECISION_DATE] for r in rows) if rows else None
+
+
+def compare(ctx: JobContext, date: dt.date, champion: str, previous: str) -> Comparison:
+    """The rule's metric of both versions on the rows both scored, whose label matured before ``date``."""
+    from pyspark.sql import functions as F
+
+    from driftline.jobs.monitor import decision_threshold, scope_of
+    from driftline.monitoring.inputs import labelled_frame
+    from driftline.monitoring.performance import performance_rows
+    from driftline.training.dataset import LABEL
+
+    cfg = ctx.config
+    rb = cfg.retrain.rollback
+    key = cfg.entity_key
+    dates = [date - dt.timedelta(days=rb.window_days - i) for i in range(rb.window_days)]
+    table = PREDICTIONS.table(cfg.name)
+    if not ctx.store.exists(table):
+        return Comparison(None, None, 0, None, None, f"no predictions table {table}")
+    preds = (ctx.store.read(table, partitions={SCORE_DATE: dates})
+             .filter(((F.col(ROLE) == CHAMPION) & (F.col(MODEL_VERSION).cast("string") == champion))
+                     | ((F.col(ROLE) == PREVIOUS) & (F.col(MODEL_VERSION).cast("string") == previous))))
+    both = (preds.groupBy(key, SCORE_DATE).agg(F.countDistinct(ROLE).alias("_roles"))
+            .filter(F.col("_roles") == 2).drop("_roles"))
+    paired = preds.join(both, on=[key, SCORE_DATE], how="inner")
+    frame = labelled_frame(scope_of(ctx), paired, date, dates, keep=(ROLE, SCORE_DATE))
+    if frame is None:
+        return Comparison(None, None, 0, None, None, "no labels table (sources.labels)")
+    frame = frame.filter(F.col(LABEL).isNotNull()).cache()
+    try:
+        span = frame.filter(F.col(ROLE) == CHAMPION).agg(F.count("*").alias("n"), F.min(SCORE_DATE).alias("lo"),
+                                                         F.max(SCORE_DATE).alias("hi")).first()
+        n = int(span["n"]) if span is not None else 0
+        if n < rb.min_labels:
+            return Comparison(None, None, n, span["lo"] if span else None, span["hi"] if span else None,
+                              f"{n} rows both versions scored have a matured label, fewer than "
+                              f"retrain.rollback.min_labels {rb.min_labels}")
+        pcfg = cfg.monitoring.performance.model_copy(update={"min_labels": rb.min_labels, "min_label_coverage": 0.0})
+        rows = performance_rows(frame.drop(SCORE_DATE), pcfg, cfg.label.task, ROLE, threshold=decision_threshold(ctx))
+    finally:
+        frame.unpersist()
+    value = {role: next((r["value"] for r in rs if r["metric"] == rb.metric), None) for role, rs in rows.items()}
+    champ, prev = value.get(CHAMPION), value.get(PREVIOUS)
+    if champ is None or prev is None or not (math.isfinite(champ) and math.isfinite(prev)):
+        return Comparison(champ, prev, n, span["lo"], span["hi"],
+                          f"{rb.metric} undefined on the {n} labelled rows (e.g. one class only)")
+    return Comparison(champ, prev, n, span["lo"], span["hi"], None)
+
+
+def latest_estimate(ctx: JobContext, date: dt.date, version: str, metric: str) -> float | None:
+    """The champion's estimated ``metric`` of the latest monitor run before ``date`` (None: none)."""
+    from pyspark.sql import functions as F
+
+    from driftline.monitoring.performance import PERFORMANCE
+
+    if not ctx.store.exists(MONITOR_METRICS.table()):
+        return None
+    rows = (ctx.store.read(MONITOR_METRICS.table(), partitions={MODEL: [ctx.config.name]})
+            .filter((F.col(RUN_DATE) < F.lit(date)) & (F.col("column") == PERFORMANCE)
+                    & (F.col("metric") == f"estimated_{metric}") & (F.col(MODEL_VERSION) == version)
+                    & (F.col("baseline") == "reference") & (F.col("window_end") == F.col(RUN_DATE)))
+            .orderBy(F.col(RUN_DATE).desc()).limit(1).collect())
+    value = rows[0]["value"] if rows else None
+    return float(value) if value is not None and math.isfinite(value) else None
