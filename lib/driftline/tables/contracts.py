@@ -7,6 +7,9 @@ generated from these declarations (`driftline.tables.reference_page`, kept curre
 catalog comments will come from the same text. Shared column names and the verdict vocabulary live in
 `driftline.vocabulary`.
 
+The contract's shape lives in `driftline.tables.contract_base`; the operational tables (``alert_events``,
+``champion_rollbacks``) are declared in `driftline.tables.contracts_ops` and re-exported here.
+
 Three tables are per model (``<model>__features``, ``<model>__predictions``, ``<model>__daily_profiles``):
 their names carry the model, and their leading columns depend on the model's config (the entity key, the features); the
 contract declares the columns every model's table has.
@@ -30,8 +33,10 @@ from driftline.tables.contract_base import (
     _c,
     _provenance,
 )
+from driftline.tables.contracts_ops import ALERT_EVENTS, CHAMPION_ROLLBACKS
 
-__all__ = ["ALL", "CONTRACT_VERSION", "Column", "STATUS_DOC", "TableContract", "contract_of"]
+__all__ = ["ALERT_EVENTS", "ALL", "CHAMPION_ROLLBACKS", "CONTRACT_VERSION", "Column", "STATUS_DOC", "TableContract",
+           "contract_of"]
 
 CONTRACT_VERSION = 3  # 1: before the one vocabulary; 2: before drift episodes (see driftline.tables.migrate)
 
@@ -333,76 +338,6 @@ PIPELINE_RUNS = TableContract(
     idempotency="pipeline replaces the (model, run_date) partition of its date; a date is skipped when "
                 "completed under the same config_hash",
     values={"status": "completed"},
-)
-
-ALERT_EVENTS = TableContract(
-    name="alert_events",
-    doc="One row per alert (model, rule, window): what an alert rule found, where it was sent and whether it "
-        "arrived. A rerun or backfill of the same window never sends it again; `driftline alerts resend` does.",
-    columns=(
-        _c(v.MODEL, S, "the model", False),
-        _c("job", S, "the job whose run raised it (monitor, retrain, or the job that failed)", False),
-        _c(v.RUN_DATE, D, "the --date D of that run", False),
-        _c("rule", S, "the rule's name (alerts.rules[].name)", False),
-        _c("kind", S, "what the rule watches (alerts.rules[].when)", False),
-        _c("window", S, "what the alert is about: the monitor window `start..end`, the decision date, or "
-           "`<job>@<date>` for a job failure", False),
-        _c("severity", S, "critical, warning or info", False),
-        _c("status", S, "sent (every channel took it), partial (some did), failed (none did), suppressed "
-           "(cooldown: the rule was sent for an earlier window within alerts.rules[].cooldown_days)", False),
-        _c("title", S, "the message's one-line title", False),
-        _c("reason", S, "why it fired: the measure, the threshold, and k of n runs", False),
-        _c("value", F, "the measured value (drift share, drifted columns, metric, ...)"),
-        _c("threshold", F, "the threshold the value crossed"),
-        _c("report", S, "the HTML report of the run (path or URL)"),
-        _c("dedup_key", S, "`driftline/<model>/<rule>/<window>`: the PagerDuty dedup key and webhook id", False),
-        _c("channels", S, "the rule's channels, comma-separated", False),
-        _c("delivered", S, "the channels that took it, comma-separated (empty: none)", False),
-        _c("errors", S, "per failed channel `name: cause` (secrets masked), `; `-separated; null when none"),
-        _c("attempts", INT, "send attempts over all channels and runs", False),
-        _c("resends", INT, "times `driftline alerts resend` sent it again", False),
-        _c("first_sent_at", TS, "when it was first sent (UTC); null while no channel took it"),
-        _c("updated_at", TS, "when the row was last written (UTC)", False),
-        *_provenance("the run that last wrote the row"),
-    ),
-    partition_by=(v.MODEL, "job", v.RUN_DATE),
-    key=(v.MODEL, "rule", "window"),
-    idempotency="a job replaces its (model, job, run_date) partition with the rows it had plus what this run "
-                "sent; a delivered channel is never sent to again for the same key",
-    values={"status": "sent, partial, failed, suppressed", "severity": "critical, warning, info",
-            "kind": "dataset_drift, column_drift, quality, performance, retrain, promotion, rollback, job_failed"},
-)
-
-CHAMPION_ROLLBACKS = TableContract(
-    name="champion_rollbacks",
-    doc="One row per (model, decision_date) with retrain.rollback on and a `previous` version to compare with: "
-        "the newly promoted champion against its predecessor on the same labelled rows, and whether the champion "
-        "alias moved back.",
-    columns=(
-        _c(v.MODEL, S, "the model", False),
-        _c(v.DECISION_DATE, D, "the retrain run's --date D", False),
-        _c("status", S, "rolled_back, held (not worse by more than the margin, or already rolled back once), "
-           "insufficient_data (too few matured labels: never rolls back)", False),
-        _c("champion_version", S, "the champion compared (before a rollback)", False),
-        _c("previous_version", S, "the version holding the `previous` alias", False),
-        _c("metric", S, "retrain.rollback.metric", False),
-        _c("champion_value", F, "the metric of the champion on the compared rows"),
-        _c("previous_value", F, "the metric of the previous version on the same rows"),
-        _c("margin", F, "retrain.rollback.margin", False),
-        _c("labelled_rows", L, "rows both versions scored whose label matured before D", False),
-        _c("first_date", D, "first score_date compared"),
-        _c("last_date", D, "last score_date compared"),
-        _c("estimated_value", F, "the champion's latest estimated metric (with retrain.rollback.estimated_min)"),
-        _c("reason", S, "why, one line", False),
-        _c("champion_after", S, "the champion after the decision", False),
-        *_provenance("the retrain run that wrote the row"),
-        _c("started_at", TS, "when the retrain run started (UTC)", False),
-    ),
-    partition_by=(v.MODEL, v.DECISION_DATE),
-    key=(v.MODEL, v.DECISION_DATE),
-    idempotency="retrain replaces the (model, decision_date) partition of its date; a version is rolled back at "
-                "most once",
-    values={"status": "rolled_back, held, insufficient_data"},
 )
 
 ALL: tuple[TableContract, ...] = (
