@@ -37,7 +37,7 @@ def rollbacks(env) -> pd.DataFrame:
     return DeltaTable(str(env["ws"] / "tables" / "champion_rollbacks")).to_pandas().sort_values("decision_date")
 
 
-def test_a_worse_promoted_champion_is_rolled_back_once_on_the_same_labelled_rows(env) -> None:
+def test_a_worse_promoted_champion_is_rolled_back_once_on_the_same_labelled_rows(env, capsys) -> None:
     registry = registry_of(env, "jt")
     assert run_job("train", [*conf(env), "--date", D.isoformat(), "--set", "estimator.params.C=0.00001"]) == 0
     assert run_job("train", [*conf(env), "--date", D.isoformat()]) == 0
@@ -81,6 +81,9 @@ def test_a_worse_promoted_champion_is_rolled_back_once_on_the_same_labelled_rows
     assert (row["status"], row["champion_after"], row["metric"]) == ("rolled_back", "1", "log_loss")
     assert (row["first_date"], row["last_date"]) == (champ["score_date"].min(), champ["score_date"].max())
     assert registry.alias(CHAMPION).version == "1" and registry.alias(PREVIOUS) is None
+    capsys.readouterr()
+    main(["status", *conf(env), "--date", D.isoformat()])
+    assert f"rollback check (2026-03-01): rolled_back — {row['reason']}" in capsys.readouterr().out
     events = DeltaTable(str(env["ws"] / "tables" / "alert_events")).to_pandas()
     [event] = events.to_dict("records")
     assert (event["rule"], event["kind"], event["status"], event["severity"]) == ("rolled", "rollback", "failed",

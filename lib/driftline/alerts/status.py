@@ -22,6 +22,7 @@ from driftline.monitoring.metrics import ALL_ROWS
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.tables.contracts import (
     ALERT_EVENTS,
+    CHAMPION_ROLLBACKS,
     FEATURES,
     MONITOR_METRICS,
     MONITOR_RUNS,
@@ -64,6 +65,7 @@ def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowCon
         "retrain": None,
         "recent_alerts": [],
         "sent_alerts": [],
+        "rollback": None,
         "verdict": None,
     }
     if latest is not None:
@@ -87,6 +89,10 @@ def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowCon
     events = _until(tables.rows(ALERT_EVENTS.table(), model=model), "run_date", date)
     out["sent_alerts"] = [{k: e[k] for k in ("run_date", "job", "rule", "window", "severity", "status", "delivered",
                                              "errors", "title")} for e in events[-SENT_SHOWN:][::-1]]
+    rollbacks = _until(tables.rows(CHAMPION_ROLLBACKS.table(), model=model), "decision_date", date)
+    if rollbacks:
+        out["rollback"] = {k: rollbacks[-1][k] for k in ("decision_date", "status", "champion_version",
+                                                         "previous_version", "champion_after", "reason")}
     decisions = _until(tables.rows(RETRAIN_DECISIONS.table(), model=model), "decision_date", date)
     out["jobs"] = _jobs(tables, model, date, runs, decisions)
     if decisions:
@@ -242,6 +248,9 @@ def render(status: dict[str, Any]) -> str:
         for a in status["recent_alerts"]:
             lines.append(f"  {a['run_date']}  drift {a['status']} ({a['columns_drifted']} columns) · quality "
                          f"{a['quality_status']} · performance {a['performance_status']}")
+    if status["rollback"]:
+        rb = status["rollback"]
+        lines.append(f"rollback check ({rb['decision_date']}): {rb['status']} — {rb['reason']}")
     if status["sent_alerts"]:
         lines.append("last alerts (alert_events):")
         for a in status["sent_alerts"]:
