@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up (if needed) and run the test suite. Extra arguments go to pytest (e.g. -m "not slow"), one pass.
-# Without arguments: the whole suite on the embedded Delta backend and, side by side with it, the job tests
-# marked `both_backends` again on the native one (delta-spark), DRIFTLINE_STORAGE_BACKEND telling both passes.
+# Without arguments: the whole suite on the embedded Delta backend, then the job tests marked
+# `both_backends` again on the native one (delta-spark), DRIFTLINE_STORAGE_BACKEND telling both passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -23,18 +23,9 @@ if [ "$#" -gt 0 ]; then
   run "$@"
   exit $?
 fi
-# The two passes run side by side (2 cores: one pass alone leaves the second core idle much of the time —
-# py4j round trips, JVM start-ups, small Spark jobs), each in its own base temp folder; the native pass's
-# output is printed after the embedded pass's.
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-echo "test: pass 2 of 2 starts in the background: the job tests again, native backend (delta-spark)" >&2
-( DRIFTLINE_STORAGE_BACKEND=native run -m both_backends --basetemp="$tmp/native" > "$tmp/native.log" 2>&1 ) &
-native=$!
 echo "test: pass 1 of 2: the whole suite, embedded backend (delta-rs)" >&2
-rc1=0; DRIFTLINE_STORAGE_BACKEND=embedded run --basetemp="$tmp/embedded" || rc1=$?
-rc2=0; wait "$native" || rc2=$?
-echo "test: pass 2 of 2 (native backend, delta-spark), its output:" >&2
-cat "$tmp/native.log"
+rc1=0; DRIFTLINE_STORAGE_BACKEND=embedded run || rc1=$?
+echo "test: pass 2 of 2: the job tests again, native backend (delta-spark)" >&2
+rc2=0; DRIFTLINE_STORAGE_BACKEND=native run -m both_backends || rc2=$?
 echo "test: embedded pass exit $rc1, native pass exit $rc2" >&2
 [ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ]
