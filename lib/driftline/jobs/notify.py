@@ -243,9 +243,9 @@ def resend(ctx: JobContext, rule_name: str, window: str, channels: Sequence[str]
         raise ConfigError(f"alerts resend: expected channels of alerts.channels ({', '.join(cfg.alerts.channels)}), "
                           f"found {', '.join(unknown)}")
     table = ALERT_EVENTS.table()
-    found = [] if not ctx.store.exists(table) else [
-        r.asDict() for r in ctx.store.read(table, partitions={MODEL: [cfg.name]}).collect()
-        if r["rule"] == rule_name and r["window"] == window]
+    rows = [] if not ctx.store.exists(table) else [   # the model's alerts: a small table, read once
+        r.asDict() for r in ctx.store.read(table, partitions={MODEL: [cfg.name]}).collect()]
+    found = [r for r in rows if r["rule"] == rule_name and r["window"] == window]
     if not found:
         raise MissingInputError(f"alerts resend: expected an alert_events row of model {cfg.name}, rule {rule_name}, "
                                 f"window {window}, found none (driftline alerts list --model {cfg.name} shows them)")
@@ -261,8 +261,7 @@ def resend(ctx: JobContext, rule_name: str, window: str, channels: Sequence[str]
         return []
     results = send_all(cfg.alerts.channels, targets, msg)
     updated = {**row, **after_sends(row, results, row["channels"].split(","), ctx), "resends": int(row["resends"]) + 1}
-    same_partition = [r.asDict() for r in ctx.store.read(table, partitions={
-        MODEL: [cfg.name], "job": [row["job"]], RUN_DATE: [row[RUN_DATE]]}).collect()]
-    rows = [updated if (r["rule"], r["window"]) == (rule_name, window) else r for r in same_partition]
-    write_partition(ctx, row["job"], row[RUN_DATE], rows)
+    same_partition = [updated if r is row else r for r in rows
+                      if (r["job"], r[RUN_DATE]) == (row["job"], row[RUN_DATE])]
+    write_partition(ctx, row["job"], row[RUN_DATE], same_partition)
     return results

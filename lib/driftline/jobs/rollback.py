@@ -113,6 +113,7 @@ def rolled_back_before(ctx: JobContext, version: str, date: dt.date) -> dt.date 
 
 def compare(ctx: JobContext, date: dt.date, champion: str, previous: str) -> Comparison:
     """The rule's metric of both versions on the rows both scored, whose label matured before ``date``."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from driftline.jobs.monitor import decision_threshold, scope_of
@@ -130,9 +131,9 @@ def compare(ctx: JobContext, date: dt.date, champion: str, previous: str) -> Com
     preds = (ctx.store.read(table, partitions={SCORE_DATE: dates})
              .filter(((F.col(ROLE) == CHAMPION) & (F.col(MODEL_VERSION).cast("string") == champion))
                      | ((F.col(ROLE) == PREVIOUS) & (F.col(MODEL_VERSION).cast("string") == previous))))
-    both = (preds.groupBy(key, SCORE_DATE).agg(F.countDistinct(ROLE).alias("_roles"))
-            .filter(F.col("_roles") == 2).drop("_roles"))
-    paired = preds.join(both, on=[key, SCORE_DATE], how="inner")
+    # the rows both versions scored: one row per (key, date, role), so two rows of a (key, date) are the pair
+    paired = (preds.withColumn("_roles", F.count("*").over(Window.partitionBy(key, SCORE_DATE)))
+              .filter(F.col("_roles") == 2).drop("_roles"))
     frame = labelled_frame(scope_of(ctx), paired, date, dates, keep=(ROLE, SCORE_DATE))
     if frame is None:
         return Comparison(None, None, 0, None, None, "no labels table (sources.labels)")
