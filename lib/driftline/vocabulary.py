@@ -35,7 +35,8 @@ DECISION_DATE = "decision_date"
 PROVENANCE = (RUN_ID, CODE_VERSION, CONFIG_HASH)  # carried by every table
 
 # -- registry aliases, also the roles of a version's rows in the predictions --------------------
-CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+CHAMPION, CHALLENGER, PREVIOUS, CANARY = "champion", "challenger", "previous", "canary"
+PUBLISHED = "published"   # predictions: the row BI readers take (one per entity and date)
 FEATURE_ROLE = "feature"  # reference_profiles.role of a feature column (the score's role is SCORE)
 
 # -- the verdict vocabulary --------------------------------------------------------------------

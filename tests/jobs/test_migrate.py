@@ -1,8 +1,8 @@
-"""``driftline migrate`` on a workspace written by an earlier release: contract 1 (the fixture tarball) → 3 in one
-run, and contract 2 (a ``retrain_decisions`` table written here with contract 2's columns) → 3.
+"""``driftline migrate`` on a workspace written by an earlier release: contract 1 (the fixture tarball) → 4 in one
+run, and contract 2 (a ``retrain_decisions`` table written here with contract 2's columns) → 4.
 
 The migrated tables are checked with delta-rs (an independent reader) against the contract and against
-the old rows with the contract 1 → 2 → 3 mapping applied here in plain Python, not with migrate's code.
+the old rows with the contract 1 → 2 → 3 → 4 mapping applied here in plain Python, not with migrate's code.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def test_migrate_prints_one_line_per_table_and_exits_0(migrated: Migrated) -> No
         old, new = migrated.before[name], migrated.after[name]
         n = len(rows(migrated.ws / "tables" / name))
         start = 2 if name in FROM_2 else 1
-        assert by_table[name] == f"migrated contract {start} → 3 (version {old} → {new}, {n} rows)"
+        assert by_table[name] == f"migrated contract {start} → 4 (version {old} → {new}, {n} rows)"
     for name in UNCHANGED:
         assert by_table[name] == "current"
     for name in SOURCES:
@@ -128,8 +128,8 @@ def test_each_migrated_table_is_one_commit_of_job_migrate(migrated: Migrated) ->
     for name in REWRITTEN | ADDED_ONLY | FROM_2:
         assert migrated.after[name] == migrated.before[name] + 1, name
         last = migrated.store.history(name)[0]
-        assert (last["job"], last["date"]) == ("migrate", "contract-3"), (name, last)
-        assert last["idempotency_key"] == f"driftline/migrate/{name}/contract-3"
+        assert (last["job"], last["date"]) == ("migrate", "contract-4"), (name, last)
+        assert last["idempotency_key"] == f"driftline/migrate/{name}/contract-4"
     for name in UNCHANGED | SOURCES:
         assert migrated.after[name] == migrated.before[name], name
 
@@ -151,7 +151,7 @@ def test_schemas_and_partitions_follow_the_contract(migrated: Migrated) -> None:
 
 
 def _old_to_new(name: str, old: list[dict[str, Any]], ws: Path) -> list[dict[str, Any]]:
-    """Contract 1 → 2 → 3 applied to the old rows, independently of migrate's code."""
+    """Contract 1 → 2 → 3 → 4 applied to the old rows, independently of migrate's code."""
     def renamed(r: dict[str, Any]) -> dict[str, Any]:
         r = dict(r)
         if "model_name" in r:
@@ -171,6 +171,7 @@ def _old_to_new(name: str, old: list[dict[str, Any]], ws: Path) -> list[dict[str
         "quarantine": lambda r: {**r, "code_version": None},
         "scoring_stats": lambda r: {**r, "code_version": None},
         "retrain_decisions": lambda r: {**r, **dict.fromkeys(EPISODE)},
+        "churn__predictions": lambda r: {**r, "published": None},
     }
     return [mapping.get(name, lambda r: r)(renamed(r)) for r in old]
 
@@ -234,9 +235,9 @@ def test_dry_run_prints_the_plan_and_commits_nothing(spark: Any, tmp_path: Path)
     for name in REWRITTEN | ADDED_ONLY | FROM_2:
         n = len(rows(ws / "tables" / name))
         start = 2 if name in FROM_2 else 1
-        assert by_table[name].startswith(f"would migrate contract {start} → 3 (") and by_table[name].endswith(
+        assert by_table[name].startswith(f"would migrate contract {start} → 4 (") and by_table[name].endswith(
             f"; version {before[name]}, {n} rows)"), by_table[name]
-    assert by_table["retrain_decisions"].startswith("would migrate contract 2 → 3 (add the episode columns "
+    assert by_table["retrain_decisions"].startswith("would migrate contract 2 → 4 (add the episode columns "
                                                     "(metadata only); ")
     assert all(by_table[name] == "current" for name in UNCHANGED)
 
@@ -316,15 +317,15 @@ def test_a_contract2_workspace_is_refused_by_the_retrain_job_then_migrated_to_3(
                                "--date", "2026-01-29", "--log-level", "WARNING"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == ("driftline retrain: error: table retrain_decisions: written by an earlier driftline (table "
-                       "contract 2), expected contract 3: run driftline migrate --workspace <workspace> first "
+                       "contract 2), expected contract 4: run driftline migrate --workspace <workspace> first "
                        "(docs/migrate.md)"), err
     assert DeltaTable(str(path)).version() == 0
 
     code, out, err = run(ws, "--dry-run")
-    assert (code, out) == (0, ["retrain_decisions: would migrate contract 2 → 3 (add the episode columns (metadata "
+    assert (code, out) == (0, ["retrain_decisions: would migrate contract 2 → 4 (add the episode columns (metadata "
                                "only); version 0, 2 rows)"]), err
     code, out, err = run(ws)
-    assert (code, out) == (0, ["retrain_decisions: migrated contract 2 → 3 (version 0 → 1, 2 rows)"]), err
+    assert (code, out) == (0, ["retrain_decisions: migrated contract 2 → 4 (version 0 → 1, 2 rows)"]), err
     table = DeltaTable(str(path))
     fields = {f.name: f for f in table.schema().fields}
     assert set(c.RETRAIN_DECISIONS.names) == set(fields) and all(fields[n].nullable for n in EPISODE)
@@ -333,7 +334,7 @@ def test_a_contract2_workspace_is_refused_by_the_retrain_job_then_migrated_to_3(
                                                             list(fields))
     assert sorted(table.file_uris()) == sorted(DeltaTable(str(path), version=0).file_uris())   # none rewritten
     last = open_store(spark, StorageConfig(), ws).history("retrain_decisions")[0]
-    assert (last["job"], last["idempotency_key"]) == ("migrate", "driftline/migrate/retrain_decisions/contract-3")
+    assert (last["job"], last["idempotency_key"]) == ("migrate", "driftline/migrate/retrain_decisions/contract-4")
     assert run(ws) == (0, ["retrain_decisions: current"], [])
 
 
@@ -348,3 +349,56 @@ def test_a_write_to_a_contract2_table_says_run_driftline_migrate(spark: Any, tmp
     with pytest.raises(InputContractError, match="table contract 2.*run driftline migrate"):
         store.replace_partitions("retrain_decisions", df, ["model", "decision_date"], commit,
                                  partitions=[{"model": "churn", "decision_date": "2026-01-29"}])
+
+
+# --------------------------------------------------------------------------- contract 3 → 4
+
+
+def test_a_contract3_predictions_table_gains_published_metadata_only_and_is_written_after(
+        spark: Any, tmp_path: Path) -> None:
+    """A predictions table of contract 3 (the current contract without `published`, written by delta-rs as the
+    previous release's): a score write is refused until migrate adds the column (null on the old rows) in one
+    metadata-only commit; then the write goes through."""
+    import datetime as dt
+
+    import pyarrow as pa
+    from pyspark.sql import types as T
+
+    from driftline.errors import InputContractError
+    from driftline.tables import CommitInfo
+
+    ws = tmp_path / "ws"
+    (ws / "tables").mkdir(parents=True)
+    path = ws / "tables" / "churn__predictions"
+    arrow = {"string": pa.string(), "date": pa.date32(), "int": pa.int32(), "double": pa.float64(),
+             "timestamp": pa.timestamp("us", tz="UTC")}
+    columns = [col for col in c.PREDICTIONS.columns if col.name != "published"]
+    schema = pa.schema([pa.field("customer_id", pa.string()),
+                        *[pa.field(col.name, arrow[col.type.simpleString()], col.nullable) for col in columns]])
+    day = dt.date(2026, 1, 27)
+    records = [{"customer_id": f"c{i}", "score": i / 10, "predicted_label": int(i >= 5), "model": "churn",
+                "model_version": "1", "role": "champion", "run_id": "score-old", "code_version": "0.3",
+                "config_hash": "h", "scored_at": dt.datetime(2026, 1, 28, tzinfo=dt.UTC), "score_date": day}
+               for i in range(10)]
+    write_deltalake(str(path), pa.Table.from_pylist(records, schema), partition_by=["score_date"])
+    store = open_store(spark, StorageConfig(), ws)
+    commit = CommitInfo(job="score", run_id="r", key="2026-01-28", code_version="t", config_hash="t")
+    new = spark.createDataFrame(
+        [("c0", 0.5, 1, "churn", "2", "champion", "r", "t", "t", dt.datetime(2026, 1, 29), dt.date(2026, 1, 28),
+          True)],
+        c.PREDICTIONS.schema(leading=[T.StructField("customer_id", T.StringType())]))
+    with pytest.raises(InputContractError, match="table contract 3.*expected contract 4: run driftline migrate"):
+        store.replace_partitions("churn__predictions", new, ["score_date"], commit,
+                                 partitions=[{"score_date": dt.date(2026, 1, 28)}])
+    assert DeltaTable(str(path)).version() == 0
+
+    code, out, err = run(ws)
+    assert (code, out) == (0, ["churn__predictions: migrated contract 3 → 4 (version 0 → 1, 10 rows)"]), err
+    table = DeltaTable(str(path))
+    assert [f.name for f in table.schema().fields][-1] == "published"                # metadata only: appended last
+    assert sorted(table.file_uris()) == sorted(DeltaTable(str(path), version=0).file_uris())   # none rewritten
+    assert {r["published"] for r in rows(path)} == {None}
+    store.replace_partitions("churn__predictions", new, ["score_date"], commit,
+                             partitions=[{"score_date": dt.date(2026, 1, 28)}])
+    got = {(r["customer_id"], r["score_date"]): r["published"] for r in rows(path)}
+    assert got[("c0", dt.date(2026, 1, 28))] is True and got[("c0", day)] is None and len(got) == 11

@@ -41,7 +41,7 @@ def test_every_job_runs_on_the_migrated_workspace(spark, tmp_path: Path, capsys:
     assert run_job("prepare_features", [*COMMON, "--workspace", str(ws), "--date", str(NEXT)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("driftline prepare_features: error: table ") and err[-1].endswith(
-        "written by an earlier driftline (table contract 1), expected contract 3: run driftline migrate "
+        "written by an earlier driftline (table contract 1), expected contract 4: run driftline migrate "
         "--workspace <workspace> first (docs/migrate.md)"), err
     assert versions(ws) == before
     # `driftline status` says the same

@@ -100,7 +100,7 @@ def expected(env, model: str, versions: dict[str, str], pdf: pd.DataFrame, task:
         else:
             scores = fitted.predict(x)
             labels = [None] * len(scores)
-        rows += [(k, float(s), lab, model, version, role, code_version(), cfg_hash, D)
+        rows += [(k, float(s), lab, model, version, role, code_version(), cfg_hash, D, role == "champion")
                  for k, s, lab in zip(pdf[KEY], scores, labels, strict=True)]
     schema = T.StructType([f for f in PREDICTIONS.schema(leading=[T.StructField(KEY, T.StringType())]).fields if f.name not in VOLATILE])
     return env["spark"].createDataFrame(rows, schema)

@@ -74,8 +74,8 @@ def write_tables(spark, ws: Path) -> None:
     store.replace_partitions("monitor_runs", spark.createDataFrame(runs, c.MONITOR_RUNS.schema()),
                              c.MONITOR_RUNS.partition_by, commit("r"))
     key = [StructField("customer_id", StringType(), False)]
-    preds = [("c1", 0.25, 0, "churn", "1", "champion", "r1", "0", "h", T, D2),
-             ("c2", 0.8, 1, "churn", "1", "champion", "r1", "0", "h", T, D2)]
+    preds = [("c1", 0.25, 0, "churn", "1", "champion", "r1", "0", "h", T, D2, True),
+             ("c2", 0.8, 1, "churn", "1", "champion", "r1", "0", "h", T, D2, True)]
     store.replace_partitions("churn__predictions", spark.createDataFrame(preds, c.PREDICTIONS.schema(leading=key)),
                              c.PREDICTIONS.partition_by, commit("p"))
 

@@ -41,6 +41,7 @@ class Facts:
     promoted_version: str | None = None
     previous_champion: str | None = None
     rolled_back: tuple[str, str] | None = None   # rollback: (from version, to version)
+    canary: tuple[str, str, float, float] | None = None   # canary: (status, version, fraction before, after)
     error: str | None = None               # job_failed: the one-line error
 
 
@@ -121,6 +122,12 @@ def hit(rule: AlertRule, f: Facts) -> Hit | None:
             return None
         return Hit(None, None, f"champion rolled back from v{f.rolled_back[0]} to v{f.rolled_back[1]}: "
                                f"{f.decision_reasons or 'no reason recorded'}")
+    if kind == "canary":
+        if f.canary is None or f.canary[0] not in rule.outcomes:
+            return None
+        status, version, before, after = f.canary
+        return Hit(after, None, f"canary v{version} {status.replace('_', ' ')} ({before:.0%} → {after:.0%} of the "
+                                f"entities published): {f.decision_reasons or 'no reason recorded'}")
     if kind == "job_failed":
         if f.error is None or (rule.jobs and f.job not in rule.jobs):
             return None
@@ -166,5 +173,7 @@ def title(model: str, firing: Firing) -> str:
     what = {"dataset_drift": "dataset drift", "column_drift": "column drift", "quality": "data quality",
             "performance": f"{firing.rule.metric} {firing.rule.direction} {_num(firing.rule.bound)}",
             "retrain": "retrain", "promotion": "new champion",
-            "rollback": "champion rolled back", "job_failed": f"{firing.facts.job} failed"}
+            "rollback": "champion rolled back",
+            "canary": f"canary {(firing.facts.canary or ('step',))[0].replace('_', ' ')}",
+            "job_failed": f"{firing.facts.job} failed"}
     return f"[driftline] {model}: {what[firing.rule.when]} ({firing.rule.name}) for {firing.window}"

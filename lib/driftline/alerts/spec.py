@@ -49,13 +49,15 @@ class MetricsExportConfig(Frozen):
 
 
 MONITOR_KINDS = ("dataset_drift", "column_drift", "quality", "performance")
-RETRAIN_KINDS = ("retrain", "promotion", "rollback")
+RETRAIN_KINDS = ("retrain", "promotion", "rollback", "canary")
+CANARY_OUTCOMES = ("started", "widened", "held", "insufficient_data", "promoted", "rolled_back")
 FAILURE_KIND = "job_failed"
 KINDS = (*MONITOR_KINDS, *RETRAIN_KINDS, FAILURE_KIND)
 JOBS = ("prepare_features", "train", "score", "monitor", "retrain", "pipeline")
 # the parameters each kind reads (any other one set on a rule is refused, so a typo is not silently ignored)
 _PARAMS = {"column_drift": {"columns", "min_columns"}, "quality": {"level"}, "dataset_drift": {"level"},
-           "performance": {"metric", "bound", "direction"}, "retrain": {"decisions"}, "job_failed": {"jobs"}}
+           "performance": {"metric", "bound", "direction"}, "retrain": {"decisions"}, "job_failed": {"jobs"},
+           "canary": {"outcomes"}}
 
 
 class AlertRule(Frozen):
@@ -69,6 +71,8 @@ class AlertRule(Frozen):
     - ``retrain``: the retrain decision was one of ``decisions`` (``fired`` default, ``armed``);
     - ``promotion``: a retrain promoted a new champion; ``rollback``: the champion was rolled back
       automatically (``retrain.rollback``);
+    - ``canary``: a canary rollout step (``retrain.canary``) ended in one of ``outcomes`` (default ``started``,
+      ``widened``, ``promoted``, ``rolled_back``; also ``held``, ``insufficient_data``);
     - ``job_failed``: a job (of ``jobs``, default all) failed; its one-line error is the reason.
 
     ``k``/``n``: monitor kinds fire when this run and at least ``k - 1`` of the ``n - 1`` runs before it met the
@@ -78,7 +82,7 @@ class AlertRule(Frozen):
 
     name: Identifier
     when: Literal["dataset_drift", "column_drift", "quality", "performance", "retrain", "promotion", "rollback",
-                  "job_failed"]
+                  "canary", "job_failed"]
     channels: tuple[Identifier, ...] = Field(min_length=1)
     severity: Literal["critical", "warning", "info"] = "warning"
     k: int = Field(1, ge=1, le=30)
@@ -91,6 +95,8 @@ class AlertRule(Frozen):
     bound: float | None = None
     direction: Literal["below", "above"] = "below"
     decisions: tuple[Literal["fired", "armed"], ...] = ("fired",)
+    outcomes: tuple[Literal["started", "widened", "held", "insufficient_data", "promoted", "rolled_back"], ...] = (
+        "started", "widened", "promoted", "rolled_back")
     jobs: tuple[Literal["prepare_features", "train", "score", "monitor", "retrain", "pipeline"], ...] = ()
 
     @model_validator(mode="after")
@@ -102,7 +108,7 @@ class AlertRule(Frozen):
                              f"found when={self.when}")
         allowed = _PARAMS.get(self.when, set())
         stray = sorted(p for p in ("columns", "min_columns", "level", "metric", "bound", "direction", "decisions",
-                                   "jobs") if p in self.model_fields_set and p not in allowed)
+                                   "outcomes", "jobs") if p in self.model_fields_set and p not in allowed)
         if stray:
             raise ValueError(f"rule {self.name}: {', '.join(stray)} do not apply to when={self.when} (it reads "
                              f"{', '.join(sorted(allowed)) or 'no parameter'})")

@@ -22,6 +22,7 @@ from driftline.monitoring.metrics import ALL_ROWS
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.tables.contracts import (
     ALERT_EVENTS,
+    CANARY_STEPS,
     CHAMPION_ROLLBACKS,
     FEATURES,
     MONITOR_METRICS,
@@ -33,7 +34,7 @@ from driftline.tables.contracts import (
 )
 from driftline.tables.driver_read import DriverTables
 from driftline.tables.names import resolve_location
-from driftline.vocabulary import ALERT, CHALLENGER, CHAMPION, OK, PREVIOUS, WARN, worst
+from driftline.vocabulary import ALERT, CANARY, CHALLENGER, CHAMPION, OK, PREVIOUS, WARN, worst
 
 if TYPE_CHECKING:
     from driftline.registry.spec import MlflowConfig
@@ -66,6 +67,7 @@ def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowCon
         "recent_alerts": [],
         "sent_alerts": [],
         "rollback": None,
+        "canary": None,
         "verdict": None,
     }
     if latest is not None:
@@ -93,6 +95,11 @@ def gather(model: str, workspace: str, storage: StorageConfig, mlflow: MlflowCon
     if rollbacks:
         out["rollback"] = {k: rollbacks[-1][k] for k in ("decision_date", "status", "champion_version",
                                                          "previous_version", "champion_after", "reason")}
+    steps = _until(tables.rows(CANARY_STEPS.table(), model=model), "decision_date", date)
+    if steps:
+        last = max(steps, key=lambda r: (r["decision_date"], r["job"] != "train"))
+        out["canary"] = {k: last[k] for k in ("decision_date", "job", "status", "canary_version", "fraction_before",
+                                              "fraction_after", "reason")}
     decisions = _until(tables.rows(RETRAIN_DECISIONS.table(), model=model), "decision_date", date)
     out["jobs"] = _jobs(tables, model, date, runs, decisions)
     if decisions:
@@ -117,9 +124,10 @@ def _versions(model: str, mlflow: MlflowConfig, workspace: str) -> dict[str, Any
 
     registry = ModelRegistry(tracking_setup(mlflow, workspace), model)
     if not registry.exists():
-        return {CHAMPION: None, CHALLENGER: None, PREVIOUS: None, "latest": None, "latest_created": None}
+        return {CHAMPION: None, CHALLENGER: None, PREVIOUS: None, CANARY: None, "latest": None,
+                "latest_created": None}
     versions = registry.versions()
-    out: dict[str, Any] = {alias: None for alias in (CHAMPION, CHALLENGER, PREVIOUS)}
+    out: dict[str, Any] = {alias: None for alias in (CHAMPION, CHALLENGER, PREVIOUS, CANARY)}
     for v in versions:
         for alias in v.aliases:
             if alias in out:
@@ -208,8 +216,9 @@ def render(status: dict[str, Any]) -> str:
     v = status["versions"]
     latest = (f"; latest registered v{v['latest']}, {_when(v['latest_created'])}" if v.get("latest") else
               "; no registered version")
+    canary = f" · canary {_v(v[CANARY])}" if v.get(CANARY) else ""
     lines.append(f"versions: champion {_v(v[CHAMPION])} · challenger {_v(v[CHALLENGER])} · "
-                 f"previous {_v(v[PREVIOUS])}{latest}")
+                 f"previous {_v(v[PREVIOUS])}{canary}{latest}")
     lines.append("last runs:")
     for j in status["jobs"]:
         if j["date"] is None:
@@ -251,6 +260,10 @@ def render(status: dict[str, Any]) -> str:
     if status["rollback"]:
         rb = status["rollback"]
         lines.append(f"rollback check ({rb['decision_date']}): {rb['status']} — {rb['reason']}")
+    if status["canary"]:
+        c = status["canary"]
+        lines.append(f"canary ({c['decision_date']}): v{c['canary_version']} {c['status']}, published "
+                     f"{c['fraction_before']:.0%} → {c['fraction_after']:.0%} — {c['reason']}")
     if status["sent_alerts"]:
         lines.append("last alerts (alert_events):")
         for a in status["sent_alerts"]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.alerts.rules import Facts
 from driftline.errors import ConfigError, DriftlineError, MissingInputError
-from driftline.jobs import rollback
+from driftline.jobs import canary, rollback
 from driftline.jobs.notify import notify_retrain
 from driftline.monitoring.metrics import ALL_ROWS
 from driftline.retrain.episodes import ENDED
@@ -224,6 +224,7 @@ def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
         notify_retrain(ctx, Facts(job="retrain", run_date=date, window=date.isoformat(),
                                   rolled_back=(rolled["champion_version"], rolled["champion_after"]),
                                   decision_reasons=rolled["reason"]))
+    canary.check(ctx, date)
     history = read_history(ctx, date)
     done = [d for d in history.decisions if d["decision_date"] == date and d.get("trained_version")]
     if done and not ctx.force:

@@ -19,8 +19,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from driftline.tables.contracts import CHAMPION_ROLLBACKS, MONITOR_METRICS, PREDICTIONS
-from driftline.vocabulary import CHAMPION, DECISION_DATE, MODEL, MODEL_VERSION, PREVIOUS, ROLE, RUN_DATE, SCORE_DATE
+from driftline.jobs import paired
+from driftline.jobs.paired import LOWER_IS_BETTER, worse_by
+from driftline.tables.contracts import CHAMPION_ROLLBACKS, MONITOR_METRICS
+from driftline.vocabulary import CHAMPION, DECISION_DATE, MODEL, MODEL_VERSION, PREVIOUS, RUN_DATE
 
 if TYPE_CHECKING:
     from driftline.jobs.context import JobContext
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROLLED_BACK, HELD, INSUFFICIENT = "rolled_back", "held", "insufficient_data"
-LOWER_IS_BETTER = ("log_loss", "brier", "rmse", "mae")
+__all__ = ["HELD", "INSUFFICIENT", "LOWER_IS_BETTER", "ROLLED_BACK", "check", "compare"]
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,8 @@ def check(ctx: JobContext, date: dt.date) -> dict[str, Any] | None:
     before = rolled_back_before(ctx, champion.version, date)
     cmp = compare(ctx, date, champion.version, previous.version)
     estimated = latest_estimate(ctx, date, champion.version, rb.metric) if rb.estimated_min is not None else None
-    lower = rb.metric in LOWER_IS_BETTER
-    worse_by = (None if cmp.champion is None or cmp.previous is None else
-                (cmp.champion - cmp.previous) if lower else (cmp.previous - cmp.champion))
-    realized_worse = worse_by is not None and worse_by > rb.margin
+    worse = worse_by(rb.metric, cmp.champion, cmp.previous)
+    realized_worse = worse is not None and worse > rb.margin
     estimate_low = estimated is not None and rb.estimated_min is not None and estimated < rb.estimated_min
     if before is not None:
         status, reason = HELD, f"v{champion.version} was rolled back once already (on {before}); not again"
@@ -69,7 +69,7 @@ def check(ctx: JobContext, date: dt.date) -> dict[str, Any] | None:
         status = ROLLED_BACK
         reason = (f"v{champion.version} {rb.metric} {cmp.champion:.4g} vs v{previous.version} {cmp.previous:.4g} on "
                   f"the same {cmp.labelled_rows} labelled rows ({cmp.first_date}..{cmp.last_date}): worse by "
-                  f"{worse_by:.4g} > margin {rb.margin:g}")
+                  f"{worse:.4g} > margin {rb.margin:g}")
     elif estimate_low:
         status = ROLLED_BACK
         reason = (f"v{champion.version} estimated_{rb.metric} {estimated:.4g} < retrain.rollback.estimated_min "
@@ -113,49 +113,14 @@ def rolled_back_before(ctx: JobContext, version: str, date: dt.date) -> dt.date 
 
 def compare(ctx: JobContext, date: dt.date, champion: str, previous: str) -> Comparison:
     """The rule's metric of both versions on the rows both scored, whose label matured before ``date``."""
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    from driftline.jobs.monitor import decision_threshold, scope_of
-    from driftline.monitoring.inputs import labelled_frame
-    from driftline.monitoring.performance import performance_rows
-    from driftline.training.dataset import LABEL
-
-    cfg = ctx.config
-    rb = cfg.retrain.rollback
-    key = cfg.entity_key
+    rb = ctx.config.retrain.rollback
     dates = [date - dt.timedelta(days=rb.window_days - i) for i in range(rb.window_days)]
-    table = PREDICTIONS.table(cfg.name)
-    if not ctx.store.exists(table):
-        return Comparison(None, None, 0, None, None, f"no predictions table {table}")
-    preds = (ctx.store.read(table, partitions={SCORE_DATE: dates})
-             .filter(((F.col(ROLE) == CHAMPION) & (F.col(MODEL_VERSION).cast("string") == champion))
-                     | ((F.col(ROLE) == PREVIOUS) & (F.col(MODEL_VERSION).cast("string") == previous))))
-    # the rows both versions scored: one row per (key, date, role), so two rows of a (key, date) are the pair
-    paired = (preds.withColumn("_roles", F.count("*").over(Window.partitionBy(key, SCORE_DATE)))
-              .filter(F.col("_roles") == 2).drop("_roles"))
-    frame = labelled_frame(scope_of(ctx), paired, date, dates, keep=(ROLE, SCORE_DATE))
-    if frame is None:
-        return Comparison(None, None, 0, None, None, "no labels table (sources.labels)")
-    frame = frame.filter(F.col(LABEL).isNotNull()).cache()
-    try:
-        span = frame.filter(F.col(ROLE) == CHAMPION).agg(F.count("*").alias("n"), F.min(SCORE_DATE).alias("lo"),
-                                                         F.max(SCORE_DATE).alias("hi")).first()
-        n = int(span["n"]) if span is not None else 0
-        if n < rb.min_labels:
-            return Comparison(None, None, n, span["lo"] if span else None, span["hi"] if span else None,
-                              f"{n} rows both versions scored have a matured label, fewer than "
-                              f"retrain.rollback.min_labels {rb.min_labels}")
-        pcfg = cfg.monitoring.performance.model_copy(update={"min_labels": rb.min_labels, "min_label_coverage": 0.0})
-        rows = performance_rows(frame.drop(SCORE_DATE), pcfg, cfg.label.task, ROLE, threshold=decision_threshold(ctx))
-    finally:
-        frame.unpersist()
-    value = {role: next((r["value"] for r in rs if r["metric"] == rb.metric), None) for role, rs in rows.items()}
-    champ, prev = value.get(CHAMPION), value.get(PREVIOUS)
-    if champ is None or prev is None or not (math.isfinite(champ) and math.isfinite(prev)):
-        return Comparison(champ, prev, n, span["lo"], span["hi"],
-                          f"{rb.metric} undefined on the {n} labelled rows (e.g. one class only)")
-    return Comparison(champ, prev, n, span["lo"], span["hi"], None)
+    got = paired.compare(ctx, date, dates, (CHAMPION, champion), (PREVIOUS, previous), rb.metric, rb.min_labels)
+    reason = got.reason
+    if reason is not None and reason.endswith(f"fewer than {rb.min_labels}"):
+        reason = reason.replace("fewer than", "fewer than retrain.rollback.min_labels")
+    return Comparison(got.values.get(CHAMPION), got.values.get(PREVIOUS), got.labelled_rows, got.first_date,
+                      got.last_date, reason)
 
 
 def latest_estimate(ctx: JobContext, date: dt.date, version: str, metric: str) -> float | None:

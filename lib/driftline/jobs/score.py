@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import MissingInputError, UsageError
+from driftline.jobs import canary
 from driftline.jvm import is_connect
 from driftline.monitoring.daily import daily_profile_row, profiled_columns
 from driftline.monitoring.estimated import CELL_COLUMN
@@ -39,6 +40,7 @@ from driftline.scoring.tally import ProfilePlan, Stat, Tally, TallySpec, merge_t
 from driftline.tables.contracts import DAILY_PROFILES, FEATURES, PREDICTIONS, SCORING_STATS
 from driftline.vocabulary import (
     AS_OF,
+    CANARY,
     CHALLENGER,
     CHAMPION,
     CODE_VERSION,
@@ -47,6 +49,7 @@ from driftline.vocabulary import (
     MODEL_VERSION,
     PREDICTED_LABEL,
     PREVIOUS,
+    PUBLISHED,
     ROLE,
     RUN_ID,
     SCORE,
@@ -119,7 +122,11 @@ def current_roles(registry: ModelRegistry, cfg: DriftlineConfig) -> tuple[tuple[
         previous = registry.alias(PREVIOUS)
         if previous is not None and previous.version not in {v for _, v in roles}:
             roles.append((PREVIOUS, previous.version))
-    return tuple(roles)
+    if cfg.retrain.canary.enabled:     # a canary rollout: scored on every row, published for its fraction
+        rollout = registry.alias(CANARY)
+        if rollout is not None and rollout.version not in {v for _, v in roles}:
+            roles.append((CANARY, rollout.version))
+    return tuple(sorted(roles, key=role_order))
 
 
 def recorded_roles(ctx: JobContext, dates: Sequence[dt.date]) -> dict[dt.date, tuple[tuple[str, str], ...]]:
@@ -142,7 +149,13 @@ def recorded_roles(ctx: JobContext, dates: Sequence[dt.date]) -> dict[dt.date, t
                  .select(SCORE_DATE, ROLE, F.col(MODEL_VERSION).cast("string").alias("v")).distinct().collect())
         for r in found:
             pairs.setdefault(r[SCORE_DATE], set()).add((r[ROLE], r["v"]))
-    return {d: tuple(sorted(p, key=lambda x: (x[0] != CHAMPION, x))) for d, p in pairs.items()}
+    return {d: tuple(sorted(p, key=role_order)) for d, p in pairs.items()}
+
+
+def role_order(pair: tuple[str, str]) -> tuple[bool, str, str]:
+    """(role, version) pairs in scoring order: the champion, then by role name (canary, challenger, previous): the
+    second is the one ``scoring_stats`` compares with the champion."""
+    return (pair[0] != CHAMPION, *pair)
 
 
 def versions_by_date(ctx: JobContext, registry: ModelRegistry) -> dict[tuple[tuple[str, str], ...], list[dt.date]]:
@@ -160,7 +173,8 @@ def versions_by_date(ctx: JobContext, registry: ModelRegistry) -> dict[tuple[tup
     for date in ctx.dates:
         roles = recorded.get(date, now)
         if not cfg.scoring.shadow:
-            roles = tuple(p for p in roles if p[0] == CHAMPION or (p[0] == PREVIOUS and cfg.retrain.rollback.enabled))
+            roles = tuple(p for p in roles if p[0] in (CHAMPION, CANARY)
+                          or (p[0] == PREVIOUS and cfg.retrain.rollback.enabled))
         if roles != now:
             log.info("%s %s: scored before by %s; scoring with the same versions (scoring.rerun_versions=recorded)",
                      cfg.name, date, ", ".join(f"{r} v{v}" for r, v in roles))
@@ -221,9 +235,12 @@ def run(ctx: JobContext) -> JobResult:
             scorer = BatchScorer([(v.ref, v.data) for v in versions], key=key, threshold=cfg.label.threshold,
                                  threads=scfg.threads_per_worker)
             plans = profile_plans(ctx, versions) if scfg.daily_profiles else []
+            canary_version = next((v.ref.version for v in versions if v.ref.role == CANARY), None)
+            shares = canary.fractions(ctx, dates, canary_version) if canary_version is not None else {}
             try:
                 for date in dates:
-                    score_date(ctx, date, versions, scorer, features_table, schema[key].dataType, plans)
+                    score_date(ctx, date, versions, scorer, features_table, schema[key].dataType, plans,
+                               shares.get(date))
             finally:
                 scorer.close()
     finally:
@@ -236,9 +253,9 @@ def run(ctx: JobContext) -> JobResult:
 
 
 def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion], scorer: BatchScorer,
-               features_table: str, key_type: Any, plans: Sequence[ProfilePlan]) -> None:
+               features_table: str, key_type: Any, plans: Sequence[ProfilePlan], fraction: float | None = None) -> None:
     """Score one date in one pass that also tallies its statistics, write its ``score_date`` partition, then its
-    per-date profiles and ``scoring_stats``."""
+    per-date profiles and ``scoring_stats``. ``fraction``: the canary's published fraction (with a canary role)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructField
 
@@ -264,6 +281,8 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
         F.lit(ctx.config_hash).alias(CONFIG_HASH), F.lit(scored_at).cast("timestamp").alias("scored_at"),
         F.lit(date).cast("date").alias(SCORE_DATE),
     )
+    canary_version = next((v.ref.version for v in versions if v.ref.role == CANARY), None)
+    out = out.withColumn(PUBLISHED, canary.published(key, cfg.name, canary_version, fraction or 0.0))
     expected = PREDICTIONS.schema(leading=[StructField(key, key_type)])
     out = out.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in expected.fields])
     table = PREDICTIONS.table(cfg.name)
@@ -282,6 +301,10 @@ def score_date(ctx: JobContext, date: dt.date, versions: Sequence[LoadedVersion]
         stats = tally_stats(tally, spec, cfg.label.task)
         write_daily_profiles(ctx, date, versions, plans, tally)
     warn_about_inputs(date, stats)
+    if canary_version is not None:
+        stats = [*stats, (CANARY, None, canary.FRACTION_METRIC, float(fraction or 0.0))]
+        log.info("%s %s: canary v%s published for %.1f%% of the entities", cfg.name, date, canary_version,
+                 100 * (fraction or 0.0))
     write_stats(ctx, date, versions, stats)
     if shadow:
         got = {m: v for r, _, m, v in stats if r == "comparison"}

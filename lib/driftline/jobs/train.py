@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from driftline.errors import ConfigError, InputContractError, MissingInputError, UsageError
-from driftline.jobs.train_gate import run_gate
+from driftline.jobs import canary
+from driftline.jobs.train_gate import canary_rollout, run_gate
 from driftline.jobs.train_reference import write_reference_profile
 from driftline.registry.client import (
     ModelRegistry,
@@ -256,6 +257,8 @@ def run(ctx: JobContext) -> JobResult:
     write_reference_profile(ctx, registry, plan, data, fit, record)
     decision = run_gate(registry, cfg, plan, data, fit, record)
     log.info("gate: %s — %s", "passed" if decision.passed else "failed", decision.reason)
+    if canary_rollout(cfg, decision):
+        canary.start(ctx, windows.date, record.version, str(decision.reference_version))
     return ctx.result(model_version=record.version)
 
 

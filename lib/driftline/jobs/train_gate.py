@@ -1,5 +1,6 @@
 """The train job's promotion gate: the challenger against the champion (or, for a first model, the baseline)
-on the same validation rows; the ``champion`` alias moves only when it passes (`driftline.training.gate`)."""
+on the same validation rows; the ``champion`` alias moves only when it passes (`driftline.training.gate`) — or,
+with ``retrain.canary`` on, a passed version starts a canary rollout instead (`driftline.jobs.canary`)."""
 
 from __future__ import annotations
 
@@ -49,11 +50,17 @@ def run_gate(registry: ModelRegistry, cfg: DriftlineConfig, plan: Plan, data: Tr
     registry.set_tags(record.version, tags)
     with mlflow.start_run(run_id=record.mlflow_run_id):
         mlflow.set_tags(tags)
-    if decision.passed:
+    if decision.passed and not canary_rollout(cfg, decision):
         registry.promote(record.version, f"gate: {decision.reason}")
     if failure is not None:
         raise failure
     return decision
+
+
+def canary_rollout(cfg: DriftlineConfig, decision: GateDecision) -> bool:
+    """A passed version goes through a canary rollout (`driftline.jobs.canary`) instead of a promotion: with
+    ``retrain.canary`` on and a champion it was compared with (a first model is promoted directly)."""
+    return decision.passed and cfg.retrain.canary.enabled and decision.reference_kind == "champion"
 
 
 def _not_compared(plan: Plan, challenger: float, version: str, reason: str) -> GateDecision:

@@ -31,7 +31,7 @@ from driftline.registry.artifact import (
     sha256_bytes,
     verify_bytes,
 )
-from driftline.vocabulary import CHAMPION, PREVIOUS
+from driftline.vocabulary import CANARY, CHAMPION, PREVIOUS
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -234,6 +234,34 @@ class ModelRegistry:
             self.set_tags(demoted.version, {"driftline.rolled_back_at": now})
         log.info("%s: rolled back champion v%s → v%s", self.name, demoted.version if demoted else "-", prev.version)
         return self.get(prev.version), demoted
+
+    def start_canary(self, version: str, reason: str) -> VersionInfo | None:
+        """Give ``version`` the ``canary`` alias (a canary rollout, `driftline.jobs.canary`); returns the version that
+        held it before (replaced), if another. The artifact's hash is checked first, as for a promotion."""
+        target = self.get(version)
+        self.verified_bytes(target)
+        old = self.alias(CANARY)
+        self.client.set_registered_model_alias(self.name, CANARY, target.version)
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.set_tags(target.version, {"driftline.canary_started_at": now, "driftline.canary_reason": reason})
+        log.info("%s: canary v%s (%s)", self.name, target.version, reason)
+        return old if old is not None and old.version != target.version else None
+
+    def end_canary(self, promote: bool, reason: str) -> VersionInfo:
+        """End the canary rollout: promote the canary (champion; the old champion becomes ``previous``) or roll it
+        back (the champion stays); the ``canary`` alias is removed either way. Returns the canary version."""
+        canary = self.alias(CANARY)
+        if canary is None:
+            raise UsageError(f"model {self.name}: expected a version with alias '{CANARY}', found none")
+        if promote:
+            self.promote(canary.version, reason)
+        else:
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            self.set_tags(canary.version, {"driftline.canary_rolled_back_at": now,
+                                           "driftline.canary_reason": reason})
+            log.info("%s: canary v%s rolled back (%s)", self.name, canary.version, reason)
+        self.client.delete_registered_model_alias(self.name, CANARY)
+        return canary
 
     # ------------------------------------------------------------------ artifacts
 

@@ -174,6 +174,32 @@ class RollbackRule(Frozen):
     estimated_min: float | None = Field(None, ge=0, le=1)
 
 
+class CanaryRule(Frozen):
+    """Canary rollout of a version that passed the promotion gate (`driftline.jobs.canary`): instead of becoming
+    the champion at once it holds the ``canary`` alias, and the score job scores every row with both versions
+    (role ``canary`` beside ``champion``) and publishes the canary's prediction for a deterministic hashed fraction
+    of the entities (stable across days; a wider step keeps every entity of the narrower one). At each retrain date
+    the canary is compared with the champion on the same rows of the days scored at the current step: ``metric``
+    on rows whose label matured (at least ``min_labels``) and the PSI of its scores against the champion's. Worse
+    by more than ``margin``, or a PSI above ``max_prediction_psi``: rolled back (the alias is removed). Holding for
+    ``min_days`` scored days: widened to the next of ``steps``; after the last step: promoted (champion).
+    Too few labels: ``insufficient_data`` (never widens). A first model (no champion) is promoted directly."""
+
+    enabled: bool = False
+    steps: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = Field((0.05, 0.25, 0.5), min_length=1, max_length=20)
+    min_days: int = Field(3, ge=1, le=366)
+    metric: PerformanceMetric = "log_loss"
+    margin: float = Field(0.0, ge=0, allow_inf_nan=False)
+    min_labels: int = Field(200, ge=1)
+    max_prediction_psi: float | None = Field(0.25, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> CanaryRule:
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
+            raise ValueError(f"expected steps strictly increasing fractions in (0, 1), found {list(self.steps)}")
+        return self
+
+
 class RetrainConfig(Frozen):
     """When the retrain job trains a challenger: any enabled rule fires, outside cooldown and under the cap;
     with ``wait_for_labels`` a label-free trigger arms a drift episode that fires once post-onset labels matured."""
@@ -188,3 +214,4 @@ class RetrainConfig(Frozen):
     max_per_period: PeriodCap = Field(default_factory=PeriodCap)
     wait_for_labels: WaitForLabels = Field(default_factory=WaitForLabels)
     rollback: RollbackRule = Field(default_factory=RollbackRule)
+    canary: CanaryRule = Field(default_factory=CanaryRule)

@@ -54,6 +54,7 @@ CHANGES_1_2: dict[str, Change] = {
     c.DAILY_PROFILES.name: Change(),   # added in contract 3's release, its shape unchanged since: never migrated
     c.ALERT_EVENTS.name: Change(),     # likewise (added after contract 3)
     c.CHAMPION_ROLLBACKS.name: Change(),
+    c.CANARY_STEPS.name: Change(),
 }
 
 EPISODE_COLUMNS = ("episode_id", "onset_date", "armed_date", "episode_status", "labels_available", "labels_needed",
@@ -64,7 +65,13 @@ CHANGES_2_3: dict[str, Change] = {
     c.RETRAIN_DECISIONS.name: Change("add the episode columns (metadata only)", added=EPISODE_COLUMNS),
 }
 
-STEPS: dict[int, dict[str, Change]] = {2: CHANGES_1_2, 3: CHANGES_2_3}   # contract N: what N-1 → N changes
+CHANGES_3_4: dict[str, Change] = {
+    **{t.name: Change() for t in c.ALL},
+    c.PREDICTIONS.name: Change("add published (metadata only; null on old rows, where the champion's row is the "
+                               "published one)", added=(v.PUBLISHED,)),
+}
+
+STEPS: dict[int, dict[str, Change]] = {2: CHANGES_1_2, 3: CHANGES_2_3, 4: CHANGES_3_4}  # N: what N-1 → N changes
 if max(STEPS) != TO_VERSION or set(STEPS) != set(range(FROM_VERSION + 1, TO_VERSION + 1)):
     raise TableError(f"driftline.tables.contract_steps: expected a step per contract {FROM_VERSION + 1}..{TO_VERSION}, "
                      f"found {sorted(STEPS)}")

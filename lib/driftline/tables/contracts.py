@@ -33,12 +33,13 @@ from driftline.tables.contract_base import (
     _c,
     _provenance,
 )
-from driftline.tables.contracts_ops import ALERT_EVENTS, CHAMPION_ROLLBACKS
+from driftline.tables.contracts_ops import ALERT_EVENTS, CANARY_STEPS, CHAMPION_ROLLBACKS
 
-__all__ = ["ALERT_EVENTS", "ALL", "CHAMPION_ROLLBACKS", "CONTRACT_VERSION", "Column", "STATUS_DOC", "TableContract",
-           "contract_of"]
+__all__ = ["ALERT_EVENTS", "ALL", "CANARY_STEPS", "CHAMPION_ROLLBACKS", "CONTRACT_VERSION", "Column", "STATUS_DOC",
+           "TableContract", "contract_of"]
 
-CONTRACT_VERSION = 3  # 1: before the one vocabulary; 2: before drift episodes (see driftline.tables.migrate)
+CONTRACT_VERSION = 4  # 1: before the one vocabulary; 2: before drift episodes; 3: before `published` (canary
+#                        rollout) in the predictions (see driftline.tables.migrate)
 
 
 STATUS_DOC = "verdict: ok < insufficient_data < warn < alert (driftline.vocabulary)"
@@ -105,23 +106,27 @@ QUARANTINE = TableContract(
 
 PREDICTIONS = TableContract(
     name="<model>__predictions",
-    doc="One row per (entity, score_date, role): the scores of the champion (and the shadow challenger).",
+    doc="One row per (entity, score_date, role): the scores of the champion (and of the shadow challenger, the "
+        "previous champion, the canary). `published` marks the one row per (entity, score_date) BI readers take.",
     columns=(
         _c(v.SCORE, F, "positive-class probability (classification) or predicted value (regression)"),
         _c(v.PREDICTED_LABEL, INT, "1 when score >= label.threshold, else 0 (classification); null for regression"),
         _c(v.MODEL, S, "the model"),
         _c(v.MODEL_VERSION, S, "MLflow model version that produced the row (\"3\")"),
-        _c(v.ROLE, S, "champion or challenger (shadow)"),
+        _c(v.ROLE, S, "champion, challenger (shadow), previous (retrain.rollback) or canary (retrain.canary)"),
         *_provenance("the score run"),
         _c("scored_at", TS, "start time of the score run (UTC), the same for every row of a run"),
         _c(v.SCORE_DATE, D, "the scored as_of_date of the features"),
+        _c(v.PUBLISHED, B, "true on the one row per (entity, score_date) that is the published prediction: the "
+           "champion's, or during a canary rollout the canary's for its hashed fraction of entities; null on rows "
+           "scored before contract 4 (there the champion's row is the published one)"),
     ),
     partition_by=(v.SCORE_DATE,),
     key=("<entity_key>", v.SCORE_DATE, v.ROLE),
     idempotency="score replaces the score_date partition of its date",
     per_model=True,
     model_columns="`<entity_key>` first (the type of the key in the features table)",
-    values={v.ROLE: "champion, challenger"},
+    values={v.ROLE: "champion, challenger, previous, canary"},
 )
 
 DAILY_PROFILES = TableContract(
@@ -129,7 +134,8 @@ DAILY_PROFILES = TableContract(
     doc="One row per (score_date, role): the scored rows' profile on the version's reference bins, folded by "
         "the score run in the pass that scored them; the monitor merges these instead of re-reading the rows.",
     columns=(
-        _c(v.ROLE, S, "champion or challenger (shadow)", False),
+        _c(v.ROLE, S, "champion, challenger (shadow), previous or canary: the version's role in the predictions",
+           False),
         _c(v.MODEL_VERSION, S, "the version that scored the rows; its reference's bins are the profile's", False),
         _c("reference_id", S, "<model>/<version> of the reference whose bins the profile uses", False),
         _c("bins_fingerprint", S, "SHA-256 of the profiled columns and their bins: the monitor merges only a "
@@ -154,7 +160,7 @@ DAILY_PROFILES = TableContract(
     key=(v.SCORE_DATE, v.ROLE),
     idempotency="score replaces the score_date partition of its date, right after the date's predictions",
     per_model=True,
-    values={v.ROLE: "champion, challenger"},
+    values={v.ROLE: "champion, challenger, previous, canary"},
 )
 
 SCORING_STATS = TableContract(
@@ -164,7 +170,8 @@ SCORING_STATS = TableContract(
         _c(v.MODEL, S, "the model"),
         _c(v.SCORE_DATE, D, "scored date"),
         _c("champion_version", S, "champion version of the run"),
-        _c("challenger_version", S, "challenger version, null without shadow scoring"),
+        _c("challenger_version", S, "the second version scored (canary, else the shadow challenger, else previous); "
+           "null when the champion alone scored"),
         _c(v.ROLE, S, "champion, challenger, comparison; null for properties of the data"),
         _c("column", S, "feature name for per-feature metrics, else null"),
         _c("metric", S, "see docs/scoring.md"),
@@ -342,7 +349,7 @@ PIPELINE_RUNS = TableContract(
 
 ALL: tuple[TableContract, ...] = (
     FEATURES, QUALITY_RESULTS, QUARANTINE, PREDICTIONS, DAILY_PROFILES, SCORING_STATS, REFERENCE_PROFILES,
-    MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS, PIPELINE_RUNS, ALERT_EVENTS, CHAMPION_ROLLBACKS,
+    MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS, PIPELINE_RUNS, ALERT_EVENTS, CHAMPION_ROLLBACKS, CANARY_STEPS,
 )
 
 

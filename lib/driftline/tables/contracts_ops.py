@@ -1,5 +1,6 @@
 """The operational tables, declared like the others (`driftline.tables.contracts` re-exports them): the alerts
-sent (``alert_events``) and the automatic rollbacks of a champion (``champion_rollbacks``)."""
+sent (``alert_events``), the automatic rollbacks of a champion (``champion_rollbacks``) and the steps of a canary
+rollout (``canary_steps``)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ ALERT_EVENTS = TableContract(
     idempotency="a job replaces its (model, job, run_date) partition with the rows it had plus what this run "
                 "sent; a delivered channel is never sent to again for the same key",
     values={"status": "sent, partial, failed, suppressed", "severity": "critical, warning, info",
-            "kind": "dataset_drift, column_drift, quality, performance, retrain, promotion, rollback, job_failed"},
+            "kind": "dataset_drift, column_drift, quality, performance, retrain, promotion, rollback, canary, "
+                    "job_failed"},
 )
 
 CHAMPION_ROLLBACKS = TableContract(
@@ -74,4 +76,41 @@ CHAMPION_ROLLBACKS = TableContract(
     idempotency="retrain replaces the (model, decision_date) partition of its date; a version is rolled back at "
                 "most once",
     values={"status": "rolled_back, held, insufficient_data"},
+)
+
+CANARY_STEPS = TableContract(
+    name="canary_steps",
+    doc="One row per canary decision (retrain.canary): its start by the train job whose version passed the gate, "
+        "and each retrain date's comparison of the canary with the champion on the same rows, with the published "
+        "fraction before and after (widened, held, promoted or rolled back).",
+    columns=(
+        _c(v.MODEL, S, "the model", False),
+        _c("job", S, "train (the start) or retrain (a step decision)", False),
+        _c(v.DECISION_DATE, D, "the run's --date D", False),
+        _c("status", S, "started, widened, held (not yet min_days at the step), insufficient_data (too few matured "
+           "labels: never widens), promoted (the canary became the champion), rolled_back", False),
+        _c("canary_version", S, "the version holding the `canary` alias", False),
+        _c("champion_version", S, "the champion it is compared with", False),
+        _c("fraction_before", F, "the fraction of entities whose published prediction was the canary's, before",
+           False),
+        _c("fraction_after", F, "the fraction after the decision (0 after a rollback, 1 after a promotion)", False),
+        _c("days_at_step", INT, "score dates scored at fraction_before before D", False),
+        _c("metric", S, "retrain.canary.metric", False),
+        _c("canary_value", F, "the metric of the canary on the compared labelled rows"),
+        _c("champion_value", F, "the metric of the champion on the same rows"),
+        _c("margin", F, "retrain.canary.margin", False),
+        _c("labelled_rows", L, "rows both versions scored, at the step, whose label matured before D", False),
+        _c("prediction_psi", F, "PSI of the canary's scores against the champion's on the same rows (10 bins at "
+           "the champion's deciles)"),
+        _c("first_date", D, "first score_date compared"),
+        _c("last_date", D, "last score_date compared"),
+        _c("reason", S, "why, one line", False),
+        _c("champion_after", S, "the champion after the decision", False),
+        *_provenance("the run that wrote the row"),
+        _c("started_at", TS, "when the run started (UTC)", False),
+    ),
+    partition_by=(v.MODEL, "job", v.DECISION_DATE),
+    key=(v.MODEL, "job", v.DECISION_DATE),
+    idempotency="train (start) and retrain (step) replace the (model, job, decision_date) partition of their date",
+    values={"status": "started, widened, held, insufficient_data, promoted, rolled_back"},
 )

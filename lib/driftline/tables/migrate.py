@@ -1,6 +1,6 @@
 """Upgrade the tables of a workspace written by an earlier release to the current table contract.
 
-Each contract version is one step (`STEPS`), applied in order: a contract-1 table goes 1 → 2 → 3 in
+Each contract version is one step (`STEPS`), applied in order: a contract-1 table goes 1 → 2 → 3 → 4 in
 one commit. Per table:
 
 Contract 1 (release 0.1) → contract 2:
@@ -21,6 +21,12 @@ Contract 2 → contract 3 (drift episodes):
 
 - ``retrain_decisions``: add the nullable episode columns (``episode_id``, ``onset_date``, ...; null on
   old rows) in one metadata-only commit.
+- every other table: unchanged.
+
+Contract 3 → contract 4 (canary rollout):
+
+- ``<model>__predictions``: add the nullable ``published`` (null on old rows, where the champion's row is the
+  published one) in one metadata-only commit.
 - every other table: unchanged.
 
 A table's version is read from its schema (`detect`). `plan` looks at every table under the

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
-from driftline.alerts.rules import Facts, evaluate, hit
+from driftline.alerts.rules import Facts, evaluate, hit, title
 from driftline.alerts.spec import AlertRule, AlertsConfig
 
 D = dt.date(2026, 3, 10)
@@ -46,6 +46,11 @@ def event(date: dt.date, status: str = "sent", name: str = "r", delivered: str =
     (rule(when="promotion"), Facts("retrain", D, str(D), promoted_version="3", previous_champion="2"), True, None,
      None),
     (rule(when="promotion"), Facts("retrain", D, str(D), decision="fired"), False, None, None),
+    (rule(when="canary"), Facts("retrain", D, "x", canary=("widened", "4", 0.05, 0.25)), True, 0.25, None),
+    (rule(when="canary"), Facts("retrain", D, "x", canary=("held", "4", 0.05, 0.05)), False, None, None),
+    (rule(when="canary", outcomes=["held"]), Facts("retrain", D, "x", canary=("held", "4", 0.05, 0.05)), True, 0.05,
+     None),
+    (rule(when="canary"), Facts("retrain", D, "x", decision="fired"), False, None, None),
     (rule(when="job_failed", jobs=["score"]), Facts("monitor", D, "monitor@x", error="boom"), False, None, None),
     (rule(when="job_failed"), Facts("monitor", D, "monitor@x", error="boom"), True, None, None),
 ])
@@ -96,6 +101,9 @@ def test_cooldown_suppresses_a_new_window_after_a_sent_alert() -> None:
     ({"rules": [{"name": "r", "when": "promotion", "channels": ["a"], "metric": "auc"}], "channels": {"a": {
         "type": "webhook", "url": "http://127.0.0.1:1/x"}}},
      "rule r: metric do not apply to when=promotion (it reads no parameter)"),
+    ({"rules": [{"name": "r", "when": "retrain", "channels": ["a"], "outcomes": ["held"]}], "channels": {"a": {
+        "type": "webhook", "url": "http://127.0.0.1:1/x"}}},
+     "rule r: outcomes do not apply to when=retrain (it reads decisions)"),
     ({"rules": [{"name": "r", "when": "performance", "channels": ["a"], "metric": "auc"}], "channels": {"a": {
         "type": "webhook", "url": "http://127.0.0.1:1/x"}}},
      "rule r: when=performance needs metric and bound, found metric=auc bound=None"),
@@ -113,3 +121,13 @@ def test_cooldown_suppresses_a_new_window_after_a_sent_alert() -> None:
 def test_config_refuses_rules_that_cannot_work(data, message) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         AlertsConfig.model_validate(data)
+
+
+def test_a_canary_step_says_what_moved_and_why() -> None:
+    facts = Facts("retrain", D, f"{D}/canary-rolled_back", canary=("rolled_back", "4", 0.25, 0.0),
+                  decision_reasons="v4 log_loss 0.61 vs champion v3 0.55: worse by 0.06 > margin 0.02")
+    h = hit(rule(when="canary"), facts)
+    assert h is not None and h.reason == ("canary v4 rolled back (25% → 0% of the entities published): v4 log_loss "
+                                          "0.61 vs champion v3 0.55: worse by 0.06 > margin 0.02")
+    [firing] = evaluate([rule(when="canary")], facts, [], [])
+    assert title("churn", firing) == f"[driftline] churn: canary rolled back (r) for {D}/canary-rolled_back"
