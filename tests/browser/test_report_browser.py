@@ -207,6 +207,10 @@ def test_report_renders_titles_and_trend_charts_without_console_errors(report: R
             assert t["threshold"] is not None and t["threshold"][0] > 0, column
         for dot in trends.nth(i).locator("circle").all():
             visible_box(dot)
+        labels = chart.locator("text").all_text_contents()     # the date axis: the chart's first and last run
+        axis = [dt.date.fromisoformat(s) for s in labels if re.fullmatch(r"\d{4}-\d\d-\d\d", s)]
+        assert len(axis) == 2 and axis[0] <= min(want) and axis[1] >= max(want), (column, labels)
+        assert ("log scale" in labels) == t["metric"].endswith("_pvalue"), (column, labels)
     assert len(report.trend["x1"]) == len(DATES)    # three runs: every column's chart has three dots
 
     # the closed loop chart: realized AUC dots on screen
@@ -246,6 +250,7 @@ def test_evidently_page_linked_from_the_report_renders_offline(report: Report, p
     expect(link).to_be_visible()
     link.click()
     pg.wait_for_url(report.evidently.as_uri())
+    assert pg.title() == f"driftline · jt {D}: Evidently data drift (sampled rows)"
 
     # Evidently draws the page with its embedded JavaScript: its titles appear
     for title in ("Data Drift Summary", "Columns", "Drifted Columns", "Share of Drifted Columns"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -80,8 +81,27 @@ def sample_rows(frame: DataFrame, rows: int, limit: int) -> DataFrame:
     return frame.sample(withReplacement=False, fraction=min(1.0, 1.2 * limit / rows), seed=SAMPLE_SEED)
 
 
-def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, profile: DatasetProfile, path: Path) -> None:
-    """Run Evidently's `DataDriftPreset` on the two samples and write its HTML to ``path`` atomically."""
+def with_title(html: str, title: str) -> str:
+    """``html`` with ``<title>`` set (Evidently's page has none: a browser tab and a bookmark would say nothing)."""
+    import html as html_lib
+
+    tag = f"<title>{html_lib.escape(title)}</title>"
+    head = re.search(r"<head(\s[^>]*)?>", html, flags=re.I)   # the document's head (not <header>, not an SVG's)
+    if head is None:
+        return tag + html
+    end = html.find("</head>", head.end())
+    inside = html[head.end():end if end >= 0 else len(html)]
+    old = re.search(r"<title>.*?</title>", inside, flags=re.S | re.I)
+    if old is not None:
+        start = head.end() + old.start()
+        return html[:start] + tag + html[head.end() + old.end():]
+    return html[:head.end()] + tag + html[head.end():]
+
+
+def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, profile: DatasetProfile, path: Path,
+                     title: str = "") -> None:
+    """Run Evidently's `DataDriftPreset` on the two samples and write its HTML to ``path`` atomically, with
+    ``title`` as the page's ``<title>`` when given."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -94,6 +114,8 @@ def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, profile: Da
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         snapshot.save_html(str(tmp))
+        if title:
+            tmp.write_text(with_title(tmp.read_text(encoding="utf-8"), title), encoding="utf-8")
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -131,7 +153,8 @@ def write_evidently_page(tracking: TrackingSetup, *, model: str, limit: int, mlf
         else:
             current = sample.select(*profile.columns).limit(limit).toPandas()
         path.parent.mkdir(parents=True, exist_ok=True)
-        render_evidently(reference, current, profile, path)
+        render_evidently(reference, current, profile, path,
+                         title=f"driftline · {model} {report.stem}: Evidently data drift (sampled rows)")
     except Exception as exc:  # noqa: BLE001 - the page is optional: the run goes on and the report says why
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
         log.warning("%s: Evidently page not written: %s", model, reason)

@@ -87,12 +87,8 @@ def loop_section(t: Timeline, width: int = 640, height: int = 180) -> list[str]:
     dates = t.dates
     if not dates:
         return []
-    out = [f"<h2>Closed loop: estimated vs realized {_e(t.metric)}, episodes, champion</h2>"
-           f'<p class="muted legend"><span style="background:{ESTIMATED_COLOUR}"></span>estimated before labels '
-           f'(from the calibrated score distribution)<span style="background:{REALIZED_COLOUR}"></span>realized on '
-           f'matured labels<span style="background:{SWITCH_COLOUR}"></span>champion switch'
-           f'<span style="background:#ffcc80"></span>drift episode (onset … end)</p>',
-           _chart(t, dates, width, height)]
+    out = [f"<h2>Closed loop: estimated vs realized {_e(t.metric)}, episodes, champion</h2>",
+           legend(t), _chart(t, dates, width, height)]
     shown = [d for d in t.decisions if d.get("status") not in ("no_trigger", None) or d.get("onset_date")]
     if shown:
         out.append("<table><tr><th>date</th><th>decision</th><th>episode onset</th><th>labels since onset</th>"
@@ -110,6 +106,23 @@ def loop_section(t: Timeline, width: int = 640, height: int = 180) -> list[str]:
                        f"<td class=\"muted\">{_e(d.get('reasons'))}</td></tr>")
         out.append("</table>")
     return out
+
+
+def legend(t: Timeline) -> str:
+    """The chart's legend: only the series the chart draws (an entry without a mark misleads)."""
+    entries = []
+    if t.estimated:
+        entries.append((ESTIMATED_COLOUR, "estimated before labels (from the calibrated score distribution)"))
+    if t.realized:
+        entries.append((REALIZED_COLOUR, "realized on matured labels"))
+    if t.switches():
+        entries.append((SWITCH_COLOUR, "champion switch"))
+    if t.dates and _episodes(t.decisions, t.dates[-1]):
+        entries.append(("#ffcc80", "drift episode (onset … end)"))
+    if not entries:
+        return ""
+    return ('<p class="muted legend">' + "".join(f'<span style="background:{colour}"></span>{text}'
+                                                 for colour, text in entries) + "</p>")
 
 
 def _chart(t: Timeline, dates: Sequence[dt.date], width: int, height: int) -> str:

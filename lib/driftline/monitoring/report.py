@@ -134,13 +134,28 @@ def trend_points(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[TrendPoint
     return out
 
 
-def trend_svg(points: Sequence[TrendPoint], width: int = 320, height: int = 70) -> str:
-    """Inline SVG: the metric over run dates (line and status-coloured dots) and its threshold (dashed)."""
-    values = [p.value for p in points if p.value is not None and math.isfinite(p.value)]
-    limits = [p.threshold for p in points if p.threshold is not None and math.isfinite(p.threshold)]
+P_FLOOR = 1e-300   # a p-value of 0 (underflow) is drawn at this on the log scale
+
+
+def log_scaled(metric: str) -> bool:
+    """p-values are charted on a log10 scale: 0.05 and 1e-40 would share one pixel on a linear one."""
+    return metric.endswith("_pvalue")
+
+
+def trend_svg(points: Sequence[TrendPoint], width: int = 320, height: int = 84) -> str:
+    """Inline SVG: the metric over run dates (line and status-coloured dots) and its threshold (dashed), p-values on
+    a log scale, the first and last run dates under the line."""
+    log_scale = bool(points) and log_scaled(points[-1].metric)
+
+    def scale(v: float) -> float:
+        return math.log10(max(v, P_FLOOR)) if log_scale else v
+
+    values = [scale(p.value) for p in points if p.value is not None and math.isfinite(p.value)]
+    limits = [scale(p.threshold) for p in points if p.threshold is not None and math.isfinite(p.threshold)]
     if not values:
         return '<span class="muted">no values</span>'
-    lo, hi = min([*values, *limits, 0.0]), max([*values, *limits])
+    lo = min([*values, *limits]) if log_scale else min([*values, *limits, 0.0])
+    hi = max([*values, *limits])
     span = (hi - lo) or 1.0
     first, last = points[0].run_date, points[-1].run_date
     days = max((last - first).days, 1)
@@ -149,9 +164,13 @@ def trend_svg(points: Sequence[TrendPoint], width: int = 320, height: int = 70) 
         return 6 + (d - first).days / days * (width - 12)
 
     def y(v: float) -> float:
-        return height - 6 - (v - lo) / span * (height - 12)
+        return height - 18 - (scale(v) - lo) / span * (height - 24)
 
-    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
+             f'<text x="6" y="{height - 3}" font-size="9" fill="#757575">{first}</text>',
+             f'<text x="{width - 6}" y="{height - 3}" font-size="9" fill="#757575" text-anchor="end">{last}</text>']
+    if log_scale:
+        parts.append(f'<text x="{width - 6}" y="9" font-size="9" fill="#757575" text-anchor="end">log scale</text>')
     thr = [(p.run_date, p.threshold) for p in points if p.threshold is not None and math.isfinite(p.threshold)]
     if thr:
         path = " ".join(f"{x(d):.1f},{y(t):.1f}" for d, t in thr)

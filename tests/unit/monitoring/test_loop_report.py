@@ -67,3 +67,14 @@ def test_no_rows_no_section_and_the_report_renders_it() -> None:
     page = render_report(model="m", version="2", date=day(4), window=(day(4), day(4)), run_id="r", reference=empty,
                          current=empty, result=result, rows=[], loop=timeline(ROWS, DECISIONS, "auc", 100))
     assert "Closed loop: estimated vs realized auc" in page
+
+
+def test_the_legend_lists_only_the_series_drawn() -> None:
+    from driftline.monitoring.loop_report import legend
+
+    full = legend(timeline(ROWS, DECISIONS, "auc", min_labels=100))
+    assert all(s in full for s in ("estimated before labels", "realized on matured labels", "champion switch",
+                                   "drift episode"))
+    one_version = [r for r in ROWS if r["model_version"] == "1"]
+    bare = legend(timeline(one_version, [], "auc", min_labels=100))     # no switch, no episode
+    assert "champion switch" not in bare and "drift episode" not in bare and "estimated before labels" in bare

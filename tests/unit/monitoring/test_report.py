@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
+
+import pytest
 
 from driftline.monitoring.report import STATUS_COLOURS, TrendPoint, trend_points, trend_svg
 
@@ -44,3 +47,29 @@ def test_trend_svg_draws_one_dot_per_finite_value_coloured_by_status_and_the_thr
     assert x1 < x3 and y3 < y1                                      # later to the right, bigger value higher up
     assert 'stroke-dasharray="4 3"' in svg and svg.count("<polyline") == 2
     assert trend_svg([TrendPoint(D1, "psi", None, 0.2, "insufficient_data")]) == '<span class="muted">no values</span>'
+
+
+def test_p_values_are_charted_on_a_log_scale_and_the_run_dates_are_labelled() -> None:
+    points = [TrendPoint(D1, "ks_pvalue", 0.5, 0.05, "ok"), TrendPoint(D2, "ks_pvalue", 1e-3, 0.05, "alert"),
+              TrendPoint(D3, "ks_pvalue", 1e-40, 0.05, "alert")]
+    svg = trend_svg(points)
+    ys = [float(y) for y in re.findall(r'<circle cx="[\d.]+" cy="([\d.]+)"', svg)]
+    # log10: 0.5 → -0.3, 1e-3 → -3, 1e-40 → -40: the first two are apart (on a linear axis 0.001 sat on 1e-40)
+    top, bottom = min(ys), max(ys)
+    span = math.log10(0.5) - math.log10(1e-40)
+    assert (ys[1] - ys[0]) / (bottom - top) == pytest.approx((math.log10(0.5) - math.log10(1e-3)) / span, abs=1e-2)
+    assert "log scale" in svg and f">{D1}</text>" in svg and f">{D3}</text>" in svg
+    assert "log scale" not in trend_svg([TrendPoint(D1, "psi", 0.05, 0.2, "ok"), TrendPoint(D2, "psi", 0.3, 0.2,
+                                                                                            "alert")])
+
+
+def test_the_evidently_page_gets_a_document_title_not_an_svg_one() -> None:
+    from driftline.monitoring.evidently_page import with_title
+
+    page = ('<!DOCTYPE html><html><head>\n<meta charset="UTF-8"></head><body><script>var s = "<svg><title>logo'
+            '</title></svg>";</script><header>x</header></body></html>')
+    got = with_title(page, "driftline · jt 2026-03-01 <drift>")
+    assert got.startswith('<!DOCTYPE html><html><head><title>driftline · jt 2026-03-01 &lt;drift&gt;</title>')
+    assert "<svg><title>logo</title></svg>" in got
+    titled = with_title(got, "again")
+    assert titled.count("<title>again</title>") == 1 and "<title>driftline" not in titled
