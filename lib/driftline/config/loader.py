@@ -27,8 +27,10 @@ from driftline.spec import IDENTIFIER, mask_userinfo
 KeyPath = tuple[str | int, ...]
 
 # Keys of the resolved config that say where/how a job runs, not what it computes. They are
-# left out of the config hash so the same model gives the same hash locally and on a cluster.
-ENVIRONMENT_KEYS = ("workspace", "runtime", "storage", "mlflow", "logging")
+# left out of the config hash so the same model gives the same hash locally and on a cluster, and
+# adding an alert rule or a channel (`alerts`: who is told, not what is computed) neither makes the
+# pipeline redo its completed dates nor the train job retrain.
+ENVIRONMENT_KEYS = ("workspace", "runtime", "storage", "mlflow", "logging", "alerts")
 
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|credential|access[._-]?key|private)", re.I)
 

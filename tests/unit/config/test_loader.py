@@ -186,6 +186,8 @@ def test_hash_tracks_model_keys_not_environment(conf: Path) -> None:
     assert len(plain.config_hash) == 16
     moved = load_config("churn", conf, ["runtime.master=spark://h:7077", "workspace=/elsewhere"])
     assert moved.config_hash == plain.config_hash
+    told = load_config("churn", conf, ["alerts.dry_run=true", "alerts.metrics.textfile_dir=prom"])
+    assert told.config_hash == plain.config_hash          # who is told is not what is computed
     changed = load_config("churn", conf, ["monitoring.drift.psi_threshold=0.3"])
     assert changed.config_hash != plain.config_hash
     assert config_hash(changed.config) == changed.config_hash
