@@ -11,7 +11,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,24 +99,12 @@ def alerts_command(argv: Sequence[str]) -> int:
 
 
 def _resend(loaded: Any, rule: str, window: str, channels: Sequence[str]) -> int:
-    from pyspark.sql import SparkSession
-
-    from driftline.jobs.context import JobContext, new_run_id
+    from driftline.cli.runner import job_context
     from driftline.jobs.notify import resend
-    from driftline.runtime import build_spark
 
-    cfg = loaded.config
-    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    owned = SparkSession.getActiveSession() is None
-    os.makedirs(cfg.workspace, exist_ok=True)
-    spark = build_spark(cfg.runtime, cfg.workspace, quiet=True, storage=cfg.storage)
-    try:
-        ctx = JobContext(job="alerts_resend", loaded=loaded, dates=(started.date(),), spark=spark,
-                         run_id=new_run_id("alerts_resend", started), started_at=started)
+    today = dt.datetime.now(dt.UTC).date()
+    with job_context("alerts_resend", loaded, (today,)) as ctx:
         results = resend(ctx, rule, window, channels)
-    finally:
-        if owned:
-            spark.stop()
     for r in results:
         print(f"{r.channel}: {'sent' if r.ok else 'not sent'} ({r.attempts} attempt(s))"
               f"{'' if r.ok else ': ' + str(r.error)}")

@@ -14,6 +14,7 @@ Every job of the registry (`driftline.jobs.JOBS`; ``jobs/<job>.py`` under spark-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -21,7 +22,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NoReturn
 
 from driftline import jobs
@@ -189,10 +190,31 @@ def run_job(job: str, argv: Sequence[str] | None = None, prog: str | None = None
     return command(prog or f"driftline {job}", build_parser(job, prog), argv, body)
 
 
-def _execute(job: str, loaded: LoadedConfig, dates: tuple[dt.date, ...], force: bool,
-             quiet_spark: bool = True) -> JobResult:
+@contextlib.contextmanager
+def job_context(job: str, loaded: LoadedConfig, dates: tuple[dt.date, ...], *, force: bool = False,
+                quiet_spark: bool = True, run_id: str | None = None,
+                started: dt.datetime | None = None) -> Iterator[JobContext]:
+    """A `JobContext` for ``job`` on a Spark session built from the config (the workspace folder created); the
+    session is stopped afterwards when this call started it (not when one was active already: tests, a pipeline)."""
+    from pyspark.sql import SparkSession
+
     from driftline.runtime import build_spark
 
+    cfg = loaded.config
+    started = started or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    owned = SparkSession.getActiveSession() is None
+    os.makedirs(cfg.workspace, exist_ok=True)
+    spark = build_spark(cfg.runtime, cfg.workspace, quiet=quiet_spark, storage=cfg.storage)
+    try:
+        yield JobContext(job=job, loaded=loaded, dates=dates, spark=spark, run_id=run_id or new_run_id(job, started),
+                         started_at=started, force=force)
+    finally:
+        if owned:
+            spark.stop()
+
+
+def _execute(job: str, loaded: LoadedConfig, dates: tuple[dt.date, ...], force: bool,
+             quiet_spark: bool = True) -> JobResult:
     started = dt.datetime.now(dt.UTC).replace(microsecond=0)
     run_id = new_run_id(job, started)
     cfg = loaded.config
@@ -201,18 +223,9 @@ def _execute(job: str, loaded: LoadedConfig, dates: tuple[dt.date, ...], force: 
              job, cfg.name, when, run_id, loaded.config_hash, ",".join(loaded.files),
              " ".join(loaded.redacted_overrides()) or "-")
     log_config_once(loaded)
-
-    from pyspark.sql import SparkSession
-
-    owned = SparkSession.getActiveSession() is None
-    os.makedirs(cfg.workspace, exist_ok=True)
-    spark = build_spark(cfg.runtime, cfg.workspace, quiet=quiet_spark, storage=cfg.storage)
-    ctx = JobContext(job=job, loaded=loaded, dates=dates, spark=spark, run_id=run_id, started_at=started, force=force)
-    try:
+    with job_context(job, loaded, dates, force=force, quiet_spark=quiet_spark, run_id=run_id,
+                     started=started) as ctx:
         result = jobs.run(ctx)
-    finally:
-        if owned:
-            spark.stop()
     log.info("%s: %s in %.1f s (run_id=%s)", job, "done" if result.status == jobs.OK else result.status,
              result.elapsed_seconds, run_id)
     return result
