@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driftline.cli.runner import CliParser, command, setup_logging
+from driftline.cli.runner import CliParser, add_conf_dir, command, setup_logging
 from driftline.errors import ConfigError, DriftlineError
 
 if TYPE_CHECKING:
@@ -35,9 +35,7 @@ examples:
 
 def add_workspace_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", required=True, metavar="DIR", help="the workspace folder")
-    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
-                        help="folder with base.yaml: runtime and storage settings, storage.catalog included "
-                             "(default: $DRIFTLINE_CONF_DIR or ./conf)")
+    add_conf_dir(parser)
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="driftline log level (default: the config key logging.level)")
 

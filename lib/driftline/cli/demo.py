@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from driftline.cli.demo_story import (
     story_retrain,
     story_scores,
 )
-from driftline.cli.runner import CliParser, command, run_job, setup_logging
+from driftline.cli.runner import CliParser, add_conf_dir, command, run_job, setup_logging
 from driftline.config import load_config
 from driftline.config.schema import DriftlineConfig
 from driftline.demo.data import Scenario, write_scenario
@@ -73,8 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="first day of the scenario (default 2026-01-01)")
     parser.add_argument("--workspace", default=".driftline/demo", metavar="DIR",
                         help="workspace folder for the demo's tables and stores (default .driftline/demo)")
-    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
-                        help="folder with base.yaml and models/churn.yaml (default ./conf)")
+    add_conf_dir(parser)
     return parser
 
 

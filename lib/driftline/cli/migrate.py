@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from driftline.cli.runner import CliParser, command, setup_logging
+from driftline.cli.runner import CliParser, add_conf_dir, command, setup_logging
 from driftline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,9 +40,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", required=True, metavar="DIR",
                         help="workspace folder whose tables to migrate (tables under <DIR>/tables by default)")
-    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
-                        help="folder with base.yaml and models/: storage settings and the models' source tables "
-                             "(default: $DRIFTLINE_CONF_DIR or ./conf)")
+    add_conf_dir(parser)
     parser.add_argument("--dry-run", action="store_true", help="print what would be done; change nothing")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="driftline log level (default: the config key logging.level)")

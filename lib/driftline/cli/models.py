@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from driftline.cli.runner import CliParser, command  # usage errors in one line
+from driftline.cli.runner import CliParser, add_config_args, command  # usage errors in one line
 
 if TYPE_CHECKING:
     from driftline.registry.client import ModelRegistry
@@ -38,11 +37,7 @@ examples:
 def build_parser(prog: str) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", required=True, metavar="NAME", help="model name (conf/models/NAME.yaml)")
-    common.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
-                        help="folder with base.yaml and models/ (default: $DRIFTLINE_CONF_DIR or ./conf)")
-    common.add_argument("--workspace", metavar="DIR", help="workspace folder (overrides the config key 'workspace')")
-    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override one config key, e.g. --set mlflow.tracking_uri=http://mlflow:5000")
+    add_config_args(common)
     parser = CliParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True, metavar="{list,promote,rollback}")

@@ -7,10 +7,9 @@ input, as in every job) · 2 a configuration or usage problem; the error is one 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
-from driftline.cli.runner import CliParser, command, iso_date
+from driftline.cli.runner import CliParser, add_conf_dir, command, iso_date
 
 
 def report_command(argv: Sequence[str]) -> int:
@@ -28,7 +27,7 @@ def report_command(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--model", required=True, metavar="NAME")
     parser.add_argument("--date", required=True, type=iso_date, metavar="YYYY-MM-DD")
-    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR")
+    add_conf_dir(parser)
     parser.add_argument("--workspace", metavar="DIR")
 
     def body(args: argparse.Namespace) -> int:

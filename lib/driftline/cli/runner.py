@@ -70,10 +70,15 @@ class CliParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """``--conf-dir``, ``--workspace`` and ``--set``: where the config comes from, for every command that loads it."""
+def add_conf_dir(parser: argparse.ArgumentParser) -> None:
+    """``--conf-dir``: the folder every command reads base.yaml and models/ from."""
     parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
                         help="folder with base.yaml and models/ (default: $DRIFTLINE_CONF_DIR or ./conf)")
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """``--conf-dir``, ``--workspace`` and ``--set``: where the config comes from, for every command that loads it."""
+    add_conf_dir(parser)
     parser.add_argument("--workspace", metavar="DIR",
                         help="workspace folder for tables, MLflow store and reports (overrides the config key "
                              "'workspace', default ./.driftline)")

@@ -6,12 +6,11 @@ Exit codes: 0 rendered · 2 configuration or usage problem; the error is one lin
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from driftline.cli.runner import CliParser, command, iso_date
+from driftline.cli.runner import CliParser, add_conf_dir, command, iso_date
 from driftline.errors import UsageError
 from driftline.pipeline.schedulers import KINDS, Target, render
 
@@ -31,8 +30,7 @@ def schedule_command(argv: Sequence[str], prog: str = "driftline schedule") -> i
     parser.add_argument("--model", required=True, metavar="NAME")
     parser.add_argument("--kind", required=True, choices=KINDS)
     parser.add_argument("--out", metavar="FILE", help="write the rendering to FILE (default: print it)")
-    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
-                        help="config folder, also passed to every task (default $DRIFTLINE_CONF_DIR or ./conf)")
+    add_conf_dir(parser)
     parser.add_argument("--workspace", metavar="DIR", help="workspace passed to every task (default: the config's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="configuration override used to read schedule.cron (not passed to the tasks)")

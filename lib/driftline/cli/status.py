@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Sequence
 
-from driftline.cli.runner import CliParser, command, iso_date
+from driftline.cli.runner import CliParser, add_config_args, command, iso_date
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,11 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD",
                         help="as of this run date (default: the latest monitor run)")
     parser.add_argument("--json", action="store_true", help="print the status as JSON (for machines)")
-    parser.add_argument("--conf-dir", default=os.environ.get("DRIFTLINE_CONF_DIR", "conf"), metavar="DIR",
-                        help="folder with base.yaml and models/ (default: $DRIFTLINE_CONF_DIR or ./conf)")
-    parser.add_argument("--workspace", metavar="DIR", help="workspace folder (overrides the config key 'workspace')")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override one config key, e.g. --set storage.root=s3a://bucket/tables")
+    add_config_args(parser)
     return parser
 
 
