@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 from pyspark.sql import types as T
+from sklearn.inspection import permutation_importance
 from sklearn.metrics import log_loss, roc_auc_score
 
 from driftline.cli.models import models_command
@@ -231,6 +232,12 @@ def test_train_job_end_to_end(env, capsys) -> None:
     assert int(run1.data.params["validation_rows"]) == len(val_pdf)
     assert run1.data.metrics["val_log_loss"] == pytest.approx(log_loss(y_val, p_weak), rel=1e-9)
     assert run1.data.metrics["val_auc"] == pytest.approx(roc_auc_score(y_val, p_weak), rel=1e-9)
+    # permutation importance on the validation rows: scikit-learn's on the oracle's fit, same scoring and seed
+    oracle_imp = permutation_importance(weak, x_val, y_val, scoring="neg_log_loss", n_repeats=5, random_state=42)
+    for column, mean, std in zip(x_val.columns, oracle_imp.importances_mean, oracle_imp.importances_std,
+                                 strict=True):
+        assert run1.data.metrics[f"importance.{column}"] == pytest.approx(mean, rel=1e-9, abs=1e-12), column
+        assert run1.data.metrics[f"importance_std.{column}"] == pytest.approx(std, rel=1e-9, abs=1e-12), column
     prior = train_pdf["label"].mean()
     assert run1.data.metrics["baseline_val_log_loss"] == pytest.approx(log_loss(y_val, np.full(len(y_val), prior)))
     # provenance tags on the run
@@ -398,6 +405,11 @@ def test_regression_model_against_the_mean_baseline(env, tmp_path) -> None:
     assert run.data.metrics["val_rmse"] == pytest.approx(rmse, rel=1e-9)
     assert run.data.metrics["baseline_val_rmse"] == pytest.approx(base, rel=1e-9)
     assert set(run.data.metrics) >= {"val_rmse", "val_mae", "val_r2"} and "val_auc" not in run.data.metrics
+    x_val = model_frame(val_pdf, ["x1", "x2"], ["plan"])
+    imp = permutation_importance(oracle, x_val, y, scoring="neg_root_mean_squared_error", n_repeats=5,
+                                 random_state=42)
+    assert [run.data.metrics[f"importance.{c}"] for c in x_val.columns] == pytest.approx(
+        list(imp.importances_mean), rel=1e-9, abs=1e-12)
     tags = reg.get("1").tags
     assert tags["driftline.gate.metric"] == "rmse" and tags["driftline.gate.direction"] == "lower"
     assert rmse < base                                  # the data has signal: the first model beats the mean

@@ -126,6 +126,7 @@ class History:
     column_drift: list[dict[str, Any]]
     estimated: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[dt.date, int] | None = None
+    importance: dict[str, float] | None = None   # the champion's permutation importance (drift_score weights)
 
 
 def check_weights(cfg: DriftlineConfig) -> None:
@@ -198,7 +199,32 @@ def read_history(ctx: JobContext, date: dt.date) -> History:
                              F.col("window_end") == F.col("run_date"), F.col("metric") == "drift",
                              F.col("column").isin([f.name for f in cfg.features]),
                              columns=("run_date", "column", "value"))
-    return History(runs, metrics, decisions, column_drift, estimated, label_counts(ctx, date))
+    importance = champion_importance(ctx) if rule_uses_importance(cfg) else None
+    return History(runs, metrics, decisions, column_drift, estimated, label_counts(ctx, date), importance)
+
+
+def rule_uses_importance(cfg: DriftlineConfig) -> bool:
+    rule = cfg.retrain.drift_score
+    return rule.enabled and rule.importance_weights
+
+
+def champion_importance(ctx: JobContext) -> dict[str, float] | None:
+    """The champion version's permutation importance per feature (MLflow metrics of its training run); None when
+    there is no champion or it was trained without them."""
+    from driftline.registry.client import ModelRegistry, tracking_setup
+    from driftline.training.importance import read
+    from driftline.vocabulary import CHAMPION
+
+    cfg = ctx.config
+    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
+    champion = registry.alias(CHAMPION)
+    if champion is None or not champion.run_id:
+        return None
+    found = read(registry.client.get_run(champion.run_id).data.metrics)
+    if not found:
+        log.info("retrain %s: champion v%s has no stored permutation importance; drift_score weights from the "
+                 "config", cfg.name, champion.version)
+    return found or None
 
 
 # --------------------------------------------------------------------------- the job
@@ -232,7 +258,7 @@ def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
                  "train again)", cfg.name, date, done[0]["trained_version"])
         return Outcome(REUSED, trained_version=done[0]["trained_version"])
     decision = evaluate(cfg.retrain, date, history.runs, history.metrics, history.decisions, history.column_drift,
-                        history.estimated, history.labels)
+                        history.estimated, history.labels, history.importance)
     log.info("retrain %s %s: %s — %s", cfg.name, date, decision.status, "; ".join(decision.reasons))
     if not decision.fired:
         _write(ctx, decision, Outcome())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ from driftline.tables.contracts import FEATURES
 from driftline.training import dataset as ds
 from driftline.training.evaluate import baseline_scores, calibration_table, prefixed, task_metrics
 from driftline.training.fingerprint import training_fingerprint
+from driftline.training.importance import SCORING, as_metrics, permutation_importances
 from driftline.training.pipeline import (
     build_pipeline,
     check_estimator_task,
@@ -189,6 +190,7 @@ class FitResult:
     metrics: dict[str, float]
     calibration: pd.DataFrame | None
     sample_weight: np.ndarray | None = None   # the training rows' recency weights (None: unweighted)
+    importance: dict[str, tuple[float, float]] = field(default_factory=dict)   # column → (mean, std) score drop
 
 
 def training_weights(cfg: DriftlineConfig, data: TrainingData) -> np.ndarray | None:
@@ -219,7 +221,13 @@ def fit_and_evaluate(cfg: DriftlineConfig, plan: Plan, data: TrainingData) -> Fi
         **prefixed(task_metrics(task, y_val, baseline_scores(task, y_train, len(y_val)), thr), "baseline_val_"),
     }
     calib = calibration_table(y_val, s_val) if task == "classification" else None
-    return FitResult(model, s_train, s_val, metrics, calib, weights)
+    importance = permutation_importances(model, x_val, y_val, task, cfg.training.importance,
+                                         cfg.training.sample_seed)
+    if importance:
+        top = sorted(importance.items(), key=lambda kv: -kv[1][0])
+        log.info("permutation importance (validation, %s): %s", SCORING[task],
+                 ", ".join(f"{c}={m:.4g}±{s:.2g}" for c, (m, s) in top))
+    return FitResult(model, s_train, s_val, metrics, calib, weights, importance)
 
 
 # --------------------------------------------------------------------------- the job
@@ -349,6 +357,8 @@ def log_and_register(ctx: JobContext, registry: ModelRegistry, plan: Plan, windo
     with mlflow.start_run(experiment_id=experiment_id, run_name=ctx.run_id, tags=tags) as run:
         mlflow.log_params(params)
         mlflow.log_metrics({k: v for k, v in fit.metrics.items() if math.isfinite(v)})
+        if fit.importance:
+            mlflow.log_metrics(as_metrics(fit.importance))
         if fit.calibration is not None:
             mlflow.log_text(fit.calibration.to_csv(index=False), "evaluation/calibration.csv")
         signature = infer_signature(x_val.head(100), fit.validation_scores[:100])

@@ -111,7 +111,7 @@ class Decision:
 def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, Any]],
              metrics: Sequence[Mapping[str, Any]] = (), decisions: Sequence[Mapping[str, Any]] = (),
              column_drift: Sequence[Mapping[str, Any]] = (), estimated: Sequence[Mapping[str, Any]] = (),
-             labels: Mapping[dt.date, int] | None = None) -> Decision:
+             labels: Mapping[dt.date, int] | None = None, importance: Mapping[str, float] | None = None) -> Decision:
     """Evaluate ``policy`` for ``date`` on one model's history.
 
     ``runs``: ``monitor_runs`` rows (``run_date``, ``dataset_drift``, ``drift_share``, ``quality_status``,
@@ -124,7 +124,9 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
     when insufficient); ``estimated``: the ``estimated_<metric>`` rows of the runs' own windows
     (``run_date``, ``value``); ``labels``: matured labels (timestamp before ``date`` 00:00 UTC) per as-of
     date, None when the model has no labels source (no episode can be armed: every trigger fires at
-    once). Rows dated after ``date`` are ignored; decision rows of ``date`` itself too.
+    once); ``importance``: the champion's permutation importance per feature (the ``drift_score`` weights of
+    features without an explicit one). Rows dated after ``date`` are ignored; decision rows of ``date`` itself
+    too.
     """
     retrains = sorted({d["decision_date"] for d in decisions
                        if d.get("trained_version") and d["decision_date"] < date})
@@ -132,7 +134,7 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
     cap = policy.max_per_period
     in_period = sum(1 for d in retrains if (date - d).days < cap.period_days)
 
-    scores = drift_scores(policy, column_drift) if policy.drift_score.enabled else {}
+    scores = drift_scores(policy, column_drift, importance) if policy.drift_score.enabled else {}
     estimates = _estimates(policy, estimated)
     history = sorted((_window(r, scores, estimates) for r in runs
                       if r["run_date"] <= date and (last is None or r["run_date"] > last)),
@@ -227,8 +229,10 @@ def _window(row: Mapping[str, Any], scores: Mapping[dt.date, float | None],
                   scores.get(row["run_date"]), estimates.get(row["run_date"]))
 
 
-def drift_scores(policy: RetrainConfig, column_drift: Sequence[Mapping[str, Any]]) -> dict[dt.date, float | None]:
-    """Drift-weighted score per window: sum(weight * drift) / sum(weight) over the evaluated features.
+def drift_scores(policy: RetrainConfig, column_drift: Sequence[Mapping[str, Any]],
+                 importance: Mapping[str, float] | None = None) -> dict[dt.date, float | None]:
+    """Drift-weighted score per window: sum(weight * drift) / sum(weight) over the evaluated features
+    (`DriftScoreRule.weight`: explicit, else the champion's permutation ``importance``, else the default).
 
     ``drift`` is the column's verdict (1 drifted, 0 not); a column without a verdict (None/NaN:
     insufficient data) is left out of both sums. None when no evaluated feature has a positive weight.
@@ -237,7 +241,7 @@ def drift_scores(policy: RetrainConfig, column_drift: Sequence[Mapping[str, Any]
     sums: dict[dt.date, list[float]] = {}
     for row in column_drift:
         weighted = sums.setdefault(row["run_date"], [0.0, 0.0])
-        drift, weight = finite_or_none(row.get("value")), rule.weight(row["column"])
+        drift, weight = finite_or_none(row.get("value")), rule.weight(row["column"], importance)
         if drift is None or weight == 0:
             continue
         weighted[0] += weight * (1.0 if drift > 0 else 0.0)

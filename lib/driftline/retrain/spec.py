@@ -8,6 +8,7 @@ window of a retrain is the ``training:`` section's (the same windows as ``driftl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -52,8 +53,9 @@ class DriftScoreRule(Frozen):
 
     Score of a window = sum(weight_i * drift_i) / sum(weight_i) over the features the monitor could
     evaluate in it (drift_i = the column's drift verdict vs the reference: 1 drifted, 0 not; columns
-    with ``insufficient_data`` left out of both sums). weight_i = ``weights[feature]``, else
-    ``default_weight`` (equal weights by default).
+    with ``insufficient_data`` left out of both sums). weight_i = ``weights[feature]``, else (with
+    ``importance_weights``) the feature's permutation importance stored with the champion version (clipped at
+    0; when every stored importance is 0 or none was stored: not used), else ``default_weight``.
     """
 
     enabled: bool = False
@@ -62,6 +64,7 @@ class DriftScoreRule(Frozen):
     n: int = Field(1, ge=1, le=366)
     weights: dict[Identifier, Weight] = Field(default_factory=dict)
     default_weight: Weight = 1.0
+    importance_weights: bool = True
 
     @model_validator(mode="after")
     def _k_of_n(self) -> DriftScoreRule:
@@ -70,9 +73,14 @@ class DriftScoreRule(Frozen):
             raise ValueError("expected a positive weight (weights or default_weight), found all weights 0")
         return self
 
-    def weight(self, feature: str) -> float:
-        """The weight of ``feature`` (its explicit weight, else ``default_weight``)."""
-        return self.weights.get(feature, self.default_weight)
+    def weight(self, feature: str, importance: Mapping[str, float] | None = None) -> float:
+        """The weight of ``feature``: its explicit weight, else its importance (``importance``: the champion's
+        permutation importances, used with ``importance_weights`` when one is positive), else ``default_weight``."""
+        if feature in self.weights:
+            return self.weights[feature]
+        if self.importance_weights and importance and any(v > 0 for v in importance.values()):
+            return max(importance.get(feature, 0.0), 0.0)
+        return self.default_weight
 
 
 class PerformanceRule(Frozen):

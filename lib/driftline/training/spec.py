@@ -84,6 +84,15 @@ class RecencyConfig(Frozen):
 ReferenceRows = Literal["train_and_validation", "validation", "post_onset"]
 
 
+class ImportanceConfig(Frozen):
+    """``training.importance``: permutation importance of each input column on the validation window, stored with
+    the version (`driftline.training.importance`): the default weights of the ``drift_score`` retrain rule."""
+
+    enabled: bool = True
+    max_rows: int = Field(5000, ge=10)
+    repeats: int = Field(5, ge=1, le=100)
+
+
 class TrainingConfig(Frozen):
     """Windows of the time-based split, the driver-side sample cap and the promotion gate.
 
@@ -102,6 +111,7 @@ class TrainingConfig(Frozen):
     min_validation_rows: int = Field(30, ge=1)
     gate: GateConfig = Field(default_factory=GateConfig)
     recency: RecencyConfig = Field(default_factory=RecencyConfig)
+    importance: ImportanceConfig = Field(default_factory=ImportanceConfig)
     # the rows the reference profile (and its calibrated thresholds, and the Evidently sample) describe:
     # post_onset = rows from the episode's onset on (without an onset: every training + validation row)
     reference_rows: ReferenceRows = "post_onset"

@@ -305,3 +305,17 @@ def test_no_history_is_no_trigger() -> None:
 def test_config_is_validated(data, message) -> None:
     with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
         RetrainConfig.model_validate(data)
+
+
+def test_drift_score_weighs_features_by_the_champions_importance_unless_weighted_explicitly() -> None:
+    verdict = verdicts({"a": 1, "b": 0, "c": 0})
+    importance = {"a": 0.02, "b": 0.18, "c": -0.01}       # a negative importance (shuffle noise) weighs nothing
+    assert drift_scores(scored(), verdict, importance) == {D: pytest.approx(0.02 / 0.20)}
+    # a drifted unimportant feature is not a fire; the same drift with equal weights would be one in three
+    d = evaluate(scored(threshold=0.3), D, runs(False), column_drift=verdict, importance=importance)
+    assert (d.rule("drift_score").status, d.fired) == ("ok", False)
+    assert evaluate(scored(threshold=0.3), D, runs(False), column_drift=verdict).fired
+    # an explicit weight wins over the importance; importances all <= 0 or off: the default weights
+    assert drift_scores(scored(weights={"a": 0.18}), verdict, importance) == {D: pytest.approx(0.18 / 0.36)}
+    assert drift_scores(scored(), verdict, {"a": 0.0, "b": -0.1}) == {D: pytest.approx(1 / 3)}
+    assert drift_scores(scored(importance_weights=False), verdict, importance) == {D: pytest.approx(1 / 3)}
