@@ -32,6 +32,7 @@ from driftline.cli.main import main
 from driftline.cli.runner import run_job
 from driftline.config import load_config
 from driftline.monitoring.drift import dataset_drift, drift_rows
+from driftline.monitoring.report import _fmt
 from driftline.monitoring.spec import DriftSpec
 from driftline.profiling.bins import NumericBins
 from driftline.profiling.profile import profile_rows
@@ -210,6 +211,14 @@ def test_injected_drift_alerts_that_column_with_the_numbers_of_drift_py(scored, 
     text = report.read_text()
     assert "<svg" in text and "<script" not in text and "http" not in text.replace("http-equiv", "")
     assert "drifted columns</th><td>2 of 4 evaluated (0 with insufficient data): x1, score" in text
+    # each feature's permutation importance stored with v1 (its MLflow run) and its rank, beside its drift
+    reg = registry_of(env, "jt")
+    stored = reg.client.get_run(reg.get("1").run_id).data.metrics
+    imp = {c: stored[f"importance.{c}"] for c in ("x1", "x2", "plan")}
+    order = sorted(imp, key=lambda c: (-imp[c], c))
+    assert "<th>importance (rank)</th>" in text
+    for column, value in imp.items():
+        assert f'<td class="num">{_fmt(value)} ({order.index(column) + 1})</td>' in text, column
     capsys.readouterr()
     assert main(["report", "--model", "jt", "--date", D.isoformat(), "--conf-dir", str(env["conf"])]) == 0
     assert capsys.readouterr().out == f"{report}\n"

@@ -53,8 +53,9 @@ from driftline.monitoring.report import trend_points
 from driftline.monitoring.spec import DriftSpec
 from driftline.monitoring.windows import earlier_windows, window_of
 from driftline.profiling.types import DatasetProfile
-from driftline.registry.client import tracking_setup
+from driftline.registry.client import ModelRegistry, tracking_setup
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, PREDICTIONS
+from driftline.training import importance
 from driftline.vocabulary import ALERT, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, WARN, worst
 
 if TYPE_CHECKING:
@@ -233,10 +234,11 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
                                      limit=cfg.monitoring.report.evidently_rows, mlflow_run_id=ref.mlflow_run_id,
                                      profile=ref.profile, sample=m.sample, rows=current.rows, report=path)
     trends = trend_points([*own_window_rows(last_days(m.history, date)), *({**r, "run_date": date} for r in m.rows)])
+    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
     write_report(path, model=cfg.name, version=m.version, date=date, window=(dates[0], dates[-1]),
                  run_id=ctx.run_id, reference=ref.profile, current=current, result=result, rows=m.rows,
                  trends=trends, evidently=evidently, matured=[(w.start, w.end, w.version, w.rows) for w in m.matured],
-                 loop=loop_timeline(ctx, date, m))
+                 loop=loop_timeline(ctx, date, m), importance=importance.of_run(registry.client, ref.mlflow_run_id))
     metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model=cfg.name, model_version=m.version,
                                  reference_id=ref.reference_id, window_start=dates[0], window_end=dates[-1],
                                  created_at=ctx.started_at, config_hash=ctx.config_hash,

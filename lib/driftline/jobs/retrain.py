@@ -212,15 +212,15 @@ def champion_importance(ctx: JobContext) -> dict[str, float] | None:
     """The champion version's permutation importance per feature (MLflow metrics of its training run); None when
     there is no champion or it was trained without them."""
     from driftline.registry.client import ModelRegistry, tracking_setup
-    from driftline.training.importance import read
+    from driftline.training.importance import of_run
     from driftline.vocabulary import CHAMPION
 
     cfg = ctx.config
     registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
     champion = registry.alias(CHAMPION)
-    if champion is None or not champion.run_id:
+    if champion is None:
         return None
-    found = read(registry.client.get_run(champion.run_id).data.metrics)
+    found = of_run(registry.client, champion.run_id)
     if not found:
         log.info("retrain %s: champion v%s has no stored permutation importance; drift_score weights from the "
                  "config", cfg.name, champion.version)

@@ -195,8 +195,9 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
                   rows: Sequence[Mapping[str, Any]], trends: Mapping[str, Sequence[TrendPoint]] | None = None,
                   evidently: EvidentlyPage | None = None,
                   matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Mapping[str, Any]]]] = (),
-                  loop: Timeline | None = None) -> str:
-    """The report's HTML (pure): summary, per-column verdicts with histograms, trends across windows, the
+                  loop: Timeline | None = None, importance: Mapping[str, float] | None = None) -> str:
+    """The report's HTML (pure): summary, per-column verdicts with histograms (and the version's permutation
+    ``importance`` of each feature with its rank, when stored), trends across windows, the
     closed loop (``loop``: estimated vs realized performance, episodes, champion switches), the earlier
     windows' performance on labels matured since (``matured``: start, end, version, performance rows), every
     metric row."""
@@ -209,7 +210,7 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
            "training rows, docs/training.md). Current: the rows the champion scored in the window. Static file: "
            "no script, no external asset.</p>",
            "<table>", *[f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in summary], "</table>",
-           *_columns_section(result, reference, current)]
+           *_columns_section(result, reference, current, importance or {})]
     if trends:
         out.extend(_trends_section(result, trends))
     if loop is not None:
@@ -242,18 +243,29 @@ def _summary(*, model: str, version: str, date: dt.date, window: tuple[dt.date, 
     return summary
 
 
-def _columns_section(result: DatasetDrift, reference: DatasetProfile, current: DatasetProfile) -> list[str]:
-    """The Columns table: one line per column with its verdict and a histogram of reference vs current."""
+def _columns_section(result: DatasetDrift, reference: DatasetProfile, current: DatasetProfile,
+                     importance: Mapping[str, float]) -> list[str]:
+    """The Columns table: one line per column with its verdict, a histogram of reference vs current and, when the
+    version stored them, the feature's permutation importance and rank (a drifted feature the model does not use
+    matters less)."""
+    rank = {c: i + 1 for i, c in enumerate(sorted(importance, key=lambda c: (-importance[c], c)))}   # 1: the top
+    head = "<th>importance (rank)</th>" if importance else ""
     out = ["<h2>Columns</h2>",
            '<p class="legend muted">cell shares: <span style="background:#9e9e9e"></span>reference'
-           '<span style="background:#1565c0"></span>current</p>',
+           '<span style="background:#1565c0"></span>current'
+           + (" · importance: the validation loss the model adds when the column is shuffled (training.importance)"
+              if importance else "") + "</p>",
            "<table><tr><th>column</th><th>kind</th><th>method</th><th>value</th><th>threshold</th><th>status</th>"
-           "<th>n reference / current</th><th>histogram</th><th>reason</th></tr>"]
+           f"{head}<th>n reference / current</th><th>histogram</th><th>reason</th></tr>"]
     for c in result.columns:
+        imp = ""
+        if importance:
+            imp = (f'<td class="num">{_fmt(importance[c.column])} ({rank[c.column]})</td>' if c.column in importance
+                   else '<td class="muted">—</td>')
         out.append(
             f"<tr><td><b>{_e(c.column)}</b></td><td>{_e(c.kind)}</td><td>{_e(c.method)}</td>"
             f'<td class="num">{_fmt(c.decision_value)}</td><td class="num">{_fmt(c.threshold)}</td>'
-            f"<td>{_badge(c.status)}</td><td class=\"num\">{c.n_reference} / {c.n_current}</td>"
+            f"<td>{_badge(c.status)}</td>{imp}<td class=\"num\">{c.n_reference} / {c.n_current}</td>"
             f"<td>{histogram_svg(reference.columns[c.column], current.columns[c.column])}</td>"
             f"<td class=\"muted\">{_e(c.reason)}</td></tr>"
         )

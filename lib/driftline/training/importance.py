@@ -69,3 +69,17 @@ def as_metrics(importances: Mapping[str, tuple[float, float]]) -> dict[str, floa
 def read(metrics: Mapping[str, float]) -> dict[str, float]:
     """The mean importance per column from a run's metrics ({} for a version trained without them)."""
     return {k.removeprefix(PREFIX): float(v) for k, v in metrics.items() if k.startswith(PREFIX)}
+
+
+def of_run(client: Any, run_id: str | None) -> dict[str, float]:
+    """The importances stored on the MLflow run ``run_id`` (a version's training run); {} when none or unreadable."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return {}
+    try:
+        return read(client.get_run(run_id).data.metrics)
+    except MlflowException as exc:
+        log.info("importances of MLflow run %s not read: %s", run_id, " ".join(str(exc).split())[:200])
+        return {}
+
