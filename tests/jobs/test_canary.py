@@ -134,7 +134,13 @@ def test_a_canary_is_published_for_a_stable_hashed_fraction_rolled_back_when_wor
     # the margin for min_days -> widened to 60% (a superset of its 20%), then promoted after the last step
     assert run_job("train", [*conf(env), "--date", D.isoformat(), "--force", *CANARY_ON]) == 0
     assert (registry.alias(CHAMPION).version, registry.alias(CANARY).version) == ("1", "3")
-    first = published_canary(score(env, "--set", "scoring.rerun_versions=current"))
+    # the challenger alias on the canary's version too (shadow scoring is on): scored once, as the canary
+    registry.client.set_registered_model_alias("jt", "challenger", "3")
+    rows = score(env, "--set", "scoring.rerun_versions=current")
+    registry.client.delete_registered_model_alias("jt", "challenger")
+    assert set(zip(rows["role"], rows["model_version"].astype(str), strict=True)) == {("champion", "1"),
+                                                                                     ("canary", "3")}
+    first = published_canary(rows)
     assert run_job("retrain", [*conf(env), "--date", "2026-03-02", *CANARY_ON, *HOLDS]) == 0
     widened = steps(env)[-1]
     assert (widened["status"], widened["canary_version"], widened["fraction_before"], widened["fraction_after"],

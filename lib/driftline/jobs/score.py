@@ -124,8 +124,8 @@ def current_roles(registry: ModelRegistry, cfg: DriftlineConfig) -> tuple[tuple[
             roles.append((PREVIOUS, previous.version))
     if cfg.retrain.canary.enabled:     # a canary rollout: scored on every row, published for its fraction
         rollout = registry.alias(CANARY)
-        if rollout is not None and rollout.version not in {v for _, v in roles}:
-            roles.append((CANARY, rollout.version))
+        if rollout is not None and rollout.version != champion.version:   # the rollout's role wins over shadow's
+            roles = [p for p in roles if p[1] != rollout.version] + [(CANARY, rollout.version)]
     return tuple(sorted(roles, key=role_order))
 
 
