@@ -447,8 +447,9 @@ def test_status_shows_the_latest_verdict_and_why_and_exits_3_on_an_alert(scored,
     flagged = {c for (c, m), r in got.items() if m == "drift" and r["status"] in ("warn", "alert")
                and not c.startswith("__")}
     assert status["verdict"] == "alert" and status["as_of"] == D.isoformat()
-    assert status["versions"] == {"champion": "1", "challenger": None, "previous": None, "latest": "1",
-                                  "latest_created": status["versions"]["latest_created"]}
+    assert status["versions"] == {"champion": "1", "challenger": None, "previous": None, "canary": None,
+                                  "latest": "1", "latest_created": status["versions"]["latest_created"]}
+    assert status["canary"] is None and status["rollback"] is None
     mon = status["monitor"]
     assert (mon["rows"], mon["columns_drifted"], mon["columns_evaluated"], mon["status"], mon["quality_status"],
             mon["performance_status"], mon["report_path"]) == (run["rows"], run["columns_drifted"],
