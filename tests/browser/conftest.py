@@ -30,6 +30,8 @@ NAMES = ("chromium", "chromium-browser")
 PATHS = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 PACKAGE = "chromium"
 INSTALL_TIMEOUT = 600.0   # seconds, apt-get update and install together
+LOCK_WAIT = 120           # seconds apt-get waits for another apt/dpkg run's lock
+ATTEMPTS = 2
 
 
 def find_chromium() -> str | None:
@@ -61,16 +63,22 @@ def install_chromium(config: pytest.Config) -> str:
                  f"(at most {INSTALL_TIMEOUT:.0f} s)")
     deadline = time.monotonic() + INSTALL_TIMEOUT
     env_ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for args in (["update", "-qq"], ["install", "-y", "-qq", PACKAGE]):
+    lock = ["-o", f"DPkg::Lock::Timeout={LOCK_WAIT}"]   # another apt/dpkg run (unattended upgrades): wait for it
+    for args in (["update", "-qq", *lock], ["install", "-y", "-qq", *lock, PACKAGE]):
         command = " ".join(["apt-get", *args])
-        try:
-            done = subprocess.run([apt, *args], env=env_, capture_output=True, text=True,
-                                  timeout=max(deadline - time.monotonic(), 1.0), check=False)
-        except subprocess.TimeoutExpired:
-            return f"`{command}` did not finish within {INSTALL_TIMEOUT:.0f} s"
-        if done.returncode != 0:
+        for attempt in range(1, ATTEMPTS + 1):   # a mirror hiccup: try again once
+            try:
+                done = subprocess.run([apt, *args], env=env_, capture_output=True, text=True,
+                                      timeout=max(deadline - time.monotonic(), 1.0), check=False)
+            except subprocess.TimeoutExpired:
+                return f"`{command}` did not finish within {INSTALL_TIMEOUT:.0f} s"
+            if done.returncode == 0:
+                break
             tail = " ".join((done.stderr or done.stdout).split())[-300:]
-            return f"`{command}` exited {done.returncode}: {tail}"
+            if attempt == ATTEMPTS or time.monotonic() > deadline:
+                return f"`{command}` exited {done.returncode} ({attempt} attempts): {tail}"
+            _say(config, f"browser tests: `{command}` exited {done.returncode}, trying again: {tail}")
+            time.sleep(5)
     return ""
 
 
