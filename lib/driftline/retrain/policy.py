@@ -81,6 +81,7 @@ class Decision:
     last_retrain: dt.date | None = None
     retrains_in_period: int = 0
     episode: Episode | None = None     # the drift episode (episode mode only)
+    weights: dict[str, float] = field(default_factory=dict)   # drift_score: each evaluated feature's weight
 
     def rule(self, name: str) -> RuleResult:
         return next(r for r in self.rules if r.rule == name)
@@ -98,6 +99,7 @@ class Decision:
             "last_retrain": self.last_retrain.isoformat() if self.last_retrain else None,
             "retrains_in_period": self.retrains_in_period,
             "episode": self.episode.summary() if self.episode is not None else None,
+            "drift_score_weights": self.weights or None,
         }, sort_keys=True)
 
     def rules_json(self) -> str:
@@ -148,10 +150,12 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
                 1 if policy.performance.enabled else 0)
     considered = tuple(history[:depth])
     triggered = [r for r in rules if r.triggered]
+    weights = ({c: policy.drift_score.weight(c, importance) for c in sorted({r["column"] for r in column_drift})}
+               if policy.drift_score.enabled else {})
 
     def done(fired: bool, status: str, reasons: list[str], episode: Episode | None = None) -> Decision:
         return Decision(date, fired, status, tuple(reasons), rules, considered, perf_values, last, in_period,
-                        episode)
+                        episode, weights)
 
     if not policy.enabled:
         return done(False, DISABLED, ["retrain.enabled is false"])

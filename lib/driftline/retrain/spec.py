@@ -53,9 +53,10 @@ class DriftScoreRule(Frozen):
 
     Score of a window = sum(weight_i * drift_i) / sum(weight_i) over the features the monitor could
     evaluate in it (drift_i = the column's drift verdict vs the reference: 1 drifted, 0 not; columns
-    with ``insufficient_data`` left out of both sums). weight_i = ``weights[feature]``, else (with
-    ``importance_weights``) the feature's permutation importance stored with the champion version (clipped at
-    0; when every stored importance is 0 or none was stored: not used), else ``default_weight``.
+    with ``insufficient_data`` left out of both sums). weight_i = ``weights[feature]``; else 0 when
+    ``default_weight`` is 0 (only the listed features count); else (with ``importance_weights``) the feature's
+    permutation importance stored with the champion version (clipped at 0; when every stored importance is 0 or
+    none was stored: not used); else ``default_weight``.
     """
 
     enabled: bool = False
@@ -74,10 +75,13 @@ class DriftScoreRule(Frozen):
         return self
 
     def weight(self, feature: str, importance: Mapping[str, float] | None = None) -> float:
-        """The weight of ``feature``: its explicit weight, else its importance (``importance``: the champion's
-        permutation importances, used with ``importance_weights`` when one is positive), else ``default_weight``."""
+        """The weight of ``feature``: its explicit weight; else 0 with ``default_weight: 0`` (only the listed
+        features count); else its importance (``importance``: the champion's permutation importances, used with
+        ``importance_weights`` when one is positive); else ``default_weight``."""
         if feature in self.weights:
             return self.weights[feature]
+        if self.default_weight == 0:
+            return 0.0
         if self.importance_weights and importance and any(v > 0 for v in importance.values()):
             return max(importance.get(feature, 0.0), 0.0)
         return self.default_weight

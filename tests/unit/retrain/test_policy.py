@@ -319,3 +319,9 @@ def test_drift_score_weighs_features_by_the_champions_importance_unless_weighted
     assert drift_scores(scored(weights={"a": 0.18}), verdict, importance) == {D: pytest.approx(0.18 / 0.36)}
     assert drift_scores(scored(), verdict, {"a": 0.0, "b": -0.1}) == {D: pytest.approx(1 / 3)}
     assert drift_scores(scored(importance_weights=False), verdict, importance) == {D: pytest.approx(1 / 3)}
+    # default_weight 0: only the listed features count, whatever their importance
+    assert drift_scores(scored(weights={"a": 1.0}, default_weight=0.0), verdict, importance) == {D: 1.0}
+    # the weights used are recorded with the decision
+    d = evaluate(scored(threshold=0.3), D, runs(False), column_drift=verdict, importance=importance)
+    assert json.loads(d.inputs_json())["drift_score_weights"] == {"a": 0.02, "b": 0.18, "c": 0.0}
+    assert json.loads(evaluate(policy(), D, runs(False)).inputs_json())["drift_score_weights"] is None
