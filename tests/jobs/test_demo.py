@@ -27,7 +27,7 @@ from driftline.cli.demo import DEFAULT_DAYS, SHIFT_DAY, prepare_workspace
 from driftline.cli.main import main
 from driftline.demo import Scenario
 from driftline.errors import UsageError
-from driftline.jobs.score import signature_of
+from driftline.jobs.score_versions import signature_of
 from driftline.registry.client import ModelRegistry, clear_cache, tracking_setup
 from driftline.registry.profiles import read_reference_rows
 from driftline.scoring.core import score_frame

@@ -162,7 +162,7 @@ def loop_figures(store: Any, cfg: DriftlineConfig, workspace: str, last: dt.date
     from pyspark.sql import functions as F
     from sklearn.metrics import roc_auc_score
 
-    from driftline.jobs.score import signature_of
+    from driftline.jobs.score_versions import signature_of
     from driftline.scoring.core import score_frame
 
     promoted = (store.read(T.RETRAIN_DECISIONS.table())
