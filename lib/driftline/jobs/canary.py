@@ -71,16 +71,7 @@ def fractions(ctx: JobContext, dates: Sequence[dt.date], version: str) -> dict[d
     """The published fraction of canary ``version`` per date: the one a date recorded when scored before
     (``scoring_stats``; with ``scoring.rerun_versions: recorded``), else the rollout's current one
     (`current_fraction`)."""
-    from pyspark.sql import functions as F
-
-    recorded: dict[dt.date, float] = {}
-    table = SCORING_STATS.table()
-    if ctx.config.scoring.rerun_versions == "recorded" and ctx.store.exists(table) and dates:
-        rows = (ctx.store.read(table, partitions={MODEL: [ctx.config.name], SCORE_DATE: list(dates)})
-                .filter((F.col(ROLE) == CANARY) & (F.col("metric") == FRACTION_METRIC)
-                        & (F.col("challenger_version") == version))
-                .select(SCORE_DATE, "value").collect())
-        recorded = {r[SCORE_DATE]: float(r["value"]) for r in rows if r["value"] is not None}
+    recorded = recorded_fractions(ctx, version, dates) if ctx.config.scoring.rerun_versions == "recorded" else {}
     now = current_fraction(step_rows(ctx), version, ctx.config.retrain.canary)
     return {d: recorded.get(d, now) for d in dates}
 
@@ -107,18 +98,24 @@ def current_fraction(rows: Sequence[Mapping[str, Any]], version: str, rule: Cana
 def step_dates(ctx: JobContext, date: dt.date, version: str, fraction: float) -> list[dt.date]:
     """Score dates before ``date`` (within `LOOKBACK_DAYS`) whose canary ``version`` was published at
     ``fraction``."""
+    days = [date - dt.timedelta(days=i) for i in range(LOOKBACK_DAYS, 0, -1)]
+    return sorted(d for d, f in recorded_fractions(ctx, version, days).items()
+                  if bucket_threshold(f) == bucket_threshold(fraction))
+
+
+def recorded_fractions(ctx: JobContext, version: str, dates: Sequence[dt.date]) -> dict[dt.date, float]:
+    """The published fraction of canary ``version`` each of ``dates`` recorded in ``scoring_stats`` when scored
+    (dates scored without it are absent)."""
     from pyspark.sql import functions as F
 
     table = SCORING_STATS.table()
-    if not ctx.store.exists(table):
-        return []
-    rows = (ctx.store.read(table, partitions={MODEL: [ctx.config.name]})
+    if not dates or not ctx.store.exists(table):
+        return {}
+    rows = (ctx.store.read(table, partitions={MODEL: [ctx.config.name], SCORE_DATE: list(dates)})
             .filter((F.col(ROLE) == CANARY) & (F.col("metric") == FRACTION_METRIC)
-                    & (F.col("challenger_version") == version) & (F.col(SCORE_DATE) < F.lit(date))
-                    & (F.col(SCORE_DATE) >= F.lit(date - dt.timedelta(days=LOOKBACK_DAYS))))
+                    & (F.col("challenger_version") == version))
             .select(SCORE_DATE, "value").collect())
-    return sorted(r[SCORE_DATE] for r in rows if r["value"] is not None
-                  and bucket_threshold(float(r["value"])) == bucket_threshold(fraction))
+    return {r[SCORE_DATE]: float(r["value"]) for r in rows if r["value"] is not None}
 
 
 # --------------------------------------------------------------------------- decisions
