@@ -689,3 +689,59 @@ def test_alerts_reach_a_webhook_once_per_window_a_resend_sends_again_and_a_faile
     finally:
         server.shutdown()
         server.server_close()
+
+
+CUSTOM = ("--set", "monitoring.custom_metrics.pro_score.sql=avg(CASE WHEN plan = 'pro' THEN score END)",
+          "--set", "monitoring.custom_metrics.pro_score.max=0.0001",
+          "--set", "monitoring.custom_metrics.x1_p90.sql=percentile_approx(x1, 0.9)",
+          "--set", "monitoring.custom_metrics.x1_p90.max_change=1000",
+          "--set", "monitoring.custom_metrics.nulls.sql=count_if(x2 IS NULL) / count(*)",
+          "--set", "monitoring.custom_metrics.ratio.derived=pro_score / x1_p90")
+
+
+def test_custom_metrics_equal_plain_spark_sql_on_the_window_and_their_change_from_the_reference_sample(
+        scored, spark) -> None:
+    from driftline.monitoring.evidently_page import reference_sample
+    from driftline.registry.client import tracking_setup
+
+    assert monitor(scored, D, *WINDOW, *CUSTOM) == 0
+    got = by_key(metrics_of(scored, D))
+    spark.createDataFrame(window_rows(scored, D)).createOrReplaceTempView("custom_window")
+    want = spark.sql("SELECT avg(CASE WHEN plan = 'pro' THEN score END) AS pro_score, "
+                     "percentile_approx(x1, 0.9) AS x1_p90, count_if(x2 IS NULL) / count(*) AS nulls "
+                     "FROM custom_window").collect()[0].asDict()
+    for name in ("pro_score", "x1_p90", "nulls"):
+        row = got[("__custom__", name)]
+        assert row["value"] == pytest.approx(float(want[name]), rel=1e-12), name
+        assert row["method"] == "sql" and row["n_current"] == 160
+    assert got[("__custom__", "pro_score")]["status"] == "alert"
+    assert got[("__custom__", "pro_score")]["reason"] == "above max 0.0001"
+    assert got[("__custom__", "ratio")]["value"] == pytest.approx(want["pro_score"] / want["x1_p90"], rel=1e-12)
+    assert got[("__custom__", "x1_p90")]["status"] == "ok"
+    # v1 was trained before these metrics: their reference values are computed on its stored reference sample
+    cfg = load_config("jt", scored["conf"]).config
+    ref = reference_sample(tracking_setup(cfg.mlflow, scored["ws"]), registry_of(scored, "jt").alias(CHAMPION).run_id)
+    spark.createDataFrame(ref).createOrReplaceTempView("custom_reference")
+    ref_p90 = spark.sql("SELECT percentile_approx(x1, 0.9) FROM custom_reference").collect()[0][0]
+    change = got[("__custom_change__", "x1_p90")]
+    assert change["value"] == pytest.approx(want["x1_p90"] - ref_p90, rel=1e-12)
+    assert (change["threshold"], change["status"], change["n_reference"]) == (1000.0, "ok", len(ref))
+
+
+def test_a_custom_metric_on_an_unknown_column_exits_2_naming_it_and_writes_nothing(scored, capsys) -> None:
+    before = metrics_of(scored, TINY).count()
+    code = monitor(scored, TINY, "--set", "monitoring.custom_metrics.bad.sql=avg(no_such_column)")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "monitoring.custom_metrics.bad" in err[-1] and "no_such_column" in err[-1]
+    assert metrics_of(scored, TINY).count() == before
+    code = monitor(scored, TINY, "--set", "monitoring.custom_metrics.bad.sql=(SELECT max(x1) FROM jt__features)")
+    assert code == 2
+    assert "custom_metrics.bad" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_multivariate_drift_row_says_why_a_small_window_is_insufficient(scored) -> None:
+    assert monitor(scored, D, *WINDOW) == 0
+    row = by_key(metrics_of(scored, D))[("__multivariate__", "domain_auc")]
+    assert row["status"] == "insufficient_data" and row["value"] is None and row["method"] == "domain_classifier"
+    assert "expected at least 200 on each side" in row["reason"] and row["n_current"] == 160

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.alerts.metrics import export_monitor_run
 from driftline.jobs.notify import monitor_facts, notify_monitor
+from driftline.monitoring import custom_reference
 from driftline.monitoring.daily import daily_rows, known_scores, page_sample, profiled_columns, window_profiles
 from driftline.monitoring.drift import DatasetDrift, dataset_drift, drift_rows
 from driftline.monitoring.estimated import CELL_COLUMN, CellTable, comparison_rows, estimated_rows
-from driftline.monitoring.evidently_page import write_evidently_page
+from driftline.monitoring.evidently_page import current_sample, reference_sample, write_evidently_page
 from driftline.monitoring.inputs import (
     TREND_DAYS,
     WINDOW_END,
@@ -47,18 +48,20 @@ from driftline.monitoring.inputs import (
 )
 from driftline.monitoring.loop_report import Timeline, timeline
 from driftline.monitoring.metrics import MetricsContext, monitor_metrics_frame_rows, slice_name
+from driftline.monitoring.multivariate import MultivariateDrift, multivariate_drift, multivariate_rows
 from driftline.monitoring.performance import PERFORMANCE, MaturedWindow, performance_rows, performance_status
 from driftline.monitoring.quality import quality_rows, schema_rows
 from driftline.monitoring.report import trend_points
 from driftline.monitoring.spec import DriftSpec
 from driftline.monitoring.windows import earlier_windows, window_of
-from driftline.profiling.types import DatasetProfile
+from driftline.profiling.types import DatasetProfile, NumericProfile
 from driftline.registry.client import ModelRegistry, tracking_setup
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, PREDICTIONS
 from driftline.training import importance
-from driftline.vocabulary import ALERT, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, WARN, worst
+from driftline.vocabulary import ALERT, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE, SCORE_DATE, WARN, worst
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame
 
     from driftline.jobs import JobResult
@@ -116,7 +119,9 @@ class Measured:
     history: list[dict[str, Any]]                    # `recent_metrics`: earlier runs' rows (trends, closed loop)
     quality_status: str
     performance_status: str
-    sample: Any                                      # the Evidently page's rows (a small DataFrame)
+    reference_sample: pd.DataFrame | None            # the version's stored reference sample
+    sample: pd.DataFrame | None                      # the window's sampled rows (Evidently page, multivariate)
+    multivariate: MultivariateDrift | None           # None when monitoring.multivariate is off
     quality_alerts: tuple[str, ...] = ()             # `column.metric` of the quality rows at warn or alert
 
 
@@ -175,13 +180,61 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     # one read of the earlier runs' rows, back to the oldest earlier window's own run: trends, closed loop and
     # what each earlier window's run estimated
     history = recent_metrics(scope, date, max(TREND_DAYS, (date - windows[-1][-1]).days if windows else 0))
-    sample = page_sample(scope, profiles.samples, preds, current.rows, dates, ref, mcfg.report.evidently_rows)
+    reference, sample = window_samples(ctx, ref, page_sample(scope, profiles.samples, preds, current.rows, dates, ref,
+                                                             mcfg.report.evidently_rows), current.rows)
+    joint = multivariate_of(ctx, ref, reference, sample)
+    custom = custom_reference.window_rows(scope, ref, preds, dates, current.rows, mcfg.custom_metrics,
+                                          tracking_setup(cfg.mlflow, ctx.workspace), reference)
     return Measured(dates, previous_dates, version, ref, current, result,
-                    [*drift_rows(result), *quality, *performance, *estimated], previous_rows, segment_rows,
+                    [*drift_rows(result), *([] if joint is None else multivariate_rows(joint)), *quality, *performance,
+                     *estimated, *custom], previous_rows, segment_rows,
                     matured_windows(ctx, date, ref, cells, windows, history), history,
                     INSUFFICIENT if current.rows == 0 else quality_status,
-                    performance_status(performance), sample,
+                    performance_status(performance), reference, sample, joint,
                     tuple(f"{r['column']}.{r['metric']}" for r in quality if r["status"] in (WARN, ALERT)))
+
+
+def window_samples(ctx: JobContext, ref: Reference, sample: Any, rows: int
+                   ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The version's stored reference sample and at most ``monitoring.report.evidently_rows`` sampled rows of the
+    window (read here when they are not the stored samples' merge), for the Evidently page and the multivariate
+    drift; (None, None) when the window is empty, the sample size is 0 or the version stored no sample (the
+    window's sample is then not read)."""
+    limit = ctx.config.monitoring.report.evidently_rows
+    if rows == 0 or limit == 0:
+        return None, None
+    reference = reference_sample(tracking_setup(ctx.config.mlflow, ctx.workspace), ref.mlflow_run_id)
+    if reference is None or reference.empty:
+        return None, None
+    return reference, current_sample(sample, list(ref.profile.columns), limit)
+
+
+def multivariate_of(ctx: JobContext, ref: Reference, reference: pd.DataFrame | None, sample: pd.DataFrame | None
+                    ) -> MultivariateDrift | None:
+    """The domain classifier's verdict on the two samples' feature columns (`driftline.monitoring.multivariate`),
+    None when ``monitoring.multivariate`` is off."""
+    cfg = ctx.config.monitoring.multivariate
+    if not cfg.enabled:
+        return None
+    have = [c for c in ref.profile.columns if c != SCORE
+            and (reference is None or c in reference.columns) and (sample is None or c in sample.columns)]
+    numeric = [c for c in have if isinstance(ref.profile.columns[c], NumericProfile)]
+    categorical = [c for c in have if c not in numeric]
+    result = multivariate_drift(reference, sample, numeric, categorical, cfg, key=(ref.reference_id,
+                                                                                  ref.mlflow_run_id))
+    log.info("%s v%s: multivariate drift %s (domain classifier AUC %s, threshold %s, %d / %d sampled rows)",
+             ctx.config.name, ref.version, result.status, result.auc, result.threshold, result.n_reference,
+             result.n_current)
+    return result
+
+
+def drift_verdict(m: Measured, cfg: Any) -> tuple[str, bool]:
+    """The run's drift status (the worse of the per-column verdict and a multivariate warn/alert) and its
+    ``dataset_drift`` flag (the per-column verdict's alert, or a multivariate alert when
+    ``monitoring.multivariate.dataset_drift`` says it counts)."""
+    joint = m.multivariate.status if m.multivariate is not None else INSUFFICIENT
+    status = worst([m.result.status, joint]) if joint in (WARN, ALERT) else m.result.status
+    return status, m.result.status == ALERT or (joint == ALERT and cfg.dataset_drift)
 
 
 def estimation_cells(ctx: JobContext, ref: Reference) -> CellTable | None:
@@ -230,9 +283,9 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
     cfg = ctx.config
     dates, ref, current, result = m.dates, m.reference, m.current, m.result
     path = report_path(ctx.workspace, cfg.name, date)
-    evidently = write_evidently_page(tracking_setup(cfg.mlflow, ctx.workspace), model=cfg.name,
-                                     limit=cfg.monitoring.report.evidently_rows, mlflow_run_id=ref.mlflow_run_id,
-                                     profile=ref.profile, sample=m.sample, rows=current.rows, report=path)
+    evidently = write_evidently_page(model=cfg.name, limit=cfg.monitoring.report.evidently_rows,
+                                     reference=m.reference_sample, profile=ref.profile, current=m.sample,
+                                     rows=current.rows, report=path)
     trends = trend_points([*own_window_rows(last_days(m.history, date)), *({**r, "run_date": date} for r in m.rows)])
     registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
     write_report(path, model=cfg.name, version=m.version, date=date, window=(dates[0], dates[-1]),
@@ -259,10 +312,11 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
     partition = [{MODEL: cfg.name, RUN_DATE: date}]
     ctx.store.replace_partitions(MONITOR_METRICS.table(), df, MONITOR_METRICS.partition_by, commit,
                                  partitions=partition)
+    status, drifted_flag = drift_verdict(m, cfg.monitoring.multivariate)
     run_row = MONITOR_RUNS.row(
         model=cfg.name, model_version=m.version, run_date=date, window_start=dates[0], window_end=dates[-1],
         rows=current.rows, columns_evaluated=result.evaluated, columns_drifted=result.drifted,
-        drift_share=result.drift_share, dataset_drift=result.status == ALERT, status=result.status,
+        drift_share=result.drift_share, dataset_drift=drifted_flag, status=status,
         quality_status=m.quality_status, performance_status=m.performance_status, report_path=str(path),
         run_id=ctx.run_id, code_version=ctx.code_version, config_hash=ctx.config_hash,
         started_at=ctx.started_at.astimezone(dt.UTC).replace(tzinfo=None))

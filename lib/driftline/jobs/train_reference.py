@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from driftline.monitoring import custom_reference
 from driftline.registry.profiles import REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
 from driftline.training.pipeline import model_frame
 from driftline.vocabulary import AS_OF, SCORE, finite_or_none
@@ -104,6 +105,7 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
         bins = fit_configured_bins(ref, numeric, plan.categorical, drift)
         prof = profile(ref, [*plan.features, SCORE], bins)
         calibrated = calibrate(ref, AS_OF, prof, bins, drift)
+        custom = custom_reference.at_training(ref, len(pdf), cfg.monitoring.custom_metrics)
     finally:
         ref.unpersist()
     rows = [*profile_rows(prof, bins), *calibration_rows(calibrated, prof), *estimation_rows(cfg, plan, data, fit)]
@@ -114,6 +116,8 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
         mlflow.log_text(bins_to_json(bins), "reference_profile/bins.json")
         mlflow.log_text(json.dumps([{**r, "value": finite_or_none(r["value"])} for r in rows], indent=0),
                         "reference_profile/profile.json")
+        if custom is not None:
+            mlflow.log_text(custom, custom_reference.ARTIFACT)
         n = min(cfg.monitoring.report.evidently_rows, len(pdf))
         if n:
             # a bounded random sample for the Evidently page of the monitoring reports (Parquet: no code inside)

@@ -122,22 +122,29 @@ def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, profile: Da
             tmp.unlink()
 
 
-def write_evidently_page(tracking: TrackingSetup, *, model: str, limit: int, mlflow_run_id: str,
-                         profile: DatasetProfile, sample: DataFrame | pd.DataFrame, rows: int,
-                         report: Path) -> EvidentlyPage:
+def current_sample(sample: DataFrame | pd.DataFrame, columns: list[str], limit: int) -> pd.DataFrame:
+    """At most ``limit`` rows of the window's sample, on ``columns``: the merged stored samples (pandas, no read),
+    or the lazy seeded sample of `sample_rows` (read here)."""
+    import pandas as pd
+
+    if isinstance(sample, pd.DataFrame):   # the stored samples' merge (`driftline.monitoring.daily`)
+        return sample[columns].head(limit)
+    return sample.select(*columns).limit(limit).toPandas()
+
+
+def write_evidently_page(*, model: str, limit: int, reference: pd.DataFrame | None, profile: DatasetProfile,
+                         current: pd.DataFrame | None, rows: int, report: Path) -> EvidentlyPage:
     """Write ``<date>.evidently.html`` beside ``report`` (see the module docstring); never raises.
 
-    ``sample``: the window's rows drawn with `sample_rows` (a lazy frame: not read when no page is written), or
-    the merged stored samples (a pandas DataFrame);
-    ``rows``: the window's row count; at most ``limit`` (``monitoring.report.evidently_rows``) of the sample
-    are used; ``tracking``: the MLflow store holding the reference sample of ``mlflow_run_id``."""
+    ``reference``: the version's stored reference sample (`reference_sample`; None when it has none);
+    ``current``: at most ``limit`` (``monitoring.report.evidently_rows``) rows of the window (`current_sample`;
+    None when none were drawn); ``rows``: the window's row count."""
     path = evidently_path(report)
     path.unlink(missing_ok=True)   # a page of an earlier run of this date must not pass for this run's
     if limit == 0:
         return EvidentlyPage(None, "off (monitoring.report.evidently_rows is 0)")
     if rows == 0:
         return EvidentlyPage(None, "not written: the window has no rows")
-    reference = reference_sample(tracking, mlflow_run_id)
     if reference is None or reference.empty:
         log.warning("%s: the model version has no stored reference sample (trained before it existed?); "
                     "no Evidently page", model)
@@ -145,13 +152,9 @@ def write_evidently_page(tracking: TrackingSetup, *, model: str, limit: int, mlf
     missing = [c for c in profile.columns if c not in reference.columns]
     if missing:
         return EvidentlyPage(None, f"not written: the reference sample lacks {', '.join(missing)}")
+    if current is None:
+        return EvidentlyPage(None, "not written: no sample of the window was drawn")
     try:
-        import pandas as pd
-
-        if isinstance(sample, pd.DataFrame):   # the stored samples' merge (`driftline.monitoring.daily`)
-            current = sample[list(profile.columns)].head(limit)
-        else:
-            current = sample.select(*profile.columns).limit(limit).toPandas()
         path.parent.mkdir(parents=True, exist_ok=True)
         render_evidently(reference, current, profile, path,
                          title=f"driftline · {model} {report.stem}: Evidently data drift (sampled rows)")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.monitoring.comparison import cells
 from driftline.monitoring.drift import DATASET
 from driftline.monitoring.loop_report import Timeline, loop_section
+from driftline.monitoring.multivariate import METRIC, MULTIVARIATE
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.monitoring.spec import METHOD_METRIC
 from driftline.profiling.bins import OTHER, NumericBins
@@ -108,7 +109,8 @@ class TrendPoint:
     status: str
 
 
-TREND_METRICS = {DATASET: "drift_share", PERFORMANCE: "auc"}  # the trend line of the non-column rows
+# the trend line of the non-column rows
+TREND_METRICS = {DATASET: "drift_share", PERFORMANCE: "auc", MULTIVARIATE: METRIC}
 
 
 def trend_points(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[TrendPoint]]:
@@ -203,6 +205,12 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
     metric row."""
     summary = _summary(model=model, version=version, date=date, window=window, run_id=run_id, reference=reference,
                        current=current, result=result, evidently=evidently)
+    joint = next((r for r in rows if r["column"] == MULTIVARIATE and r["metric"] == METRIC), None)
+    if joint is not None:   # after the dataset drift lines
+        at = next(i for i, (label, _) in enumerate(summary) if label == "drift share") + 1
+        summary.insert(at, ("multivariate drift", f"{_badge(joint['status'])} domain classifier AUC "
+                                                  f"{_fmt(joint['value'])} (alert above {_fmt(joint['threshold'])}; "
+                                                  f"{joint['n_reference']} / {joint['n_current']} sampled rows)"))
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>driftline report — {_e(model)} {date}</title><style>{CSS}</style></head><body>",
            f"<h1>driftline monitoring report — {_e(model)} {date}</h1>",
@@ -280,7 +288,7 @@ def _trends_section(result: DatasetDrift, trends: Mapping[str, Sequence[TrendPoi
            "version): each column's decision metric against the reference (dashed: its threshold; dot "
            "colour: status); the dataset's drift share; AUC on matured labels.</p>"
            "<table><tr><th>column</th><th>metric</th><th>latest</th><th>trend</th></tr>"]
-    order = [c.column for c in result.columns] + [DATASET, PERFORMANCE]
+    order = [c.column for c in result.columns] + [DATASET, MULTIVARIATE, PERFORMANCE]
     for column in [c for c in order if c in trends] + sorted(set(trends) - set(order)):
         ps = trends[column]
         out.append(f"<tr><td><b>{_e(column)}</b></td><td>{_e(ps[-1].metric)}</td>"

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from driftline.errors import ConfigError
+from driftline.monitoring.custom import CustomMetricConfig, check_static
 from driftline.spec import Frozen, Identifier
 
 # --------------------------------------------------------------------------- the config slice (``monitoring:``)
@@ -76,12 +77,38 @@ class MonitoringReportConfig(Frozen):
     evidently_rows: int = Field(5000, ge=0, le=100_000)
 
 
+class MultivariateConfig(Frozen):
+    """Multivariate drift: a domain classifier on the reference and window samples, its threshold calibrated
+    on halvings of the reference sample (``monitoring.multivariate``; `driftline.monitoring.multivariate`)."""
+
+    enabled: bool = True
+    max_rows: int = Field(5000, ge=50, le=100_000)
+    min_rows: int = Field(200, ge=20)
+    folds: int = Field(5, ge=2, le=20)
+    max_iter: int = Field(50, ge=5, le=1000)
+    calibration_runs: int = Field(5, ge=2, le=100)
+    calibration_k: float = Field(3.0, gt=0)
+    min_auc: float = Field(0.55, ge=0.5, lt=1)
+    dataset_drift: bool = False
+    seed: int = 20260707
+
+
 class MonitoringConfig(Frozen):
     window_days: int = Field(1, ge=1, le=366)
     segments: list[Identifier] = Field(default_factory=list)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     report: MonitoringReportConfig = Field(default_factory=MonitoringReportConfig)
+    multivariate: MultivariateConfig = Field(default_factory=MultivariateConfig)
+    custom_metrics: dict[Identifier, CustomMetricConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _custom_metrics_refer_to_each_other(self) -> MonitoringConfig:
+        try:
+            check_static(self.custom_metrics, key="custom_metrics")
+        except ConfigError as exc:   # a ValueError: the loader names the file and the key path
+            raise ValueError(str(exc)) from None
+        return self
 
 
 # --------------------------------------------------------------------------- the drift spec derived from it

@@ -223,7 +223,8 @@ MONITOR_METRICS = TableContract(
         _c("slice", S, "__all__, or `<segment column>=<value>` (`=__null__` for nulls)", False),
         _c("baseline", S, "reference or previous_window", False),
         _c("column", S, "feature or `score`; __dataset__ for dataset rows, __performance__ for late-label "
-           "performance rows", False),
+           "performance rows, __multivariate__ for the domain classifier (metric domain_auc), __custom__ and "
+           "__custom_change__ for custom metrics (metric = the metric's name)", False),
         _c("metric", S, "see docs/monitoring.md", False),
         _c("value", F, "the measured value; null when not computable (never NaN or ±inf)"),
         _c("threshold", F, "the threshold status was judged against; null for descriptive metrics"),
@@ -255,8 +256,10 @@ MONITOR_RUNS = TableContract(
         _c("columns_evaluated", INT, "columns with enough data", False),
         _c("columns_drifted", INT, "of those, drifted vs the reference (after FDR)", False),
         _c("drift_share", F, "drifted / evaluated; null when no column could be evaluated"),
-        _c("dataset_drift", B, "status = alert (drift share >= monitoring.drift.dataset_drift_share)", False),
-        _c("status", S, "dataset drift verdict vs the reference; " + STATUS_DOC, False),
+        _c("dataset_drift", B, "drift share >= monitoring.drift.dataset_drift_share, or a multivariate alert when "
+           "monitoring.multivariate.dataset_drift is true (the retrain policy's drift input)", False),
+        _c("status", S, "drift verdict vs the reference: the per-column verdict, raised by a multivariate warn or "
+           "alert; " + STATUS_DOC, False),
         _c("quality_status", S, "worst data-quality status (insufficient_data for an empty window)", False),
         _c("performance_status", S, "insufficient_data if any performance row is (or no labels), else ok", False),
         _c("report_path", S, "absolute path of the HTML report"),
