@@ -745,3 +745,51 @@ def test_multivariate_drift_row_says_why_a_small_window_is_insufficient(scored) 
     row = by_key(metrics_of(scored, D))[("__multivariate__", "domain_auc")]
     assert row["status"] == "insufficient_data" and row["value"] is None and row["method"] == "domain_classifier"
     assert "expected at least 200 on each side" in row["reason"] and row["n_current"] == 160
+
+
+def test_fairness_per_plan_equals_pandas_and_scikit_learn_on_the_window(scored) -> None:
+    from sklearn.metrics import confusion_matrix
+
+    env = scored
+    assert monitor(env, D, *WINDOW, "--set", "monitoring.fairness.protected=[plan]",
+                   "--set", "monitoring.fairness.min_rows=5", "--set", "monitoring.fairness.max_parity_difference=0.01"
+                   ) == 0
+    metrics = metrics_of(env, D)
+    pdf = window_rows(env, D)
+    labels = env["labels"]
+    known = labels[pd.to_datetime(labels["label_ts"], utc=True) < pd.Timestamp("2026-03-01", tz="UTC")]
+    joined = pdf.merge(known.rename(columns={"churned": "y"})[[KEY, "as_of_date", "y"]], on=[KEY, "as_of_date"],
+                       how="left")
+    joined["plan"] = joined["plan"].fillna("__null__")
+    rates: dict[str, dict[str, float]] = {"selection_rate": {}, "true_positive_rate": {}, "false_positive_rate": {}}
+    for plan, part in joined.groupby("plan"):
+        got = by_key(metrics, slice_=f"plan={plan}")
+        predicted = (part["score"] >= 0.5).astype(int)
+        want = {"selection_rate": (predicted.mean(), len(part))}
+        lab = part.dropna(subset=["y"])
+        tn, fp, fn, tp = confusion_matrix(lab["y"].astype(int), (lab["score"] >= 0.5).astype(int),
+                                          labels=[0, 1]).ravel()
+        want["true_positive_rate"] = (tp / (tp + fn) if tp + fn else None, tp + fn)
+        want["false_positive_rate"] = (fp / (fp + tn) if fp + tn else None, fp + tn)
+        for metric, (value, n) in want.items():
+            row = got[("__fairness__", metric)]
+            assert row["n_current"] == n, (plan, metric)
+            if n >= 5:
+                assert row["value"] == pytest.approx(value, abs=1e-12) and row["status"] == "ok", (plan, metric)
+                rates[metric][plan] = value
+            else:
+                assert row["value"] is None and row["status"] == "insufficient_data"
+    across = by_key(metrics, slice_="plan")
+    sel, tpr = rates["selection_rate"], rates["true_positive_rate"]
+    parity = across[("__fairness__", "demographic_parity_difference")]
+    assert parity["value"] == pytest.approx(max(sel.values()) - min(sel.values()), abs=1e-12)
+    assert parity["status"] == ("alert" if parity["value"] > 0.01 else "ok") and parity["threshold"] == 0.01
+    assert across[("__fairness__", "demographic_parity_ratio")]["value"] == pytest.approx(
+        min(sel.values()) / max(sel.values()), abs=1e-12)
+    assert across[("__fairness__", "equal_opportunity_difference")]["value"] == pytest.approx(
+        max(tpr.values()) - min(tpr.values()), abs=1e-12)
+    assert across[("__fairness__", "equal_opportunity_difference")]["n_current"] == len(tpr)
+    from driftline.jobs.monitor import report_path
+
+    html = report_path(env["ws"], "jt", D).read_text()
+    assert "<h2>Fairness: plan</h2>" in html and "demographic_parity_difference" in html

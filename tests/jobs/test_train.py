@@ -415,3 +415,30 @@ def test_regression_model_against_the_mean_baseline(env, tmp_path) -> None:
     assert rmse < base                                  # the data has signal: the first model beats the mean
     assert tags["driftline.gate.passed"] == "true" and tags["driftline.gate.reference_kind"] == "baseline"
     assert reg.alias(CHAMPION).version == "1"
+
+
+def test_fairness_on_the_validation_window_is_recorded_and_gates_the_promotion(env, tmp_path) -> None:
+    """monitoring.fairness.gate: the first model beats the baseline but a plan gap above the bound keeps it out."""
+    uri = f"sqlite:///{tmp_path / 'fair.db'}"
+    overrides = ["monitoring.fairness.protected=[plan]", "monitoring.fairness.min_rows=5",
+                 "monitoring.fairness.max_parity_difference=0.0", "monitoring.fairness.gate=true",
+                 f"mlflow.tracking_uri={uri}"]
+    train(env, *overrides)
+    cfg = load_config("jt", env["conf"], overrides).config
+    reg = ModelRegistry(tracking_setup(cfg.mlflow, env["ws"]), "jt")
+    train_pdf, val_pdf = oracle_sets(env["features"], env["labels"])
+    scores = oracle_model(train_pdf, 1.0).predict_proba(model_frame(val_pdf, ["x1", "x2"], ["plan"]))[:, 1]
+    val = val_pdf.assign(selected=(scores >= 0.5).astype(float), plan=val_pdf["plan"].fillna("__null__"))
+    sizes = val.groupby("plan").size()
+    rates = val.groupby("plan")["selected"].mean()[sizes >= 5]
+    run = reg.client.get_run(reg.get("1").run_id)
+    assert run.data.metrics["fairness.plan.demographic_parity_difference"] == pytest.approx(
+        rates.max() - rates.min(), abs=1e-9)
+    assert run.data.metrics["fairness.plan.demographic_parity_ratio"] == pytest.approx(
+        rates.min() / rates.max(), abs=1e-9)
+    tags = reg.get("1").tags
+    assert rates.max() > rates.min()
+    assert tags["driftline.gate.passed"] == "false"
+    assert "refused by the fairness gate" in tags["driftline.gate.reason"]
+    assert "plan demographic_parity_difference" in tags["driftline.gate.reason"]
+    assert reg.alias(CHAMPION) is None

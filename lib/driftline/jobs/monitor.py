@@ -25,20 +25,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.alerts.metrics import export_monitor_run
+from driftline.jobs.monitor_parts import (
+    decision_threshold,
+    multivariate_of,
+    scope_of,
+    window_performance,
+    window_samples,
+)
 from driftline.jobs.notify import monitor_facts, notify_monitor
 from driftline.monitoring import custom_reference
 from driftline.monitoring.daily import daily_rows, known_scores, page_sample, profiled_columns, window_profiles
 from driftline.monitoring.drift import DatasetDrift, dataset_drift, drift_rows
 from driftline.monitoring.estimated import CELL_COLUMN, CellTable, comparison_rows, estimated_rows
-from driftline.monitoring.evidently_page import current_sample, reference_sample, write_evidently_page
+from driftline.monitoring.evidently_page import write_evidently_page
+from driftline.monitoring.fairness import FAIRNESS
 from driftline.monitoring.inputs import (
     TREND_DAYS,
     WINDOW_END,
     Reference,
-    Scope,
     champion_predictions,
     estimated_of,
-    labelled_frame,
     load_reference,
     loop_decisions,
     matured_frame,
@@ -47,33 +53,26 @@ from driftline.monitoring.inputs import (
     resolve_version,
 )
 from driftline.monitoring.loop_report import Timeline, timeline
-from driftline.monitoring.metrics import MetricsContext, monitor_metrics_frame_rows, slice_name
-from driftline.monitoring.multivariate import MultivariateDrift, multivariate_drift, multivariate_rows
+from driftline.monitoring.metrics import MetricsContext, monitor_metrics_frame_rows
+from driftline.monitoring.multivariate import MultivariateDrift, multivariate_rows
 from driftline.monitoring.performance import PERFORMANCE, MaturedWindow, performance_rows, performance_status
 from driftline.monitoring.quality import quality_rows, schema_rows
 from driftline.monitoring.report import trend_points
 from driftline.monitoring.spec import DriftSpec
 from driftline.monitoring.windows import earlier_windows, window_of
-from driftline.profiling.types import DatasetProfile, NumericProfile
+from driftline.profiling.types import DatasetProfile
 from driftline.registry.client import ModelRegistry, tracking_setup
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, PREDICTIONS
 from driftline.training import importance
-from driftline.vocabulary import ALERT, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE, SCORE_DATE, WARN, worst
+from driftline.vocabulary import ALERT, INSUFFICIENT, MODEL, MODEL_VERSION, RUN_DATE, SCORE_DATE, WARN, worst
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import DataFrame
 
     from driftline.jobs import JobResult
     from driftline.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
-
-
-def scope_of(ctx: JobContext) -> Scope:
-    """The monitoring reads' slice of the run: the store, the model, its entity key and label source."""
-    cfg = ctx.config
-    return Scope(ctx.store, cfg.name, cfg.entity_key, cfg.sources.labels)
 
 
 def drift_spec(ctx: JobContext, ref: Reference) -> DriftSpec:
@@ -194,40 +193,6 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
                     tuple(f"{r['column']}.{r['metric']}" for r in quality if r["status"] in (WARN, ALERT)))
 
 
-def window_samples(ctx: JobContext, ref: Reference, sample: Any, rows: int
-                   ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """The version's stored reference sample and at most ``monitoring.report.evidently_rows`` sampled rows of the
-    window (read here when they are not the stored samples' merge), for the Evidently page and the multivariate
-    drift; (None, None) when the window is empty, the sample size is 0 or the version stored no sample (the
-    window's sample is then not read)."""
-    limit = ctx.config.monitoring.report.evidently_rows
-    if rows == 0 or limit == 0:
-        return None, None
-    reference = reference_sample(tracking_setup(ctx.config.mlflow, ctx.workspace), ref.mlflow_run_id)
-    if reference is None or reference.empty:
-        return None, None
-    return reference, current_sample(sample, list(ref.profile.columns), limit)
-
-
-def multivariate_of(ctx: JobContext, ref: Reference, reference: pd.DataFrame | None, sample: pd.DataFrame | None
-                    ) -> MultivariateDrift | None:
-    """The domain classifier's verdict on the two samples' feature columns (`driftline.monitoring.multivariate`),
-    None when ``monitoring.multivariate`` is off."""
-    cfg = ctx.config.monitoring.multivariate
-    if not cfg.enabled:
-        return None
-    have = [c for c in ref.profile.columns if c != SCORE
-            and (reference is None or c in reference.columns) and (sample is None or c in sample.columns)]
-    numeric = [c for c in have if isinstance(ref.profile.columns[c], NumericProfile)]
-    categorical = [c for c in have if c not in numeric]
-    result = multivariate_drift(reference, sample, numeric, categorical, cfg, key=(ref.reference_id,
-                                                                                  ref.mlflow_run_id))
-    log.info("%s v%s: multivariate drift %s (domain classifier AUC %s, threshold %s, %d / %d sampled rows)",
-             ctx.config.name, ref.version, result.status, result.auc, result.threshold, result.n_reference,
-             result.n_current)
-    return result
-
-
 def drift_verdict(m: Measured, cfg: Any) -> tuple[str, bool]:
     """The run's drift status (the worse of the per-column verdict and a multivariate warn/alert) and its
     ``dataset_drift`` flag (the per-column verdict's alert, or a multivariate alert when
@@ -256,26 +221,6 @@ def without_cells(prof: DatasetProfile) -> DatasetProfile:
     return replace(prof, columns={c: p for c, p in prof.columns.items() if c != CELL_COLUMN})
 
 
-def window_performance(ctx: JobContext, preds: DataFrame, date: dt.date, dates: tuple[dt.date, ...]
-                       ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """Late-label performance rows of the window (whole window, and per value of each segment column)."""
-    cfg = ctx.config
-    mcfg = cfg.monitoring
-    labelled = labelled_frame(scope_of(ctx), preds, date, dates, mcfg.segments)
-    if labelled is not None and mcfg.segments:
-        labelled = labelled.cache()   # read once for the whole window and every segment column
-    try:
-        performance = performance_rows(labelled, mcfg.performance, cfg.label.task,
-                                       threshold=decision_threshold(ctx)).get(None, [])
-        segment_rows = {slice_name(seg, value): r for seg in mcfg.segments
-                        for value, r in performance_rows(labelled, mcfg.performance, cfg.label.task, seg,
-                                                           threshold=decision_threshold(ctx)).items()}
-    finally:
-        if labelled is not None and mcfg.segments:
-            labelled.unpersist()
-    return performance, segment_rows
-
-
 def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
     """The report, then the (model, date) partitions of ``monitor_metrics`` and ``monitor_runs`` (last)."""
     from driftline.monitoring.report import write_report
@@ -291,7 +236,10 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
     write_report(path, model=cfg.name, version=m.version, date=date, window=(dates[0], dates[-1]),
                  run_id=ctx.run_id, reference=ref.profile, current=current, result=result, rows=m.rows,
                  trends=trends, evidently=evidently, matured=[(w.start, w.end, w.version, w.rows) for w in m.matured],
-                 loop=loop_timeline(ctx, date, m), importance=importance.of_run(registry.client, ref.mlflow_run_id))
+                 loop=loop_timeline(ctx, date, m), importance=importance.of_run(registry.client, ref.mlflow_run_id),
+                 fairness=[(c, {name.split("=", 1)[1]: [r for r in rows if r["column"] == FAIRNESS]
+                                for name, rows in m.segment_rows.items() if name.startswith(f"{c}=")},
+                            m.segment_rows[c]) for c in cfg.monitoring.fairness.protected if c in m.segment_rows])
     metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model=cfg.name, model_version=m.version,
                                  reference_id=ref.reference_id, window_start=dates[0], window_end=dates[-1],
                                  created_at=ctx.started_at, config_hash=ctx.config_hash,
@@ -360,12 +308,6 @@ def matured_windows(ctx: JobContext, date: dt.date, ref: Reference, cells: CellT
             r = [*r, *comparison_rows(estimated[end], realized, int(realized.get("labelled_rows") or 0), cells)]
         out.append(MaturedWindow(found.starts[end], end, version, r))
     return out
-
-
-def decision_threshold(ctx: JobContext) -> float | None:
-    """The decision threshold of the realized precision / recall / F1 / accuracy (classification only)."""
-    cfg = ctx.config
-    return cfg.label.threshold if cfg.label.task == "classification" else None
 
 
 def loop_timeline(ctx: JobContext, date: dt.date, m: Measured) -> Timeline:

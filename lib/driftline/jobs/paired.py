@@ -72,7 +72,7 @@ def compare(ctx: JobContext, date: dt.date, dates: Sequence[dt.date], first: tup
     """``metric`` of both roles on the rows both scored on ``dates`` whose label matured before ``date``."""
     from pyspark.sql import functions as F
 
-    from driftline.jobs.monitor import decision_threshold, scope_of
+    from driftline.jobs.monitor_parts import decision_threshold, scope_of
     from driftline.monitoring.inputs import labelled_frame
     from driftline.monitoring.performance import performance_rows
     from driftline.training.dataset import LABEL

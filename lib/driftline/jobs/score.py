@@ -209,7 +209,8 @@ def spec_of(versions: Sequence[LoadedVersion], key: str, date: dt.date, plans: S
 def profile_plans(ctx: JobContext, versions: Sequence[LoadedVersion]) -> list[ProfilePlan]:
     """Per version with a stored reference: the columns and bins its rows are profiled in while scoring (the
     monitor's, `driftline.monitoring.daily.profiled_columns`); a version without one gets none (said once)."""
-    from driftline.jobs.monitor import estimation_cells, scope_of
+    from driftline.jobs.monitor import estimation_cells
+    from driftline.jobs.monitor_parts import scope_of
     from driftline.monitoring.inputs import load_reference
 
     plans = []

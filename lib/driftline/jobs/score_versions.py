@@ -97,7 +97,7 @@ def recorded_roles(ctx: JobContext, dates: Sequence[dt.date]) -> dict[dt.date, t
     date's stored profile rows where the Delta log vouches for them, else from the rows."""
     from pyspark.sql import functions as F
 
-    from driftline.jobs.monitor import scope_of
+    from driftline.jobs.monitor_parts import scope_of
     from driftline.monitoring.daily import daily_rows, vouched_rows
 
     table = PREDICTIONS.table(ctx.config.name)

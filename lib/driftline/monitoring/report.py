@@ -197,12 +197,15 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
                   rows: Sequence[Mapping[str, Any]], trends: Mapping[str, Sequence[TrendPoint]] | None = None,
                   evidently: EvidentlyPage | None = None,
                   matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Mapping[str, Any]]]] = (),
-                  loop: Timeline | None = None, importance: Mapping[str, float] | None = None) -> str:
+                  loop: Timeline | None = None, importance: Mapping[str, float] | None = None,
+                  fairness: Sequence[tuple[str, Mapping[str, Sequence[Mapping[str, Any]]],
+                                           Sequence[Mapping[str, Any]]]] = ()) -> str:
     """The report's HTML (pure): summary, per-column verdicts with histograms (and the version's permutation
     ``importance`` of each feature with its rank, when stored), trends across windows, the
     closed loop (``loop``: estimated vs realized performance, episodes, champion switches), the earlier
     windows' performance on labels matured since (``matured``: start, end, version, performance rows), every
-    metric row."""
+    metric row; ``fairness``: per protected column, its groups' rate rows (group name → rows) and the gaps across
+    them (`driftline.monitoring.fairness`)."""
     summary = _summary(model=model, version=version, date=date, window=window, run_id=run_id, reference=reference,
                        current=current, result=result, evidently=evidently)
     joint = next((r for r in rows if r["column"] == MULTIVARIATE and r["metric"] == METRIC), None)
@@ -225,6 +228,8 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
         out.extend(loop_section(loop))
     if matured:
         out.extend(_matured_section(matured))
+    for column, groups, across in fairness:
+        out.extend(_fairness_section(column, groups, across))
     out.extend(_metrics_section(rows))
     out.append("</table></body></html>\n")
     return "\n".join(out)
@@ -309,6 +314,28 @@ def _matured_section(matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Map
         tds = "".join(f'<td class="num">{_fmt(by[n]["value"])} {_badge(by[n]["status"])}</td>'
                       if n in by else "<td></td>" for n in names)
         out.append(f"<tr><td>{start} .. {end}</td><td>v{_e(version)}</td>{tds}</tr>")
+    out.append("</table>")
+    return out
+
+
+def _fairness_section(column: str, groups: Mapping[str, Sequence[Mapping[str, Any]]],
+                      across: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One protected column: each group's selection / true-positive / false-positive rate (rows behind it), then
+    the gaps across groups with their bounds and statuses."""
+    names = ("selection_rate", "true_positive_rate", "false_positive_rate")
+    out = [f"<h2>Fairness: {_e(column)}</h2><p class=\"muted\">Prediction = score ≥ label.threshold; true / false "
+           "positive rates on matured labels; a rate on too few rows is left out of the gaps.</p>"
+           "<table><tr><th>group</th>" + "".join(f"<th>{n.replace('_', ' ')}</th>" for n in names) + "</tr>"]
+    for group, rows in groups.items():
+        by = {r["metric"]: r for r in rows}
+        tds = "".join(f'<td class="num">{_fmt(by[n]["value"])} <span class="muted">({by[n]["n_current"]})</span> '
+                      f"{_badge(by[n]['status'])}</td>" if n in by else "<td></td>" for n in names)
+        out.append(f"<tr><td>{_e(group)}</td>{tds}</tr>")
+    out.append("</table><table><tr><th>gap</th><th>value</th><th>bound</th><th>status</th><th>why</th></tr>")
+    for r in across:
+        out.append(f"<tr><td>{_e(r['metric'])}</td><td class=\"num\">{_fmt(r['value'])}</td>"
+                   f'<td class="num">{_fmt(r["threshold"])}</td><td>{_badge(r["status"])}</td>'
+                   f"<td class=\"muted\">{_e(r.get('reason'))}</td></tr>")
     out.append("</table>")
     return out
 

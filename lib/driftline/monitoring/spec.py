@@ -93,6 +93,18 @@ class MultivariateConfig(Frozen):
     seed: int = 20260707
 
 
+class FairnessConfig(Frozen):
+    """Fairness across the groups of protected columns (``monitoring.fairness``; `driftline.monitoring.fairness`)."""
+
+    protected: list[Identifier] = Field(default_factory=list)
+    min_rows: int = Field(50, ge=1)
+    max_parity_difference: float = Field(0.1, ge=0, le=1)
+    min_parity_ratio: float = Field(0.8, ge=0, le=1)
+    max_opportunity_difference: float = Field(0.1, ge=0, le=1)
+    max_fpr_difference: float = Field(0.1, ge=0, le=1)
+    gate: bool = False
+
+
 class MonitoringConfig(Frozen):
     window_days: int = Field(1, ge=1, le=366)
     segments: list[Identifier] = Field(default_factory=list)
@@ -101,6 +113,7 @@ class MonitoringConfig(Frozen):
     report: MonitoringReportConfig = Field(default_factory=MonitoringReportConfig)
     multivariate: MultivariateConfig = Field(default_factory=MultivariateConfig)
     custom_metrics: dict[Identifier, CustomMetricConfig] = Field(default_factory=dict)
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
 
     @model_validator(mode="after")
     def _custom_metrics_refer_to_each_other(self) -> MonitoringConfig:

@@ -220,11 +220,13 @@ MONITOR_METRICS = TableContract(
         _c("reference_id", S, "which reference profile was compared (`<model>/<version>`)", False),
         _c("window_start", D, "first day of the window (inclusive)", False),
         _c("window_end", D, "last day of the window (inclusive)", False),
-        _c("slice", S, "__all__, or `<segment column>=<value>` (`=__null__` for nulls)", False),
+        _c("slice", S, "__all__, or `<segment column>=<value>` (`=__null__` for nulls), or `<protected column>` for "
+           "the fairness gaps across its groups", False),
         _c("baseline", S, "reference or previous_window", False),
         _c("column", S, "feature or `score`; __dataset__ for dataset rows, __performance__ for late-label "
            "performance rows, __multivariate__ for the domain classifier (metric domain_auc), __custom__ and "
-           "__custom_change__ for custom metrics (metric = the metric's name)", False),
+           "__custom_change__ for custom metrics (metric = the metric's name), __fairness__ for protected groups",
+           False),
         _c("metric", S, "see docs/monitoring.md", False),
         _c("value", F, "the measured value; null when not computable (never NaN or ±inf)"),
         _c("threshold", F, "the threshold status was judged against; null for descriptive metrics"),

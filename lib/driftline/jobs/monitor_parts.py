@@ -1,0 +1,101 @@
+"""The monitor job's per-run pieces beyond the drift of each column: the run's scope, the samples (Evidently page,
+multivariate drift), the domain classifier's verdict, and the late-label pass (performance per segment, fairness
+per protected column). `driftline.jobs.monitor` orchestrates; the measures live in `driftline.monitoring`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any
+
+from driftline.monitoring.evidently_page import current_sample, reference_sample
+from driftline.monitoring.fairness import fairness_rows, group_counts
+from driftline.monitoring.inputs import Reference, Scope, labelled_frame
+from driftline.monitoring.metrics import slice_name
+from driftline.monitoring.multivariate import MultivariateDrift, multivariate_drift
+from driftline.monitoring.performance import performance_rows
+from driftline.profiling.types import NumericProfile
+from driftline.registry.client import tracking_setup
+from driftline.vocabulary import SCORE
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import DataFrame
+
+    from driftline.jobs.context import JobContext
+
+log = logging.getLogger(__name__)
+
+
+def scope_of(ctx: JobContext) -> Scope:
+    """The monitoring reads' slice of the run: the store, the model, its entity key and label source."""
+    cfg = ctx.config
+    return Scope(ctx.store, cfg.name, cfg.entity_key, cfg.sources.labels)
+
+
+def window_samples(ctx: JobContext, ref: Reference, sample: Any, rows: int
+                   ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The version's stored reference sample and at most ``monitoring.report.evidently_rows`` sampled rows of the
+    window (read here when they are not the stored samples' merge), for the Evidently page and the multivariate
+    drift; (None, None) when the window is empty, the sample size is 0 or the version stored no sample (the
+    window's sample is then not read)."""
+    limit = ctx.config.monitoring.report.evidently_rows
+    if rows == 0 or limit == 0:
+        return None, None
+    reference = reference_sample(tracking_setup(ctx.config.mlflow, ctx.workspace), ref.mlflow_run_id)
+    if reference is None or reference.empty:
+        return None, None
+    return reference, current_sample(sample, list(ref.profile.columns), limit)
+
+
+def multivariate_of(ctx: JobContext, ref: Reference, reference: pd.DataFrame | None, sample: pd.DataFrame | None
+                    ) -> MultivariateDrift | None:
+    """The domain classifier's verdict on the two samples' feature columns (`driftline.monitoring.multivariate`),
+    None when ``monitoring.multivariate`` is off."""
+    cfg = ctx.config.monitoring.multivariate
+    if not cfg.enabled:
+        return None
+    have = [c for c in ref.profile.columns if c != SCORE
+            and (reference is None or c in reference.columns) and (sample is None or c in sample.columns)]
+    numeric = [c for c in have if isinstance(ref.profile.columns[c], NumericProfile)]
+    categorical = [c for c in have if c not in numeric]
+    result = multivariate_drift(reference, sample, numeric, categorical, cfg, key=(ref.reference_id,
+                                                                                  ref.mlflow_run_id))
+    log.info("%s v%s: multivariate drift %s (domain classifier AUC %s, threshold %s, %d / %d sampled rows)",
+             ctx.config.name, ref.version, result.status, result.auc, result.threshold, result.n_reference,
+             result.n_current)
+    return result
+
+
+def window_performance(ctx: JobContext, preds: DataFrame, date: dt.date, dates: tuple[dt.date, ...]
+                       ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """Late-label performance rows of the window (whole window, and per value of each segment column)."""
+    cfg = ctx.config
+    mcfg = cfg.monitoring
+    protected = mcfg.fairness.protected if cfg.label.task == "classification" else []
+    grouped = [*mcfg.segments, *[c for c in protected if c not in mcfg.segments]]
+    labelled = labelled_frame(scope_of(ctx), preds, date, dates, grouped)
+    if labelled is not None and grouped:
+        labelled = labelled.cache()   # read once for the whole window and every segment column
+    try:
+        performance = performance_rows(labelled, mcfg.performance, cfg.label.task,
+                                       threshold=decision_threshold(ctx)).get(None, [])
+        segment_rows = {slice_name(seg, value): r for seg in mcfg.segments
+                        for value, r in performance_rows(labelled, mcfg.performance, cfg.label.task, seg,
+                                                           threshold=decision_threshold(ctx)).items()}
+        for column in protected if labelled is not None else []:
+            per_group, across = fairness_rows(column, group_counts(labelled, column, cfg.label.threshold),
+                                              mcfg.fairness)
+            for value, rows in per_group.items():
+                segment_rows.setdefault(slice_name(column, value), []).extend(rows)
+            segment_rows[column] = across
+    finally:
+        if labelled is not None and grouped:
+            labelled.unpersist()
+    return performance, segment_rows
+
+
+def decision_threshold(ctx: JobContext) -> float | None:
+    """The decision threshold of the realized precision / recall / F1 / accuracy (classification only)."""
+    cfg = ctx.config
+    return cfg.label.threshold if cfg.label.task == "classification" else None
