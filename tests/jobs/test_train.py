@@ -442,3 +442,28 @@ def test_fairness_on_the_validation_window_is_recorded_and_gates_the_promotion(e
     assert "refused by the fairness gate" in tags["driftline.gate.reason"]
     assert "plan demographic_parity_difference" in tags["driftline.gate.reason"]
     assert reg.alias(CHAMPION) is None
+
+
+def test_labels_with_their_own_as_of_column_name_train_the_same_model(env, tmp_path) -> None:
+    """sources.labels.as_of: a labels table whose as-of column is `prediction_date` (a TIMESTAMP at midnight UTC)."""
+    from pyspark.sql import functions as F
+
+    store = open_store(env["spark"], StorageConfig(), env["ws"])
+    renamed = (store.read("jt_labels").withColumn("prediction_date", F.col("as_of_date").cast("timestamp"))
+               .drop("as_of_date"))
+    commit = CommitInfo(job="test", run_id="setup", key="renamed", code_version="t", config_hash="t")
+    if not store.exists("jt_labels_renamed"):
+        store.append("jt_labels_renamed", renamed.localCheckpoint(), commit)
+    uri = f"sqlite:///{tmp_path / 'asof.db'}"
+    overrides = ["sources.labels.table=jt_labels_renamed", "sources.labels.as_of=prediction_date",
+                 f"mlflow.tracking_uri={uri}"]
+    train(env, *overrides)
+    cfg = load_config("jt", env["conf"], overrides).config
+    reg = ModelRegistry(tracking_setup(cfg.mlflow, env["ws"]), "jt")
+    run = reg.client.get_run(reg.get("1").run_id)
+    train_pdf, val_pdf = oracle_sets(env["features"], env["labels"])
+    scores = oracle_model(train_pdf, 1.0).predict_proba(model_frame(val_pdf, ["x1", "x2"], ["plan"]))[:, 1]
+    assert int(run.data.params["validation_rows"]) == len(val_pdf)
+    assert run.data.metrics["val_auc"] == pytest.approx(roc_auc_score(val_pdf["label"], scores), rel=1e-9)
+    bad = run_train(env, "--set", "sources.labels.table=jt_labels_renamed")   # as_of_date is not there
+    assert bad == 2

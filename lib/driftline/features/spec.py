@@ -56,12 +56,18 @@ class EntitySource(Frozen):
 
 
 class LabelSource(Frozen):
-    """Label table: when the outcome of an entity became known and its value (never read by features)."""
+    """Label table: when the outcome of an entity became known and its value (never read by features).
+
+    One row per (entity, as-of date) the outcome is about: ``as_of`` (a DATE, or a TIMESTAMP cast to its UTC
+    date) is the date of the feature row the label belongs to — the day the prediction was made — and
+    ``timestamp`` the instant the outcome became known (a label is used only once it has matured: known before
+    the run date). Several rows of one (entity, as-of date): the latest known wins."""
 
     table: Identifier
     key: Identifier
     timestamp: Identifier
     value: Identifier
+    as_of: Identifier = "as_of_date"
 
 
 class PopulationConfig(Frozen):

@@ -154,7 +154,7 @@ def label_counts(ctx: JobContext, date: dt.date) -> dict[dt.date, int] | None:
         log.warning("retrain %s %s: labels table %s not found; counting no matured labels", cfg.name, date,
                     source.table)
         return {}
-    as_of = getattr(source, "as_of", None) or AS_OF
+    as_of = source.as_of
     start = date - dt.timedelta(days=LABEL_LOOKBACK_DAYS)
     table = ctx.store.read(source.table).filter(
         F.col(as_of).cast("date").between(F.lit(start), F.lit(date - dt.timedelta(days=1))))

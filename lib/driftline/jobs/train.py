@@ -100,7 +100,7 @@ def plan_training(cfg: DriftlineConfig) -> Plan:
         gate_direction=gate.direction_for(task),
         features_table=FEATURES.table(cfg.name),
         labels_table=cfg.sources.labels.table,
-        label_as_of=getattr(cfg.sources.labels, "as_of", None) or AS_OF,
+        label_as_of=cfg.sources.labels.as_of,
     )
 
 

@@ -191,7 +191,7 @@ def labelled_frame(scope: Scope, predictions: DataFrame, date: dt.date, dates: S
     if src is None or not has_labels(scope):
         log.info("%s: no labels table; no performance rows", scope.model)
         return None
-    as_of = getattr(src, "as_of", None) or AS_OF
+    as_of = src.as_of
     window_labels = scope.store.read(src.table).filter(F.col(as_of).cast("date").between(F.lit(dates[0]),
                                                                                         F.lit(dates[-1])))
     labels = matured_labels(window_labels, src, as_of, date)
