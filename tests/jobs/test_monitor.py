@@ -352,7 +352,8 @@ def test_earlier_window_performance_is_recomputed_on_labels_matured_since(scored
     assert ends == [dt.date(2026, 2, 25), D]
     earlier = metrics.filter(F.col("window_end") == dt.date(2026, 2, 25))
     assert {(r["window_start"], r["model_version"], r["reference_id"], r["slice"], r["column"])
-            for r in earlier.collect()} == {(dt.date(2026, 2, 22), "1", "jt/1", "__all__", "__performance__")}
+            for r in earlier.collect() if r["method"] != "permutation_importance"} == {
+        (dt.date(2026, 2, 22), "1", "jt/1", "__all__", "__performance__")}
     got = by_key(metrics, window_end=dt.date(2026, 2, 25))
     # the oracle: that window's champion rows joined with the labels matured before 03-01 (not before 02-26)
     pdf = window_rows(env, dt.date(2026, 2, 25))
@@ -793,3 +794,39 @@ def test_fairness_per_plan_equals_pandas_and_scikit_learn_on_the_window(scored) 
 
     html = report_path(env["ws"], "jt", D).read_text()
     assert "<h2>Fairness: plan</h2>" in html and "demographic_parity_difference" in html
+
+
+def test_importance_drift_on_the_matured_window_equals_scikit_learns_permutation_importance(scored) -> None:
+    """02-22..02-25 is the newest window whose labels are all in by 03-01 (horizon 3 days): v1 re-scored there."""
+    from scipy.stats import spearmanr
+    from sklearn.inspection import permutation_importance
+
+    from driftline.training import importance
+    from driftline.training.pipeline import model_frame
+
+    env = scored
+    assert monitor(env, D, *WINDOW) == 0
+    got = by_key(metrics_of(env, D), window_end=dt.date(2026, 2, 25))
+    labels = env["labels"]
+    known = labels[pd.to_datetime(labels["label_ts"], utc=True) < pd.Timestamp("2026-03-01", tz="UTC")]
+    rows = window_rows(env, dt.date(2026, 2, 25)).merge(
+        known.rename(columns={"churned": "y"})[[KEY, "as_of_date", "y"]], on=[KEY, "as_of_date"])
+    rows = rows.sort_values(["as_of_date", KEY], ignore_index=True)
+    reg = registry_of(env, "jt")
+    seed = load_config("jt", env["conf"]).config.training.sample_seed
+    oracle = permutation_importance(reg.load("1"), model_frame(rows, ["x1", "x2"], ["plan"]), rows["y"].to_numpy(),
+                                    scoring="neg_log_loss", n_repeats=5, random_state=seed)
+    now = dict(zip(["x1", "x2", "plan"], oracle.importances_mean, strict=True))
+    trained = importance.of_run(reg.client, reg.get("1").run_id)
+    for column, value in now.items():
+        row = got[(column, "importance")]
+        assert row["value"] == pytest.approx(value, rel=1e-9, abs=1e-12), column
+        assert row["n_current"] == len(rows) and row["model_version"] == "1"
+    before = {c: i for i, c in enumerate(sorted(trained, key=lambda c: (-trained[c], c)), 1)}
+    after = {c: i for i, c in enumerate(sorted(now, key=lambda c: (-now[c], c)), 1)}
+    for column in now:
+        assert got[(column, "importance_rank_change")]["value"] == before[column] - after[column]
+    rho = got[("__dataset__", "importance_rank_correlation")]
+    want = spearmanr([before[c] for c in sorted(now)], [after[c] for c in sorted(now)]).statistic
+    assert rho["value"] == pytest.approx(want) and rho["threshold"] == 0.5
+    assert rho["status"] == ("warn" if want < 0.5 else "ok")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.alerts.metrics import export_monitor_run
 from driftline.jobs.monitor_parts import (
     decision_threshold,
+    importance_drift,
     multivariate_of,
     scope_of,
     window_performance,
@@ -306,6 +307,8 @@ def matured_windows(ctx: JobContext, date: dt.date, ref: Reference, cells: CellT
         realized = {m["metric"]: m["value"] for m in r}
         if end in estimated and cells is not None and realized.get("auc") is not None:   # labels matured
             r = [*r, *comparison_rows(estimated[end], realized, int(realized.get("labelled_rows") or 0), cells)]
+        if end == windows[-1][-1]:   # the newest window whose labels are all in: importance on them
+            r = [*r, *importance_drift(ctx, date, windows[-1], version)]
         out.append(MaturedWindow(found.starts[end], end, version, r))
     return out
 

@@ -99,3 +99,59 @@ def decision_threshold(ctx: JobContext) -> float | None:
     """The decision threshold of the realized precision / recall / F1 / accuracy (classification only)."""
     cfg = ctx.config
     return cfg.label.threshold if cfg.label.task == "classification" else None
+
+
+def importance_drift(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...], version: str
+                     ) -> list[dict[str, Any]]:
+    """The importance-drift rows of the fully matured ``window`` scored by ``version``
+    (`driftline.monitoring.importance_drift`): its champion rows with a label matured before ``date``, at most
+    ``training.importance.max_rows`` of them, scored by permuting each feature; [] when switched off, when the
+    version stored no training importance or the window has no labelled row (said in the log)."""
+    from pyspark.sql import functions as F
+
+    from driftline.monitoring.importance_drift import importance_rows
+    from driftline.monitoring.inputs import champion_predictions, has_labels, window_frame
+    from driftline.registry.client import ModelRegistry
+    from driftline.training import importance
+    from driftline.training.dataset import LABEL, matured_labels
+    from driftline.training.pipeline import model_frame
+    from driftline.vocabulary import AS_OF, MODEL_VERSION
+
+    cfg = ctx.config
+    icfg = cfg.training.importance
+    if not cfg.monitoring.importance_drift.enabled or not icfg.enabled:
+        return []
+    scope = scope_of(ctx)
+    src = scope.labels
+    if src is None or not has_labels(scope):
+        return []
+    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
+    trained = importance.of_run(registry.client, registry.get(version).run_id)
+    if not trained:
+        log.info("%s v%s: no permutation importance stored at training; no importance drift", cfg.name, version)
+        return []
+    numeric = [f.name for f in cfg.features if not f.categorical]
+    categorical = [f.name for f in cfg.features if f.categorical]
+    preds = champion_predictions(scope, list(window)).filter(F.col(MODEL_VERSION) == version)
+    rows = window_frame(scope, preds, window, [*numeric, *categorical], numeric)
+    labels = matured_labels(scope.store.read(src.table).filter(
+        F.col(src.as_of).cast("date").between(F.lit(window[0]), F.lit(window[-1]))), src, src.as_of, date)
+    key = scope.entity_key
+    labelled = (rows.withColumn("_label_key", F.col(key).cast("string"))
+                .join(labels, on=["_label_key", AS_OF], how="inner"))
+    total = labelled.count()
+    if total == 0:
+        return []
+    if total > icfg.max_rows:   # a seeded sample a little above the bound; `importance.sample` makes it exact
+        labelled = labelled.sample(False, min(1.0, 1.2 * icfg.max_rows / total), seed=cfg.training.sample_seed)
+    pdf = labelled.select(key, AS_OF, *numeric, *categorical, LABEL).toPandas().sort_values([AS_OF, key],
+                                                                                            ignore_index=True)
+    now = importance.permutation_importances(registry.load(version), model_frame(pdf, numeric, categorical),
+                                             pdf[LABEL].to_numpy(dtype="float64"), cfg.label.task, icfg,
+                                             cfg.training.sample_seed)
+    if not now:
+        return []
+    n = min(len(pdf), icfg.max_rows)
+    log.info("%s v%s: permutation importance on %d matured rows of %s..%s", cfg.name, version, n, window[0],
+             window[-1])
+    return importance_rows(trained, now, n, cfg.monitoring.importance_drift.min_rank_correlation)

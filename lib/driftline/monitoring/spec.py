@@ -105,6 +105,14 @@ class FairnessConfig(Frozen):
     gate: bool = False
 
 
+class ImportanceDriftConfig(Frozen):
+    """Permutation importance recomputed on the newest fully matured window against the training importance
+    (``monitoring.importance_drift``; `driftline.monitoring.importance_drift`)."""
+
+    enabled: bool = True
+    min_rank_correlation: float = Field(0.5, ge=-1, le=1)
+
+
 class MonitoringConfig(Frozen):
     window_days: int = Field(1, ge=1, le=366)
     segments: list[Identifier] = Field(default_factory=list)
@@ -114,6 +122,7 @@ class MonitoringConfig(Frozen):
     multivariate: MultivariateConfig = Field(default_factory=MultivariateConfig)
     custom_metrics: dict[Identifier, CustomMetricConfig] = Field(default_factory=dict)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    importance_drift: ImportanceDriftConfig = Field(default_factory=ImportanceDriftConfig)
 
     @model_validator(mode="after")
     def _custom_metrics_refer_to_each_other(self) -> MonitoringConfig:
