@@ -31,8 +31,9 @@ CUSTOM = "__custom__"                # monitor_metrics.column of a custom metric
 CUSTOM_CHANGE = "__custom_change__"  # ... and of its change against the reference value
 KEY = "monitoring.custom_metrics"    # the config key path named in errors
 MAX_SQL = 2000
+# statements and subqueries (another table), and the functions that call arbitrary JVM methods
 FORBIDDEN = ("SELECT", "FROM", "JOIN", "TABLE", "INSERT", "UPDATE", "DELETE", "DROP", "CREATE", "ALTER", "MERGE",
-             "WITH", "UNION")
+             "WITH", "UNION", "REFLECT", "TRY_REFLECT", "JAVA_METHOD")
 _KEYWORD = re.compile(r"\b(" + "|".join(FORBIDDEN) + r")\b", re.IGNORECASE)
 _LITERAL = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"|`(?:``|[^`])*`", re.S)
 _SUBQUERY = re.compile(r"(?<![\w`])(scalar-subquery|lateral-subquery|exists|list)#\d+ \[")

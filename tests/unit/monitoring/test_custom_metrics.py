@@ -141,6 +141,8 @@ def test_evaluate_non_finite_and_none() -> None:
     ({"sql": "(SELECT max(x) FROM other)"}, "keyword SELECT"),
     ({"sql": "x FROM t"}, "keyword FROM"),
     ({"sql": "avg(x) + max(y) UNION all"}, "keyword UNION"),
+    ({"sql": "max(java_method('java.lang.System', 'exit', 0))"}, "keyword JAVA_METHOD"),
+    ({"sql": "max(Reflect('java.lang.Runtime', 'getRuntime'))"}, "keyword REFLECT"),
     ({"sql": "avg(x) -- comment"}, "'--'"),
     ({"sql": "avg(x) /* comment */"}, "'/*'"),
     ({"sql": "   "}, "empty"),
