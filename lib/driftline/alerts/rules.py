@@ -33,6 +33,7 @@ class Facts:
     drift_share: float | None = None
     drift_threshold: float | None = None
     drifted: tuple[str, ...] = ()
+    multivariate: tuple[str, float | None, float | None] | None = None   # (status, domain AUC, its threshold)
     quality_status: str | None = None
     quality_failed: tuple[str, ...] = ()
     metrics: Mapping[str, float | None] = field(default_factory=dict)
@@ -85,9 +86,15 @@ def hit(rule: AlertRule, f: Facts) -> Hit | None:
         if not _reached(f.drift_status, rule.level):
             return None
         cols = f" ({', '.join(f.drifted)})" if f.drifted else ""
+        share = f.drift_share is not None and f.drift_threshold is not None and f.drift_share >= f.drift_threshold
+        if not share and f.multivariate is not None and f.multivariate[0] == f.drift_status:
+            # the run's status came from the domain classifier, not from the share of drifted columns
+            _, auc, bound = f.multivariate
+            return Hit(auc, bound, f"dataset drift {f.drift_status}: multivariate domain classifier AUC {_num(auc)} "
+                                   f"> {_num(bound)} (drift share {_num(f.drift_share)}){cols}")
         return Hit(f.drift_share, f.drift_threshold,
-                   f"dataset drift {f.drift_status}: drift share {_num(f.drift_share)} >= {_num(f.drift_threshold)}"
-                   f"{cols}")
+                   f"dataset drift {f.drift_status}: drift share {_num(f.drift_share)} "
+                   f"{'>=' if share else '<'} {_num(f.drift_threshold)}{cols}")
     if kind == "column_drift":
         cols = [c for c in f.drifted if not rule.columns or c in rule.columns]
         if len(cols) < rule.min_columns:

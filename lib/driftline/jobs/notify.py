@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from driftline.alerts.rules import FAILED, PARTIAL, SENT, SUPPRESSED, Facts, Firing, evaluate, title
 from driftline.alerts.spec import FAILURE_KIND, MONITOR_KINDS, RETRAIN_KINDS
 from driftline.monitoring.drift import DATASET
+from driftline.monitoring.multivariate import MULTIVARIATE
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.tables.contracts import ALERT_EVENTS, MONITOR_RUNS
 from driftline.vocabulary import ALERT, MODEL, RUN_DATE
@@ -38,12 +39,13 @@ def monitor_facts(run_date: dt.date, window: tuple[dt.date, dt.date], run: Mappi
                   rows: Sequence[Mapping[str, Any]], report: str | None, quality_failed: Sequence[str] = ()) -> Facts:
     """A monitor run's facts from its ``monitor_runs`` row and its whole-window reference-baseline metric rows."""
     threshold = next((r["threshold"] for r in rows if r["column"] == DATASET and r["metric"] == "drift_share"), None)
+    joint = next(((r["status"], r["value"], r["threshold"]) for r in rows if r["column"] == MULTIVARIATE), None)
     return Facts(
         job="monitor", run_date=run_date, window=f"{window[0]}..{window[1]}", report=report,
         drift_status=run["status"], drift_share=run["drift_share"], drift_threshold=threshold,
         drifted=tuple(sorted(r["column"] for r in rows if r["metric"] == "drift" and r["status"] == ALERT
                              and not r["column"].startswith("__"))),
-        quality_status=run["quality_status"], quality_failed=tuple(quality_failed),
+        multivariate=joint, quality_status=run["quality_status"], quality_failed=tuple(quality_failed),
         metrics={r["metric"]: r["value"] for r in rows if r["column"] == PERFORMANCE},
     )
 

@@ -131,3 +131,13 @@ def test_a_canary_step_says_what_moved_and_why() -> None:
                                           "0.61 vs champion v3 0.55: worse by 0.06 > margin 0.02")
     [firing] = evaluate([rule(when="canary")], facts, [], [])
     assert title("churn", firing) == f"[driftline] churn: canary rolled back (r) for {D}/canary-rolled_back"
+
+
+def test_a_dataset_drift_alert_from_the_domain_classifier_says_so() -> None:
+    facts = run(drift_status="alert", drift_share=0.2, drift_threshold=0.5, multivariate=("alert", 0.71, 0.56))
+    got = hit(rule(when="dataset_drift"), facts)
+    assert got is not None and (got.value, got.threshold) == (0.71, 0.56)
+    assert got.reason == "dataset drift alert: multivariate domain classifier AUC 0.71 > 0.56 (drift share 0.2)"
+    by_share = hit(rule(when="dataset_drift", level="warn"),
+                   run(drift_status="warn", drift_share=0.2, drift_threshold=0.5, drifted=("x1",)))
+    assert by_share is not None and by_share.reason == "dataset drift warn: drift share 0.2 < 0.5 (x1)"
