@@ -13,6 +13,7 @@ cause (the URL's user info masked) and never fails the job.
 | ``driftline_drift_share`` | model | share of evaluated columns that drifted |
 | ``driftline_drifted_columns`` / ``driftline_evaluated_columns`` | model | column counts |
 | ``driftline_column_drifted`` | model, column | 1 when the column's drift verdict is ``alert`` |
+| ``driftline_multivariate_auc`` | model | the domain classifier's AUC, reference vs window (absent when insufficient) |
 | ``driftline_performance`` | model, metric | realized (``auc`` ...) and estimated (``estimated_auc`` ...) values |
 | ``driftline_monitor_window_rows`` | model | rows of the current window |
 | ``driftline_monitor_model_version_info`` | model, version | 1 (the champion the run monitored) |
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.alerts.spec import PUSHGATEWAY_ENV
 from driftline.monitoring.drift import DATASET
+from driftline.monitoring.multivariate import MULTIVARIATE
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.spec import mask_userinfo
 from driftline.vocabulary import ALERT, STATUSES, worst
@@ -69,11 +71,15 @@ def monitor_registry(run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) 
     gauge("driftline_evaluated_columns", "Columns evaluated for drift").labels(model).set(run["columns_evaluated"])
     column = gauge("driftline_column_drifted", "1 when the column's drift verdict is alert", ["column"])
     performance = gauge("driftline_performance", "Realized and estimated performance of the window", ["metric"])
+    joint = gauge("driftline_multivariate_auc", "Domain classifier AUC, reference vs window (0.5: alike)")
     for r in rows:
+        value = r["value"]
         if r["column"] == PERFORMANCE:
-            value = r["value"]
             if value is not None and math.isfinite(value):
                 performance.labels(model, r["metric"]).set(value)
+        elif r["column"] == MULTIVARIATE:
+            if value is not None and math.isfinite(value):
+                joint.labels(model).set(value)
         elif r["metric"] == "drift" and r["column"] != DATASET:
             column.labels(model, r["column"]).set(1.0 if r["status"] == ALERT else 0.0)
     gauge("driftline_monitor_window_rows", "Rows of the monitored window").labels(model).set(run["rows"])

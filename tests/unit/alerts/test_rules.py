@@ -141,3 +141,18 @@ def test_a_dataset_drift_alert_from_the_domain_classifier_says_so() -> None:
     by_share = hit(rule(when="dataset_drift", level="warn"),
                    run(drift_status="warn", drift_share=0.2, drift_threshold=0.5, drifted=("x1",)))
     assert by_share is not None and by_share.reason == "dataset drift warn: drift share 0.2 < 0.5 (x1)"
+
+
+def test_the_prometheus_registry_carries_the_domain_classifier_auc() -> None:
+    from prometheus_client import generate_latest
+
+    from driftline.alerts.metrics import monitor_registry
+
+    run_row = {"model": "m", "model_version": "2", "status": "alert", "quality_status": "ok",
+               "performance_status": "ok", "drift_share": 0.1, "columns_drifted": 1, "columns_evaluated": 10,
+               "rows": 5000, "started_at": dt.datetime(2026, 3, 10, 3), "window_end": D}
+    rows = [{"column": "__multivariate__", "metric": "domain_auc", "value": 0.73, "status": "alert"}]
+    text = generate_latest(monitor_registry(run_row, rows)).decode()
+    assert 'driftline_multivariate_auc{model="m"} 0.73' in text
+    empty = generate_latest(monitor_registry(run_row, [{**rows[0], "value": None}])).decode()
+    assert 'driftline_multivariate_auc{model="m"}' not in empty
