@@ -27,6 +27,7 @@ from playwright.sync_api import Page, expect
 from driftline.jobs.monitor import report_path
 from driftline.monitoring.drift import DATASET
 from driftline.monitoring.evidently_page import evidently_path
+from driftline.monitoring.multivariate import MULTIVARIATE
 from driftline.monitoring.performance import PERFORMANCE
 from driftline.monitoring.spec import METHOD_METRIC
 from tests.jobs.test_monitor import WINDOW, by_key, metrics_of, monitor, runs_of
@@ -59,7 +60,7 @@ def report(scored) -> Report:
         for column in COLUMNS:
             metric = METHOD_METRIC[rows[(column, "drift")]["method"]]
             trend.setdefault(column, {})[day] = (metric, rows[(column, metric)]["value"])
-        for column, metric in ((DATASET, "drift_share"), (PERFORMANCE, "auc")):
+        for column, metric in ((DATASET, "drift_share"), (MULTIVARIATE, "domain_auc"), (PERFORMANCE, "auc")):
             value = rows[(column, metric)]["value"] if (column, metric) in rows else None
             if value is not None and math.isfinite(value):
                 trend.setdefault(column, {})[day] = (metric, value)
@@ -180,7 +181,8 @@ def test_report_renders_titles_and_trend_charts_without_console_errors(report: R
     # Trends: the Columns table's order, then the dataset and performance lines, each an SVG drawn on screen
     trends = pg.locator("xpath=//h2[.='Trends']/following-sibling::table[1]//tr[td]")
     drawn = trends.evaluate_all(TREND_JS)
-    assert [t["column"] for t in drawn] == [*names, DATASET, PERFORMANCE]
+    assert [t["column"] for t in drawn] == [c for c in (*names, DATASET, MULTIVARIATE, PERFORMANCE) if c in report.trend]
+    assert {DATASET, PERFORMANCE} <= set(report.trend)
     for i, t in enumerate(drawn):
         column, want = t["column"], report.trend[t["column"]]
         chart = trends.nth(i).locator("svg")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.monitoring.comparison import cells
 from driftline.monitoring.drift import DATASET
+from driftline.monitoring.importance_drift import METHOD as IMPORTANCE_METHOD
 from driftline.monitoring.loop_report import Timeline, loop_section
 from driftline.monitoring.multivariate import METRIC, MULTIVARIATE
 from driftline.monitoring.performance import PERFORMANCE
@@ -294,7 +295,8 @@ def _trends_section(result: DatasetDrift, trends: Mapping[str, Sequence[TrendPoi
            "colour: status); the dataset's drift share; AUC on matured labels.</p>"
            "<table><tr><th>column</th><th>metric</th><th>latest</th><th>trend</th></tr>"]
     order = [c.column for c in result.columns] + [DATASET, MULTIVARIATE, PERFORMANCE]
-    for column in [c for c in order if c in trends] + sorted(set(trends) - set(order)):
+    shown = {c for c, ps in trends.items() if any(p.value is not None for p in ps)}   # an empty chart is noise
+    for column in [c for c in order if c in shown] + sorted(shown - set(order)):
         ps = trends[column]
         out.append(f"<tr><td><b>{_e(column)}</b></td><td>{_e(ps[-1].metric)}</td>"
                    f'<td class="num">{_fmt(ps[-1].value)}</td><td>{trend_svg(ps)}</td></tr>')
@@ -303,18 +305,37 @@ def _trends_section(result: DatasetDrift, trends: Mapping[str, Sequence[TrendPoi
 
 
 def _matured_section(matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Mapping[str, Any]]]]) -> list[str]:
-    """The earlier windows' performance on matured labels, latest window first (metrics of the first given)."""
-    names = [r["metric"] for r in matured[0][3]]
+    """The earlier windows' performance on matured labels, latest window first (metrics of the first given), and
+    the permutation importance recomputed on the newest fully matured one (feature, importance, rank change)."""
+    importance_rows = [(start, end, version, [r for r in rows if r.get("method") == IMPORTANCE_METHOD])
+                       for start, end, version, rows in matured]
+    names = [r["metric"] for r in matured[0][3] if r.get("method") != IMPORTANCE_METHOD]
     out = ["<h2>Earlier windows on matured labels</h2><p class=\"muted\">The windows before this one, "
            "recomputed with the labels matured by this run's date (label.horizon_days).</p>"
            "<table><tr><th>window</th><th>version</th>" + "".join(f"<th>{_e(n)}</th>" for n in names)
            + "</tr>"]
     for start, end, version, perf in sorted(matured, key=lambda m: m[1], reverse=True):
-        by = {r["metric"]: r for r in perf}
+        by = {r["metric"]: r for r in perf if r.get("method") != IMPORTANCE_METHOD}
         tds = "".join(f'<td class="num">{_fmt(by[n]["value"])} {_badge(by[n]["status"])}</td>'
                       if n in by else "<td></td>" for n in names)
         out.append(f"<tr><td>{start} .. {end}</td><td>v{_e(version)}</td>{tds}</tr>")
     out.append("</table>")
+    for start, end, version, rows in importance_rows:
+        if not rows:
+            continue
+        by = {(r["column"], r["metric"]): r for r in rows}
+        rho = by.get((DATASET, "importance_rank_correlation"))
+        out.append(f"<p>Permutation importance of v{_e(version)} on {start} .. {end} (matured labels): rank "
+                   f"correlation with training {_fmt(rho['value']) if rho else 'n/a'} "
+                   f"{_badge(rho['status']) if rho else ''}</p>"
+                   "<table><tr><th>feature</th><th>importance now</th><th>rank change</th><th>ranks</th></tr>")
+        for column in sorted({c for c, m in by if m == "importance"}, key=lambda c: -(by[(c, "importance")]["value"]
+                                                                                   or 0.0)):
+            change = by.get((column, "importance_rank_change"))
+            out.append(f"<tr><td>{_e(column)}</td><td class=\"num\">{_fmt(by[(column, 'importance')]['value'])}</td>"
+                       f'<td class="num">{_fmt(change["value"]) if change else ""}</td>'
+                       f"<td class=\"muted\">{_e(change.get('reason')) if change else ''}</td></tr>")
+        out.append("</table>")
     return out
 
 
