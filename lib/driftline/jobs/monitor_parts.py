@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
+from driftline.errors import DriftlineError
 from driftline.monitoring.evidently_page import current_sample, reference_sample
 from driftline.monitoring.fairness import fairness_rows, group_counts
 from driftline.monitoring.inputs import Reference, Scope, labelled_frame
@@ -107,15 +108,10 @@ def importance_drift(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...]
     (`driftline.monitoring.importance_drift`): its champion rows with a label matured before ``date``, at most
     ``training.importance.max_rows`` of them, scored by permuting each feature; [] when switched off, when the
     version stored no training importance or the window has no labelled row (said in the log)."""
-    from pyspark.sql import functions as F
-
-    from driftline.monitoring.importance_drift import importance_rows
-    from driftline.monitoring.inputs import champion_predictions, has_labels, window_frame
+    from driftline.jobs.score_versions import signature_of
+    from driftline.monitoring.inputs import has_labels
     from driftline.registry.client import ModelRegistry
     from driftline.training import importance
-    from driftline.training.dataset import LABEL, matured_labels
-    from driftline.training.pipeline import model_frame
-    from driftline.vocabulary import AS_OF, MODEL_VERSION
 
     cfg = ctx.config
     icfg = cfg.training.importance
@@ -130,8 +126,34 @@ def importance_drift(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...]
     if not trained:
         log.info("%s v%s: no permutation importance stored at training; no importance drift", cfg.name, version)
         return []
-    numeric = [f.name for f in cfg.features if not f.categorical]
-    categorical = [f.name for f in cfg.features if f.categorical]
+    model = registry.load(version)
+    signature = signature_of(registry, registry.get(version), model)   # the version's inputs, not today's config's
+    numeric, categorical = list(signature.numeric), list(signature.categorical)
+    try:
+        return _importance_rows(ctx, date, window, version, model, trained, numeric, categorical)
+    except DriftlineError as exc:   # an auxiliary measure: the run goes on and says why
+        log.warning("%s v%s: no importance drift on %s..%s: %s", cfg.name, version, window[0], window[-1], exc)
+        return []
+
+
+def _importance_rows(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...], version: str, model: Any,
+                     trained: dict[str, float], numeric: list[str], categorical: list[str]) -> list[dict[str, Any]]:
+    """`importance_drift`'s read of the window's labelled rows and the permutation (see there)."""
+    from pyspark.sql import functions as F
+
+    from driftline.monitoring.importance_drift import importance_rows
+    from driftline.monitoring.inputs import champion_predictions, window_frame
+    from driftline.training import importance
+    from driftline.training.dataset import LABEL, matured_labels
+    from driftline.training.pipeline import model_frame
+    from driftline.vocabulary import AS_OF, MODEL_VERSION
+
+    cfg = ctx.config
+    icfg = cfg.training.importance
+    scope = scope_of(ctx)
+    src = scope.labels
+    if src is None:
+        return []
     preds = champion_predictions(scope, list(window)).filter(F.col(MODEL_VERSION) == version)
     rows = window_frame(scope, preds, window, [*numeric, *categorical], numeric)
     labels = matured_labels(scope.store.read(src.table).filter(
@@ -146,7 +168,7 @@ def importance_drift(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...]
         labelled = labelled.sample(False, min(1.0, 1.2 * icfg.max_rows / total), seed=cfg.training.sample_seed)
     pdf = labelled.select(key, AS_OF, *numeric, *categorical, LABEL).toPandas().sort_values([AS_OF, key],
                                                                                             ignore_index=True)
-    now = importance.permutation_importances(registry.load(version), model_frame(pdf, numeric, categorical),
+    now = importance.permutation_importances(model, model_frame(pdf, numeric, categorical),
                                              pdf[LABEL].to_numpy(dtype="float64"), cfg.label.task, icfg,
                                              cfg.training.sample_seed)
     if not now:
