@@ -122,12 +122,13 @@ def importance_drift(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...]
     if src is None or not has_labels(scope):
         return []
     registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
-    trained = importance.of_run(registry.client, registry.get(version).run_id)
+    info = registry.get(version)
+    trained = importance.of_run(registry.client, info.run_id)
     if not trained:
         log.info("%s v%s: no permutation importance stored at training; no importance drift", cfg.name, version)
         return []
     model = registry.load(version)
-    signature = signature_of(registry, registry.get(version), model)   # the version's inputs, not today's config's
+    signature = signature_of(registry, info, model)   # the version's inputs, not today's config's
     numeric, categorical = list(signature.numeric), list(signature.categorical)
     try:
         return _importance_rows(ctx, date, window, version, model, trained, numeric, categorical)

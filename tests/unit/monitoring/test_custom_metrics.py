@@ -163,12 +163,15 @@ def test_static_errors_name_the_metric_on_one_line(raw, found) -> None:
 
 
 def test_keywords_inside_literals_and_backticks_are_allowed() -> None:
-    parse_metrics({
+    raw = {
         "a": {"sql": "avg(CASE WHEN plan = 'select' THEN 1 ELSE 0 END)"},
         "b": {"sql": 'count_if(plan = "drop table, from")'},
         "c": {"sql": "max(`from`) + count_if(plan = 'it\\'s -- /* with')"},
         "d": {"sql": "sum(from_date_days)"},   # a word boundary, not FROM
-    })
+    }
+    parsed = parse_metrics(raw)
+    assert {name: m.sql for name, m in parsed.items()} == {name: r["sql"] for name, r in raw.items()}
+    assert all(m.method == "sql" for m in parsed.values())
 
 
 def test_derived_unknown_name_self_reference_and_cycle() -> None:
