@@ -51,6 +51,7 @@ from bench_scoring import (  # noqa: E402  (a sibling script: shared data genera
 NAME = "load_lr"
 SMALL_DATES = tuple(dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(6))   # six small days, then the big
 SMALL_DATE, BIG_DATE = SMALL_DATES[0], dt.date(2026, 1, 7)
+SEGMENT, TOP_SEGMENTS = "cat1", 10   # drift per segment: cat1's 10 most frequent of 20 values + __other__
 
 
 def scan_seconds(spark, store, date: dt.date) -> float:  # noqa: ANN001
@@ -77,6 +78,7 @@ def drop_profiles(store, date: dt.date) -> None:  # noqa: ANN001
 
 def write_reference(spark, store, registry, version, model, sample) -> None:
     """The version's reference profile from the training sample and its scores, as the train job writes it."""
+    from driftline.monitoring import segments
     from driftline.monitoring.calibration import calibrate, calibration_rows
     from driftline.monitoring.spec import DriftConfig
     from driftline.profiling.bins import fit_configured_bins
@@ -93,8 +95,12 @@ def write_reference(spark, store, registry, version, model, sample) -> None:
     bins = fit_configured_bins(ref, [*NUMERIC, PREDICTION], CATEGORICAL, drift)
     prof = profile(ref, [*NUMERIC, *CATEGORICAL, PREDICTION], bins)
     rows = [*profile_rows(prof, bins), *calibration_rows(calibrate(ref, "as_of_date", prof, bins, drift), prof)]
+    # the segments' reference profiles (monitoring.segments: [cat1], its top 10 values + __other__), as train stores
+    by_segment = segments.at_training(ref.withColumn(segments.segment_alias(SEGMENT), ref[SEGMENT]),
+                                      [*NUMERIC, *CATEGORICAL, PREDICTION], bins, [SEGMENT], TOP_SEGMENTS)
     ref.unpersist()
     run_id = registry.get(version.version).run_id
+    registry.client.log_text(run_id, by_segment, segments.ARTIFACT)
     with tempfile.TemporaryDirectory() as tmp:                    # the sample behind the Evidently page
         path = Path(tmp) / REFERENCE_SAMPLE
         pdf.sample(n=min(5000, len(pdf)), random_state=0).to_parquet(path, index=False)
@@ -131,7 +137,8 @@ def write_conf(ws: Path, store, runtime) -> Path:  # noqa: ANN001
         "workspace": str(ws), "storage": {"backend": "embedded",
                                           "tables": {f"{NAME}__features": store.location("load_features")}},
         "runtime": runtime.model_dump(), "logging": {"level": "WARNING"}}))
-    (conf / "models" / f"{NAME}.yaml").write_text(yaml.safe_dump(model_yaml(NAME)))
+    (conf / "models" / f"{NAME}.yaml").write_text(yaml.safe_dump({**model_yaml(NAME),
+                                                                  "monitoring": {"segments": [SEGMENT]}}))
     return conf
 
 
@@ -202,9 +209,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  monitor 7-day / monitor 1-day                  {mon7 / mon1:6.2f}x  (target <= 1.2)")
         print(f"  score + monitor / score                        {(score + mon1) / score:6.2f}x  (target <= 1.2)")
         print(f"  score with profiles / without                  {score / no_prof:6.2f}x  (target <= 1.10)")
+        segmented = timed(f"monitor big day, drift per segment ({TOP_SEGMENTS} + 1)", "monitor", BIG_DATE,
+                          args.rows, "--set", "monitoring.segment_drift.enabled=true")
+        from pyspark.sql import functions as F
+
+        shares = (store.read("monitor_metrics", partitions={"model": [NAME], "run_date": [BIG_DATE]})
+                  .filter(F.col("slice").startswith(f"{SEGMENT}=") & (F.col("metric") == "drift_share")).collect())
+        print(f"  {len(shares)} segments judged: " + ", ".join(sorted(f"{r['slice']} {r['status']}" for r in shares)))
         drop_profiles(store, BIG_DATE)
         scanned = timed("monitor big day, 1-day window, no stored profile", "monitor", BIG_DATE, args.rows)
         print(f"  monitor on stored profiles / on a scan         {mon1 / scanned:6.2f}x")
+        print(f"  monitor per segment / unsegmented (stored)     {segmented / mon1:6.2f}x")
+        print(f"  monitor per segment / unsegmented (a scan)     {segmented / scanned:6.2f}x")
+        print(f"  monitor per segment / plain scan of the day    {segmented / plain:6.2f}x")
         predictions = store.read(f"{NAME}__predictions", partitions={"score_date": [BIG_DATE]}).count()
         [run] = store.read("monitor_runs", partitions={"model": [NAME], "run_date": [BIG_DATE]}).collect()
         print(f"\npredictions written for {BIG_DATE}: {predictions:,}; monitor verdict: {run['status']}, "

@@ -830,3 +830,67 @@ def test_importance_drift_on_the_matured_window_equals_scikit_learns_permutation
     want = spearmanr([before[c] for c in sorted(now)], [after[c] for c in sorted(now)]).statistic
     assert rho["value"] == pytest.approx(want) and rho["threshold"] == 0.5
     assert rho["status"] == ("warn" if want < 0.5 else "ok")
+
+
+def test_drift_per_segment_equals_each_segment_alone(scored, tmp_path) -> None:
+    """Each segment of ``plan`` judged against its own reference profile: the raw drift and quality numbers equal
+    drift.py on that segment's rows alone (a numpy profile of the window's rows of the segment, against the
+    segment's stored reference profile), the adjusted p-values equal scipy's Benjamini–Hochberg over every
+    (segment, column) p-value, and the whole-window rows are those of the run without segments."""
+    import json
+
+    from scipy.stats import false_discovery_control
+
+    from driftline.monitoring.segments import ARTIFACT, from_artifact
+
+    env = scored
+    opts = (*WINDOW, "--set", "monitoring.drift.min_rows=20")
+    assert monitor(env, D, *opts) == 0
+    plain = metrics_of(env, D).filter(F.col("slice") == "__all__").drop(*VOLATILE, "config_hash")
+    assert monitor(env, D, *opts, "--set", "monitoring.segment_drift.enabled=true") == 0
+    metrics = metrics_of(env, D)
+    segmented = metrics.filter(F.col("slice") == "__all__").drop(*VOLATILE, "config_hash")
+    assert_approx_df_equality(segmented, plain, precision=1e-12, ignore_row_order=True, ignore_column_order=True)
+
+    # the stored segment references partition the reference: rows and cell counts add up to the whole
+    reg = registry_of(env, "jt")
+    doc = json.loads(open(reg.client.download_artifacts(reg.get("1").run_id, ARTIFACT, str(tmp_path))).read())
+    refs = from_artifact(doc, ["plan"])["plan"]
+    store = store_of(env)
+    reference, _ = profile_from_rows([r.asDict() for r in read_reference_rows(store, "jt", "1").collect()])
+    assert sum(p.rows for p in refs.profiles.values()) == reference.rows
+    for c in ("x1", "score"):
+        assert [sum(x) for x in zip(*(p.columns[c].bin_counts for p in refs.profiles.values()), strict=True)] == \
+            list(reference.columns[c].bin_counts)
+
+    columns = ["x1", "x2", "plan", "score"]
+    bins = reference_bins(store, "jt", "1")
+    pdf = window_rows(env, D)
+    segment = pdf["plan"].astype(object).where(pdf["plan"].notna(), "__null__")
+    segment = segment.where(segment.isin(refs.values), "__other__")
+    spec = DriftSpec.from_config(load_config("jt", env["conf"], ["monitoring.drift.min_rows=20"]).config
+                                 .monitoring.drift)
+    raw: dict[tuple[str, str], float] = {}
+    for seg, ref in refs.profiles.items():
+        want = drift_rows(dataset_drift(ref, numpy_profile(pdf[segment == seg], columns, bins, ()), spec, columns))
+        got = by_key(metrics, slice_=f"plan={seg}")
+        assert got[("__dataset__", "rows")]["value"] == (segment == seg).sum()
+        for w in want:
+            if w["metric"] in ("pvalue_adjusted", "drift") or w["column"] == "__dataset__":
+                continue   # decided by the joint procedure below
+            g = got[(w["column"], w["metric"])]
+            assert (g["value"] is None) == (w["value"] is None or math.isnan(w["value"])), (seg, w, g)
+            if g["value"] is not None:
+                assert g["value"] == pytest.approx(w["value"], rel=1e-9, abs=1e-12), (seg, w, g)
+            assert (g["n_reference"], g["n_current"]) == (w["n_reference"], w["n_current"])
+        for (column, metric), g in got.items():
+            if metric in ("ks_pvalue", "chi2_pvalue") and g["status"] != "insufficient_data" and \
+                    (column, "pvalue_adjusted") in got:
+                raw[(seg, column)] = g["value"]
+    assert len(raw) >= 4
+    keys = sorted(raw)
+    adjusted = false_discovery_control([raw[k] for k in keys], method="bh")
+    for (seg, column), q in zip(keys, adjusted, strict=True):
+        assert by_key(metrics, slice_=f"plan={seg}")[(column, "pvalue_adjusted")]["value"] == pytest.approx(q)
+    text = (env["ws"].resolve() / "reports" / "jt" / f"{D}.html").read_text()
+    assert "Drift per segment" in text and f"plan={keys[0][0]}" in text

@@ -7,8 +7,8 @@ version that scored it → load that version's reference profile and bins → pr
 score of the current and previous windows: the score job's stored per-date profiles where they
 match the predictions, ONE grouped pass over the rows of the other dates, merged
 (`driftline.monitoring.daily`) → drift vs the reference and vs the previous window (`driftline.monitoring.drift`),
-data-quality (`driftline.monitoring.quality`) and late-label performance rows
-(`driftline.monitoring.performance`) → HTML report (atomic rename) → replace the (model, run_date)
+data-quality (`driftline.monitoring.quality`), per segment when on (`driftline.monitoring.segments`), and
+late-label performance rows (`driftline.monitoring.performance`) → HTML report (atomic rename) → replace the (model, run_date)
 partition of ``monitor_metrics`` → replace the (model, run_date) partition of ``monitor_runs`` (the
 run's verdict row, written last). A rerun of a date replaces both partitions (R1). Drift found is a
 result: exit 0. Every read is in `driftline.monitoring.inputs` and `driftline.monitoring.daily`; this
@@ -30,6 +30,8 @@ from driftline.jobs.monitor_parts import (
     importance_drift,
     multivariate_of,
     scope_of,
+    segment_drift,
+    segment_reference,
     window_performance,
     window_samples,
 )
@@ -59,6 +61,7 @@ from driftline.monitoring.multivariate import MultivariateDrift, multivariate_ro
 from driftline.monitoring.performance import PERFORMANCE, MaturedWindow, performance_rows, performance_status
 from driftline.monitoring.quality import quality_rows, schema_rows
 from driftline.monitoring.report import trend_points
+from driftline.monitoring.segments import summary as segment_summary
 from driftline.monitoring.spec import DriftSpec
 from driftline.monitoring.windows import earlier_windows, window_of
 from driftline.profiling.types import DatasetProfile
@@ -155,8 +158,9 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     # performance's cells are one more column (the score on the calibration table's edges)
     profiled, bins = profiled_columns(ref, cells)
     window_rows = preds.unionByName(both.filter(~in_current))
+    by_segment = segment_reference(ctx, ref)
     profiles = window_profiles(scope, ref, window_rows, scored, version, dates, previous_dates, profiled, bins,
-                               daily)
+                               daily, None if by_segment is None else {c: s.values for c, s in by_segment.items()})
     columns = list(ref.profile.columns)
     current = without_cells(profiles.groups["current"])
     estimated = ([] if cells is None else
@@ -167,6 +171,8 @@ def measure(ctx: JobContext, date: dt.date) -> Measured:
     quality = [*quality_rows(ref.profile, current, spec.min_rows, spec.unseen_threshold),
                *schema_rows(ref.profile, [f.name for f in cfg.features], version)]
     performance, segment_rows = window_performance(ctx, preds, date, dates)
+    for name, rows in segment_drift(ctx, by_segment, profiles.segments, profiled, bins, columns).items():
+        segment_rows[name] = [*rows, *segment_rows.get(name, [])]   # a segment's drift rows, then its performance
     previous_rows: list[dict[str, Any]] = []
     if "previous" in profiles.groups:
         # window vs window: calibrated thresholds describe chunk-vs-whole-reference distances, so static ones
@@ -240,7 +246,8 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
                  loop=loop_timeline(ctx, date, m), importance=importance.of_run(registry.client, ref.mlflow_run_id),
                  fairness=[(c, {name.split("=", 1)[1]: [r for r in rows if r["column"] == FAIRNESS]
                                 for name, rows in m.segment_rows.items() if name.startswith(f"{c}=")},
-                            m.segment_rows[c]) for c in cfg.monitoring.fairness.protected if c in m.segment_rows])
+                            m.segment_rows[c]) for c in cfg.monitoring.fairness.protected if c in m.segment_rows],
+                 segments=segment_summary(m.segment_rows))
     metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model=cfg.name, model_version=m.version,
                                  reference_id=ref.reference_id, window_start=dates[0], window_end=dates[-1],
                                  created_at=ctx.started_at, config_hash=ctx.config_hash,

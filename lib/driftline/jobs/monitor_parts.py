@@ -9,14 +9,17 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from driftline.errors import DriftlineError
+from driftline.monitoring import segments
 from driftline.monitoring.evidently_page import current_sample, reference_sample
 from driftline.monitoring.fairness import fairness_rows, group_counts
 from driftline.monitoring.inputs import Reference, Scope, labelled_frame
 from driftline.monitoring.metrics import slice_name
 from driftline.monitoring.multivariate import MultivariateDrift, multivariate_drift
 from driftline.monitoring.performance import performance_rows
-from driftline.profiling.types import NumericProfile
-from driftline.registry.client import tracking_setup
+from driftline.monitoring.segments import SegmentColumn
+from driftline.monitoring.spec import DriftSpec
+from driftline.profiling.types import DatasetProfile, NumericProfile
+from driftline.registry.client import json_artifact, tracking_setup
 from driftline.vocabulary import SCORE
 
 if TYPE_CHECKING:
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
     from driftline.jobs.context import JobContext
+    from driftline.profiling.bins import ColumnBins
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,45 @@ def multivariate_of(ctx: JobContext, ref: Reference, reference: pd.DataFrame | N
              ctx.config.name, ref.version, result.status, result.auc, result.threshold, result.n_reference,
              result.n_current)
     return result
+
+
+_SEGMENT_REFERENCES: dict[tuple[str, str], dict[str, SegmentColumn]] = {}
+
+
+def segment_reference(ctx: JobContext, ref: Reference) -> dict[str, SegmentColumn] | None:
+    """The version's segment reference profiles (`driftline.monitoring.segments`) when
+    ``monitoring.segment_drift`` is on and ``monitoring.segments`` names columns it stored, else None (the log says
+    why); read once per process and version (a backfill)."""
+    mcfg = ctx.config.monitoring
+    if not mcfg.segment_drift.enabled or not mcfg.segments:
+        return None
+    tracking = tracking_setup(ctx.config.mlflow, ctx.workspace)
+    key = (tracking.tracking_uri, ref.mlflow_run_id)
+    if key not in _SEGMENT_REFERENCES:
+        doc = json_artifact(tracking, ref.mlflow_run_id, segments.ARTIFACT)
+        if doc is None:
+            log.info("%s v%s: no segment reference profiles stored with the version (trained before "
+                     "monitoring.segments was set, or before drift per segment existed); no drift rows per segment",
+                     ctx.config.name, ref.version)
+        _SEGMENT_REFERENCES[key] = {} if doc is None else segments.from_artifact(doc, mcfg.segments)
+    found = {c: s for c, s in _SEGMENT_REFERENCES[key].items() if c in mcfg.segments}
+    return found or None
+
+
+def segment_drift(ctx: JobContext, reference: dict[str, SegmentColumn] | None,
+                  current: dict[tuple[str, str], DatasetProfile], profiled: list[str], bins: dict[str, ColumnBins],
+                  columns: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Drift and quality rows per segment (`driftline.monitoring.segments.segment_rows`, static thresholds) of the
+    window's segment profiles ``current`` (in the ``profiled`` columns and ``bins``; the judged ``columns`` are the
+    reference's)."""
+    from driftline.profiling.accumulate import empty_core_row
+    from driftline.profiling.profile import profile_from_row
+
+    if reference is None:
+        return {}
+    empty = profile_from_row(empty_core_row(profiled, bins), profiled, bins, ())
+    return segments.segment_rows(reference, current, empty, DriftSpec.from_config(ctx.config.monitoring.drift),
+                                 columns)
 
 
 def window_performance(ctx: JobContext, preds: DataFrame, date: dt.date, dates: tuple[dt.date, ...]

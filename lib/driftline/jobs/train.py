@@ -27,6 +27,7 @@ from driftline.errors import ConfigError, InputContractError, MissingInputError,
 from driftline.jobs import canary
 from driftline.jobs.train_gate import canary_rollout, run_gate
 from driftline.jobs.train_reference import write_reference_profile
+from driftline.monitoring.segments import segment_alias
 from driftline.registry.client import (
     ModelRegistry,
     configure,
@@ -153,10 +154,13 @@ def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, wind
         raise InputContractError(
             f"table {plan.features_table}: expected columns {', '.join(missing)}, found them missing"
         )
+    # the segment columns' values as the monitor reads them (`driftline.monitoring.segments`), beside the model's
+    segments = {segment_alias(c): c for c in cfg.monitoring.segments if c in features.columns}
     features = features.select(
         F.col(cfg.entity_key).cast("string").alias(cfg.entity_key), F.col(AS_OF).cast("date").alias(AS_OF),
         *[F.col(c).cast("double").alias(c) for c in plan.numeric],
         *[F.col(c).cast("string").alias(c) for c in plan.categorical],
+        *[F.col(c).cast("string").alias(a) for a, c in segments.items()],
     )
     source = cfg.sources.labels
     if source is None:
@@ -164,7 +168,7 @@ def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, wind
     labels = ds.matured_labels(store.read(plan.labels_table, version=versions[plan.labels_table]),
                                source, plan.label_as_of, windows.date)
     data = ds.with_labels(ds.filter_window(features, windows.train_start, windows.validation_end),
-                          labels, cfg.entity_key, plan.features)
+                          labels, cfg.entity_key, [*plan.features, *segments])
     tcfg = cfg.training
     train, train_capped = ds.collect_sample(ds.filter_window(data, windows.train_start, windows.train_end),
                                             cfg.entity_key, tcfg.sample_cap, tcfg.sample_seed)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from driftline.monitoring import custom_reference
+from driftline.monitoring import custom_reference, segments
 from driftline.registry.profiles import REFERENCE_SAMPLE, ProfileProvenance, write_reference_rows
 from driftline.training.pipeline import model_frame
 from driftline.vocabulary import AS_OF, SCORE, finite_or_none
@@ -64,6 +64,8 @@ def reference_pdf(plan: Plan, data: TrainingData, fit: FitResult,
         x.insert(0, AS_OF, frame[AS_OF].to_numpy())
         x[SCORE] = scores
         x["split"] = split
+        for c in segment_columns(frame):
+            x[c] = frame[c].to_numpy(dtype=object)
         parts.append(x[keep])
     pdf = pd.concat(parts, ignore_index=True)
     pdf[AS_OF] = pd.to_datetime(pdf[AS_OF]).dt.date
@@ -71,6 +73,11 @@ def reference_pdf(plan: Plan, data: TrainingData, fit: FitResult,
              "%d as-of dates", rows, int(masks[0].sum()), len(data.train), int(masks[1].sum()),
              len(data.validation), pdf[AS_OF].nunique())
     return pdf
+
+
+def segment_columns(frame: pd.DataFrame) -> list[str]:
+    """The segment columns' string values the training rows carry (`driftline.monitoring.segments.segment_alias`)."""
+    return [c for c in frame.columns if c.startswith(segments.PREFIX)]
 
 
 def reference_frame(spark: SparkSession, plan: Plan, pdf: pd.DataFrame) -> DataFrame:
@@ -82,6 +89,7 @@ def reference_frame(spark: SparkSession, plan: Plan, pdf: pd.DataFrame) -> DataF
         + [StructField(c, DoubleType()) for c in plan.numeric]
         + [StructField(c, StringType()) for c in plan.categorical]
         + [StructField(SCORE, DoubleType()), StructField("split", StringType())]
+        + [StructField(c, StringType()) for c in segment_columns(pdf)]
     )
     return spark.createDataFrame(pdf.astype(object).where(pdf.notna(), None), schema=schema)
 
@@ -106,6 +114,8 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
         prof = profile(ref, [*plan.features, SCORE], bins)
         calibrated = calibrate(ref, AS_OF, prof, bins, drift)
         custom = custom_reference.at_training(ref, len(pdf), cfg.monitoring.custom_metrics)
+        by_segment = segments.at_training(ref, [*plan.features, SCORE], bins, cfg.monitoring.segments,
+                                          cfg.monitoring.segment_drift.top_n) if cfg.monitoring.segments else None
     finally:
         ref.unpersist()
     rows = [*profile_rows(prof, bins), *calibration_rows(calibrated, prof), *estimation_rows(cfg, plan, data, fit)]
@@ -118,13 +128,15 @@ def write_reference_profile(ctx: JobContext, registry: ModelRegistry, plan: Plan
                         "reference_profile/profile.json")
         if custom is not None:
             mlflow.log_text(custom, custom_reference.ARTIFACT)
+        if by_segment is not None:
+            mlflow.log_text(by_segment, segments.ARTIFACT)
         n = min(cfg.monitoring.report.evidently_rows, len(pdf))
         if n:
             # a bounded random sample for the Evidently page of the monitoring reports (Parquet: no code inside)
             with tempfile.TemporaryDirectory() as tmp:
                 sample = Path(tmp) / REFERENCE_SAMPLE
-                pdf.drop(columns=["split"]).sample(n=n, random_state=cfg.estimator.seed).reset_index(drop=True) \
-                    .to_parquet(sample, index=False)
+                pdf.drop(columns=["split", *segment_columns(pdf)]).sample(n=n, random_state=cfg.estimator.seed) \
+                    .reset_index(drop=True).to_parquet(sample, index=False)
                 mlflow.log_artifact(str(sample), "reference_profile")
     registry.set_tags(record.version, {"driftline.profile_rows": str(len(rows))})
     log.info("reference profile: %d rows for %s v%s", len(rows), cfg.name, record.version)

@@ -61,21 +61,9 @@ def at_training(frame: DataFrame, rows: int, metrics: Mapping[str, CustomMetricC
 
 def stored(tracking: TrackingSetup, mlflow_run_id: str) -> dict[str, Any] | None:
     """The artifact stored with the version's MLflow run, None when there is none or it cannot be read."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    from driftline.registry.client import json_artifact
 
-    from driftline.registry.client import configure
-
-    configure(tracking)
-    try:
-        doc = mlflow.artifacts.load_text(f"runs:/{mlflow_run_id}/{ARTIFACT}")
-    except (MlflowException, OSError) as exc:
-        log.info("custom metrics of MLflow run %s: %s", mlflow_run_id, " ".join(str(exc).split())[:200])
-        return None
-    try:
-        found = json.loads(doc)
-    except ValueError:
-        return None
+    found = json_artifact(tracking, mlflow_run_id, ARTIFACT)
     return found if isinstance(found, dict) and isinstance(found.get("metrics"), dict) else None
 
 

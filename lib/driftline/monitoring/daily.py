@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from driftline.monitoring.estimated import CELL_COLUMN
 from driftline.monitoring.evidently_page import sample_rows
 from driftline.monitoring.inputs import Reference, Scope, version_order, window_frame
-from driftline.profiling.accumulate import Accumulator, empty_core_row
+from driftline.monitoring.segments import SEPARATOR, segment_alias, segment_of
+from driftline.profiling.accumulate import Accumulator, empty_core_row, layout
 from driftline.profiling.bins import ColumnBins, bins_fingerprint
 from driftline.profiling.fold import core_accumulators, core_row
 from driftline.profiling.profile import profile_by, profile_from_row
@@ -185,20 +186,27 @@ def stored_profiles(scope: Scope, dates: Sequence[dt.date], version_of: Mapping[
 
 @dataclass(frozen=True)
 class WindowProfiles:
-    """The profiles of the current and (when it has rows) previous window, and the stored samples of the current
-    window's dates (None for a date without one)."""
+    """The profiles of the current and (when it has rows) previous window, the stored samples of the current
+    window's dates (None for a date without one), and with segments the current window's profile per (segment
+    column, segment)."""
 
     groups: dict[str, DatasetProfile]
     samples: dict[dt.date, bytes | None]
+    segments: dict[tuple[str, str], DatasetProfile] = field(default_factory=dict)
 
 
 def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
                     scored: Mapping[tuple[dt.date, str], ScoredDate], version: str, dates: tuple[dt.date, ...],
                     previous_dates: tuple[dt.date, ...], profiled: list[str], bins: dict[str, ColumnBins],
-                    daily: Mapping[dt.date, Sequence[Any]]) -> WindowProfiles:
+                    daily: Mapping[dt.date, Sequence[Any]],
+                    segments: Mapping[str, Sequence[str]] | None = None) -> WindowProfiles:
     """Profile both windows: merge the score job's stored per-date profiles where they hold for the rows the
     predictions table has now (`driftline.monitoring.daily`), scan the other dates in one grouped pass (features
-    joined to the predictions), and merge both kinds of accumulator per window."""
+    joined to the predictions), and merge both kinds of accumulator per window.
+
+    ``segments`` (segment column → its segment values, `driftline.monitoring.segments`): the current window's
+    dates are all scanned (stored profiles are not per segment), each row folded once per segment column under
+    the key (column, segment); the current window is the merge of the first column's segments."""
     from pyspark.sql import functions as F
 
     version_of = {d: version for d in dates if (d, version) in scored}
@@ -209,14 +217,23 @@ def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
     window_of_date = {**dict.fromkeys(previous_dates, "previous"), **dict.fromkeys(dates, "current")}
     if not ref.has_offset_sums:   # a reference stored before offset sums: quantiles need the rows (a scan)
         frame = scanned(scope, ref, window_rows, [*previous_dates, *dates], profiled, dates[0])
-        log.info("%s v%s: reference without offset sums; the window is profiled from its rows", scope.model,
-                 ref.version)
+        log.info("%s v%s: reference without offset sums; the window is profiled from its rows%s", scope.model,
+                 ref.version, ", without drift per segment (retrain the version for it)" if segments else "")
         return WindowProfiles(profile_by(frame, WINDOW, profiled, bins, quantiles=ref.quantiles, distinct=False), {})
     stored = stored_profiles(scope, [*previous_dates, *dates], version_of, scored, profiled, bins, daily)
-    parts = [(window_of_date[d], acc) for d, acc in sorted(stored.accumulators.items())]
-    if stored.missing:
-        missing = sorted(stored.missing)
-        frame = scanned(scope, ref, window_rows.filter(F.col(SCORE_DATE).isin(missing)), missing, profiled, dates[0])
+    usable = dict(stored.accumulators)
+    scan = set(stored.missing)
+    if segments:
+        current = [d for d in dates if d in version_of]
+        usable = {d: acc for d, acc in usable.items() if d not in dates}
+        scan |= set(current)
+        log.info("%s: drift per segment: the current window's %d dates are profiled from their rows (the stored "
+                 "per-date profiles are not per segment)", scope.model, len(current))
+    parts = [(window_of_date[d], acc) for d, acc in sorted(usable.items())]
+    if scan:
+        missing = sorted(scan)
+        frame = scanned(scope, ref, window_rows.filter(F.col(SCORE_DATE).isin(missing)), missing, profiled, dates[0],
+                        segments)
         parts += list(core_accumulators(frame, WINDOW, profiled, bins).items())
     merged: dict[str, Accumulator] = {}
     for group, acc in parts:   # stored and scanned accumulators merge alike
@@ -224,24 +241,53 @@ def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
             merged[group].merge(acc)
         else:
             merged[group] = acc
+    by_segment = split_segments(merged, list(segments or {}), profiled, bins)
     groups = {g: profile_from_row(core_row(acc, profiled, bins), profiled, bins, ()) for g, acc in merged.items()}
     if "current" not in groups:
         groups["current"] = profile_from_row(empty_core_row(profiled, bins), profiled, bins, ())
-    return WindowProfiles(groups, {d: stored.samples.get(d) for d in dates})
+    return WindowProfiles(groups, {d: stored.samples.get(d) for d in dates},
+                          {k: profile_from_row(core_row(acc, profiled, bins), profiled, bins, ())
+                           for k, acc in by_segment.items()})
+
+
+def split_segments(merged: dict[str, Accumulator], columns: Sequence[str], profiled: Sequence[str],
+                   bins: Mapping[str, ColumnBins]) -> dict[tuple[str, str], Accumulator]:
+    """Take the segment groups out of ``merged`` (the scan's keys ``<position>`` `SEPARATOR` ``<segment>``): (segment
+    column, segment) → accumulator; ``merged["current"]`` becomes the merge of the first column's segments (each
+    current row is in exactly one of them)."""
+    out: dict[tuple[str, str], Accumulator] = {}
+    for group in [g for g in merged if SEPARATOR in g]:
+        position, segment = group.split(SEPARATOR, 1)
+        acc = merged.pop(group)
+        out[(columns[int(position)], segment)] = acc
+        if position == "0":
+            if "current" not in merged:
+                add_names, numeric = layout(profiled, bins)
+                merged["current"] = Accumulator(len(add_names), len(numeric))
+            merged["current"].merge(acc)
+    return out
 
 
 def scanned(scope: Scope, ref: Reference, rows: DataFrame, dates: Sequence[dt.date], profiled: Sequence[str],
-            current_from: dt.date) -> DataFrame:
+            current_from: dt.date, segments: Mapping[str, Sequence[str]] | None = None) -> DataFrame:
     """The monitor's scan of ``dates``: the champion ``rows`` joined to their features (the reference's columns and
     ``score``), the estimation cells' column (the score again) when ``profiled`` has it, and `WINDOW` (current
-    from ``current_from``, else previous)."""
+    from ``current_from``, else previous); with ``segments``, a current row once per segment column, `WINDOW`
+    = ``<position of the column>`` `SEPARATOR` ``<its segment>`` (`driftline.monitoring.segments.segment_of`)."""
     from pyspark.sql import functions as F
 
     numeric = [c for c, p in ref.profile.columns.items() if isinstance(p, NumericProfile)]
-    frame = window_frame(scope, rows, dates, list(ref.profile.columns), numeric)
+    strings = {segment_alias(c): c for c in segments or {}}
+    frame = window_frame(scope, rows, dates, list(ref.profile.columns), numeric, strings=strings)
     if CELL_COLUMN in profiled:
         frame = frame.withColumn(CELL_COLUMN, F.col(SCORE))
-    return frame.withColumn(WINDOW, F.when(F.col(AS_OF) >= F.lit(current_from), "current").otherwise("previous"))
+    current = F.col(AS_OF) >= F.lit(current_from)
+    if not segments:
+        return frame.withColumn(WINDOW, F.when(current, "current").otherwise("previous"))
+    keys = F.array(*[F.concat(F.lit(f"{i}{SEPARATOR}"), segment_of(F.col(segment_alias(c)), values))
+                     for i, (c, values) in enumerate(segments.items())])
+    return (frame.withColumn(WINDOW, F.explode(F.when(current, keys).otherwise(F.array(F.lit("previous")))))
+            .drop(*strings))
 
 
 def page_sample(scope: Scope, samples: Mapping[dt.date, bytes | None], preds: DataFrame, rows: int,

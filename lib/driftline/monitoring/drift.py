@@ -61,28 +61,44 @@ def dataset_drift(
     share reaches ``dataset_drift_share`` (≥, as Evidently), ``warn`` if some column drifted,
     else ``ok``.
     """
-    names = list(reference.columns) if columns is None else list(columns)
-    missing = [c for c in names if c not in reference.columns or c not in current.columns]
-    if missing:
-        raise DriftError(
-            f"drift: expected profiles of {', '.join(names)} on both sides, found none for {', '.join(missing)} "
-            f"(reference has {', '.join(reference.columns)}; current has {', '.join(current.columns)})"
-        )
-    results = [column_drift(reference.columns[c], current.columns[c], spec) for c in names]
-    tested = [i for i, r in enumerate(results) if r.method in PVALUE_METHODS and r.drifted is not None]
-    adjusted = benjamini_hochberg([results[i].decision_value for i in tested])  # type: ignore[misc]
-    for i, q in zip(tested, adjusted, strict=True):
-        r = results[i]
+    return dataset_drifts({None: (reference, current)}, spec, columns)[None]
+
+
+def dataset_drifts(pairs: Mapping[Any, tuple[DatasetProfile, DatasetProfile]], spec: DriftSpec,
+                   columns: Sequence[str] | None = None) -> dict[Any, DatasetDrift]:
+    """`dataset_drift` of several (reference, current) pairs — the segments of a window — with ONE
+    Benjamini–Hochberg procedure over every tested (pair, column): the false-discovery rate is controlled
+    across columns × segments, and each pair gets its own dataset verdict from its columns."""
+    results: dict[Any, list[ColumnDrift]] = {}
+    for key, (reference, current) in pairs.items():
+        names = list(reference.columns) if columns is None else list(columns)
+        missing = [c for c in names if c not in reference.columns or c not in current.columns]
+        if missing:
+            raise DriftError(
+                f"drift: expected profiles of {', '.join(names)} on both sides, found none for {', '.join(missing)} "
+                f"(reference has {', '.join(reference.columns)}; current has {', '.join(current.columns)})"
+            )
+        results[key] = [column_drift(reference.columns[c], current.columns[c], spec) for c in names]
+    tested = [(k, i) for k, found in results.items() for i, r in enumerate(found)
+              if r.method in PVALUE_METHODS and r.drifted is not None]
+    adjusted = benjamini_hochberg([results[k][i].decision_value for k, i in tested])  # type: ignore[misc]
+    for (k, i), q in zip(tested, adjusted, strict=True):
+        r = results[k][i]
         rejected = q <= spec.fdr
         crossed = bool(r.decision_value is not None and r.threshold is not None and r.decision_value < r.threshold)
         status: Status = ALERT if (crossed and rejected) or r.unseen_alert else (WARN if crossed else OK)
         metrics = (*r.metrics, MetricResult("pvalue_adjusted", q, spec.fdr, ALERT if rejected else OK))
-        results[i] = replace(r, drifted=bool((crossed and rejected) or r.unseen_alert), status=status,
-                             pvalue_adjusted=q,
-                             metrics=metrics)
+        results[k][i] = replace(r, drifted=bool((crossed and rejected) or r.unseen_alert), status=status,
+                                pvalue_adjusted=q, metrics=metrics)
+    return {k: _verdict(found, spec) for k, found in results.items()}
+
+
+def _verdict(results: Sequence[ColumnDrift], spec: DriftSpec) -> DatasetDrift:
+    """The dataset verdict of judged columns (the drifted-share rule)."""
     evaluated = [r for r in results if r.drifted is not None]
     drifted = sum(1 for r in evaluated if r.drifted)
     share = drifted / len(evaluated) if evaluated else None
+    status: Status
     if share is None:
         status = INSUFFICIENT
     elif share >= spec.dataset_drift_share:

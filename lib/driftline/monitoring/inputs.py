@@ -122,7 +122,8 @@ def resolve_version(counts: Mapping[str, int], table: str, dates: Sequence[dt.da
 
 
 def window_frame(scope: Scope, predictions: DataFrame, dates: Sequence[dt.date],
-                 columns: Sequence[str], numeric: Collection[str] = (), few: bool = False) -> DataFrame:
+                 columns: Sequence[str], numeric: Collection[str] = (), few: bool = False,
+                 strings: Mapping[str, str] | None = None) -> DataFrame:
     """The rows the champion scored in the window: their ``score`` and feature values.
 
     Reads the predictions' key, score_date, score and the features ``columns`` of the same key and
@@ -132,7 +133,8 @@ def window_frame(scope: Scope, predictions: DataFrame, dates: Sequence[dt.date],
     the features table, or one the reference profiled as ``numeric`` but the table holds as neither a
     number nor a boolean, fails (R9), naming expected and found. ``few``: ``predictions`` is a few
     thousand rows (a sample): their feature rows are found with broadcast joins (a left join cannot
-    broadcast its preserved side), not a shuffle of the window.
+    broadcast its preserved side), not a shuffle of the window. ``strings``: more columns of the features
+    table, cast to string, as alias → column (the segment columns of `driftline.monitoring.segments`).
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import BooleanType, NumericType
@@ -144,10 +146,12 @@ def window_frame(scope: Scope, predictions: DataFrame, dates: Sequence[dt.date],
     if not scope.store.exists(table):
         raise MissingInputError(f"table {table}: expected it to exist for monitoring, found none")
     features = scope.store.read(table, partitions={AS_OF: list(dates)})
-    missing = [c for c in [key, AS_OF, *features_cols] if c not in features.columns]
+    extra = dict(strings or {})
+    missing = [c for c in [key, AS_OF, *features_cols, *extra.values()] if c not in features.columns]
     if missing:
-        raise InputContractError(f"table {table}: expected the reference's columns {', '.join(features_cols)}, "
-                                f"found {', '.join(missing)} missing (columns: {', '.join(features.columns)})")
+        raise InputContractError(f"table {table}: expected the reference's columns {', '.join(features_cols)}"
+                                 f"{' and the segment columns ' + ', '.join(extra.values()) if extra else ''}, "
+                                 f"found {', '.join(missing)} missing (columns: {', '.join(features.columns)})")
     retyped = [f"{f.name} ({f.dataType.simpleString()})" for f in features.schema.fields
                if f.name in numeric and f.name in features_cols
                and not isinstance(f.dataType, (NumericType, BooleanType))]
@@ -158,11 +162,12 @@ def window_frame(scope: Scope, predictions: DataFrame, dates: Sequence[dt.date],
     types = {f.name: f.dataType for f in features.schema.fields}
     as_seen = [F.col(c).cast("double" if c in numeric else "string").alias(c) if isinstance(types[c], BooleanType)
                else F.col(c) for c in features_cols]
+    as_seen += [F.col(c).cast("string").alias(a) for a, c in extra.items()]
     feats = features.filter(F.col(AS_OF).between(F.lit(dates[0]), F.lit(dates[-1]))).select(key, AS_OF, *as_seen)
     if few:
         wanted = F.broadcast(scored.select(key, AS_OF).distinct())
         feats = F.broadcast(feats.join(wanted, on=[key, AS_OF], how="left_semi"))
-    return scored.join(feats, on=[key, AS_OF], how="left").select(key, AS_OF, *features_cols, SCORE)
+    return scored.join(feats, on=[key, AS_OF], how="left").select(key, AS_OF, *features_cols, SCORE, *extra)
 
 
 # --------------------------------------------------------------------------- labels

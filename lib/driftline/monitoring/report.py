@@ -11,7 +11,6 @@ dataset's drift share, AUC), then every metric row of the run. It is written ato
 from __future__ import annotations
 
 import datetime as dt
-import html
 import math
 import os
 import uuid
@@ -26,6 +25,7 @@ from driftline.monitoring.importance_drift import METHOD as IMPORTANCE_METHOD
 from driftline.monitoring.loop_report import Timeline, loop_section
 from driftline.monitoring.multivariate import METRIC, MULTIVARIATE
 from driftline.monitoring.performance import PERFORMANCE
+from driftline.monitoring.report_slices import STATUS_COLOURS, _badge, _e, _fmt, fairness_section, segments_section
 from driftline.monitoring.spec import METHOD_METRIC
 from driftline.profiling.bins import OTHER, NumericBins
 from driftline.profiling.types import DatasetProfile, NumericProfile
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from driftline.monitoring.drift import DatasetDrift
     from driftline.monitoring.evidently_page import EvidentlyPage
 
-STATUS_COLOURS = {"ok": "#2e7d32", "warn": "#ef6c00", "alert": "#c62828", "insufficient_data": "#757575"}
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#212121}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
@@ -43,22 +42,6 @@ th{background:#fafafa}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px}
 .muted{color:#757575;font-size:12px}.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
 """
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _fmt(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if float(value).is_integer() and abs(value) < 1e12:
-        return str(int(value))
-    return f"{value:.4g}"
-
-
-def _badge(status: str) -> str:
-    return f'<span class="badge" style="background:{STATUS_COLOURS.get(status, "#757575")}">{_e(status)}</span>'
 
 
 def _labels(prof: Any) -> list[str]:
@@ -200,13 +183,15 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
                   matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Mapping[str, Any]]]] = (),
                   loop: Timeline | None = None, importance: Mapping[str, float] | None = None,
                   fairness: Sequence[tuple[str, Mapping[str, Sequence[Mapping[str, Any]]],
-                                           Sequence[Mapping[str, Any]]]] = ()) -> str:
+                                           Sequence[Mapping[str, Any]]]] = (),
+                  segments: Sequence[Mapping[str, Any]] = ()) -> str:
     """The report's HTML (pure): summary, per-column verdicts with histograms (and the version's permutation
     ``importance`` of each feature with its rank, when stored), trends across windows, the
     closed loop (``loop``: estimated vs realized performance, episodes, champion switches), the earlier
     windows' performance on labels matured since (``matured``: start, end, version, performance rows), every
     metric row; ``fairness``: per protected column, its groups' rate rows (group name → rows) and the gaps across
-    them (`driftline.monitoring.fairness`)."""
+    them (`driftline.monitoring.fairness`); ``segments``: one line per segment with drift rows
+    (`driftline.monitoring.segments.summary`)."""
     summary = _summary(model=model, version=version, date=date, window=window, run_id=run_id, reference=reference,
                        current=current, result=result, evidently=evidently)
     joint = next((r for r in rows if r["column"] == MULTIVARIATE and r["metric"] == METRIC), None)
@@ -229,8 +214,10 @@ def render_report(*, model: str, version: str, date: dt.date, window: tuple[dt.d
         out.extend(loop_section(loop))
     if matured:
         out.extend(_matured_section(matured))
+    if segments:
+        out.extend(segments_section(segments))
     for column, groups, across in fairness:
-        out.extend(_fairness_section(column, groups, across))
+        out.extend(fairness_section(column, groups, across))
     out.extend(_metrics_section(rows))
     out.append("</table></body></html>\n")
     return "\n".join(out)
@@ -336,28 +323,6 @@ def _matured_section(matured: Sequence[tuple[dt.date, dt.date, str, Sequence[Map
                        f'<td class="num">{_fmt(change["value"]) if change else ""}</td>'
                        f"<td class=\"muted\">{_e(change.get('reason')) if change else ''}</td></tr>")
         out.append("</table>")
-    return out
-
-
-def _fairness_section(column: str, groups: Mapping[str, Sequence[Mapping[str, Any]]],
-                      across: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One protected column: each group's selection / true-positive / false-positive rate (rows behind it), then
-    the gaps across groups with their bounds and statuses."""
-    names = ("selection_rate", "true_positive_rate", "false_positive_rate")
-    out = [f"<h2>Fairness: {_e(column)}</h2><p class=\"muted\">Prediction = score ≥ label.threshold; true / false "
-           "positive rates on matured labels; a rate on too few rows is left out of the gaps.</p>"
-           "<table><tr><th>group</th>" + "".join(f"<th>{n.replace('_', ' ')}</th>" for n in names) + "</tr>"]
-    for group, rows in groups.items():
-        by = {r["metric"]: r for r in rows}
-        tds = "".join(f'<td class="num">{_fmt(by[n]["value"])} <span class="muted">({by[n]["n_current"]})</span> '
-                      f"{_badge(by[n]['status'])}</td>" if n in by else "<td></td>" for n in names)
-        out.append(f"<tr><td>{_e(group)}</td>{tds}</tr>")
-    out.append("</table><table><tr><th>gap</th><th>value</th><th>bound</th><th>status</th><th>why</th></tr>")
-    for r in across:
-        out.append(f"<tr><td>{_e(r['metric'])}</td><td class=\"num\">{_fmt(r['value'])}</td>"
-                   f'<td class="num">{_fmt(r["threshold"])}</td><td>{_badge(r["status"])}</td>'
-                   f"<td class=\"muted\">{_e(r.get('reason'))}</td></tr>")
-    out.append("</table>")
     return out
 
 

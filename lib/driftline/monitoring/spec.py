@@ -105,6 +105,16 @@ class FairnessConfig(Frozen):
     gate: bool = False
 
 
+class SegmentDriftConfig(Frozen):
+    """Drift and data quality per value of each ``monitoring.segments`` column (``monitoring.segment_drift``;
+    `driftline.monitoring.segments`). The train job stores the segments' reference profiles whenever segments are
+    configured; this switches the monitor's per-segment pass on (it scans the window's rows: the score job's
+    stored per-date profiles are not per segment)."""
+
+    enabled: bool = False
+    top_n: int = Field(10, ge=1, le=50)
+
+
 class ImportanceDriftConfig(Frozen):
     """Permutation importance recomputed on the newest fully matured window against the training importance
     (``monitoring.importance_drift``; `driftline.monitoring.importance_drift`)."""
@@ -116,6 +126,7 @@ class ImportanceDriftConfig(Frozen):
 class MonitoringConfig(Frozen):
     window_days: int = Field(1, ge=1, le=366)
     segments: list[Identifier] = Field(default_factory=list)
+    segment_drift: SegmentDriftConfig = Field(default_factory=SegmentDriftConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     report: MonitoringReportConfig = Field(default_factory=MonitoringReportConfig)

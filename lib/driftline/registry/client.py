@@ -78,6 +78,27 @@ def configure(setup: TrackingSetup) -> None:
     mlflow.set_registry_uri(setup.registry_uri)
 
 
+def json_artifact(setup: TrackingSetup, mlflow_run_id: str, path: str) -> Any:
+    """The JSON document stored as artifact ``path`` of an MLflow run, None when there is none or it is not JSON
+    (the reason is logged)."""
+    import json
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    configure(setup)
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{mlflow_run_id}/{path}")
+    except (MlflowException, OSError) as exc:
+        log.info("artifact %s of MLflow run %s: %s", path, mlflow_run_id, " ".join(str(exc).split())[:200])
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        log.warning("artifact %s of MLflow run %s: expected JSON, found unreadable text", path, mlflow_run_id)
+        return None
+
+
 def ensure_experiment(client: MlflowClient, setup: TrackingSetup) -> str:
     """The id of the configured experiment, created (with the workspace artifact location) if absent."""
     exp = client.get_experiment_by_name(setup.experiment)

@@ -220,8 +220,9 @@ MONITOR_METRICS = TableContract(
         _c("reference_id", S, "which reference profile was compared (`<model>/<version>`)", False),
         _c("window_start", D, "first day of the window (inclusive)", False),
         _c("window_end", D, "last day of the window (inclusive)", False),
-        _c("slice", S, "__all__, or `<segment column>=<value>` (`=__null__` for nulls), or `<protected column>` for "
-           "the fairness gaps across its groups", False),
+        _c("slice", S, "__all__, or `<segment column>=<value>` (`=__null__` for nulls, `=__other__` for the values "
+           "outside a column's top segments in drift rows per segment), or `<protected column>` for the fairness gaps "
+           "across its groups", False),
         _c("baseline", S, "reference or previous_window", False),
         _c("column", S, "feature or `score`; __dataset__ for dataset rows, __performance__ for late-label "
            "performance rows, __multivariate__ for the domain classifier (metric domain_auc), __custom__ and "
