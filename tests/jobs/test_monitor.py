@@ -838,6 +838,7 @@ def test_drift_per_segment_equals_each_segment_alone(scored, tmp_path) -> None:
     segment's stored reference profile), the adjusted p-values equal scipy's Benjamini–Hochberg over every
     (segment, column) p-value, and the whole-window rows are those of the run without segments."""
     import json
+    from pathlib import Path
 
     from scipy.stats import false_discovery_control
 
@@ -854,7 +855,7 @@ def test_drift_per_segment_equals_each_segment_alone(scored, tmp_path) -> None:
 
     # the stored segment references partition the reference: rows and cell counts add up to the whole
     reg = registry_of(env, "jt")
-    doc = json.loads(open(reg.client.download_artifacts(reg.get("1").run_id, ARTIFACT, str(tmp_path))).read())
+    doc = json.loads(Path(reg.client.download_artifacts(reg.get("1").run_id, ARTIFACT, str(tmp_path))).read_text())
     refs = from_artifact(doc, ["plan"])["plan"]
     store = store_of(env)
     reference, _ = profile_from_rows([r.asDict() for r in read_reference_rows(store, "jt", "1").collect()])

@@ -8,8 +8,8 @@ score of the current and previous windows: the score job's stored per-date profi
 match the predictions, ONE grouped pass over the rows of the other dates, merged
 (`driftline.monitoring.daily`) → drift vs the reference and vs the previous window (`driftline.monitoring.drift`),
 data-quality (`driftline.monitoring.quality`), per segment when on (`driftline.monitoring.segments`), and
-late-label performance rows (`driftline.monitoring.performance`) → HTML report (atomic rename) → replace the (model, run_date)
-partition of ``monitor_metrics`` → replace the (model, run_date) partition of ``monitor_runs`` (the
+late-label performance rows (`driftline.monitoring.performance`) → HTML report (atomic rename) → replace the
+(model, run_date) partition of ``monitor_metrics`` → replace the (model, run_date) partition of ``monitor_runs`` (the
 run's verdict row, written last). A rerun of a date replaces both partitions (R1). Drift found is a
 result: exit 0. Every read is in `driftline.monitoring.inputs` and `driftline.monitoring.daily`; this
 module orchestrates.
@@ -117,7 +117,7 @@ class Measured:
     result: DatasetDrift
     rows: list[dict[str, Any]]                       # reference baseline: drift, quality, performance
     previous_rows: list[dict[str, Any]]              # previous-window baseline
-    segment_rows: dict[str, list[dict[str, Any]]]    # slice name → performance rows
+    segment_rows: dict[str, list[dict[str, Any]]]    # slice name → drift + quality (per segment), performance rows
     matured: list[MaturedWindow]
     history: list[dict[str, Any]]                    # `recent_metrics`: earlier runs' rows (trends, closed loop)
     quality_status: str
@@ -244,8 +244,8 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
                  run_id=ctx.run_id, reference=ref.profile, current=current, result=result, rows=m.rows,
                  trends=trends, evidently=evidently, matured=[(w.start, w.end, w.version, w.rows) for w in m.matured],
                  loop=loop_timeline(ctx, date, m), importance=importance.of_run(registry.client, ref.mlflow_run_id),
-                 fairness=[(c, {name.split("=", 1)[1]: [r for r in rows if r["column"] == FAIRNESS]
-                                for name, rows in m.segment_rows.items() if name.startswith(f"{c}=")},
+                 fairness=[(c, {name.split("=", 1)[1]: kept for name, rows in m.segment_rows.items()
+                                if name.startswith(f"{c}=") and (kept := [r for r in rows if r["column"] == FAIRNESS])},
                             m.segment_rows[c]) for c in cfg.monitoring.fairness.protected if c in m.segment_rows],
                  segments=segment_summary(m.segment_rows))
     metrics_ctx = MetricsContext(run_id=ctx.run_id, run_date=date, model=cfg.name, model_version=m.version,

@@ -72,7 +72,7 @@ def multivariate_of(ctx: JobContext, ref: Reference, reference: pd.DataFrame | N
     return result
 
 
-_SEGMENT_REFERENCES: dict[tuple[str, str], dict[str, SegmentColumn]] = {}
+_SEGMENT_DOCS: dict[tuple[str, str], Any] = {}   # (tracking URI, MLflow run) → its segments.json (None: none)
 
 
 def segment_reference(ctx: JobContext, ref: Reference) -> dict[str, SegmentColumn] | None:
@@ -84,27 +84,28 @@ def segment_reference(ctx: JobContext, ref: Reference) -> dict[str, SegmentColum
         return None
     tracking = tracking_setup(ctx.config.mlflow, ctx.workspace)
     key = (tracking.tracking_uri, ref.mlflow_run_id)
-    if key not in _SEGMENT_REFERENCES:
-        doc = json_artifact(tracking, ref.mlflow_run_id, segments.ARTIFACT)
-        if doc is None:
-            log.info("%s v%s: no segment reference profiles stored with the version (trained before "
-                     "monitoring.segments was set, or before drift per segment existed); no drift rows per segment",
-                     ctx.config.name, ref.version)
-        _SEGMENT_REFERENCES[key] = {} if doc is None else segments.from_artifact(doc, mcfg.segments)
-    found = {c: s for c, s in _SEGMENT_REFERENCES[key].items() if c in mcfg.segments}
-    return found or None
+    if key not in _SEGMENT_DOCS:
+        _SEGMENT_DOCS[key] = json_artifact(tracking, ref.mlflow_run_id, segments.ARTIFACT)
+    doc = _SEGMENT_DOCS[key]
+    if doc is None:
+        log.info("%s v%s: no segment reference profiles stored with the version (trained before "
+                 "monitoring.segments was set, or before drift per segment existed); no drift rows per segment",
+                 ctx.config.name, ref.version)
+        return None
+    return segments.from_artifact(doc, mcfg.segments) or None
 
 
 def segment_drift(ctx: JobContext, reference: dict[str, SegmentColumn] | None,
-                  current: dict[tuple[str, str], DatasetProfile], profiled: list[str], bins: dict[str, ColumnBins],
+                  current: dict[tuple[str, str], DatasetProfile] | None, profiled: list[str],
+                  bins: dict[str, ColumnBins],
                   columns: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Drift and quality rows per segment (`driftline.monitoring.segments.segment_rows`, static thresholds) of the
     window's segment profiles ``current`` (in the ``profiled`` columns and ``bins``; the judged ``columns`` are the
-    reference's)."""
+    reference's); none when the window was not profiled per segment (``current`` None)."""
     from driftline.profiling.accumulate import empty_core_row
     from driftline.profiling.profile import profile_from_row
 
-    if reference is None:
+    if reference is None or current is None:
         return {}
     empty = profile_from_row(empty_core_row(profiled, bins), profiled, bins, ())
     return segments.segment_rows(reference, current, empty, DriftSpec.from_config(ctx.config.monitoring.drift),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.monitoring.estimated import CELL_COLUMN
@@ -192,7 +192,7 @@ class WindowProfiles:
 
     groups: dict[str, DatasetProfile]
     samples: dict[dt.date, bytes | None]
-    segments: dict[tuple[str, str], DatasetProfile] = field(default_factory=dict)
+    segments: dict[tuple[str, str], DatasetProfile] | None = None   # None: not profiled per segment
 
 
 def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
@@ -227,8 +227,8 @@ def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
         current = [d for d in dates if d in version_of]
         usable = {d: acc for d, acc in usable.items() if d not in dates}
         scan |= set(current)
-        log.info("%s: drift per segment: the current window's %d dates are profiled from their rows (the stored "
-                 "per-date profiles are not per segment)", scope.model, len(current))
+        log.info("%s: drift per segment: the current window's %d dates are profiled from their rows instead (the "
+                 "stored per-date profiles are not per segment)", scope.model, len(current))
     parts = [(window_of_date[d], acc) for d, acc in sorted(usable.items())]
     if scan:
         missing = sorted(scan)
@@ -247,7 +247,7 @@ def window_profiles(scope: Scope, ref: Reference, window_rows: DataFrame,
         groups["current"] = profile_from_row(empty_core_row(profiled, bins), profiled, bins, ())
     return WindowProfiles(groups, {d: stored.samples.get(d) for d in dates},
                           {k: profile_from_row(core_row(acc, profiled, bins), profiled, bins, ())
-                           for k, acc in by_segment.items()})
+                           for k, acc in by_segment.items()} if segments else None)
 
 
 def split_segments(merged: dict[str, Accumulator], columns: Sequence[str], profiled: Sequence[str],

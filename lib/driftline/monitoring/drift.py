@@ -61,7 +61,10 @@ def dataset_drift(
     share reaches ``dataset_drift_share`` (≥, as Evidently), ``warn`` if some column drifted,
     else ``ok``.
     """
-    return dataset_drifts({None: (reference, current)}, spec, columns)[None]
+    result = dataset_drifts({None: (reference, current)}, spec, columns)[None]
+    log.info("drift: %d of %d evaluated columns drifted (%d insufficient): %s",
+             result.drifted, result.evaluated, result.insufficient, result.status)
+    return result
 
 
 def dataset_drifts(pairs: Mapping[Any, tuple[DatasetProfile, DatasetProfile]], spec: DriftSpec,
@@ -105,8 +108,6 @@ def _verdict(results: Sequence[ColumnDrift], spec: DriftSpec) -> DatasetDrift:
         status = ALERT
     else:
         status = WARN if drifted else OK
-    log.info("drift: %d of %d evaluated columns drifted (%d insufficient): %s",
-             drifted, len(evaluated), len(results) - len(evaluated), status)
     return DatasetDrift(
         columns=tuple(results), evaluated=len(evaluated), insufficient=len(results) - len(evaluated),
         drifted=drifted, drift_share=share, threshold=spec.dataset_drift_share, fdr=spec.fdr, status=status,

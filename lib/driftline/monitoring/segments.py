@@ -117,7 +117,7 @@ def from_artifact(doc: Any, segments: Sequence[str]) -> dict[str, SegmentColumn]
     for column in segments:
         if column not in stored:
             log.info("monitoring.segments: the version stored no segment reference for %s (trained before it was "
-                     "configured); no drift rows per segment of it", column)
+                     "configured, or the features table lacked it then); no drift rows per segment of it", column)
             continue
         found = stored[column]
         out[column] = SegmentColumn(tuple(found["values"]),
@@ -133,7 +133,11 @@ def segment_rows(reference: Mapping[str, SegmentColumn], current: Mapping[tuple[
     pairs = {(column, seg): (ref, current.get((column, seg), empty))
              for column, found in reference.items() for seg, ref in found.profiles.items()}
     out: dict[str, list[dict[str, Any]]] = {}
-    for (column, seg), result in dataset_drifts(pairs, spec, columns).items():
+    results = dataset_drifts(pairs, spec, columns)
+    statuses = [r.status for r in results.values()]
+    log.info("drift per segment: %d segments of %s — %s", len(results), ", ".join(reference),
+             ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses))) or "none")
+    for (column, seg), result in results.items():
         ref, cur = pairs[(column, seg)]
         out[f"{column}={seg}"] = [*drift_rows(result), *quality_rows(ref, cur, spec.min_rows, spec.unseen_threshold)]
     for (column, seg), cur in current.items():

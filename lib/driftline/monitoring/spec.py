@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from driftline.errors import ConfigError
 from driftline.monitoring.custom import CustomMetricConfig, check_static
@@ -134,6 +134,14 @@ class MonitoringConfig(Frozen):
     custom_metrics: dict[Identifier, CustomMetricConfig] = Field(default_factory=dict)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     importance_drift: ImportanceDriftConfig = Field(default_factory=ImportanceDriftConfig)
+
+    @field_validator("segments")
+    @classmethod
+    def _segments_are_distinct(cls, value: list[str]) -> list[str]:
+        twice = sorted({c for c in value if value.count(c) > 1})
+        if twice:
+            raise ValueError(f"expected distinct segment columns, found {', '.join(twice)} more than once")
+        return value
 
     @model_validator(mode="after")
     def _custom_metrics_refer_to_each_other(self) -> MonitoringConfig:

@@ -241,3 +241,11 @@ def test_workspace_config_reads_base_yaml_without_a_model(tmp_path: Path) -> Non
         load_workspace_config(conf)
     with pytest.raises(ConfigError, match=r"^--conf-dir: expected a folder with base.yaml and models/, found no folder"):
         load_workspace_config(tmp_path / "missing")
+
+
+def test_a_segment_column_named_twice_is_refused(conf: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config("churn", conf, ["monitoring.segments=[plan, region, plan]"])
+    assert str(err.value) == ("--set monitoring.segments=[plan, region, plan]: monitoring.segments: expected "
+                              "distinct segment columns, found plan more than once")
+    assert err.value.exit_code == 2
