@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame
 
+    from driftline.features.spec import LabelSource
     from driftline.jobs.context import JobContext
     from driftline.profiling.bins import ColumnBins
 
@@ -175,15 +176,17 @@ def importance_drift(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...]
     signature = signature_of(registry, info, model)   # the version's inputs, not today's config's
     numeric, categorical = list(signature.numeric), list(signature.categorical)
     try:
-        return _importance_rows(ctx, date, window, version, model, trained, numeric, categorical)
+        return _importance_rows(ctx, src, date, window, version, model, trained, numeric, categorical)
     except DriftlineError as exc:   # an auxiliary measure: the run goes on and says why
         log.warning("%s v%s: no importance drift on %s..%s: %s", cfg.name, version, window[0], window[-1], exc)
         return []
 
 
-def _importance_rows(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...], version: str, model: Any,
-                     trained: dict[str, float], numeric: list[str], categorical: list[str]) -> list[dict[str, Any]]:
-    """`importance_drift`'s read of the window's labelled rows and the permutation (see there)."""
+def _importance_rows(ctx: JobContext, src: LabelSource, date: dt.date, window: tuple[dt.date, ...], version: str,
+                     model: Any, trained: dict[str, float], numeric: list[str], categorical: list[str]
+                     ) -> list[dict[str, Any]]:
+    """`importance_drift`'s read of the window's labelled rows (``src``: the label source) and the permutation (see
+    there); the joined rows are cached for their count and their collection (one join)."""
     from pyspark.sql import functions as F
 
     from driftline.monitoring.importance_drift import importance_rows
@@ -196,23 +199,24 @@ def _importance_rows(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...]
     cfg = ctx.config
     icfg = cfg.training.importance
     scope = scope_of(ctx)
-    src = scope.labels
-    if src is None:
-        return []
     preds = champion_predictions(scope, list(window)).filter(F.col(MODEL_VERSION) == version)
     rows = window_frame(scope, preds, window, [*numeric, *categorical], numeric)
     labels = matured_labels(scope.store.read(src.table).filter(
         F.col(src.as_of).cast("date").between(F.lit(window[0]), F.lit(window[-1]))), src, src.as_of, date)
     key = scope.entity_key
-    labelled = (rows.withColumn("_label_key", F.col(key).cast("string"))
-                .join(labels, on=["_label_key", AS_OF], how="inner"))
-    total = labelled.count()
-    if total == 0:
-        return []
-    if total > icfg.max_rows:   # a seeded sample a little above the bound; `importance.sample` makes it exact
-        labelled = labelled.sample(False, min(1.0, 1.2 * icfg.max_rows / total), seed=cfg.training.sample_seed)
-    pdf = labelled.select(key, AS_OF, *numeric, *categorical, LABEL).toPandas().sort_values([AS_OF, key],
-                                                                                            ignore_index=True)
+    joined = (rows.withColumn("_label_key", F.col(key).cast("string"))
+              .join(labels, on=["_label_key", AS_OF], how="inner")
+              .select(key, AS_OF, *numeric, *categorical, LABEL)).cache()
+    try:
+        total = joined.count()
+        if total == 0:
+            return []
+        labelled = joined
+        if total > icfg.max_rows:   # a seeded sample a little above the bound; `importance.sample` makes it exact
+            labelled = joined.sample(False, min(1.0, 1.2 * icfg.max_rows / total), seed=cfg.training.sample_seed)
+        pdf = labelled.toPandas().sort_values([AS_OF, key], ignore_index=True)
+    finally:
+        joined.unpersist()
     now = importance.permutation_importances(model, model_frame(pdf, numeric, categorical),
                                              pdf[LABEL].to_numpy(dtype="float64"), cfg.label.task, icfg,
                                              cfg.training.sample_seed)

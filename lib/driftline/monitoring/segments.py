@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from driftline.monitoring.drift import DATASET, dataset_drifts, drift_rows
+from driftline.monitoring.metrics import slice_name
 from driftline.monitoring.quality import quality_rows
 from driftline.profiling.bins import OTHER
 from driftline.vocabulary import INSUFFICIENT, finite_or_none
@@ -139,10 +140,11 @@ def segment_rows(reference: Mapping[str, SegmentColumn], current: Mapping[tuple[
              ", ".join(f"{statuses.count(s)} {s}" for s in sorted(set(statuses))) or "none")
     for (column, seg), result in results.items():
         ref, cur = pairs[(column, seg)]
-        out[f"{column}={seg}"] = [*drift_rows(result), *quality_rows(ref, cur, spec.min_rows, spec.unseen_threshold)]
+        out[slice_name(column, seg)] = [*drift_rows(result), *quality_rows(ref, cur, spec.min_rows,
+                                                                          spec.unseen_threshold)]
     for (column, seg), cur in current.items():
         if column in reference and (column, seg) not in pairs:
-            out[f"{column}={seg}"] = [dict(column=DATASET, metric="rows", value=float(cur.rows),
+            out[slice_name(column, seg)] = [dict(column=DATASET, metric="rows", value=float(cur.rows),
                                            threshold=float(spec.min_rows), status=INSUFFICIENT, method=None,
                                            reason="the reference has no rows in this segment", n_reference=0,
                                            n_current=cur.rows)]
