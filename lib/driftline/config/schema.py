@@ -18,7 +18,7 @@ from driftline.alerts.spec import AlertsConfig
 from driftline.features.spec import FeatureSpec, SourcesConfig
 from driftline.monitoring.spec import MonitoringConfig
 from driftline.quality.spec import QualityConfig
-from driftline.registry.spec import MlflowConfig
+from driftline.registry.spec import AdoptConfig, MlflowConfig
 from driftline.retrain.spec import RetrainConfig
 from driftline.runtime import RuntimeConfig
 from driftline.scoring.spec import ScoringConfig
@@ -99,6 +99,7 @@ class DriftlineConfig(WorkspaceConfig):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    adopt: AdoptConfig = Field(default_factory=AdoptConfig)
 
     @model_validator(mode="after")
     def _unique_feature_names(self) -> DriftlineConfig:

@@ -53,6 +53,8 @@ from driftline.training.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from driftline.vocabulary import AS_OF
 
 if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
     from driftline.config.schema import DriftlineConfig
     from driftline.jobs import JobResult
     from driftline.jobs.context import JobContext
@@ -142,13 +144,15 @@ def input_versions(store: TableStore, plan: Plan) -> dict[str, int]:
     return {t: store.version(t) for t in (plan.features_table, plan.labels_table)}
 
 
-def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, windows: ds.Windows,
-                       versions: dict[str, int]) -> TrainingData:
-    """Read the given table versions, join matured labels, collect the two splits (capped)."""
+def labelled_window(store: TableStore, cfg: DriftlineConfig, plan: Plan, versions: dict[str, int], start: dt.date,
+                    end: dt.date, known_before: dt.date) -> DataFrame:
+    """The feature rows of as-of dates ``start``..``end`` (the given table versions) that have a label known before
+    ``known_before`` 00:00 UTC: entity key, as_of_date, the features (numeric as double, categorical as string), each
+    segment column's string value (`segment_alias`) and ``label``."""
     from pyspark.sql import functions as F
 
-    features = store.read(plan.features_table, version=versions[plan.features_table],
-                          partitions={AS_OF: windows.feature_dates()})
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    features = store.read(plan.features_table, version=versions[plan.features_table], partitions={AS_OF: days})
     missing = [c for c in (cfg.entity_key, AS_OF, *plan.features) if c not in features.columns]
     if missing:
         raise InputContractError(
@@ -166,9 +170,14 @@ def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, wind
     if source is None:
         raise ConfigError("sources.labels: the train job needs a label table, found none configured")
     labels = ds.matured_labels(store.read(plan.labels_table, version=versions[plan.labels_table]),
-                               source, plan.label_as_of, windows.date)
-    data = ds.with_labels(ds.filter_window(features, windows.train_start, windows.validation_end),
-                          labels, cfg.entity_key, [*plan.features, *segments])
+                               source, plan.label_as_of, known_before)
+    return ds.with_labels(ds.filter_window(features, start, end), labels, cfg.entity_key, [*plan.features, *segments])
+
+
+def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, windows: ds.Windows,
+                       versions: dict[str, int]) -> TrainingData:
+    """Read the given table versions, join matured labels, collect the two splits (capped)."""
+    data = labelled_window(store, cfg, plan, versions, windows.train_start, windows.validation_end, windows.date)
     tcfg = cfg.training
     train, train_capped = ds.collect_sample(ds.filter_window(data, windows.train_start, windows.train_end),
                                             cfg.entity_key, tcfg.sample_cap, tcfg.sample_seed)

@@ -85,10 +85,15 @@ def read_verified(path: str | Path, expected_sha256: str) -> bytes:
 
 
 def deserialize(data: bytes, source: str) -> Any:
-    """Rebuild a model from verified skops bytes, trusting only `TRUSTED_TYPES` beyond skops defaults."""
+    """Rebuild a model from verified skops bytes, trusting only `TRUSTED_TYPES` beyond skops defaults; an adopted
+    model's artifact (`driftline.registry.adopted`) loads through its own format, which runs no code either."""
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
+    from driftline.registry import adopted  # a model driftline adopted (`driftline models adopt`)
+
+    if adopted.is_adopted(data):
+        return adopted.unpack(data, source)
     try:
         extra = untrusted_types(data)
         if extra:

@@ -194,8 +194,9 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ writing
 
-    def register(self, model_uri: str, run_id: str, sha256: str, size: int, tags: Mapping[str, str]) -> VersionInfo:
-        """Register ``model_uri`` as a new version whose tags hold the artifact hash from the start."""
+    def register(self, model_uri: str, run_id: str, sha256: str, size: int, tags: Mapping[str, str],
+                 file: str = MODEL_FILE) -> VersionInfo:
+        """Register ``model_uri`` as a new version whose tags hold the hash of its ``file`` from the start."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -203,7 +204,7 @@ class ModelRegistry:
         except MlflowException as exc:
             if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
                 raise
-        all_tags = {**tags, TAG_SHA256: sha256, TAG_FILE: MODEL_FILE, TAG_BYTES: str(size)}
+        all_tags = {**tags, TAG_SHA256: sha256, TAG_FILE: file, TAG_BYTES: str(size)}
         model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
         mv = self.client.create_model_version(
             self.name, source=model_uri, run_id=run_id, tags=all_tags, model_id=model_id

@@ -11,3 +11,11 @@ class MlflowConfig(Frozen):
     tracking_uri: str | None = None
     registry_uri: str | None = None
     experiment: str = "driftline"
+
+
+class AdoptConfig(Frozen):
+    """``adopt:``: how `driftline models adopt` treats a model it did not train (`driftline.registry.adopted`)."""
+
+    # a model stored as pickle / cloudpickle runs code when loaded: adopted (and converted to a format that runs
+    # none) only when the model's config says its source is trusted
+    trust_pickle: bool = False

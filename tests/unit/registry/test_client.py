@@ -169,3 +169,21 @@ def test_models_usage_errors_and_help(world, capsys) -> None:
     assert models_command(["frobnicate", "--model", MODEL]) == 2
     assert cli(world, "list", "--set", "mlflow.experimentt=x") == 2
     assert "mlflow.experimentt: unknown key" in capsys.readouterr().err
+
+
+def test_models_adopt_usage_errors_before_spark(world, capsys) -> None:
+    """`driftline models adopt`: its arguments and dates are checked before a model is read or Spark starts."""
+    assert models_command(["adopt", "--help"]) == 0
+    assert "--reference-from" in capsys.readouterr().out
+    assert cli(world, "adopt", "--reference-from", "2026-01-01", "--reference-to", "2026-01-31") == 2
+    assert "--model-uri" in capsys.readouterr().err
+    base = ["adopt", "--model-uri", "models:/x/1", "--reference-from"]
+    assert cli(world, *base, "2026-02-30", "--reference-to", "2026-03-01") == 2
+    assert "expected a real calendar date as YYYY-MM-DD, found '2026-02-30'" in capsys.readouterr().err
+    assert cli(world, *base, "2026-02-10", "--reference-to", "2026-02-01") == 2
+    assert capsys.readouterr().err.strip() == ("driftline models: error: --reference-to: expected a date on or after "
+                                               "--reference-from 2026-02-10, found 2026-02-01")
+    assert cli(world, *base, "2026-02-01", "--reference-to", "2026-02-10", "--date", "2026-02-10") == 2
+    assert capsys.readouterr().err.strip() == ("driftline models: error: --reference-to: expected a date before the "
+                                               "run's date 2026-02-10 (labels known before it are used), found "
+                                               "2026-02-10")
