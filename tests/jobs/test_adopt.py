@@ -73,8 +73,8 @@ def adopt(env, uri: str, *args: str) -> int:
                            "--conf-dir", str(env["conf"]), *args])
 
 
-def score(env, date: dt.date) -> pd.DataFrame:
-    assert run_job("score", ["--model", "jt", "--date", date.isoformat(), "--conf-dir", str(env["conf"])]) == 0
+def score(env, date: dt.date, *args: str) -> pd.DataFrame:
+    assert run_job("score", ["--model", "jt", "--date", date.isoformat(), "--conf-dir", str(env["conf"]), *args]) == 0
     store = open_store(env["spark"], StorageConfig(), env["ws"])
     return store.read("jt__predictions", partitions={"score_date": [date]}).toPandas()
 
@@ -86,12 +86,14 @@ def features_on(env, date: dt.date) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def external(env):
-    """An XGBoost and a LightGBM classifier fitted on the reference rows by "someone else"."""
+    """An XGBoost classifier fitted on the reference rows by "someone else", and a LightGBM one fitted on shuffled
+    labels (worse than the XGBoost champion: its gate fails)."""
     rows = labelled(env, *REF)
     x, y = rows[NUM].astype("float64"), rows["churned"].astype(int)
+    shuffled = np.random.default_rng(1).permutation(y.to_numpy())
     return {"rows": rows,
             "xgb": xgb.XGBClassifier(n_estimators=20, max_depth=3, random_state=0).fit(x, y),
-            "lgb": lgb.LGBMClassifier(n_estimators=20, num_leaves=7, min_child_samples=5, verbose=-1).fit(x, y)}
+            "lgb": lgb.LGBMClassifier(n_estimators=20, num_leaves=7, min_child_samples=5, verbose=-1).fit(x, shuffled)}
 
 
 def test_adopted_xgboost_and_lightgbm_score_as_the_library(env, external, capsys) -> None:
@@ -131,14 +133,19 @@ def test_adopted_xgboost_and_lightgbm_score_as_the_library(env, external, capsys
     assert "jt: v1 already adopted" in capsys.readouterr().out
     assert [v.version for v in reg.versions()] == ["1"]
 
-    # LightGBM (skops, MLflow's default), forced to champion with --promote
+    # LightGBM (skops, MLflow's default): worse than the champion, the gate fails; a rerun with --promote makes it
+    # champion anyway, recorded on the version
     uri = log_external(env, "lightgbm", external["lgb"], "ext_lgb", input_example=external["rows"][NUM].head(3))
+    assert adopt(env, uri) == 0
+    assert "jt: v2 adopted from models:/ext_lgb/1 (gate failed; no alias)" in capsys.readouterr().out
+    assert reg.alias(CHAMPION).version == "1"
     assert adopt(env, uri, "--promote") == 0
-    assert reg.alias(CHAMPION).version == "2"
+    assert "jt: v2 already adopted from models:/ext_lgb/1 (gate failed; champion)" in capsys.readouterr().out
+    assert reg.alias(CHAMPION).version == "2" and reg.alias("previous").version == "1"
     v2 = reg.get("2")
-    assert v2.tags["driftline.gate.passed"] in ("true", "false")
-    if v2.tags["driftline.gate.passed"] == "false":
-        assert v2.tags["driftline.promotion_reason"].startswith("manual: driftline models adopt --promote (gate: failed")
+    assert v2.tags["driftline.promotion_reason"].startswith(
+        "manual: driftline models adopt --promote (gate: failed, not better: challenger worse than champion v1")
+    assert v2.tags["driftline.promoted_by"] == "driftline models adopt --promote"
     day = dt.date(2026, 2, 28)
     got = score(env, day).sort_values("customer_id").reset_index(drop=True)
     feats = features_on(env, day).sort_values("customer_id").reset_index(drop=True)
@@ -155,7 +162,11 @@ def test_adopted_xgboost_and_lightgbm_score_as_the_library(env, external, capsys
     assert adopt(env, uri, "--promote", "--set", "adopt.trust_pickle=true") == 0
     assert reg.alias(CHAMPION).version == "3"
     day = dt.date(2026, 2, 26)
-    got = score(env, day).sort_values("customer_id").reset_index(drop=True)
+    capsys.readouterr()
+    # its code runs wherever it is loaded: a config that does not trust it refuses it, in one line
+    assert run_job("score", ["--model", "jt", "--date", day.isoformat(), "--conf-dir", str(env["conf"])]) == 1
+    assert "a python_function model runs its own code when loaded; refused" in capsys.readouterr().err
+    got = score(env, day, "--set", "adopt.trust_pickle=true").sort_values("customer_id").reset_index(drop=True)
     feats = features_on(env, day).sort_values("customer_id").reset_index(drop=True)
     want = Logistic().predict(None, feats[NUM].astype("float64")).to_numpy()
     np.testing.assert_allclose(got["score"].to_numpy(), want, rtol=0, atol=1e-12)

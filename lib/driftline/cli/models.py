@@ -115,6 +115,7 @@ def adopt(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     import os
 
     from driftline.cli.runner import job_context, setup_logging
+    from driftline.jobs import guarded
     from driftline.jobs.adopt import Request, check, run
     from driftline.registry.client import ModelRegistry, tracking_setup
 
@@ -125,8 +126,7 @@ def adopt(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     request = Request(args.model_uri, args.reference_from, args.reference_to, args.promote)
     checked = check(cfg, request, date)        # the model is read and checked before Spark starts
     with job_context("adopt", loaded, (date,), force=args.force) as ctx:
-        result = run(ctx, request, checked)
-        ctx.sync_catalog()
+        result = guarded(ctx, lambda c: run(c, request, checked))   # alerts job_failed rules, syncs the catalog
     registry = ModelRegistry(tracking_setup(cfg.mlflow, cfg.workspace), cfg.name)
     info = registry.get(str(result.model_version))
     gate = {"true": "gate passed", "false": "gate failed"}.get(info.tags.get("driftline.gate.passed", ""), "no gate")

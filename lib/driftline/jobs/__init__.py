@@ -159,11 +159,16 @@ JOBS: dict[str, JobSpec] = {
 
 
 def run(ctx: JobContext) -> JobResult:
-    """Run the job ``ctx.job`` names; its errors propagate (the caller maps them to an exit code). A top-level run
+    """Run the job ``ctx.job`` names (`guarded`)."""
+    return guarded(ctx, JOBS[ctx.job].run)
+
+
+def guarded(ctx: JobContext, function: JobFunction) -> JobResult:
+    """Run ``function(ctx)``; its errors propagate (the caller maps them to an exit code). A top-level run
     then registers the tables in ``storage.catalog`` when that is enabled (`JobContext.sync_catalog`). A failure
     is alerted first when a ``job_failed`` rule is configured (`driftline.jobs.notify.notify_failure`)."""
     try:
-        result = JOBS[ctx.job].run(ctx)
+        result = function(ctx)
     except BaseException as exc:
         if not isinstance(exc, KeyboardInterrupt) and ctx.config.alerts.rules_for(("job_failed",)):
             from driftline.jobs.notify import notify_failure

@@ -14,7 +14,8 @@ In order, nothing registered before every check passed:
 5. the promotion gate of the train job runs on the reference window (`run_gate`); ``--promote`` makes the version
    champion even when the gate did not pass, recorded on the version (``driftline.promotion_reason``).
 
-A rerun with the same model, window, config, code and rows finds the version it adopted (``--force`` adopts again).
+A rerun with the same model bytes, window, config, code and rows finds the version it adopted (``--force`` adopts
+again); with ``--promote`` it then makes that version champion if it is not.
 """
 
 from __future__ import annotations
@@ -43,14 +44,16 @@ from driftline.jobs.train import (
 )
 from driftline.jobs.train_gate import canary_rollout, run_gate
 from driftline.jobs.train_reference import write_reference_profile
-from driftline.registry.adopted import ADOPTED_FILE, Candidate, pack, read_mlflow_model
+from driftline.registry.adopted import ADOPTED_FILE, Candidate, pack
+from driftline.registry.adopted_read import read_mlflow_model
 from driftline.registry.artifact import sha256_bytes
-from driftline.registry.client import ModelRegistry, configure, ensure_experiment, tracking_setup
+from driftline.registry.client import TAG_SHA256, ModelRegistry, configure, ensure_experiment, tracking_setup
 from driftline.scoring.signature import ModelSignature, validate_features
 from driftline.training import dataset as ds
 from driftline.training.evaluate import baseline_scores, calibration_table, prefixed, task_metrics
 from driftline.training.importance import as_metrics, permutation_importances
 from driftline.training.pipeline import model_frame, predict_scores
+from driftline.vocabulary import CHAMPION
 
 if TYPE_CHECKING:
     from driftline.config.schema import DriftlineConfig
@@ -98,33 +101,45 @@ def run(ctx: JobContext, request: Request, checked: tuple[Plan, Candidate, Model
     ``checked``: what `check` returned for this request (it runs here otherwise)."""
     cfg = ctx.config
     plan, candidate, signature = checked or check(cfg, request, ctx.dates[0])
-    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
+    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name, cfg.adopt.trust_pickle)
     store = ctx.store
     versions = input_versions(store, plan)
     validate_features(store.read(plan.features_table, version=versions[plan.features_table]).schema,
                       cfg.entity_key, [(f"{request.model_uri}", signature)], plan.features_table)
     data = reference_data(ctx, plan, versions, request)
-    done = find_previous(registry, request, ctx.config_hash, ctx.code_version, data.fingerprint, ctx.dates[0])
+    artifact = pack(candidate.model.kind, candidate.payload, candidate.model.columns, candidate.model.task)
+    done = find_previous(registry, request, ctx.config_hash, ctx.code_version, data.fingerprint,
+                         sha256_bytes(artifact))
     if done is not None and not ctx.force:
         log.info("adopt: %s is already version %s for reference window %s with config %s on the same rows; nothing "
                  "to do (use --force to adopt again)", request.model_uri, done, request.window, ctx.config_hash)
+        champion = registry.alias(CHAMPION)
+        if request.promote and (champion is None or champion.version != done):
+            tags = registry.get(done).tags
+            passed = "passed" if tags.get("driftline.gate.passed") == "true" else "failed"
+            manual_promotion(registry, done, f"gate: {passed}, {tags.get('driftline.gate.reason', '')}; on a rerun")
         return ctx.result("skipped", model_version=done)
     fit = evaluate(ctx, plan, data, candidate, request.model_uri)
     log.info("reference window %s: %s", request.window,
              ", ".join(f"{k}={v:.4f}" for k, v in fit.metrics.items() if k.startswith("val_")))
-    record = register(ctx, registry, plan, request, data, fit, candidate, signature)
+    record = register(ctx, registry, plan, request, data, fit, candidate, signature, artifact)
     write_reference_profile(ctx, registry, plan, data, fit, record)
     decision = run_gate(registry, cfg, plan, data, fit, record)
     log.info("gate: %s — %s", "passed" if decision.passed else "failed", decision.reason)
-    if canary_rollout(cfg, decision) and not request.promote:
+    canary_instead = canary_rollout(cfg, decision)       # a passed gate starts a canary rollout instead
+    if request.promote and (canary_instead or not decision.passed):
+        manual_promotion(registry, record.version, f"gate: {'passed' if decision.passed else 'failed'}, "
+                                                   f"{decision.reason}")
+    elif canary_instead:
         canary.start(ctx, ctx.dates[0], record.version, str(decision.reference_version))
-    elif request.promote and not (decision.passed and not canary_rollout(cfg, decision)):
-        registry.promote(record.version, f"manual: driftline models adopt --promote (gate: "
-                                         f"{'passed' if decision.passed else 'failed'}, {decision.reason})")
-        registry.set_tags(record.version, {"driftline.promoted_by": "driftline models adopt --promote"})
-        log.warning("adopt: %s v%s promoted by --promote although the gate %s", cfg.name, record.version,
-                    "passed into a canary rollout" if decision.passed else f"failed: {decision.reason}")
     return ctx.result(model_version=record.version)
+
+
+def manual_promotion(registry: ModelRegistry, version: str, why: str) -> None:
+    """``--promote``: make ``version`` champion whatever the gate said; the reason and who did it on the version."""
+    registry.promote(version, f"manual: driftline models adopt --promote ({why})")
+    registry.set_tags(version, {"driftline.promoted_by": "driftline models adopt --promote"})
+    log.warning("adopt: %s v%s made champion by --promote (%s)", registry.name, version, why)
 
 
 def fetch(setup: TrackingSetup, uri: str, trust_pickle: bool, task: str) -> Candidate:
@@ -221,11 +236,11 @@ def adoption_tags(ctx: JobContext, request: Request, data: TrainingData, candida
 
 
 def find_previous(registry: ModelRegistry, request: Request, config_hash: str, code_version: str, fingerprint: str,
-                  date: dt.date) -> str | None:
-    """The version already adopted (gate run) from this URI, window, config, code and rows, if any."""
-    want = {SOURCE_TAG: request.model_uri, "driftline.reference_window": request.window,
-            "driftline.config_hash": config_hash, "driftline.code_version": code_version,
-            FINGERPRINT_TAG: fingerprint, "driftline.date": date.isoformat()}
+                  sha256: str) -> str | None:
+    """The version already adopted (gate run) from the same model bytes (whatever the URI points at today), window,
+    config, code and rows, if any."""
+    want = {TAG_SHA256: sha256, "driftline.reference_window": request.window,
+            "driftline.config_hash": config_hash, "driftline.code_version": code_version, FINGERPRINT_TAG: fingerprint}
     for info in reversed(registry.versions()):
         if all(info.tags.get(k) == v for k, v in want.items()) and "driftline.gate.passed" in info.tags:
             return info.version
@@ -233,7 +248,7 @@ def find_previous(registry: ModelRegistry, request: Request, config_hash: str, c
 
 
 def register(ctx: JobContext, registry: ModelRegistry, plan: Plan, request: Request, data: TrainingData,
-             fit: FitResult, candidate: Candidate, signature: ModelSignature) -> Registered:
+             fit: FitResult, candidate: Candidate, signature: ModelSignature, payload: bytes) -> Registered:
     """MLflow run (params, metrics, provenance tags, the driftline artifact) and a registered version with its hash."""
     import mlflow
 
@@ -241,7 +256,6 @@ def register(ctx: JobContext, registry: ModelRegistry, plan: Plan, request: Requ
     configure(registry.setup)
     experiment_id = ensure_experiment(registry.client, registry.setup)
     tags = adoption_tags(ctx, request, data, candidate)
-    payload = pack(candidate.model.kind, candidate.payload, candidate.model.columns, candidate.model.task)
     sha = sha256_bytes(payload)
     params = {"task": plan.task, "numeric_features": ",".join(signature.numeric),
               "categorical_features": ",".join(signature.categorical), "model_columns": ",".join(signature.features),

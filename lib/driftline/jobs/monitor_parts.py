@@ -166,7 +166,7 @@ def importance_drift(ctx: JobContext, date: dt.date, window: tuple[dt.date, ...]
     src = scope.labels
     if src is None or not has_labels(scope):
         return []
-    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
+    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name, cfg.adopt.trust_pickle)
     info = registry.get(version)
     trained = importance.of_run(registry.client, info.run_id)
     if not trained:

@@ -67,7 +67,7 @@ def run(ctx: JobContext) -> JobResult:
     """Score the features of every date of the run with the champion (and shadow challenger)."""
     cfg = ctx.config
     key = cfg.entity_key
-    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name)
+    registry = ModelRegistry(tracking_setup(cfg.mlflow, ctx.workspace), cfg.name, cfg.adopt.trust_pickle)
     store = ctx.store
     features_table = FEATURES.table(cfg.name)
     groups = versions_by_date(ctx, registry)

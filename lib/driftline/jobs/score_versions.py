@@ -62,9 +62,9 @@ def signature_of(registry: ModelRegistry, info: VersionInfo, model: Any) -> Mode
 def load_version(registry: ModelRegistry, info: VersionInfo, role: str) -> LoadedVersion:
     """Fetch and verify the artifact (hash before deserialization), load it once on the driver."""
     data = registry.verified_bytes(info)
-    model = deserialize(data, f"{registry.name} v{info.version}")
+    model = deserialize(data, f"{registry.name} v{info.version}", registry.trust_code)
     signature = signature_of(registry, info, model)
-    ref = ModelRef(role, registry.name, info.version, str(info.sha256), signature)
+    ref = ModelRef(role, registry.name, info.version, str(info.sha256), signature, registry.trust_code)
     return LoadedVersion(ref, data, model, known_categories(model))
 
 

@@ -262,7 +262,7 @@ def run(ctx: JobContext) -> JobResult:
              f" (drift episode from {windows.onset}: validation on post-onset dates)" if windows.onset else "")
 
     setup = tracking_setup(cfg.mlflow, ctx.workspace)
-    registry = ModelRegistry(setup, cfg.name)
+    registry = ModelRegistry(setup, cfg.name, cfg.adopt.trust_pickle)
     store = ctx.store
     versions = input_versions(store, plan)
     data = load_training_data(store, cfg, plan, windows, versions)

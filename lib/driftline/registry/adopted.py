@@ -1,5 +1,5 @@
-"""Models driftline did not train: read an MLflow model folder without running its code, and store it as a
-driftline artifact that loads the same way (`driftline models adopt`, `driftline.jobs.adopt`).
+"""Models driftline did not train (`driftline models adopt`, `driftline.jobs.adopt`): the artifact driftline stores
+for them and how it loads (`driftline.registry.adopted_read` reads the MLflow model folder they come from).
 
 What an adopted version's file holds (``model.adopted.zip``, SHA-256 recorded at registration like any
 version's): ``driftline-adopted.json`` (kind, the model's input columns in its own order, task) and
@@ -14,7 +14,8 @@ The first three run no code when loaded. A model logged as pickle or cloudpickle
 scikit-learn classes) is unpickled once, at adoption, only when ``adopt.trust_pickle`` is true, and
 stored in one of those formats; the decision is made from the ``MLmodel`` file before a byte of the
 payload is read. A generic ``python_function`` model is its own code: adopted only with
-``adopt.trust_pickle``, and loading it runs that code wherever it scores (predict only).
+``adopt.trust_pickle``, and loaded (running that code, wherever it scores: predict only) only where the
+config says ``adopt.trust_pickle: true`` again (``allow_code`` of `unpack`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import pickle
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -135,8 +134,9 @@ def is_adopted(data: bytes) -> bool:
         return False
 
 
-def unpack(data: bytes, source: str) -> AdoptedModel:
-    """Load an adopted model's artifact (already hash-verified by the caller); nothing in it runs code."""
+def unpack(data: bytes, source: str, allow_code: bool = False) -> AdoptedModel:
+    """Load an adopted model's artifact (already hash-verified by the caller). Nothing in it runs code, except a
+    python_function model: loaded only with ``allow_code`` (the config's ``adopt.trust_pickle``)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             meta = json.loads(z.read(META))
@@ -148,22 +148,26 @@ def unpack(data: bytes, source: str) -> AdoptedModel:
             f"({type(exc).__name__})") from None
     if kind not in KINDS:
         raise ArtifactIntegrityError(f"model artifact {source}: expected kind {', '.join(KINDS)}, found {kind!r}")
+    if kind == "pyfunc" and not allow_code:
+        raise ArtifactIntegrityError(
+            f"model artifact {source}: a python_function model runs its own code when loaded; refused: set "
+            "adopt.trust_pickle: true in the model's config to load it")
     return AdoptedModel(kind, load_payload(kind, payload, source), columns, task)
 
 
 def load_payload(kind: str, payload: bytes, source: str) -> Any:
     """The model inside an adopted artifact: skops (driftline's trusted types), XGBoost UBJSON or LightGBM text."""
     if kind == "sklearn":
-        from driftline.registry.artifact import deserialize
+        from driftline.registry.artifact import deserialize_skops
 
-        return deserialize(payload, source)
+        return deserialize_skops(payload, source)
     if kind == "xgboost":
         return _xgboost_from(payload, source)
     if kind == "pyfunc":
         from driftline.registry.adopted_pyfunc import load
 
         return load(payload, source)
-    lgb = _import("lightgbm", "lightgbm")
+    lgb = import_or_explain("lightgbm", "lightgbm")
     try:
         return lgb.Booster(model_str=payload.decode("utf-8"))
     except Exception as exc:
@@ -172,7 +176,7 @@ def load_payload(kind: str, payload: bytes, source: str) -> Any:
 
 
 def _xgboost_from(payload: bytes, source: str) -> Any:
-    xgb = _import("xgboost", "xgboost-cpu")
+    xgb = import_or_explain("xgboost", "xgboost-cpu")
     try:
         head = json.loads(payload[: payload.index(b"\n")]) if payload.startswith(b"{\"class\"") else None
     except ValueError:
@@ -189,18 +193,7 @@ def _xgboost_from(payload: bytes, source: str) -> Any:
     return model
 
 
-def _xgboost_payload(model: Any) -> bytes:
-    """An XGBoost scikit-learn model as bytes `_xgboost_from` reads: a class line, then its UBJSON model."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="driftline-xgb-") as tmp:
-        path = Path(tmp) / "model.ubj"
-        model.save_model(str(path))
-        body = path.read_bytes()
-    return json.dumps({"class": type(model).__name__}).encode() + b"\n" + body
-
-
-def _import(module: str, package: str) -> Any:
+def import_or_explain(module: str, package: str) -> Any:
     import importlib
 
     try:
@@ -208,193 +201,3 @@ def _import(module: str, package: str) -> Any:
     except ImportError:
         raise UsageError(f"{module}: expected the package {package} to be installed to load this model, found it "
                          f"missing (pip install '{package}', or the project's 'adopt' extra)") from None
-
-
-# --------------------------------------------------------------------------- reading an MLflow model folder
-
-
-def read_mlflow_model(folder: Path, trust_pickle: bool, uri: str, task: str = "classification") -> Candidate:
-    """Read the MLflow model in ``folder`` (downloaded from ``uri``) the safe way its ``MLmodel`` file allows;
-    ``task``: the config's, what a python_function model's ``predict`` is taken to be."""
-    import yaml
-
-    try:
-        mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
-        flavors = dict(mlmodel["flavors"])
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        raise UsageError(f"--model-uri {uri}: expected an MLflow model folder with an MLmodel file, found none "
-                         f"readable") from None
-    columns = _signature_columns(mlmodel)
-    if "xgboost" in flavors:
-        return _read_xgboost(folder, flavors["xgboost"], columns, uri)
-    if "lightgbm" in flavors:
-        return _read_lightgbm(folder, flavors["lightgbm"], columns, trust_pickle, uri)
-    if "sklearn" in flavors:
-        return _read_sklearn(folder, flavors["sklearn"], columns, trust_pickle, uri)
-    if "python_function" in flavors:
-        from driftline.registry import adopted_pyfunc
-
-        if not columns:
-            raise UsageError(f"--model-uri {uri}: expected a python_function model with an MLflow signature naming its "
-                             "input columns, found none")
-        model, payload = adopted_pyfunc.read(folder, trust_pickle, uri)
-        return Candidate(AdoptedModel("pyfunc", model, columns, task), payload, "python_function", "python_function",
-                         columns)
-    raise UsageError(f"--model-uri {uri}: expected an MLflow model with a sklearn, xgboost, lightgbm or "
-                     f"python_function flavor, found flavors {', '.join(sorted(flavors)) or 'none'}")
-
-
-def _signature_columns(mlmodel: dict[str, Any]) -> tuple[str, ...] | None:
-    inputs = (mlmodel.get("signature") or {}).get("inputs")
-    if not inputs:
-        return None
-    try:
-        spec = json.loads(inputs)
-        return tuple(str(c["name"]) for c in spec)
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def _data_file(folder: Path, flavor: dict[str, Any], key: str, uri: str) -> Path:
-    name = str(flavor.get(key) or "")
-    path = (folder / name).resolve()
-    if not name or folder.resolve() not in path.parents or not path.is_file():
-        raise UsageError(f"--model-uri {uri}: expected the model file named by the MLmodel file ({key}), found "
-                         f"{name or 'no name'} missing")
-    return path
-
-
-def _refuse_pickle(serialization: str, trust_pickle: bool, uri: str) -> None:
-    if not trust_pickle:
-        raise UsageError(
-            f"--model-uri {uri}: the model is stored as {serialization}, and loading it would run code from the file; "
-            "refused: set adopt.trust_pickle: true in the model's config only if you trust where it comes from "
-            "(driftline stores it as a format that runs no code afterwards)")
-
-
-def _unpickle(path: Path, uri: str) -> Any:
-    try:
-        with path.open("rb") as f:
-            return pickle.load(f)  # noqa: S301  (adopt.trust_pickle is true: checked by the caller)
-    except Exception as exc:   # e.g. a class from the notebook's own module, not importable here
-        raise UsageError(f"--model-uri {uri}: expected a pickle this environment can load, found "
-                         f"{type(exc).__name__}: {exc}") from None
-
-
-def _read_sklearn(folder: Path, flavor: dict[str, Any], columns: tuple[str, ...] | None, trust_pickle: bool,
-                  uri: str) -> Candidate:
-    from driftline.registry.artifact import deserialize, serialize
-
-    fmt = str(flavor.get("serialization_format") or "cloudpickle")
-    try:
-        if fmt == "skops":
-            path = _data_file(folder, flavor, "pickled_model", uri)
-            payload = path.read_bytes()
-            model = deserialize(payload, uri)   # driftline's trusted types only: anything else is refused
-        else:
-            _refuse_pickle(fmt, trust_pickle, uri)
-            path = _data_file(folder, flavor, "pickled_model", uri)
-            model = _unpickle(path, uri)
-            payload = serialize(model)          # refuses types outside driftline's trusted list
-    except ArtifactIntegrityError as exc:
-        raise UsageError(f"--model-uri {uri}: expected a scikit-learn model driftline can store as skops with its "
-                         f"trusted types (docs/training.md, §5), found: {exc}") from None
-    return _candidate("sklearn", model, payload, "sklearn", fmt, columns, uri)
-
-
-def _read_xgboost(folder: Path, flavor: dict[str, Any], columns: tuple[str, ...] | None, uri: str) -> Candidate:
-    xgb = _import("xgboost", "xgboost-cpu")
-    cls = str(flavor.get("model_class") or "")
-    if cls not in XGBOOST_CLASSES:
-        raise UsageError(f"--model-uri {uri}: expected an XGBoost scikit-learn model "
-                         f"({', '.join(XGBOOST_CLASSES)}), found {cls or 'no model_class'}")
-    path = _data_file(folder, flavor, "data", uri)
-    model = getattr(xgb, XGBOOST_CLASSES[cls])()
-    try:
-        model.load_model(str(path))
-    except Exception as exc:
-        raise UsageError(f"--model-uri {uri}: expected an XGBoost model file, found unreadable content ({exc})") \
-            from None
-    return _candidate("xgboost", model, _xgboost_payload(model), "xgboost",
-                      str(flavor.get("model_format") or "xgb"), columns, uri)
-
-
-def _read_lightgbm(folder: Path, flavor: dict[str, Any], columns: tuple[str, ...] | None, trust_pickle: bool,
-                   uri: str) -> Candidate:
-    lgb = _import("lightgbm", "lightgbm")
-    cls = str(flavor.get("model_class") or "")
-    path = _data_file(folder, flavor, "data", uri)
-    if cls == "lightgbm.basic.Booster":
-        fmt = "text"
-        try:
-            booster = lgb.Booster(model_file=str(path))
-        except Exception as exc:
-            raise UsageError(f"--model-uri {uri}: expected a LightGBM text model, found unreadable content ({exc})") \
-                from None
-    elif cls in ("lightgbm.sklearn.LGBMClassifier", "lightgbm.sklearn.LGBMRegressor"):
-        fmt = str(flavor.get("serialization_format") or "pickle")
-        if fmt == "skops":
-            import skops.io as sio
-
-            data = path.read_bytes()
-            extra = sorted(set(sio.get_untrusted_types(data=data)) - set(LIGHTGBM_SKOPS_TYPES))
-            if extra:
-                raise UsageError(f"--model-uri {uri}: expected a LightGBM model of trusted types only, found "
-                                 f"{', '.join(extra)}")
-            wrapper = sio.loads(data, trusted=list(LIGHTGBM_SKOPS_TYPES))
-        else:
-            _refuse_pickle(fmt, trust_pickle, uri)
-            wrapper = _unpickle(path, uri)
-        if cls.endswith("Classifier") and not _binary(list(wrapper.classes_)):
-            raise UsageError(f"--model-uri {uri}: expected a binary classifier with classes 0 and 1, found classes "
-                             f"{_plain(wrapper.classes_)}")
-        booster = wrapper.booster_
-    else:
-        raise UsageError(f"--model-uri {uri}: expected a LightGBM Booster, LGBMClassifier or LGBMRegressor, found "
-                         f"{cls or 'no model_class'}")
-    objective = str(booster.params.get("objective", "") or _objective_of(booster))
-    task = "classification" if objective in ("binary", "cross_entropy", "xentropy") else "regression"
-    if objective.startswith("multiclass"):
-        raise UsageError(f"--model-uri {uri}: expected a binary classifier or a regressor, found a multiclass "
-                         "LightGBM model (multiclass is not supported yet)")
-    model = AdoptedModel("lightgbm", booster, columns or tuple(booster.feature_name()), task)
-    return Candidate(model, booster.model_to_string().encode("utf-8"), "lightgbm", fmt, columns)
-
-
-def _objective_of(booster: Any) -> str:
-    """The objective line of a LightGBM text model (``objective=binary sigmoid:1`` → ``binary``)."""
-    for line in booster.model_to_string().splitlines()[:40]:
-        if line.startswith("objective="):
-            return line.removeprefix("objective=").split()[0]
-    return ""
-
-
-def _candidate(kind: str, model: Any, payload: bytes, flavor: str, serialization: str,
-               columns: tuple[str, ...] | None, uri: str) -> Candidate:
-    names = columns or tuple(str(c) for c in getattr(model, "feature_names_in_", ()))
-    if not names:
-        raise UsageError(f"--model-uri {uri}: expected the model's input columns (an MLflow signature, or a model "
-                         "fitted on a DataFrame), found neither")
-    if hasattr(model, "predict_proba"):
-        classes = list(getattr(model, "classes_", []))
-        if not _binary(classes):
-            raise UsageError(f"--model-uri {uri}: expected a binary classifier with classes 0 and 1, found classes "
-                             f"{_plain(classes)} (multiclass is not supported "
-                             "yet)")
-        task = "classification"
-    else:
-        task = "regression"
-    return Candidate(AdoptedModel(kind, model, names, task), payload, flavor, serialization, columns)
-
-
-def _binary(classes: list[Any]) -> bool:
-    """Whether a classifier's classes are exactly 0 and 1."""
-    try:
-        return len(classes) == 2 and sorted(float(c) for c in classes) == [0.0, 1.0]
-    except (TypeError, ValueError):
-        return False
-
-
-def _plain(classes: Any) -> list[Any]:
-    """Class labels as plain Python values (for a message)."""
-    return [c.item() if hasattr(c, "item") else c for c in classes]

@@ -29,7 +29,7 @@ def folder_bytes(folder: Path) -> bytes:
     """The MLflow model folder as a zip (sorted members, fixed timestamps: the same folder gives the same bytes)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):   # no local files
             z.writestr(zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=_EPOCH), path.read_bytes())
     return buf.getvalue()
 

@@ -84,16 +84,22 @@ def read_verified(path: str | Path, expected_sha256: str) -> bytes:
     return data
 
 
-def deserialize(data: bytes, source: str) -> Any:
-    """Rebuild a model from verified skops bytes, trusting only `TRUSTED_TYPES` beyond skops defaults; an adopted
-    model's artifact (`driftline.registry.adopted`) loads through its own format, which runs no code either."""
-    import skops.io as sio
-    from skops.io.exceptions import UntrustedTypesFoundException
-
+def deserialize(data: bytes, source: str, allow_code: bool = False) -> Any:
+    """Rebuild a model from verified bytes: skops (`deserialize_skops`), or an adopted model's artifact
+    (`driftline.registry.adopted`), whose formats run no code, except a generic python_function model: loaded only
+    with ``allow_code`` (the config's ``adopt.trust_pickle``), refused otherwise."""
     from driftline.registry import adopted  # a model driftline adopted (`driftline models adopt`)
 
     if adopted.is_adopted(data):
-        return adopted.unpack(data, source)
+        return adopted.unpack(data, source, allow_code)
+    return deserialize_skops(data, source)
+
+
+def deserialize_skops(data: bytes, source: str) -> Any:
+    """Rebuild a model from skops bytes, trusting only `TRUSTED_TYPES` beyond skops defaults."""
+    import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     try:
         extra = untrusted_types(data)
         if extra:

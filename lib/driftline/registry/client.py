@@ -131,11 +131,13 @@ class VersionInfo:
 class ModelRegistry:
     """Versions and aliases of one registered model."""
 
-    def __init__(self, setup: TrackingSetup, model_name: str):
+    def __init__(self, setup: TrackingSetup, model_name: str, trust_code: bool = False):
         from mlflow import MlflowClient
 
         self.setup = setup
         self.name = model_name
+        # load adopted python_function versions, which run their own code (the config's adopt.trust_pickle)
+        self.trust_code = trust_code
         self.client = MlflowClient(tracking_uri=setup.tracking_uri, registry_uri=setup.registry_uri)
 
     # ------------------------------------------------------------------ reading
@@ -323,8 +325,10 @@ class ModelRegistry:
     def load(self, version: str | int) -> Any:
         """The fitted pipeline of ``version``, verified (hash) before it is deserialized; cached per hash."""
         info = self.get(version)
-        key = (self.setup.registry_uri, self.name, info.version, info.sha256 or "")
-        return _cache.get_or_load(key, lambda: deserialize(self.verified_bytes(info), f"{self.name} v{info.version}"))
+        key = (self.setup.registry_uri, self.name, info.version, info.sha256 or "",
+               *(("code",) if self.trust_code else ()))
+        return _cache.get_or_load(key, lambda: deserialize(self.verified_bytes(info), f"{self.name} v{info.version}",
+                                                           self.trust_code))
 
 
 @dataclass(frozen=True)

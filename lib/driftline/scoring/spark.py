@@ -43,6 +43,7 @@ class ModelRef:
     version: str
     sha256: str
     signature: ModelSignature
+    allow_code: bool = False      # an adopted python_function version may be loaded (adopt.trust_pickle)
 
 
 def scored_schema(df_schema: StructType, key: str) -> StructType:
@@ -166,7 +167,8 @@ def partition_scorer(models: Sequence[tuple[ModelRef, Broadcast[bytes] | Inline]
 
         scorers = [
             Scorer(ref.role, ref.version,
-                   cached_model(ref.name, ref.version, ref.sha256, lambda bc=bc: bc.value, threads), ref.signature)
+                   cached_model(ref.name, ref.version, ref.sha256, lambda bc=bc: bc.value, threads,
+                                ref.allow_code), ref.signature)
             for ref, bc in models
         ]
         features = list(dict.fromkeys(c for s in scorers for c in s.signature.features))

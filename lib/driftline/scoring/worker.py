@@ -31,16 +31,18 @@ def limit_threads(threads: int) -> None:
     _threads = threads
 
 
-def cached_model(name: str, version: str, sha256: str, fetch: Callable[[], bytes], threads: int) -> Any:
+def cached_model(name: str, version: str, sha256: str, fetch: Callable[[], bytes], threads: int,
+                 allow_code: bool = False) -> Any:
     """The model for (name, version, sha256): from this worker's cache, else fetched, verified and loaded."""
     limit_threads(threads)
 
     def load() -> Any:
         data = fetch()
         verify_bytes(data, sha256, f"{name} v{version} (worker copy)")
-        return deserialize(data, f"{name} v{version}")
+        return deserialize(data, f"{name} v{version}", allow_code)
 
-    return _models.get_or_load((name, version, sha256), load)
+    # a model loaded with code allowed is not handed to a later caller that does not allow it
+    return _models.get_or_load((name, version, sha256, *(("code",) if allow_code else ())), load)
 
 
 def cached_keys() -> list[tuple[str, ...]]:

@@ -15,12 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
+from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 
 from driftline.errors import ArtifactIntegrityError, UsageError
-from driftline.registry.adopted import AdoptedModel, is_adopted, pack, read_mlflow_model, unpack
+from driftline.registry.adopted import AdoptedModel, is_adopted, pack, unpack
+from driftline.registry.adopted_pyfunc import folder_bytes
+from driftline.registry.adopted_read import read_mlflow_model
 from driftline.registry.artifact import deserialize, serialize
 from driftline.training.pipeline import predict_scores
 
@@ -115,13 +119,63 @@ def test_trusted_pickle_is_stored_as_skops(tmp_path, data):
     np.testing.assert_array_equal(again.coef_, model.coef_)
 
 
-def test_multiclass_models_are_refused(tmp_path, data):
+def test_multiclass_and_probability_free_models_are_refused(tmp_path, data):
     x, _ = data
     three = x["few"].clip(0, 2).astype(int)
     mlflow.xgboost.save_model(xgb.XGBClassifier(n_estimators=2).fit(x, three), tmp_path / "m3",
                               pip_requirements=["xgboost"])
     with pytest.raises(UsageError, match=r"expected a binary classifier with classes 0 and 1, found classes \[0, 1, 2\]"):
         read_mlflow_model(tmp_path / "m3", False, "m3")
+    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1}, lgb.Dataset(x, three), 2)
+    mlflow.lightgbm.save_model(booster, tmp_path / "l3", pip_requirements=["lightgbm"])
+    with pytest.raises(UsageError, match="expected a LightGBM binary classifier or regressor, found objective multiclass"):
+        read_mlflow_model(tmp_path / "l3", False, "l3")
+    mlflow.sklearn.save_model(LinearSVC().fit(x.fillna(0), three.clip(0, 1)), tmp_path / "svc",
+                              serialization_format="skops", pip_requirements=["scikit-learn"])
+    with pytest.raises(UsageError, match="expected a classifier with predict_proba .* found LinearSVC without it"):
+        read_mlflow_model(tmp_path / "svc", False, "svc")
+
+
+def test_the_model_own_column_order_wins_over_the_signature(tmp_path, data):
+    x, y = data
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7}, lgb.Dataset(x, y), 10)
+    mlflow.lightgbm.save_model(booster, tmp_path / "b", pip_requirements=["lightgbm"],
+                               signature=infer_signature(x[["few", "a", "flag"]]))     # another order
+    cand = read_mlflow_model(tmp_path / "b", False, "b")
+    assert cand.model.columns == ("a", "flag", "few")
+    loaded = unpack(pack("lightgbm", cand.payload, cand.model.columns, "classification"), "b")
+    np.testing.assert_allclose(predict_scores(loaded, shuffled(x), "classification"), booster.predict(x),
+                               rtol=0, atol=1e-12)
+    mlflow.lightgbm.save_model(booster, tmp_path / "other", pip_requirements=["lightgbm"],
+                               signature=infer_signature(x[["a", "flag"]].assign(zz=1.0)))
+    with pytest.raises(UsageError, match=r"expected the MLflow signature to name the model's own input columns "
+                                         r"\(a, flag, few\), found a, flag, zz"):
+        read_mlflow_model(tmp_path / "other", False, "other")
+
+
+def test_a_skops_label_on_an_adopted_pyfunc_zip_runs_nothing(tmp_path, data):
+    """The MLmodel file is not trusted: an adopted python_function artifact behind a 'skops' sklearn flavor is read
+    as skops (and refused), never unpacked as an adopted model."""
+    x, _ = data
+    marker = tmp_path / "loaded"
+
+    class Touch(mlflow.pyfunc.PythonModel):
+        def load_context(self, context):
+            marker.write_text("code ran")
+
+        def predict(self, context, model_input):
+            return np.zeros(len(model_input))
+
+    mlflow.pyfunc.save_model(tmp_path / "py", python_model=Touch(), pip_requirements=["mlflow"])
+    evil = pack("pyfunc", folder_bytes(tmp_path / "py"), ["a"], "classification")
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "model.skops").write_bytes(evil)
+    (tmp_path / "fake" / "MLmodel").write_text(
+        "flavors:\n  sklearn:\n    pickled_model: model.skops\n    serialization_format: skops\n")
+    marker.unlink(missing_ok=True)
+    with pytest.raises(UsageError, match="expected a scikit-learn model driftline can store as skops"):
+        read_mlflow_model(tmp_path / "fake", False, "fake")
+    assert not marker.exists()
 
 
 def test_python_function_model_only_with_trust_and_predict_is_the_score(tmp_path, data):
@@ -147,7 +201,12 @@ def test_python_function_model_only_with_trust_and_predict_is_the_score(tmp_path
     packed = pack("pyfunc", cand.payload, cand.model.columns, "classification")
     assert packed == pack("pyfunc", read_mlflow_model(tmp_path / "py", True, "py").payload, cand.model.columns,
                           "classification")     # the same folder gives the same bytes (and hash)
-    loaded = deserialize(packed, "py")
+    marker.unlink(missing_ok=True)
+    with pytest.raises(ArtifactIntegrityError, match=r"python_function model runs its own code when loaded; refused"):
+        deserialize(packed, "py")                 # the config that loads it must trust it too
+    assert not marker.exists()
+    loaded = deserialize(packed, "py", allow_code=True)
+    assert marker.exists()
     want = 1 / (1 + np.exp(-x["a"].fillna(0) - x["flag"]))
     np.testing.assert_allclose(predict_scores(loaded, shuffled(x), "classification"), want, rtol=0, atol=1e-12)
 
