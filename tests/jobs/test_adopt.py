@@ -29,7 +29,7 @@ from driftline.tables.spec import StorageConfig
 from driftline.vocabulary import CHAMPION
 from tests.jobs.test_train import D, Payload, U, registry
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 
 REF = (dt.date(2026, 2, 12), dt.date(2026, 2, 25))
 NUM = ["x1", "x2"]
@@ -205,3 +205,39 @@ def test_bad_models_are_refused_in_one_line_and_nothing_is_registered(env, exter
     assert adopt(env, "models:/no_such_model/1") == 2
     assert "--model-uri: expected an MLflow model at models:/no_such_model/1, found none" in capsys.readouterr().err
     assert [v.version for v in reg.versions()] == before
+
+
+def test_reference_rows_from_a_reference_table(env, external, capsys) -> None:
+    """--reference-table: the labelled rows of the window come from a table of the user's (a null label and the rows
+    outside the window left out), not from the features and labels tables."""
+    from pyspark.sql import types as T
+
+    from driftline.tables import CommitInfo
+
+    rows = labelled(env, dt.date(2026, 2, 8), dt.date(2026, 2, 28)).rename(columns={"churned": "outcome"})
+    rows["outcome"] = rows["outcome"].astype(float)
+    rows.loc[3, "outcome"] = np.nan
+    schema = T.StructType([T.StructField("customer_id", T.StringType()), T.StructField("as_of_date", T.DateType()),
+                           T.StructField("x1", T.DoubleType()), T.StructField("x2", T.DoubleType()),
+                           T.StructField("plan", T.StringType()), T.StructField("outcome", T.DoubleType())])
+    cols = ["customer_id", "as_of_date", "x1", "x2", "plan", "outcome"]
+    data = [tuple(None if pd.isna(v) else v for v in r) for r in rows[cols].itertuples(index=False)]
+    store = open_store(env["spark"], StorageConfig(), env["ws"])
+    store.append("jt_reference", env["spark"].createDataFrame(data, schema),
+                 CommitInfo(job="test", run_id="setup", key="ref", code_version="t", config_hash="t"))
+    uri = log_external(env, "xgboost", external["xgb"], "ext_xgb_ref")
+    # (the champion may be the python_function version of the first test: this config must trust it for the gate)
+    window = ["--reference-table", "jt_reference", "--label-column", "outcome", "--set", "adopt.trust_pickle=true"]
+    capsys.readouterr()
+    assert adopt(env, uri, *window[:2], *window[-2:]) == 2            # the default label column is not there
+    assert "table jt_reference: expected columns label, found them missing" in capsys.readouterr().err
+    reg = registry(env)
+    before = len(reg.versions())
+    assert adopt(env, uri, *window) == 0
+    version = reg.versions()[-1]
+    assert len(reg.versions()) == before + 1 and version.tags["driftline.reference_table"] == "jt_reference"
+    used = rows[(rows["as_of_date"] >= REF[0]) & (rows["as_of_date"] <= REF[1]) & rows["outcome"].notna()]
+    run = reg.client.get_run(version.run_id)
+    assert int(run.data.params["validation_rows"]) == len(used)
+    p = external["xgb"].predict_proba(used[NUM].astype("float64"))[:, 1]
+    assert run.data.metrics["val_log_loss"] == pytest.approx(log_loss(used["outcome"].astype(int), p), abs=1e-6)

@@ -68,6 +68,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                        help="first as-of date of the reference window (inclusive)")
     adopt.add_argument("--reference-to", required=True, type=iso_date, metavar="YYYY-MM-DD",
                        help="last as-of date of the reference window (inclusive)")
+    adopt.add_argument("--reference-table", metavar="TABLE",
+                       help="take the reference rows from TABLE (entity key, as_of_date, the features and a label "
+                            "column) instead of the features table and the labels")
+    adopt.add_argument("--label-column", default="label", metavar="COLUMN",
+                       help="the label column of --reference-table (default: label)")
     adopt.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD",
                        help="the run's date: labels known before it are used (default: today, UTC)")
     adopt.add_argument("--promote", action="store_true",
@@ -123,7 +128,8 @@ def adopt(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     setup_logging(cfg.logging.level, cfg.logging.json_lines)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     date = args.date or dt.datetime.now(dt.UTC).date()
-    request = Request(args.model_uri, args.reference_from, args.reference_to, args.promote)
+    request = Request(args.model_uri, args.reference_from, args.reference_to, args.promote, args.reference_table,
+                      args.label_column)
     checked = check(cfg, request, date)        # the model is read and checked before Spark starts
     with job_context("adopt", loaded, (date,), force=args.force) as ctx:
         result = guarded(ctx, lambda c: run(c, request, checked))   # alerts job_failed rules, syncs the catalog

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from driftline.errors import InputContractError, UsageError
+from driftline.errors import InputContractError, MissingInputError, UsageError
 from driftline.jobs import canary
 from driftline.jobs.train import (
     FINGERPRINT_TAG,
@@ -40,6 +40,7 @@ from driftline.jobs.train import (
     TrainingData,
     input_versions,
     labelled_window,
+    model_columns,
     plan_training,
 )
 from driftline.jobs.train_gate import canary_rollout, run_gate
@@ -56,10 +57,13 @@ from driftline.training.pipeline import model_frame, predict_scores
 from driftline.vocabulary import CHAMPION
 
 if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
     from driftline.config.schema import DriftlineConfig
     from driftline.jobs import JobResult
     from driftline.jobs.context import JobContext
     from driftline.registry.client import TrackingSetup
+    from driftline.tables import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ class Request:
     reference_from: dt.date
     reference_to: dt.date
     promote: bool = False
+    reference_table: str | None = None   # a table of labelled reference rows instead of features + labels
+    label_column: str = ds.LABEL         # its label column
 
     @property
     def window(self) -> str:
@@ -86,10 +92,13 @@ def check(cfg: DriftlineConfig, request: Request, date: dt.date) -> tuple[Plan, 
     if request.reference_to < request.reference_from:
         raise UsageError(f"--reference-to: expected a date on or after --reference-from {request.reference_from}, "
                          f"found {request.reference_to}")
-    if request.reference_to >= date:
+    if request.reference_to >= date and request.reference_table is None:
         raise UsageError(f"--reference-to: expected a date before the run's date {date} (labels known before "
                          f"it are used), found {request.reference_to}")
     plan = plan_training(cfg)
+    if request.reference_table is not None and request.label_column in plan.features:
+        raise UsageError(f"--label-column: expected the reference table's label column, found {request.label_column}, "
+                         "a feature of the config")
     candidate = fetch(tracking_setup(cfg.mlflow, cfg.workspace), request.model_uri, cfg.adopt.trust_pickle,
                       cfg.label.task)
     return plan, candidate, model_signature(candidate, plan, cfg.label.task, request.model_uri)
@@ -183,12 +192,35 @@ def reference_data(ctx: JobContext, plan: Plan, versions: dict[str, int], reques
     """The labelled rows of the reference window (capped like a validation split), as the validation split of a
     `TrainingData` without training rows: what the train job's reference profile and gate read."""
     cfg, tcfg = ctx.config, ctx.config.training
-    rows = labelled_window(ctx.store, cfg, plan, versions, request.reference_from, request.reference_to, ctx.dates[0])
+    if request.reference_table is None:
+        rows = labelled_window(ctx.store, cfg, plan, versions, request.reference_from, request.reference_to,
+                               ctx.dates[0])
+        where = f"with labels known before {ctx.dates[0]}"
+    else:
+        rows, versions = reference_table_rows(ctx.store, cfg, plan, versions, request)
+        where = f"of {request.reference_table} with a label in {request.label_column}"
     pdf, capped = ds.collect_sample(rows, cfg.entity_key, tcfg.sample_cap, tcfg.sample_seed)
     ds.check_rows(len(pdf), tcfg.min_validation_rows, "reference", request.window, "min_validation_rows")
-    log.info("reference set: %d rows with labels known before %s%s", len(pdf), ctx.dates[0],
+    log.info("reference set: %d rows %s%s", len(pdf), where,
              f" (capped at training.sample_cap={tcfg.sample_cap})" if capped else "")
     return TrainingData(pdf.iloc[:0], pdf, False, capped, versions)
+
+
+def reference_table_rows(store: TableStore, cfg: DriftlineConfig, plan: Plan, versions: dict[str, int],
+                         request: Request) -> tuple[DataFrame, dict[str, int]]:
+    """``--reference-table``: its rows of the reference window with a non-null label (`model_columns` and ``label``),
+    and the table versions read (its own added)."""
+    from pyspark.sql import functions as F
+
+    table = str(request.reference_table)
+    if not store.exists(table):
+        raise MissingInputError(f"--reference-table: expected table {table} to exist, found none")
+    versions = {**versions, table: store.version(table)}
+    rows, _ = model_columns(store.read(table, version=versions[table]), cfg, plan, table, keep=(request.label_column,))
+    label = F.col(request.label_column).cast("double")
+    rows = ds.filter_window(rows, request.reference_from, request.reference_to)
+    rows = rows.withColumn("_label", label).drop(request.label_column).withColumnRenamed("_label", ds.LABEL)
+    return rows.filter(F.col(ds.LABEL).isNotNull()), versions
 
 
 def evaluate(ctx: JobContext, plan: Plan, data: TrainingData, candidate: Candidate, uri: str) -> FitResult:
@@ -226,6 +258,7 @@ def adoption_tags(ctx: JobContext, request: Request, data: TrainingData, candida
         "driftline.date": ctx.dates[0].isoformat(),
         "driftline.validation_window": request.window,
         "driftline.reference_window": request.window,
+        **({"driftline.reference_table": request.reference_table} if request.reference_table else {}),
         SOURCE_TAG: request.model_uri,
         "driftline.adopted_flavor": candidate.flavor,
         "driftline.adopted_serialization": candidate.serialization,
@@ -240,6 +273,7 @@ def find_previous(registry: ModelRegistry, request: Request, config_hash: str, c
     """The version already adopted (gate run) from the same model bytes (whatever the URI points at today), window,
     config, code and rows, if any."""
     want = {TAG_SHA256: sha256, "driftline.reference_window": request.window,
+            "driftline.reference_table": request.reference_table,
             "driftline.config_hash": config_hash, "driftline.code_version": code_version, FINGERPRINT_TAG: fingerprint}
     for info in reversed(registry.versions()):
         if all(info.tags.get(k) == v for k, v in want.items()) and "driftline.gate.passed" in info.tags:

@@ -147,31 +147,36 @@ def input_versions(store: TableStore, plan: Plan) -> dict[str, int]:
 def labelled_window(store: TableStore, cfg: DriftlineConfig, plan: Plan, versions: dict[str, int], start: dt.date,
                     end: dt.date, known_before: dt.date) -> DataFrame:
     """The feature rows of as-of dates ``start``..``end`` (the given table versions) that have a label known before
-    ``known_before`` 00:00 UTC: entity key, as_of_date, the features (numeric as double, categorical as string), each
-    segment column's string value (`segment_alias`) and ``label``."""
-    from pyspark.sql import functions as F
-
+    ``known_before`` 00:00 UTC: `model_columns` and ``label``."""
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     features = store.read(plan.features_table, version=versions[plan.features_table], partitions={AS_OF: days})
-    missing = [c for c in (cfg.entity_key, AS_OF, *plan.features) if c not in features.columns]
-    if missing:
-        raise InputContractError(
-            f"table {plan.features_table}: expected columns {', '.join(missing)}, found them missing"
-        )
-    # the segment columns' values as the monitor reads them (`driftline.monitoring.segments`), beside the model's
-    segments = {segment_alias(c): c for c in cfg.monitoring.segments if c in features.columns}
-    features = features.select(
-        F.col(cfg.entity_key).cast("string").alias(cfg.entity_key), F.col(AS_OF).cast("date").alias(AS_OF),
-        *[F.col(c).cast("double").alias(c) for c in plan.numeric],
-        *[F.col(c).cast("string").alias(c) for c in plan.categorical],
-        *[F.col(c).cast("string").alias(a) for a, c in segments.items()],
-    )
+    features, segments = model_columns(features, cfg, plan, plan.features_table)
     source = cfg.sources.labels
     if source is None:
         raise ConfigError("sources.labels: the train job needs a label table, found none configured")
     labels = ds.matured_labels(store.read(plan.labels_table, version=versions[plan.labels_table]),
                                source, plan.label_as_of, known_before)
     return ds.with_labels(ds.filter_window(features, start, end), labels, cfg.entity_key, [*plan.features, *segments])
+
+
+def model_columns(df: DataFrame, cfg: DriftlineConfig, plan: Plan, table: str,
+                  keep: tuple[str, ...] = ()) -> tuple[DataFrame, list[str]]:
+    """The entity key (string), as_of_date (date), the features (numeric as double, categorical as string), each
+    segment column's string value (`segment_alias`, as the monitor reads it) and the ``keep`` columns of ``df``;
+    with the segment aliases. `InputContractError` naming the columns ``table`` lacks."""
+    from pyspark.sql import functions as F
+
+    missing = [c for c in (cfg.entity_key, AS_OF, *plan.features, *keep) if c not in df.columns]
+    if missing:
+        raise InputContractError(f"table {table}: expected columns {', '.join(missing)}, found them missing")
+    segments = {segment_alias(c): c for c in cfg.monitoring.segments if c in df.columns}
+    return df.select(
+        F.col(cfg.entity_key).cast("string").alias(cfg.entity_key), F.col(AS_OF).cast("date").alias(AS_OF),
+        *[F.col(c).cast("double").alias(c) for c in plan.numeric],
+        *[F.col(c).cast("string").alias(c) for c in plan.categorical],
+        *[F.col(c).cast("string").alias(a) for a, c in segments.items()],
+        *[F.col(c) for c in keep],
+    ), list(segments)
 
 
 def load_training_data(store: TableStore, cfg: DriftlineConfig, plan: Plan, windows: ds.Windows,
