@@ -27,7 +27,8 @@ from driftline.registry.client import clear_cache
 from driftline.tables import open_store
 from driftline.tables.spec import StorageConfig
 from driftline.vocabulary import CHAMPION
-from tests.jobs.test_train import D, Payload, U, registry
+from tests.jobs.test_train import D, U, registry
+from tests.payload import Payload
 
 pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 

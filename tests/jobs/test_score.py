@@ -33,8 +33,9 @@ from driftline.tables.contracts import PREDICTIONS
 from driftline.tables.spec import StorageConfig
 from driftline.training.pipeline import model_frame
 from driftline.vocabulary import CHAMPION
-from tests.jobs.test_train import MODEL, Payload
+from tests.jobs.test_train import MODEL
 from tests.jobs.test_train import D as TRAIN_DATE
+from tests.payload import Payload
 
 pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 

@@ -35,6 +35,7 @@ from driftline.tables.spec import StorageConfig
 from driftline.training.pipeline import build_pipeline, model_frame, predict_scores
 from driftline.training.spec import EstimatorConfig
 from driftline.vocabulary import CHAMPION, PREVIOUS
+from tests.payload import Payload
 
 pytestmark = [pytest.mark.slow, pytest.mark.both_backends]
 
@@ -68,14 +69,6 @@ MODEL = {
 }
 
 
-class Payload:
-    """Unpickling this creates ``marker``: an artifact that would run code."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
 
 def make_inputs(seed: int = 11) -> tuple[pd.DataFrame, pd.DataFrame]:

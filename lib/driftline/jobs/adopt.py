@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from driftline.jobs.train import (
     TrainingData,
     input_versions,
     labelled_window,
+    log_evaluation,
     model_columns,
     plan_training,
 )
@@ -52,7 +52,7 @@ from driftline.registry.client import TAG_SHA256, ModelRegistry, configure, ensu
 from driftline.scoring.signature import ModelSignature, validate_features
 from driftline.training import dataset as ds
 from driftline.training.evaluate import baseline_scores, calibration_table, prefixed, task_metrics
-from driftline.training.importance import as_metrics, permutation_importances
+from driftline.training.importance import permutation_importances
 from driftline.training.pipeline import model_frame, predict_scores
 from driftline.vocabulary import CHAMPION
 
@@ -297,12 +297,7 @@ def register(ctx: JobContext, registry: ModelRegistry, plan: Plan, request: Requ
               "validation_rows": len(data.validation), "validation_capped": data.validation_capped,
               "reference_rows": "validation", "adopted_from": request.model_uri}
     with mlflow.start_run(experiment_id=experiment_id, run_name=ctx.run_id, tags=tags) as run:
-        mlflow.log_params(params)
-        mlflow.log_metrics({k: v for k, v in fit.metrics.items() if math.isfinite(v)})
-        if fit.importance:
-            mlflow.log_metrics(as_metrics(fit.importance))
-        if fit.calibration is not None:
-            mlflow.log_text(fit.calibration.to_csv(index=False), "evaluation/calibration.csv")
+        log_evaluation(params, fit)
         with tempfile.TemporaryDirectory(prefix="driftline-adopt-") as tmp:
             path = Path(tmp) / ADOPTED_FILE
             path.write_bytes(payload)

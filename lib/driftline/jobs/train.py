@@ -319,6 +319,19 @@ def find_previous_run(registry: ModelRegistry, windows: ds.Windows, config_hash:
     return None
 
 
+def log_evaluation(params: dict[str, Any], fit: FitResult) -> None:
+    """On the active MLflow run: the params, the finite metrics, the permutation importances and the calibration
+    table of a version's evaluation (the train job's and an adoption's)."""
+    import mlflow
+
+    mlflow.log_params(params)
+    mlflow.log_metrics({k: v for k, v in fit.metrics.items() if math.isfinite(v)})
+    if fit.importance:
+        mlflow.log_metrics(as_metrics(fit.importance))
+    if fit.calibration is not None:
+        mlflow.log_text(fit.calibration.to_csv(index=False), "evaluation/calibration.csv")
+
+
 @dataclass(frozen=True)
 class Registered:
     version: str
@@ -373,12 +386,7 @@ def log_and_register(ctx: JobContext, registry: ModelRegistry, plan: Plan, windo
     x_val = model_frame(data.validation, plan.numeric, plan.categorical)
     example = model_frame(data.train.head(5), plan.numeric, plan.categorical)
     with mlflow.start_run(experiment_id=experiment_id, run_name=ctx.run_id, tags=tags) as run:
-        mlflow.log_params(params)
-        mlflow.log_metrics({k: v for k, v in fit.metrics.items() if math.isfinite(v)})
-        if fit.importance:
-            mlflow.log_metrics(as_metrics(fit.importance))
-        if fit.calibration is not None:
-            mlflow.log_text(fit.calibration.to_csv(index=False), "evaluation/calibration.csv")
+        log_evaluation(params, fit)
         signature = infer_signature(x_val.head(100), fit.validation_scores[:100])
         logged = log_model(registry, fit.model, example, signature)
         mlflow.set_tags({"driftline.artifact_sha256": logged.sha256})

@@ -7,7 +7,6 @@ the library's own ``predict_proba`` / ``predict`` on the same rows.
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import lightgbm as lgb
 import mlflow
@@ -27,16 +26,7 @@ from driftline.registry.adopted_pyfunc import folder_bytes
 from driftline.registry.adopted_read import read_mlflow_model
 from driftline.registry.artifact import deserialize, serialize
 from driftline.training.pipeline import predict_scores
-
-
-class Payload:
-    """Unpickling this creates ``marker``: a model file that would run code."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
+from tests.payload import Payload
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,7 @@ from driftline.registry import artifact
 from driftline.registry.artifact import load_verified, serialize, sha256_bytes
 from driftline.training.pipeline import build_pipeline, model_frame, predict_scores
 from driftline.training.spec import EstimatorConfig
-
-
-class Payload:
-    """Unpickling this creates ``marker``: what an attacker's artifact would do."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
+from tests.payload import Payload
 
 
 class Custom:

@@ -26,6 +26,7 @@ from driftline.registry.client import (
 from driftline.registry.spec import MlflowConfig
 from driftline.training.pipeline import build_pipeline, model_frame, predict_scores
 from driftline.training.spec import EstimatorConfig
+from tests.payload import Payload
 
 MODEL = "toy"
 
@@ -40,12 +41,6 @@ features:
 """
 
 
-class Payload:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
 
 @pytest.fixture(scope="module")
