@@ -46,7 +46,7 @@ from driftline.jobs.train import (
 from driftline.jobs.train_gate import canary_rollout, run_gate
 from driftline.jobs.train_reference import write_reference_profile
 from driftline.registry.adopted import ADOPTED_FILE, Candidate, pack
-from driftline.registry.adopted_read import read_mlflow_model
+from driftline.registry.adopted_read import read_model_uri
 from driftline.registry.artifact import sha256_bytes
 from driftline.registry.client import TAG_SHA256, ModelRegistry, configure, ensure_experiment, tracking_setup
 from driftline.scoring.signature import ModelSignature, validate_features
@@ -62,7 +62,6 @@ if TYPE_CHECKING:
     from driftline.config.schema import DriftlineConfig
     from driftline.jobs import JobResult
     from driftline.jobs.context import JobContext
-    from driftline.registry.client import TrackingSetup
     from driftline.tables import TableStore
 
 log = logging.getLogger(__name__)
@@ -99,8 +98,8 @@ def check(cfg: DriftlineConfig, request: Request, date: dt.date) -> tuple[Plan, 
     if request.reference_table is not None and request.label_column in plan.features:
         raise UsageError(f"--label-column: expected the reference table's label column, found {request.label_column}, "
                          "a feature of the config")
-    candidate = fetch(tracking_setup(cfg.mlflow, cfg.workspace), request.model_uri, cfg.adopt.trust_pickle,
-                      cfg.label.task)
+    candidate = read_model_uri(tracking_setup(cfg.mlflow, cfg.workspace), request.model_uri, cfg.adopt.trust_pickle,
+                               cfg.label.task)
     return plan, candidate, model_signature(candidate, plan, cfg.label.task, request.model_uri)
 
 
@@ -149,25 +148,6 @@ def manual_promotion(registry: ModelRegistry, version: str, why: str) -> None:
     registry.promote(version, f"manual: driftline models adopt --promote ({why})")
     registry.set_tags(version, {"driftline.promoted_by": "driftline models adopt --promote"})
     log.warning("adopt: %s v%s made champion by --promote (%s)", registry.name, version, why)
-
-
-def fetch(setup: TrackingSetup, uri: str, trust_pickle: bool, task: str) -> Candidate:
-    """Download the MLflow model at ``uri`` (``models:/``, ``runs:/``, a path or any artifact URI) and read it."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    configure(setup)
-    with tempfile.TemporaryDirectory(prefix="driftline-adopt-") as tmp:
-        try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
-                                                        tracking_uri=setup.tracking_uri)
-        except (MlflowException, OSError) as exc:
-            raise UsageError(f"--model-uri: expected an MLflow model at {uri}, found none "
-                             f"({' '.join(str(exc).split())[:200]})") from None
-        candidate = read_mlflow_model(Path(local), trust_pickle, uri, task)
-    log.info("adopt: %s read through its %s flavor (stored as %s), inputs %s, %s", uri, candidate.flavor,
-             candidate.serialization, ", ".join(candidate.model.columns), candidate.model.task)
-    return candidate
 
 
 def model_signature(candidate: Candidate, plan: Plan, task: str, uri: str) -> ModelSignature:

@@ -73,6 +73,7 @@ class AdoptedModel:
                     regressor_tags=None if classifier else RegressorTags())
 
     def fit(self, *_: Any, **__: Any) -> AdoptedModel:
+        """Never called; present because scikit-learn's scorers (permutation importance) refuse an object without it."""
         raise NotImplementedError("an adopted model is fitted outside driftline")
 
     def _x(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,13 +9,16 @@ file, never code it names. Pickle and python_function models are refused before 
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
 
 from driftline.errors import ArtifactIntegrityError, UsageError
 from driftline.registry.adopted import LIGHTGBM_SKOPS_TYPES, XGBOOST_CLASSES, AdoptedModel, Candidate, import_or_explain
+from driftline.registry.client import TrackingSetup, configure
 
+log = logging.getLogger("driftline.jobs.adopt")  # the adopt job's logger
 
 def _xgboost_payload(model: Any) -> bytes:
     """An XGBoost scikit-learn model as bytes `_xgboost_from` reads: a class line, then its UBJSON model."""
@@ -26,6 +29,28 @@ def _xgboost_payload(model: Any) -> bytes:
         model.save_model(str(path))
         body = path.read_bytes()
     return json.dumps({"class": type(model).__name__}).encode() + b"\n" + body
+
+
+def read_model_uri(setup: TrackingSetup, uri: str, trust_pickle: bool, task: str) -> Candidate:
+    """Download the MLflow model at ``uri`` (``models:/``, ``runs:/``, a path or any artifact URI) from the tracking
+    setup's store and read it (`read_mlflow_model`); `UsageError` when there is no model behind it."""
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    configure(setup)
+    with tempfile.TemporaryDirectory(prefix="driftline-adopt-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp,
+                                                        tracking_uri=setup.tracking_uri)
+        except (MlflowException, OSError) as exc:
+            raise UsageError(f"--model-uri: expected an MLflow model at {uri}, found none "
+                             f"({' '.join(str(exc).split())[:200]})") from None
+        candidate = read_mlflow_model(Path(local), trust_pickle, uri, task)
+    log.info("adopt: %s read through its %s flavor (stored as %s), inputs %s, %s", uri, candidate.flavor,
+             candidate.serialization, ", ".join(candidate.model.columns), candidate.model.task)
+    return candidate
 
 
 def read_mlflow_model(folder: Path, trust_pickle: bool, uri: str, task: str = "classification") -> Candidate:
