@@ -69,7 +69,7 @@ def load_workspace(conf_dir: str, workspace: str) -> tuple[WorkspaceConfig, dict
                               f"{cfg.name} differ (migrate one workspace at a time)")
     sources: dict[str, list[str]] = {}
     for cfg in configs:
-        for source in (cfg.sources.events, cfg.sources.entities, cfg.sources.labels):
+        for source in (cfg.sources.events, cfg.sources.inference, cfg.sources.entities, cfg.sources.labels):
             if source is not None and cfg.name not in sources.setdefault(source.table, []):
                 sources[source.table].append(cfg.name)
     return first, {t: tuple(m) for t, m in sources.items()}

@@ -29,7 +29,8 @@ DESCRIPTION = """Registered versions of a model and its aliases in the MLflow re
                    champion becomes 'previous'
   rollback         make the 'previous' version champion again
   adopt            register a model trained outside driftline (an MLflow model URI) as a new version:
-                   reference profile from a date range, then the promotion gate"""
+                   reference profile from a date range, then the promotion gate; without --model-uri,
+                   a monitor-only model's version (sources.inference: the scores its log recorded)"""
 
 EPILOG = """exit codes: 0 ok · 2 configuration/usage (unknown version, no previous version) · 1 other error
 
@@ -38,7 +39,8 @@ examples:
   driftline models promote 3 --model churn
   driftline models rollback --model churn --workspace /data/driftline
   driftline models adopt --model churn --model-uri models:/churn_xgb/3 \
-      --reference-from 2026-02-01 --reference-to 2026-02-28"""
+      --reference-from 2026-02-01 --reference-to 2026-02-28
+  driftline models adopt --model loans_served --reference-from 2026-02-01 --reference-to 2026-02-28"""
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -61,9 +63,12 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description="Read the MLflow model at --model-uri without running its code (scikit-learn with skops, "
                     "XGBoost, LightGBM; pickle only with adopt.trust_pickle: true), check its inputs against the "
                     "config's features, score the labelled rows of the reference window, register it as a new "
-                    "version with its reference profile and put it through the promotion gate.")
-    adopt.add_argument("--model-uri", required=True, metavar="URI",
-                       help="MLflow model URI: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or a path")
+                    "version with its reference profile and put it through the promotion gate. A monitor-only "
+                    "model (sources.inference) takes no --model-uri: its version's predictions are the scores "
+                    "its inference log recorded.")
+    adopt.add_argument("--model-uri", metavar="URI",
+                       help="MLflow model URI: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or a path "
+                            "(required, except for a monitor-only model)")
     adopt.add_argument("--reference-from", required=True, type=iso_date, metavar="YYYY-MM-DD",
                        help="first as-of date of the reference window (inclusive)")
     adopt.add_argument("--reference-to", required=True, type=iso_date, metavar="YYYY-MM-DD",
@@ -138,7 +143,7 @@ def adopt(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     gate = {"true": "gate passed", "false": "gate failed"}.get(info.tags.get("driftline.gate.passed", ""), "no gate")
     roles = ", ".join(info.aliases) or "no alias"
     print(f"{cfg.name}: v{info.version} {'already adopted' if result.status == 'skipped' else 'adopted'} from "
-          f"{args.model_uri} ({gate}; {roles})")
+          f"{request.source(cfg)} ({gate}; {roles})")
     return result.exit_code
 
 

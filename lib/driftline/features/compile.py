@@ -25,9 +25,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from driftline.errors import ConfigError
-from driftline.features.spec import FeatureSpec, SourcesConfig, window_days
+from driftline.features.spec import EventSource, FeatureSpec, SourcesConfig, window_days
 from driftline.tables.contracts import FEATURES
-from driftline.vocabulary import SCORE
+from driftline.vocabulary import LOGGED_SCORE, SCORE, SERVING_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,19 @@ class FeaturePlan:
         return tuple(f for f in self.features if f.kind in ("ratio", "flag", "custom"))
 
     @property
+    def events(self) -> EventSource:
+        """``sources.events`` (every model but a monitor-only one has it)."""
+        if self.sources.events is None:
+            raise ConfigError("sources.events: expected an events source for computed features, found none "
+                              "(a monitor-only model's features come from sources.inference)")
+        return self.sources.events
+
+    @property
+    def logged(self) -> tuple[FeatureSpec, ...]:
+        """Columns of a monitor-only model's inference log (``sources.inference``)."""
+        return tuple(f for f in self.features if f.kind == "logged")
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
@@ -92,7 +105,9 @@ def compile_features(entity_key: str, sources: SourcesConfig, features: Sequence
     """Check cross-references and resolve custom functions; raise `ConfigError` on any problem."""
     declared: set[str] = set()
     customs: dict[str, Callable[[DataFrame], DataFrame]] = {}
-    reserved = {entity_key, *FEATURES.names, SCORE}  # the table's own columns; the score is profiled beside them
+    # the table's own columns; the score is profiled beside them; a monitor-only model's features table holds the
+    # logged score too
+    reserved = {entity_key, *FEATURES.names, SCORE, LOGGED_SCORE, SERVING_VERSION}
     if sources.labels is not None:
         reserved.add(sources.labels.value)
     for spec in features:
@@ -106,6 +121,15 @@ def compile_features(entity_key: str, sources: SourcesConfig, features: Sequence
                 f"features.{spec.name}: expected references to features declared before it, "
                 f"found unknown {', '.join(map(str, unknown))}"
             )
+        if (spec.kind == "logged") != (sources.inference is not None):
+            raise ConfigError(
+                f"features.{spec.name}: expected kind logged for a monitor-only model (sources.inference) and only "
+                f"there, found kind {spec.kind} {'with' if sources.inference else 'without'} sources.inference")
+        labels = sources.labels
+        if (spec.kind == "logged" and labels is not None and sources.inference is not None
+                and labels.table == sources.inference.table and (spec.column or spec.name) == labels.value):
+            raise ConfigError(f"features.{spec.name}: expected a column of the inference log other than its label "
+                              f"column, found {labels.value} (labels must never be visible to features)")
         if spec.kind == "attribute" and sources.entities is None:
             raise ConfigError(f"features.{spec.name}: attribute features need sources.entities, found none")
         if spec.kind == "custom":
@@ -136,7 +160,7 @@ def event_type_problems(plan: FeaturePlan, schema: T.StructType) -> list[str]:
     """What the aggregates need from the event schema and did not find (empty list: all good)."""
     types = {f.name: f.dataType for f in schema.fields}
     problems = []
-    ev = plan.sources.events
+    ev = plan.events
     if ev.timestamp in types and not isinstance(types[ev.timestamp], T.TimestampType):
         problems.append(f"{ev.timestamp}: expected timestamp, found {types[ev.timestamp].simpleString()}")
     for spec in plan.aggregates:

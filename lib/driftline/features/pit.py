@@ -209,7 +209,7 @@ def compute_features(
     entity table or None. Returns ``entity_key, as_of_date, <features...>``.
     """
     spark = events.sparkSession
-    ev = plan.sources.events
+    ev = plan.events
     days = sorted(day_number(d) for d in set(dates))
     first_day, end_day = days[0] - plan.lookback_days, days[-1]
     dates_df = dates_frame(spark, dates)

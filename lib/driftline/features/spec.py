@@ -70,6 +70,29 @@ class LabelSource(Frozen):
     as_of: Identifier = "as_of_date"
 
 
+class InferenceSource(Frozen):
+    """An inference log written by someone else's serving or batch code: one row per prediction, the features the
+    model was given and the score it returned (a monitor-only model: driftline ingests, profiles and judges these
+    rows; it trains and scores nothing). ``date`` (a DATE) or ``timestamp`` (a TIMESTAMP, taken as its UTC date)
+    says which as_of_date a row belongs to; with ``timestamp`` the latest row of an (entity, date) wins. ``version``:
+    the log's column naming the serving model's version, kept as ``serving_version`` (a segment column: per-version
+    performance, drift and quality rows when ``monitoring.segments`` names it)."""
+
+    table: Identifier
+    key: Identifier
+    score: Identifier
+    date: Identifier | None = None
+    timestamp: Identifier | None = None
+    version: Identifier | None = None   # the serving model's own version label: copied as ``serving_version``
+
+    @model_validator(mode="after")
+    def _one_time_column(self) -> InferenceSource:
+        if (self.date is None) == (self.timestamp is None):
+            raise ValueError("expected exactly one of date or timestamp, found "
+                             f"{'both' if self.date else 'neither'}")
+        return self
+
+
 class PopulationConfig(Frozen):
     """Which entities get a feature row on D.
 
@@ -89,18 +112,30 @@ class PopulationConfig(Frozen):
 
 
 class SourcesConfig(Frozen):
-    events: EventSource
+    """Where a model's rows come from: ``events`` (+ ``entities``) for features driftline computes, or
+    ``inference`` for a monitor-only model whose features and scores were logged elsewhere; ``labels`` either way."""
+
+    events: EventSource | None = None
+    inference: InferenceSource | None = None
     entities: EntitySource | None = None
     labels: LabelSource | None = None
     population: PopulationConfig = Field(default_factory=PopulationConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> SourcesConfig:
+        if (self.events is None) == (self.inference is None):
+            raise ValueError("expected exactly one of events (features computed by driftline) or inference (a "
+                             f"monitor-only model's logged rows), found {'both' if self.events else 'neither'}")
+        if self.inference is not None:
+            if self.entities is not None:
+                raise ValueError("a monitor-only model (inference) reads its features from the inference log, "
+                                 "expected no entities source, found one")
+            return self
         if self.population.rule == "active" and self.entities is None:
             raise ValueError("population.rule 'active' needs an entities source, found none")
         if self.labels is not None:
             # Labels are for training/monitoring only; a feature source must never be the label table.
-            used = {self.events.table, *([self.entities.table] if self.entities else [])}
+            used = {source.table for source in (self.events, self.entities) if source is not None}
             if self.labels.table in used:
                 raise ValueError(
                     f"labels.table {self.labels.table!r} is also a feature source; "
@@ -123,10 +158,12 @@ class FeatureSpec(Frozen):
     - ``ratio``: ``numerator / denominator`` (two earlier features); null when the denominator is 0 or null.
     - ``flag``: ``column`` (an earlier feature) compared with ``value`` by ``op``; false when the input is null.
     - ``custom``: ``function`` (``package.module:name``), a ``DataFrame -> DataFrame`` that adds column ``name``.
+    - ``logged``: ``column`` (default: the feature's name) of ``sources.inference``, as the model was given it
+      (monitor-only models, and only those).
     """
 
     name: Identifier
-    kind: Literal["aggregate", "attribute", "ratio", "flag", "custom"]
+    kind: Literal["aggregate", "attribute", "ratio", "flag", "custom", "logged"]
     column: Identifier | None = None
     agg: AggregateName | None = None
     window: str | None = None
@@ -160,6 +197,7 @@ class FeatureSpec(Frozen):
             "ratio": ("numerator", "denominator"),
             "flag": ("column", "op"),
             "custom": ("function",),
+            "logged": (),
         }[self.kind]
         missing = [k for k in needed if getattr(self, k) is None]
         if missing:
@@ -170,6 +208,7 @@ class FeatureSpec(Frozen):
             "ratio": {"numerator", "denominator"},
             "flag": {"column", "op", "value"},
             "custom": {"function"},
+            "logged": {"column"},
         }[self.kind]
         stray = [k for k in ("column", "agg", "window", "numerator", "denominator", "op", "value", "function")
                  if k not in allowed and getattr(self, k) is not None]

@@ -45,7 +45,7 @@ from driftline.jobs.train import (
 )
 from driftline.jobs.train_gate import canary_rollout, run_gate
 from driftline.jobs.train_reference import write_reference_profile
-from driftline.registry.adopted import ADOPTED_FILE, Candidate, pack
+from driftline.registry.adopted import ADOPTED_FILE, Candidate, logged_model, pack
 from driftline.registry.adopted_read import read_model_uri
 from driftline.registry.artifact import sha256_bytes
 from driftline.registry.client import TAG_SHA256, ModelRegistry, configure, ensure_experiment, tracking_setup
@@ -54,7 +54,7 @@ from driftline.training import dataset as ds
 from driftline.training.evaluate import baseline_scores, calibration_table, prefixed, task_metrics
 from driftline.training.importance import permutation_importances
 from driftline.training.pipeline import model_frame, predict_scores
-from driftline.vocabulary import CHAMPION
+from driftline.vocabulary import CHAMPION, LOGGED_SCORE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -73,7 +73,7 @@ SOURCE_TAG = "driftline.adopted_from"
 class Request:
     """What ``driftline models adopt`` was asked."""
 
-    model_uri: str
+    model_uri: str | None            # None: a monitor-only model's version (its inference log's scores)
     reference_from: dt.date
     reference_to: dt.date
     promote: bool = False
@@ -83,6 +83,10 @@ class Request:
     @property
     def window(self) -> str:
         return f"{self.reference_from}..{self.reference_to}"
+
+    def source(self, cfg: DriftlineConfig) -> str:
+        """Where the version comes from: the model URI, or ``inference:<table>`` for a monitor-only model."""
+        return self.model_uri or f"inference:{cfg.sources.inference.table if cfg.sources.inference else '?'}"
 
 
 def check(cfg: DriftlineConfig, request: Request, date: dt.date) -> tuple[Plan, Candidate, ModelSignature]:
@@ -98,6 +102,11 @@ def check(cfg: DriftlineConfig, request: Request, date: dt.date) -> tuple[Plan, 
     if request.reference_table is not None and request.label_column in plan.features:
         raise UsageError(f"--label-column: expected the reference table's label column, found {request.label_column}, "
                          "a feature of the config")
+    if cfg.sources.inference is not None:
+        return plan, *monitor_only_candidate(cfg, plan, request)
+    if request.model_uri is None:
+        raise UsageError("--model-uri: expected the MLflow model to adopt (models:/name/3, runs:/…), found none "
+                         "(only a monitor-only model, with sources.inference, is adopted without one)")
     candidate = read_model_uri(tracking_setup(cfg.mlflow, cfg.workspace), request.model_uri, cfg.adopt.trust_pickle,
                                cfg.label.task)
     return plan, candidate, model_signature(candidate, plan, cfg.label.task, request.model_uri)
@@ -113,21 +122,21 @@ def run(ctx: JobContext, request: Request, checked: tuple[Plan, Candidate, Model
     store = ctx.store
     versions = input_versions(store, plan)
     validate_features(store.read(plan.features_table, version=versions[plan.features_table]).schema,
-                      cfg.entity_key, [(f"{request.model_uri}", signature)], plan.features_table)
-    data = reference_data(ctx, plan, versions, request)
+                      cfg.entity_key, [(request.source(cfg), signature)], plan.features_table)
+    data = reference_data(ctx, plan, versions, request, inputs_beyond(signature, plan))
     artifact = pack(candidate.model.kind, candidate.payload, candidate.model.columns, candidate.model.task)
     done = find_previous(registry, request, ctx.config_hash, ctx.code_version, data.fingerprint,
                          sha256_bytes(artifact))
     if done is not None and not ctx.force:
         log.info("adopt: %s is already version %s for reference window %s with config %s on the same rows; nothing "
-                 "to do (use --force to adopt again)", request.model_uri, done, request.window, ctx.config_hash)
+                 "to do (use --force to adopt again)", request.source(cfg), done, request.window, ctx.config_hash)
         champion = registry.alias(CHAMPION)
         if request.promote and (champion is None or champion.version != done):
             tags = registry.get(done).tags
             passed = "passed" if tags.get("driftline.gate.passed") == "true" else "failed"
             manual_promotion(registry, done, f"gate: {passed}, {tags.get('driftline.gate.reason', '')}; on a rerun")
         return ctx.result("skipped", model_version=done)
-    fit = evaluate(ctx, plan, data, candidate, request.model_uri)
+    fit = evaluate(ctx, plan, data, candidate, request.source(cfg))
     log.info("reference window %s: %s", request.window,
              ", ".join(f"{k}={v:.4f}" for k, v in fit.metrics.items() if k.startswith("val_")))
     record = register(ctx, registry, plan, request, data, fit, candidate, signature, artifact)
@@ -141,6 +150,17 @@ def run(ctx: JobContext, request: Request, checked: tuple[Plan, Candidate, Model
     elif canary_instead:
         canary.start(ctx, ctx.dates[0], record.version, str(decision.reference_version))
     return ctx.result(model_version=record.version)
+
+
+def monitor_only_candidate(cfg: DriftlineConfig, plan: Plan, request: Request) -> tuple[Candidate, ModelSignature]:
+    """A monitor-only model's version: no model file; its input is every feature (profiled while "scoring") and the
+    logged score (its prediction)."""
+    if request.model_uri is not None:
+        raise UsageError(f"--model-uri: model {cfg.name} is monitor-only (sources.inference): its versions are the "
+                         f"scores logged in {cfg.sources.inference.table if cfg.sources.inference else '?'}; "
+                         f"expected no --model-uri, found {request.model_uri}")
+    candidate = Candidate(logged_model(cfg.label.task), b"", "inference_log", "none", None)
+    return candidate, ModelSignature((*plan.numeric, LOGGED_SCORE), tuple(plan.categorical), cfg.label.task)
 
 
 def manual_promotion(registry: ModelRegistry, version: str, why: str) -> None:
@@ -168,16 +188,23 @@ def model_signature(candidate: Candidate, plan: Plan, task: str, uri: str) -> Mo
     return ModelSignature(tuple(c for c in model.columns if c in plan.numeric), categorical, task)
 
 
-def reference_data(ctx: JobContext, plan: Plan, versions: dict[str, int], request: Request) -> TrainingData:
+def inputs_beyond(signature: ModelSignature, plan: Plan) -> tuple[str, ...]:
+    """The model's input columns that are not features of the config (a monitor-only model's logged score)."""
+    return tuple(c for c in signature.features if c not in plan.features)
+
+
+def reference_data(ctx: JobContext, plan: Plan, versions: dict[str, int], request: Request,
+                   keep: tuple[str, ...] = ()) -> TrainingData:
     """The labelled rows of the reference window (capped like a validation split), as the validation split of a
-    `TrainingData` without training rows: what the train job's reference profile and gate read."""
+    `TrainingData` without training rows: what the train job's reference profile and gate read. ``keep``: model
+    inputs beyond the features, read with them."""
     cfg, tcfg = ctx.config, ctx.config.training
     if request.reference_table is None:
         rows = labelled_window(ctx.store, cfg, plan, versions, request.reference_from, request.reference_to,
-                               ctx.dates[0])
+                               ctx.dates[0], keep)
         where = f"with labels known before {ctx.dates[0]}"
     else:
-        rows, versions = reference_table_rows(ctx.store, cfg, plan, versions, request)
+        rows, versions = reference_table_rows(ctx.store, cfg, plan, versions, request, keep)
         where = f"of {request.reference_table} with a label in {request.label_column}"
     pdf, capped = ds.collect_sample(rows, cfg.entity_key, tcfg.sample_cap, tcfg.sample_seed)
     ds.check_rows(len(pdf), tcfg.min_validation_rows, "reference", request.window, "min_validation_rows")
@@ -187,7 +214,7 @@ def reference_data(ctx: JobContext, plan: Plan, versions: dict[str, int], reques
 
 
 def reference_table_rows(store: TableStore, cfg: DriftlineConfig, plan: Plan, versions: dict[str, int],
-                         request: Request) -> tuple[DataFrame, dict[str, int]]:
+                         request: Request, keep: tuple[str, ...] = ()) -> tuple[DataFrame, dict[str, int]]:
     """``--reference-table``: its rows of the reference window with a non-null label (`model_columns` and ``label``),
     and the table versions read (its own added)."""
     from pyspark.sql import functions as F
@@ -196,7 +223,8 @@ def reference_table_rows(store: TableStore, cfg: DriftlineConfig, plan: Plan, ve
     if not store.exists(table):
         raise MissingInputError(f"--reference-table: expected table {table} to exist, found none")
     versions = {**versions, table: store.version(table)}
-    rows, _ = model_columns(store.read(table, version=versions[table]), cfg, plan, table, keep=(request.label_column,))
+    rows, _ = model_columns(store.read(table, version=versions[table]), cfg, plan, table,
+                            keep=(request.label_column, *keep))
     label = F.col(request.label_column).cast("double")
     rows = ds.filter_window(rows, request.reference_from, request.reference_to)
     rows = rows.withColumn("_label", label).drop(request.label_column).withColumnRenamed("_label", ds.LABEL)
@@ -206,7 +234,8 @@ def reference_table_rows(store: TableStore, cfg: DriftlineConfig, plan: Plan, ve
 def evaluate(ctx: JobContext, plan: Plan, data: TrainingData, candidate: Candidate, uri: str) -> FitResult:
     """The model's scores and metrics on the reference rows; the baseline predicts their own label mean."""
     cfg = ctx.config
-    x = model_frame(data.validation, plan.numeric, plan.categorical)
+    logged = candidate.model.kind == "logged"
+    x = model_frame(data.validation, [*plan.numeric, *([LOGGED_SCORE] if logged else [])], plan.categorical)
     y = ds.check_labels(data.validation[ds.LABEL], plan.task, "reference")
     try:
         scores = predict_scores(candidate.model, x, plan.task)
@@ -223,8 +252,10 @@ def evaluate(ctx: JobContext, plan: Plan, data: TrainingData, candidate: Candida
     metrics = {**prefixed(task_metrics(plan.task, y, scores, thr), "val_"),
                **prefixed(task_metrics(plan.task, y, baseline_scores(plan.task, y, len(y)), thr), "baseline_val_")}
     calib = calibration_table(y, scores) if plan.task == "classification" else None
-    importance = permutation_importances(candidate.model, x, y, plan.task, cfg.training.importance,
-                                         cfg.training.sample_seed)
+    # the logged scores do not change when a feature is permuted: a monitor-only version has no importance (and no
+    # importance drift)
+    importance = {} if logged else permutation_importances(candidate.model, x, y, plan.task, cfg.training.importance,
+                                                            cfg.training.sample_seed)
     return FitResult(candidate.model, np.empty(0), scores, metrics, calib, None, importance)
 
 
@@ -239,7 +270,7 @@ def adoption_tags(ctx: JobContext, request: Request, data: TrainingData, candida
         "driftline.validation_window": request.window,
         "driftline.reference_window": request.window,
         **({"driftline.reference_table": request.reference_table} if request.reference_table else {}),
-        SOURCE_TAG: request.model_uri,
+        SOURCE_TAG: request.source(ctx.config),
         "driftline.adopted_flavor": candidate.flavor,
         "driftline.adopted_serialization": candidate.serialization,
         "driftline.adopted_kind": candidate.model.kind,
@@ -275,7 +306,7 @@ def register(ctx: JobContext, registry: ModelRegistry, plan: Plan, request: Requ
               "categorical_features": ",".join(signature.categorical), "model_columns": ",".join(signature.features),
               "threshold": cfg.label.threshold, "horizon_days": cfg.label.horizon_days,
               "validation_rows": len(data.validation), "validation_capped": data.validation_capped,
-              "reference_rows": "validation", "adopted_from": request.model_uri}
+              "reference_rows": "validation", "adopted_from": request.source(cfg)}
     with mlflow.start_run(experiment_id=experiment_id, run_name=ctx.run_id, tags=tags) as run:
         log_evaluation(params, fit)
         with tempfile.TemporaryDirectory(prefix="driftline-adopt-") as tmp:
@@ -287,5 +318,5 @@ def register(ctx: JobContext, registry: ModelRegistry, plan: Plan, request: Requ
         version = registry.register(source, run.info.run_id, sha, len(payload), tags, file=ADOPTED_FILE)
         mlflow.set_tag("driftline.model_version", version.version)
     log.info("MLflow run %s → %s version %s (adopted from %s)", run.info.run_id, cfg.name, version.version,
-             request.model_uri)
+             request.source(cfg))
     return Registered(version.version, run.info.run_id, sha)

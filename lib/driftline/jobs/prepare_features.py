@@ -78,6 +78,10 @@ def run(ctx: JobContext) -> JobResult:
     plan = compile_features(cfg.entity_key, cfg.sources, cfg.features)
     checks = list(cfg.quality.checks)
     _check_feature_columns(plan, checks)
+    if cfg.sources.inference is not None:   # a monitor-only model: its rows are ingested from its inference log
+        from driftline.jobs import ingest
+
+        return ingest.run(ctx, plan, checks, dates)
 
     # -- 2. sources and contracts: schema only, no Spark action yet (R9).
     events, entities, results = _open_sources(ctx.store, plan, checks, dates)
@@ -92,14 +96,15 @@ def run(ctx: JobContext) -> JobResult:
     try:
         ent = _entity_checks(ctx.spark, plan, checks, entities, dates)
         results += ent.results
-        ft = _feature_checks(ctx.store, cfg.name, plan, checks, features, dates)
+        ft = feature_checks(ctx.store, cfg.name, plan, checks, features, dates)
         results += ft.results
 
         # -- 5. the gate: nothing has been written so far, and nothing is if it fails.
         gate(results)
 
         # -- 6. writes: quarantine, quality_results, then the features (the run's commit point).
-        _write(ctx, plan, dates, results, _Inputs(events, ev, entities, ent, features, ft))
+        inputs = _Inputs(events, ev, entities, ent, features, ft)
+        write_outputs(ctx, dates, results, _quarantined(ctx, plan, dates, results, inputs), features)
     finally:
         features.unpersist()
     return ctx.result()
@@ -120,7 +125,7 @@ class _EventPass:
 
 
 @dataclass(frozen=True)
-class _Checked:
+class Checked:
     """One target's rows with a violation column per row check (None when not checked), and the results."""
 
     checks: list[RowCheck]
@@ -135,15 +140,15 @@ class _Inputs:
     events: DataFrame
     ev: _EventPass
     entities: DataFrame | None
-    ent: _Checked
+    ent: Checked
     features: DataFrame
-    ft: _Checked
+    ft: Checked
 
 
 def _open_sources(store: TableStore, plan: FeaturePlan, checks: Sequence[object], dates: Sequence[dt.date],
                   ) -> tuple[DataFrame, DataFrame | None, list[CheckResult]]:
     """Open the events (and entities) and check their schema contracts — metadata only, no Spark action."""
-    events = _read_source(store, plan.sources.events.table, "events")
+    events = _read_source(store, plan.events.table, "events")
     entities = _read_source(store, plan.sources.entities.table, "entities") if plan.sources.entities else None
     results: list[CheckResult] = []
     results += schema_results(ContractCheck("events", _event_contract(plan, checks)), events.schema, dates,
@@ -166,7 +171,7 @@ def _events_pass(plan: FeaturePlan, checks: Sequence[object], events: DataFrame,
     history_days = max([c.history for c in checks if isinstance(c, RowCountCheck) and c.target == "events"],
                        default=0)
     first_day = days[0] - max(plan.lookback_days, history_days + 1)
-    ev_ts = plan.sources.events.timestamp
+    ev_ts = plan.events.timestamp
     ev_rows = (
         events.transform(filter_event_days, ev_ts, first_day, days[-1])
         .withColumn("_ts_us", F.unix_micros(F.col(ev_ts)))
@@ -177,7 +182,7 @@ def _events_pass(plan: FeaturePlan, checks: Sequence[object], events: DataFrame,
     per_day = aggregate_violations(ev_checked, ev_checks, DAY, [F.max("_ts_us").alias("_newest_us")])
     log.info("events: %d rows in %d UTC days read (%s .. %s)", sum(s["_rows"] for s in per_day.values()),
              len(per_day), _date_of(first_day), _date_of(days[-1] - 1))
-    results = _event_results(checks, ev_checks, per_day, dates, plan.sources.events.allow_empty)
+    results = _event_results(checks, ev_checks, per_day, dates, plan.events.allow_empty)
 
     drop = [c for c in ev_checks if c.drop]
     events_in = events
@@ -188,12 +193,12 @@ def _events_pass(plan: FeaturePlan, checks: Sequence[object], events: DataFrame,
 
 
 def _entity_checks(spark: SparkSession, plan: FeaturePlan, checks: Sequence[object], entities: DataFrame | None,
-                   dates: Sequence[dt.date]) -> _Checked:
+                   dates: Sequence[dt.date]) -> Checked:
     """Row and row-count checks of the entity rows valid as of each date (when any is configured)."""
     ent_checks = _row_checks(checks, "entities")
     results: list[CheckResult] = []
     if entities is None or not (ent_checks or _has(checks, "entities", RowCountCheck)):
-        return _Checked(ent_checks, None, results)
+        return Checked(ent_checks, None, results)
     ent_rows = entity_rows_as_of(entities, plan, dates_frame(spark, dates))
     ent_checked = with_violations(ent_rows, ent_checks, AS_OF)
     stats = aggregate_violations(ent_checked, ent_checks, AS_OF)
@@ -202,11 +207,11 @@ def _entity_checks(spark: SparkSession, plan: FeaturePlan, checks: Sequence[obje
     for c in checks:
         if isinstance(c, RowCountCheck) and c.target == "entities":
             results += row_count_results(c, counts, counts, dates, "rows valid as of the date")
-    return _Checked(ent_checks, ent_checked, results)
+    return Checked(ent_checks, ent_checked, results)
 
 
-def _feature_checks(store: TableStore, model: str, plan: FeaturePlan, checks: Sequence[object],
-                    features: DataFrame, dates: Sequence[dt.date]) -> _Checked:
+def feature_checks(store: TableStore, model: str, plan: FeaturePlan, checks: Sequence[object],
+                    features: DataFrame, dates: Sequence[dt.date]) -> Checked:
     """Row checks of the feature rows (the key is unique per date, always) and their row-count checks."""
     ft_checks = _row_checks(checks, "features") + [
         UniqueCheck(kind="unique", target="features", columns=[plan.entity_key], name="key_unique_features")
@@ -221,49 +226,58 @@ def _feature_checks(store: TableStore, model: str, plan: FeaturePlan, checks: Se
         history = {**_feature_history(store, FEATURES.table(model), dates), **ft_counts}
         for c in row_count_checks:
             results += row_count_results(c, ft_counts, history, dates, "feature rows")
-    return _Checked(ft_checks, ft_checked, results)
+    return Checked(ft_checks, ft_checked, results)
 
 
-def _quarantined(spark: SparkSession, plan: FeaturePlan, dates: Sequence[dt.date], results: Sequence[CheckResult],
-                 inputs: _Inputs, common: dict[str, str]) -> DataFrame:
+def provenance(ctx: JobContext) -> dict[str, str]:
+    """The run's provenance columns of ``quarantine`` and ``quality_results``."""
+    return {"run_id": ctx.run_id, "model": ctx.config.name, "config_hash": ctx.config_hash,
+            "code_version": ctx.code_version}
+
+
+def _quarantined(ctx: JobContext, plan: FeaturePlan, dates: Sequence[dt.date], results: Sequence[CheckResult],
+                 inputs: _Inputs) -> list[DataFrame]:
     """The violating rows of the run's dates: events of their input days, entities, features."""
     days = [day_number(d) for d in dates]
-    ev, ent, ft, entities = inputs.ev, inputs.ent, inputs.ft, inputs.entities
+    ev, ent, entities = inputs.ev, inputs.ent, inputs.entities
+    common = provenance(ctx)
     parts: list[DataFrame] = []
     if any(ev.per_day.get(d - 1, {}).get(violation_column(c), 0) for d in days for c in ev.checks):
         input_days = ev.rows.filter(F.col(DAY).isin([d - 1 for d in days])).withColumn(
             AS_OF, F.date_from_unix_date(F.col(DAY) + 1))
-        parts.append(quarantine_rows(input_days, ev.checks, target="events", key=plan.sources.events.key,
+        parts.append(quarantine_rows(input_days, ev.checks, target="events", key=plan.events.key,
                                      columns=inputs.events.columns, **common))
     if ent.rows is not None and entities is not None and _violated(results, "entities"):
         parts.append(quarantine_rows(ent.rows, ent.checks, target="entities", key=plan.entity_key,
                                      columns=[plan.entity_key, *[c for c in entities.columns
                                                                   if c != plan.sources.entities.key]],
                                      **common))
-    if ft.rows is not None and _violated(results, "features"):  # ft.rows: always checked
-        parts.append(quarantine_rows(ft.rows, ft.checks, target="features", key=plan.entity_key,
-                                     columns=inputs.features.columns, **common))
-    quarantined = spark.createDataFrame([], QUARANTINE.schema())
-    for part in parts:
-        quarantined = quarantined.unionByName(part)
-    return quarantined
+    return [*parts, *feature_quarantine(ctx, inputs.ft, results, plan.entity_key, inputs.features.columns)]
 
 
-def _write(ctx: JobContext, plan: FeaturePlan, dates: Sequence[dt.date], results: Sequence[CheckResult],
-           inputs: _Inputs) -> None:
+def feature_quarantine(ctx: JobContext, ft: Checked, results: Sequence[CheckResult], key: str,
+                       columns: Sequence[str]) -> list[DataFrame]:
+    """The feature rows violating a row check (none when no check found any)."""
+    if ft.rows is None or not _violated(results, "features"):
+        return []
+    return [quarantine_rows(ft.rows, ft.checks, target="features", key=key, columns=list(columns),
+                            **provenance(ctx))]
+
+
+def write_outputs(ctx: JobContext, dates: Sequence[dt.date], results: Sequence[CheckResult],
+                  quarantined: Sequence[DataFrame], features: DataFrame) -> None:
     """Write quarantine, quality_results and last the features, each replacing the run's partitions."""
     cfg, store, spark = ctx.config, ctx.store, ctx.spark
     commit_of = ctx.commit_info
     key = commit_key(dates)
     model_parts = [{MODEL: cfg.name, AS_OF: d} for d in dates]
-    common = {"run_id": ctx.run_id, "model": cfg.name, "config_hash": ctx.config_hash,
-              "code_version": ctx.code_version}
-    quarantined = _quarantined(spark, plan, dates, results, inputs, common)
-    q = store.replace_partitions(QUARANTINE.table(), quarantined, QUARANTINE.partition_by, commit_of(key),
+    rows = spark.createDataFrame([], QUARANTINE.schema())
+    for part in quarantined:
+        rows = rows.unionByName(part)
+    q = store.replace_partitions(QUARANTINE.table(), rows, QUARANTINE.partition_by, commit_of(key),
                                  partitions=model_parts)
-    r = store.replace_partitions(QUALITY_RESULTS.table(), results_frame(spark, results, **common),
+    r = store.replace_partitions(QUALITY_RESULTS.table(), results_frame(spark, results, **provenance(ctx)),
                                  QUALITY_RESULTS.partition_by, commit_of(key), partitions=model_parts)
-    features = inputs.features
     out = features.select(
         *features.columns, F.lit(ctx.run_id).alias(RUN_ID), F.lit(ctx.code_version).alias(CODE_VERSION),
         F.lit(ctx.config_hash).alias(CONFIG_HASH),
@@ -319,7 +333,7 @@ def _columns_of_checks(checks: Sequence[object], target: str) -> list[str]:
 
 
 def _event_contract(plan: FeaturePlan, checks: Sequence[object]) -> dict[str, str | tuple[str, ...] | None]:
-    ev = plan.sources.events
+    ev = plan.events
     contract: dict[str, str | tuple[str, ...] | None] = {ev.key: None, ev.timestamp: "timestamp"}
     for c in [*plan.event_columns(), *_columns_of_checks(checks, "events")]:
         contract.setdefault(c, None)

@@ -10,7 +10,9 @@ Per date D (in order):
    the matured labels per as-of date (`label_counts`: one grouped read of the labels table), and
    evaluate the policy (`driftline.retrain.policy.evaluate`, pure);
 3. replace the (model, D) partition of ``retrain_decisions`` with the decision row;
-4. when it fired: run the train job for D in this process (same config, session and store; inside a
+4. when it fired for a monitor-only model (``sources.inference``): record ``train_status = monitor_only`` (the
+   decision alerts like any other; nothing is trained: the model is retrained where it lives, then adopted);
+   when it fired otherwise: run the train job for D in this process (same config, session and store; inside a
    drift episode with its onset, `JobContext.onset`) — fit, register, reference profile, promotion
    gate — and replace the row again with the outcome (the version from the train job's `JobResult`,
    its gate numbers, champion after; ``episode_status = ended`` when it became the champion). A
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOT_RUN, RUNNING, TRAINED, REUSED, FAILED = "not_run", "running", "trained", "reused", "failed"
+MONITOR_ONLY = "monitor_only"   # fired for a monitor-only model (sources.inference): nothing to train
 LABEL_LOOKBACK_DAYS = 366   # label_counts: the as-of dates [D - 366, D) (retrain.wait_for_labels.max_wait_days <= 366)
 DECISION_COLUMNS = ("decision_date", "status", "trained_version", "train_status", "gate_passed", "champion_version",
                     "episode_id", "episode_status", "onset_date", "armed_date", "labels_available")
@@ -260,10 +263,15 @@ def retrain_date(ctx: JobContext, date: dt.date) -> Outcome:
     decision = evaluate(cfg.retrain, date, history.runs, history.metrics, history.decisions, history.column_drift,
                         history.estimated, history.labels, history.importance)
     log.info("retrain %s %s: %s — %s", cfg.name, date, decision.status, "; ".join(decision.reasons))
-    if not decision.fired:
-        _write(ctx, decision, Outcome())
-        notify_retrain(ctx, retrain_facts(decision, Outcome()))
-        return Outcome()
+    if not decision.fired or cfg.sources.inference is not None:
+        outcome = Outcome(MONITOR_ONLY if decision.fired else NOT_RUN)
+        if decision.fired:
+            log.warning("retrain %s %s: fired, but %s is monitor-only (sources.inference): nothing trained; retrain "
+                        "the model where it lives, then adopt the new version (driftline models adopt)", cfg.name,
+                        date, cfg.name)
+        _write(ctx, decision, outcome)
+        notify_retrain(ctx, retrain_facts(decision, outcome))
+        return outcome
     _write(ctx, decision, Outcome(RUNNING))
     try:
         outcome = train_challenger(ctx, date, decision.onset)

@@ -145,18 +145,19 @@ def input_versions(store: TableStore, plan: Plan) -> dict[str, int]:
 
 
 def labelled_window(store: TableStore, cfg: DriftlineConfig, plan: Plan, versions: dict[str, int], start: dt.date,
-                    end: dt.date, known_before: dt.date) -> DataFrame:
+                    end: dt.date, known_before: dt.date, keep: tuple[str, ...] = ()) -> DataFrame:
     """The feature rows of as-of dates ``start``..``end`` (the given table versions) that have a label known before
-    ``known_before`` 00:00 UTC: `model_columns` and ``label``."""
+    ``known_before`` 00:00 UTC: `model_columns` (with the ``keep`` columns) and ``label``."""
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     features = store.read(plan.features_table, version=versions[plan.features_table], partitions={AS_OF: days})
-    features, segments = model_columns(features, cfg, plan, plan.features_table)
+    features, segments = model_columns(features, cfg, plan, plan.features_table, keep=keep)
     source = cfg.sources.labels
     if source is None:
         raise ConfigError("sources.labels: the train job needs a label table, found none configured")
     labels = ds.matured_labels(store.read(plan.labels_table, version=versions[plan.labels_table]),
                                source, plan.label_as_of, known_before)
-    return ds.with_labels(ds.filter_window(features, start, end), labels, cfg.entity_key, [*plan.features, *segments])
+    return ds.with_labels(ds.filter_window(features, start, end), labels, cfg.entity_key,
+                          [*plan.features, *segments, *keep])
 
 
 def model_columns(df: DataFrame, cfg: DriftlineConfig, plan: Plan, table: str,
@@ -260,6 +261,7 @@ def run(ctx: JobContext) -> JobResult:
     if len(ctx.dates) != 1:
         raise UsageError(f"train: expected one --date, found a range of {len(ctx.dates)} days")
     cfg = ctx.config
+    refuse_monitor_only(cfg, "train")
     plan = plan_training(cfg)
     windows = episode_windows(ctx)
     log.info("train %s for %s: training %s..%s, validation %s..%s%s", cfg.name, windows.date,
@@ -286,6 +288,14 @@ def run(ctx: JobContext) -> JobResult:
     if canary_rollout(cfg, decision):
         canary.start(ctx, windows.date, record.version, str(decision.reference_version))
     return ctx.result(model_version=record.version)
+
+
+def refuse_monitor_only(cfg: DriftlineConfig, job: str) -> None:
+    """`UsageError` when ``cfg`` is a monitor-only model (its versions are adopted from its inference log)."""
+    if cfg.sources.inference is not None:
+        raise UsageError(f"{job}: model {cfg.name} is monitor-only (sources.inference): expected a model driftline "
+                         f"trains, found one whose versions are adopted (driftline models adopt --model {cfg.name} "
+                         "--reference-from D1 --reference-to D2)")
 
 
 def episode_windows(ctx: JobContext) -> ds.Windows:

@@ -268,7 +268,8 @@ def freshness_results(check: FreshnessCheck, newest: Mapping[dt.date, dt.datetim
 
 @dataclass(frozen=True)
 class InputPresentCheck:
-    """Built-in R7 check: the input day D-1 holds at least one event (warn when empty input is allowed)."""
+    """Built-in R7 check: the input day D-1 holds at least one event (warn when empty input is allowed); for a
+    monitor-only model (target ``inference``), the inference log holds at least one row of D."""
 
     severity: str
     target: str = "events"
@@ -285,8 +286,12 @@ def input_present_results(check: InputPresentCheck, counts: Mapping[dt.date, int
     for d in dates:
         n = counts.get(d, 0)
         day = d - dt.timedelta(days=1)
-        message = (f"events: {n} events on input day {day} (UTC) for as_of_date {d}; expected at least 1"
-                   + ("" if n or check.severity == "error" else " (empty input allowed by sources.events.allow_empty)"))
+        if check.target == "inference":   # a monitor-only model's inference log: its rows OF the date
+            message = f"inference: {n} rows logged for as_of_date {d}; expected at least 1"
+        else:
+            message = (f"events: {n} events on input day {day} (UTC) for as_of_date {d}; expected at least 1"
+                       + ("" if n or check.severity == "error"
+                          else " (empty input allowed by sources.events.allow_empty)"))
         results.append(_result(check, d, n > 0, float(n), 1.0, None, "rows >= 1", message))
     return results
 

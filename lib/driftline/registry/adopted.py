@@ -8,7 +8,9 @@ version's): ``driftline-adopted.json`` (kind, the model's input columns in its o
 - ``sklearn``: skops bytes, rebuilt with driftline's trusted types only (`driftline.registry.artifact`);
 - ``xgboost``: XGBoost's own UBJSON model (an ``XGBClassifier`` / ``XGBRegressor``), parsed by XGBoost;
 - ``lightgbm``: LightGBM's text model (a ``Booster``), parsed by LightGBM;
-- ``pyfunc``: a generic MLflow ``python_function`` model's whole folder (`driftline.registry.adopted_pyfunc`).
+- ``pyfunc``: a generic MLflow ``python_function`` model's whole folder (`driftline.registry.adopted_pyfunc`);
+- ``logged``: nothing (an empty file): a monitor-only model's version (``sources.inference``), whose prediction of
+  a row is the score its inference log recorded (``logged_score`` of the features table, `driftline.jobs.ingest`).
 
 The first three run no code when loaded. A model logged as pickle or cloudpickle (scikit-learn, LightGBM's
 scikit-learn classes) is unpickled once, at adoption, only when ``adopt.trust_pickle`` is true, and
@@ -32,13 +34,15 @@ import numpy as np
 import pandas as pd
 
 from driftline.errors import ArtifactIntegrityError, UsageError
+from driftline.vocabulary import LOGGED_SCORE
 
 log = logging.getLogger(__name__)
 
 ADOPTED_FILE = "model.adopted.zip"
 META = "driftline-adopted.json"
 PAYLOAD = "model.bin"
-KINDS = ("sklearn", "xgboost", "lightgbm", "pyfunc")
+KINDS = ("sklearn", "xgboost", "lightgbm", "pyfunc", "logged")
+SCORED_BY_VALUES = ("lightgbm", "pyfunc", "logged")   # kinds whose predict gives the score (no predict_proba)
 XGBOOST_CLASSES = {"xgboost.sklearn.XGBClassifier": "XGBClassifier", "xgboost.sklearn.XGBRegressor": "XGBRegressor"}
 # what MLflow's lightgbm flavor stores with skops; fixed here, never read from the (untrusted) MLmodel file
 LIGHTGBM_SKOPS_TYPES = ("collections.OrderedDict", "lightgbm.basic.Booster", "lightgbm.sklearn.LGBMClassifier",
@@ -58,7 +62,7 @@ class AdoptedModel:
 
     @property
     def classes_(self) -> np.ndarray:
-        if self.kind in ("lightgbm", "pyfunc"):
+        if self.kind in SCORED_BY_VALUES:
             return np.array([0, 1])
         return np.asarray(self.model.classes_)
 
@@ -80,24 +84,32 @@ class AdoptedModel:
         return frame.loc[:, list(self.columns)]
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.kind in ("lightgbm", "pyfunc"):
+        if self.kind in SCORED_BY_VALUES:
             p = self._values(frame)
             return np.column_stack([1.0 - p, p])
         return np.asarray(self.model.predict_proba(self._x(frame)))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.kind in ("lightgbm", "pyfunc"):
+        if self.kind in SCORED_BY_VALUES:
             values = self._values(frame)
             return (values >= 0.5).astype("int64") if self.task == "classification" else values
         return np.asarray(self.model.predict(self._x(frame)))
 
     def _values(self, frame: pd.DataFrame) -> np.ndarray:
-        """A booster's or a python_function model's ``predict``: the probability of 1, or the regression value."""
+        """A booster's or a python_function model's ``predict``, or the logged score: the probability of 1, or the
+        regression value."""
+        if self.kind == "logged":
+            return pd.to_numeric(frame[LOGGED_SCORE], errors="raise").to_numpy(dtype="float64", na_value=np.nan)
         if self.kind == "pyfunc":
             from driftline.registry.adopted_pyfunc import predictions
 
             return predictions(self.model, self._x(frame))
         return np.asarray(self.model.predict(self._x(frame)), dtype="float64")
+
+
+def logged_model(task: str) -> AdoptedModel:
+    """A monitor-only model's version: its prediction of a row is the row's logged score."""
+    return AdoptedModel("logged", None, (LOGGED_SCORE,), task)
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,8 @@ def load_payload(kind: str, payload: bytes, source: str) -> Any:
         return deserialize_skops(payload, source)
     if kind == "xgboost":
         return _xgboost_from(payload, source)
+    if kind == "logged":
+        return None
     if kind == "pyfunc":
         from driftline.registry.adopted_pyfunc import load
 

@@ -56,7 +56,9 @@ FEATURES = TableContract(
     idempotency="prepare_features replaces the as_of_date partitions of its dates",
     per_model=True,
     model_columns="`<entity_key>` first (the type of the event key), then one column per feature in "
-                  "config order after `as_of_date`",
+                  "config order after `as_of_date`; a monitor-only model (`sources.inference`): the features as "
+                  "logged, `serving_version` (string) when `sources.inference.version` is set, then `logged_score` "
+                  "(double), the score the inference log recorded",
 )
 
 QUALITY_RESULTS = TableContract(
@@ -68,7 +70,7 @@ QUALITY_RESULTS = TableContract(
         _c("check", S, "check name", False),
         _c("kind", S, "schema, contract, input_present, not_null, range, allowed_values, unique, row_count, "
            "freshness", False),
-        _c("target", S, "events, entities or features", False),
+        _c("target", S, "events, entities, features, or inference (a monitor-only model's log)", False),
         _c("column", S, "checked column(s), comma separated; null for table-level checks"),
         _c("severity", S, "error or warn", False),
         _c("status", S, "ok (passed), warn (a warn check failed), alert (an error check failed: only in logs, a "
@@ -310,7 +312,8 @@ RETRAIN_DECISIONS = TableContract(
            "it fired without the labels; null otherwise"),
         _c("inputs_json", S, "the inputs considered (windows, performance values, last retrain, count)", False),
         _c("rules_json", S, "each rule: rule, status, value, threshold, detail", False),
-        _c("train_status", S, "not_run, running, trained, reused or failed", False),
+        _c("train_status", S, "not_run, running, trained, reused, failed, or monitor_only (fired for a monitor-only "
+           "model: nothing trained; adopt its next version)", False),
         _c("train_run_id", S, "the driftline run id of the train run"),
         _c("trained_version", S, "the registered version"),
         _c("gate_passed", B, "the promotion gate's verdict (true: champion moved to the new version)"),
@@ -329,7 +332,7 @@ RETRAIN_DECISIONS = TableContract(
     key=(v.MODEL, v.DECISION_DATE),
     idempotency="retrain replaces the (model, decision_date) partition of its date",
     values={"status": "fired, armed, no_trigger, cooldown, cap, disabled (a decision, not a verdict)",
-            "train_status": "not_run, running, trained, reused, failed",
+            "train_status": "not_run, running, trained, reused, failed, monitor_only",
             "episode_status": "open, ended",
             "wait_reason": "labels, label_days, cooldown, cap (comma-separated), max_wait"},
 )

@@ -31,3 +31,11 @@ def test_the_invoices_example_uses_its_own_label_as_of_column_and_the_guides_dri
     assert features == 10 and cfg.monitoring.drift.dataset_drift_share == pytest.approx(3 / features)
     assert set(cfg.storage.tables) == {cfg.sources.events.table, cfg.sources.labels.table,
                                        *([cfg.sources.entities.table] if cfg.sources.entities else [])}
+
+
+def test_the_served_example_is_monitor_only_with_its_tables_mapped() -> None:
+    cfg = load_config("loan_default", EXAMPLES / "served").config
+    src = cfg.sources.inference
+    assert src is not None and cfg.sources.events is None and src.timestamp == "requested_at"
+    assert {f.kind for f in cfg.features} == {"logged"}
+    assert cfg.sources.labels is not None and set(cfg.storage.tables) == {src.table, cfg.sources.labels.table}

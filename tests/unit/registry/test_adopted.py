@@ -211,7 +211,7 @@ def test_adopted_artifact_is_deterministic_and_damage_is_refused(data):
     a = pack("sklearn", payload, ["a", "flag", "few"], "classification")
     assert a == pack("sklearn", payload, ["a", "flag", "few"], "classification")
     assert is_adopted(a) and not is_adopted(payload) and not is_adopted(b"not a zip")
-    with pytest.raises(ArtifactIntegrityError, match="expected kind sklearn, xgboost, lightgbm, pyfunc, found 'onnx'"):
+    with pytest.raises(ArtifactIntegrityError, match="expected kind sklearn, xgboost, lightgbm, pyfunc, logged, found 'onnx'"):
         unpack(pack("onnx", payload, ["a"], "classification"), "t")
     with pytest.raises(ArtifactIntegrityError, match="expected a LightGBM text model"):
         unpack(pack("lightgbm", b"garbage", ["a"], "classification"), "t")
