@@ -351,9 +351,11 @@ def test_earlier_window_performance_is_recomputed_on_labels_matured_since(scored
     ends = sorted({r["window_end"] for r in metrics.select("window_end").distinct().collect()})
     assert ends == [dt.date(2026, 2, 25), D]
     earlier = metrics.filter(F.col("window_end") == dt.date(2026, 2, 25))
+    # the whole window, and each value of the segment column (monitoring.segments: [plan]) on its own
     assert {(r["window_start"], r["model_version"], r["reference_id"], r["slice"], r["column"])
             for r in earlier.collect() if r["method"] != "permutation_importance"} == {
-        (dt.date(2026, 2, 22), "1", "jt/1", "__all__", "__performance__")}
+        (dt.date(2026, 2, 22), "1", "jt/1", s, "__performance__")
+        for s in ("__all__", "plan=basic", "plan=pro", "plan=team", "plan=__null__")}
     got = by_key(metrics, window_end=dt.date(2026, 2, 25))
     # the oracle: that window's champion rows joined with the labels matured before 03-01 (not before 02-26)
     pdf = window_rows(env, dt.date(2026, 2, 25))
@@ -366,6 +368,17 @@ def test_earlier_window_performance_is_recomputed_on_labels_matured_since(scored
     assert got[("__performance__", "log_loss")]["value"] == pytest.approx(log_loss(joined["y"], joined["score"]))
     assert got[("__performance__", "brier")]["value"] == pytest.approx(
         brier_score_loss(joined["y"], joined["score"]))
+    checked = 0
+    for plan, rows in joined.groupby(joined["plan"].fillna("__null__")):   # each segment of that earlier window
+        seg = by_key(metrics, slice_=f"plan={plan}", window_end=dt.date(2026, 2, 25))
+        scored_rows = int((pdf["plan"].fillna("__null__") == plan).sum())
+        assert seg[("__performance__", "labelled_rows")]["value"] == len(rows)
+        assert seg[("__performance__", "label_coverage")]["value"] == pytest.approx(len(rows) / scored_rows)
+        if len(rows) >= 20:   # (monitoring.performance.min_labels)
+            assert seg[("__performance__", "log_loss")]["value"] == pytest.approx(
+                log_loss(rows["y"], rows["score"], labels=[0, 1]))
+            checked += 1
+    assert checked >= 2
     text = (env["ws"].resolve() / "reports" / "jt" / f"{D}.html").read_text()
     assert "Earlier windows on matured labels" in text and "2026-02-22 .. 2026-02-25" in text
     # the run's verdicts stay the current window's

@@ -66,8 +66,8 @@ def adopt(env, model: str, *args: str) -> int:
 
 def inference_log(env, model) -> pd.DataFrame:
     """What a serving system logged: one row per prediction of REF..SCORED, the features it was given (under its own
-    column names), the probability it returned, its own version label; plus a second, older prediction of some
-    (entity, day) on other days the log keeps (the date column decides, not the row order)."""
+    column names), the probability it returned, its own version label (an A/B split by entity); plus rows of older
+    days the log keeps, which no run here asks for (the date column decides which rows are read)."""
     f = env["features"]
     rows = f[(f["as_of_date"] >= REF[0]) & (f["as_of_date"] <= SCORED[1])].reset_index(drop=True)
     log = pd.DataFrame({
@@ -166,33 +166,52 @@ def test_a_monitor_only_model_is_monitored_as_the_same_model_scored_by_driftline
     assert got[(got["metric"] == "log_loss") & got["value"].notna()].shape[0] > 0      # late labels were joined
     same_rows(table(env, "monitor_runs", "jm"), table(env, "monitor_runs", "jt"), ["run_date"])
 
-    # per serving version: the realized log loss of each version's rows, against scikit-learn on the rows the test
-    # logged for that version and the labels known before the run
+    # per serving version: the realized log loss of each version's rows, of the run's window and of the earlier
+    # windows whose labels matured since, against scikit-learn on the rows the test logged for that version and the
+    # labels known before the run
     losses = got[per_version & (got["metric"] == "log_loss") & got["value"].notna()]
     assert set(losses["slice"]) == {"serving_version=7", "serving_version=8"}
+    assert (losses["window_end"] < losses["run_date"]).any() and (losses["window_end"] == losses["run_date"]).any()
     logged = inference_log(env, served)
     for r in losses.itertuples():
-        mine = logged[(logged["served_on"] >= r.window_start) & (logged["served_on"] <= r.window_end)
+        first = max(r.window_start, SCORED[0])   # (the days before were logged but never scored)
+        mine = logged[(logged["served_on"] >= first) & (logged["served_on"] <= r.window_end)
                       & (logged["model_version"] == r.slice[-1])]
         known = known_labels(env, r.run_date).rename(columns={"customer_id": "account", "as_of_date": "served_on"})
         both = mine.merge(known, on=["account", "served_on"])
         assert r.n_current == len(both) and r.value == pytest.approx(
             log_loss(both["churned"], both["probability"], labels=[0, 1]), abs=1e-9)
 
-    # the retrain policy runs on it (realized log loss above a bar it cannot meet): it fires, nothing is trained
+    # the retrain policy runs on it (realized log loss above a bar it cannot meet): it fires, nothing is trained;
+    # the next day the same trigger is in the cooldown that fire started
     fire = ["--set", "retrain.performance.enabled=true", "--set", "retrain.performance.metric=log_loss",
             "--set", "retrain.performance.max=0.0001", "--set", "retrain.performance.min_labels=1"]
-    assert cli("retrain", "jm", env, SCORED[1], None, *fire) == 0
-    decisions = table(env, "retrain_decisions", "jm")
-    assert (decisions["status"].tolist(), decisions["train_status"].tolist()) == (["fired"], ["monitor_only"])
+    day = SCORED[1] - dt.timedelta(days=1)
+    assert cli("retrain", "jm", env, day, SCORED[1], *fire) == 0
+    decisions = table(env, "retrain_decisions", "jm").sort_values("decision_date")
+    assert decisions[["status", "train_status"]].values.tolist() == [["fired", "monitor_only"], ["cooldown", "not_run"]]
     assert [str(v.version) for v in reg.client.search_model_versions("name='jm'")] == ["1"]
+
+    # the serving side deployed a new model: adopted again with a newer reference window, it is judged against the
+    # baseline (not against v1, which predicts the same logged scores) and becomes champion
+    capsys.readouterr()
+    clear_cache()
+    assert models_command(["adopt", "--model", "jm", "--reference-from", "2026-02-18", "--reference-to",
+                           REF[1].isoformat(), "--date", D.isoformat(), "--conf-dir", str(env["conf"])]) == 0
+    assert "jm: v2 adopted from inference:jm_inference (gate passed; champion)" in capsys.readouterr().out
+    assert reg.client.get_model_version("jm", "2").tags["driftline.gate.reference_kind"] == "baseline"
 
 
 def test_bad_inference_logs_and_misuse_are_refused_in_one_line(env, served, capsys) -> None:
     base = inference_log(env, served)
     first = SCORED[1]
     store = open_store(env["spark"], StorageConfig(), env["ws"])
-    before = store.read("jm__features").count() if store.exists("jm__features") else 0
+
+    def versions() -> tuple[int | None, ...]:
+        return tuple(store.version(t) if store.exists(t) else None
+                     for t in ("jm__features", "quality_results", "quarantine"))
+
+    before = versions()
 
     def refused(code: int, text: str, *args: str) -> None:
         capsys.readouterr()
@@ -204,15 +223,19 @@ def test_bad_inference_logs_and_misuse_are_refused_in_one_line(env, served, caps
     write_log(env, base.assign(probability="high"), "jm_bad_type", probability=pa.string())
     refused(3, "column probability to be a numeric score, found string",
             "--set", "sources.inference.table=jm_bad_type")
-    write_log(env, base.assign(probability=np.where(base.index % 50 == 0, np.nan, base["probability"])), "jm_nan")
-    refused(3, "expected a score in probability on every row, found", "--set", "sources.inference.table=jm_nan")
+    odd = (base["served_on"] == first) & (base.index % 7 == 0)
+    for bad in (np.nan, np.inf, 1.5):
+        write_log(env, base.assign(probability=np.where(odd, bad, base["probability"])), "jm_odd")
+        refused(3, f"expected a probability in [0, 1] in probability on every row, found {int(odd.sum())} rows "
+                   f"without one (null, NaN, infinite or out of range) on 1 date(s), {int(odd.sum())} on {first}",
+                "--set", "sources.inference.table=jm_odd")
     write_log(env, base[base["served_on"] != first], "jm_gap")
     refused(3, f"inference: 0 rows logged for as_of_date {first}; expected at least 1",
             "--set", "sources.inference.table=jm_gap")
     write_log(env, pd.concat([base, base[base["served_on"] == first].head(2)]), "jm_dupes")
     refused(3, "key_unique_features", "--set", "sources.inference.table=jm_dupes")
     refused(3, "sources.inference: expected source table 'jm_none' to exist", "--set", "sources.inference.table=jm_none")
-    assert (store.read("jm__features").count() if store.exists("jm__features") else 0) == before
+    assert versions() == before   # nothing written by any refused run
 
     # a monitor-only model is never trained, and its versions are not read from a model URI
     capsys.readouterr()
@@ -238,7 +261,8 @@ def test_a_timestamped_log_keeps_the_latest_row_of_each_entity_and_utc_day(env, 
                                probability=0.99)                        # 23:55:59..23:59:59 UTC: the same day
     before = log.head(3).assign(served_at=base - pd.Timedelta(hours=9, microseconds=1), probability=0.01)  # day - 1
     after = log.tail(2).assign(served_at=base + pd.Timedelta(hours=15), probability=0.02)                  # day + 1
-    pdf = pd.concat([log, later, before, after], ignore_index=True)
+    keyless = log.head(1).assign(account=None, probability=0.03)                       # no entity: left out
+    pdf = pd.concat([log, later, before, after, keyless], ignore_index=True)
     schema = pa.schema([("account", pa.string()), ("served_at", pa.timestamp("us", tz="UTC")),
                         ("amount_sum", pa.float64()), ("x2", pa.float64()), ("plan", pa.string()),
                         ("probability", pa.float64()), ("model_version", pa.string())])
@@ -250,10 +274,10 @@ def test_a_timestamped_log_keeps_the_latest_row_of_each_entity_and_utc_day(env, 
     store = open_store(env["spark"], StorageConfig(), env["ws"])
     got = (store.read("jm__features", partitions={"as_of_date": [day]}).toPandas()
            .sort_values("customer_id").reset_index(drop=True))
-    on_day = pdf[pdf["served_at"].dt.floor("D").dt.date == day]
+    on_day = pdf[(pdf["served_at"].dt.floor("D").dt.date == day) & pdf["account"].notna()]
     want = (on_day.sort_values("served_at").groupby("account", as_index=False).last()
             .sort_values("account").reset_index(drop=True))
     assert got["customer_id"].tolist() == want["account"].tolist()
     np.testing.assert_array_equal(got["logged_score"].to_numpy(), want["probability"].to_numpy())
     pd.testing.assert_series_equal(got["x1"], want["amount_sum"], check_names=False)
-    assert (got["logged_score"] == 0.99).sum() == 5 and not got["logged_score"].isin([0.01, 0.02]).any()
+    assert (got["logged_score"] == 0.99).sum() == 5 and not got["logged_score"].isin([0.01, 0.02, 0.03]).any()

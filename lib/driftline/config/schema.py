@@ -102,6 +102,19 @@ class DriftlineConfig(WorkspaceConfig):
     adopt: AdoptConfig = Field(default_factory=AdoptConfig)
 
     @model_validator(mode="after")
+    def _monitor_only_has_no_rollout(self) -> DriftlineConfig:
+        # every version of a monitor-only model predicts the logged score: a canary or a rollback between two of
+        # them would compare identical scores
+        if self.sources.inference is not None:
+            rules = (("retrain.canary", self.retrain.canary), ("retrain.rollback", self.retrain.rollback))
+            on = [k for k, rule in rules if rule.enabled]
+            if on:
+                raise ValueError(f"a monitor-only model (sources.inference) has no canary or rollback between its "
+                                 f"versions (they predict the same logged scores); expected them off, found "
+                                 f"{' and '.join(on)} enabled")
+        return self
+
+    @model_validator(mode="after")
     def _unique_feature_names(self) -> DriftlineConfig:
         seen: set[str] = set()
         dupes = sorted({f.name for f in self.features if f.name in seen or seen.add(f.name)})

@@ -125,17 +125,30 @@ def compile_features(entity_key: str, sources: SourcesConfig, features: Sequence
             raise ConfigError(
                 f"features.{spec.name}: expected kind logged for a monitor-only model (sources.inference) and only "
                 f"there, found kind {spec.kind} {'with' if sources.inference else 'without'} sources.inference")
-        labels = sources.labels
-        if (spec.kind == "logged" and labels is not None and sources.inference is not None
-                and labels.table == sources.inference.table and (spec.column or spec.name) == labels.value):
-            raise ConfigError(f"features.{spec.name}: expected a column of the inference log other than its label "
-                              f"column, found {labels.value} (labels must never be visible to features)")
+        if spec.kind == "logged" and sources.inference is not None:
+            _check_logged_column(spec, sources)
         if spec.kind == "attribute" and sources.entities is None:
             raise ConfigError(f"features.{spec.name}: attribute features need sources.entities, found none")
         if spec.kind == "custom":
             customs[spec.name] = _resolve(spec)
         declared.add(spec.name)
     return FeaturePlan(entity_key, sources, tuple(features), customs)
+
+
+def _check_logged_column(spec: FeatureSpec, sources: SourcesConfig) -> None:
+    """A logged feature reads a feature column of the log: not its key, time, score or version column, nor the
+    label column when the labels live in the log too (`ConfigError`)."""
+    src, labels = sources.inference, sources.labels
+    assert src is not None
+    column = spec.column or spec.name
+    roles = {src.key: "key", src.score: "score", **({src.date: "date"} if src.date else {}),
+             **({src.timestamp: "timestamp"} if src.timestamp else {}), **({src.version: "version"} if src.version
+                                                                           else {})}
+    if labels is not None and labels.table == src.table:
+        roles[labels.value] = "label (labels must never be visible to features)"
+    if column in roles:
+        raise ConfigError(f"features.{spec.name}: expected a feature column of the inference log, found {column}, "
+                          f"its {roles[column]} column")
 
 
 def _resolve(spec: FeatureSpec) -> Callable[[DataFrame], DataFrame]:

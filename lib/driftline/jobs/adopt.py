@@ -88,6 +88,10 @@ class Request:
         """Where the version comes from: the model URI, or ``inference:<table>`` for a monitor-only model."""
         return self.model_uri or f"inference:{cfg.sources.inference.table if cfg.sources.inference else '?'}"
 
+    def named(self, cfg: DriftlineConfig) -> str:
+        """The source as an error message names it: ``--model-uri URI`` or ``sources.inference TABLE``."""
+        return f"--model-uri {self.model_uri}" if self.model_uri else f"sources.inference {self.source(cfg)[10:]}"
+
 
 def check(cfg: DriftlineConfig, request: Request, date: dt.date) -> tuple[Plan, Candidate, ModelSignature]:
     """Everything that can be checked without Spark: the dates, the config's training slices, the model (read the
@@ -136,7 +140,7 @@ def run(ctx: JobContext, request: Request, checked: tuple[Plan, Candidate, Model
             passed = "passed" if tags.get("driftline.gate.passed") == "true" else "failed"
             manual_promotion(registry, done, f"gate: {passed}, {tags.get('driftline.gate.reason', '')}; on a rerun")
         return ctx.result("skipped", model_version=done)
-    fit = evaluate(ctx, plan, data, candidate, request.source(cfg))
+    fit = evaluate(ctx, plan, data, candidate, request.named(cfg))
     log.info("reference window %s: %s", request.window,
              ", ".join(f"{k}={v:.4f}" for k, v in fit.metrics.items() if k.startswith("val_")))
     record = register(ctx, registry, plan, request, data, fit, candidate, signature, artifact)
@@ -231,8 +235,9 @@ def reference_table_rows(store: TableStore, cfg: DriftlineConfig, plan: Plan, ve
     return rows.filter(F.col(ds.LABEL).isNotNull()), versions
 
 
-def evaluate(ctx: JobContext, plan: Plan, data: TrainingData, candidate: Candidate, uri: str) -> FitResult:
-    """The model's scores and metrics on the reference rows; the baseline predicts their own label mean."""
+def evaluate(ctx: JobContext, plan: Plan, data: TrainingData, candidate: Candidate, source: str) -> FitResult:
+    """The model's scores and metrics on the reference rows; the baseline predicts their own label mean. ``source``:
+    the model as errors name it (`Request.named`)."""
     cfg = ctx.config
     logged = candidate.model.kind == "logged"
     x = model_frame(data.validation, [*plan.numeric, *([LOGGED_SCORE] if logged else [])], plan.categorical)
@@ -240,11 +245,11 @@ def evaluate(ctx: JobContext, plan: Plan, data: TrainingData, candidate: Candida
     try:
         scores = predict_scores(candidate.model, x, plan.task)
     except Exception as exc:   # e.g. a python_function model that does not take these columns
-        raise InputContractError(f"--model-uri {uri}: expected the model to score the reference rows, found "
+        raise InputContractError(f"{source}: expected the model to score the reference rows, found "
                                  f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
     low, high = (float(np.min(scores)), float(np.max(scores))) if len(scores) else (0.0, 0.0)
     if not np.isfinite(scores).all() or (plan.task == "classification" and (low < 0 or high > 1)):
-        raise InputContractError(f"--model-uri {uri}: expected finite scores"
+        raise InputContractError(f"{source}: expected finite scores"
                                  f"{' (probabilities in [0, 1])' if plan.task == 'classification' else ''} on the "
                                  f"reference rows, found {low:.6g}..{high:.6g}"
                                  f"{'' if np.isfinite(scores).all() else ' and non-finite values'}")

@@ -10,7 +10,8 @@ row's logged score), the monitor, the retrain policy, alerts and reports all wor
 
 Order of work, as for computed features: the log's schema is checked first (metadata only: a missing column or a
 wrong type fails with one line, nothing written) → the rows of the dates (with a timestamp: the latest row of each
-(entity, date) wins) → a date without a row, or a row without a score (null, NaN), fails (R7) → the feature checks
+(entity, date) wins; rows without a key are left out) → a date without a row, or a row without a usable score
+(null, NaN, infinite, a classification score outside [0, 1]), fails (R7) → the feature checks
 (the key unique per date, always; row, row-count checks of target ``features``) → the gate → ``quarantine``,
 ``quality_results`` and last ``<model>__features``, each replacing the run's partitions (a rerun replaces, never
 duplicates).
@@ -29,6 +30,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from driftline.errors import ConfigError, QualityGateError
+from driftline.features.compile import MICROS_PER_DAY
+from driftline.features.pit import day_number, filter_event_days, filter_keyed
 from driftline.jobs.prepare_features import feature_checks, feature_quarantine, write_outputs
 from driftline.quality.checks import InputPresentCheck, gate, input_present_results
 from driftline.vocabulary import AS_OF, LOGGED_SCORE, SERVING_VERSION
@@ -41,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MICROS_PER_DAY = 86_400_000_000
 NUMERIC_TYPES = (T.NumericType, T.BooleanType)
 
 
@@ -69,8 +71,11 @@ def run(ctx: JobContext, plan: FeaturePlan, checks: Sequence[object], dates: Seq
     rows = rows_of(src, plan, logged, dates).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         score = F.col(LOGGED_SCORE)
+        unusable = score.isNull() | F.isnan(score) | (F.abs(score) == F.lit(float("inf")))
+        if cfg.label.task == "classification":
+            unusable = unusable | (score < 0) | (score > 1)
         per_date = rows.groupBy(AS_OF).agg(F.count(F.lit(1)).alias("rows"),
-                                           F.count(F.when(score.isNull() | F.isnan(score), 1)).alias("unscored"))
+                                           F.count(F.when(unusable, 1)).alias("unscored"))
         counts, unscored = {}, {}
         for r in per_date.collect():
             counts[r[AS_OF]] = int(r["rows"])
@@ -78,9 +83,11 @@ def run(ctx: JobContext, plan: FeaturePlan, checks: Sequence[object], dates: Seq
                 unscored[r[AS_OF]] = int(r["unscored"])
         if unscored:
             first = min(unscored)
-            raise QualityGateError(f"sources.inference: table {src.table}: expected a score in {src.score} on every "
-                                   f"row, found {sum(unscored.values())} rows without one on {len(unscored)} date(s), "
-                                   f"{unscored[first]} on {first}; nothing was written")
+            usable = "a probability in [0, 1]" if cfg.label.task == "classification" else "a finite score"
+            raise QualityGateError(f"sources.inference: table {src.table}: expected {usable} in {src.score} on every "
+                                   f"row, found {sum(unscored.values())} rows without one (null, NaN, infinite"
+                                   f"{' or out of range' if cfg.label.task == 'classification' else ''}) on "
+                                   f"{len(unscored)} date(s), {unscored[first]} on {first}; nothing was written")
         log.info("inference log %s: %d rows for %d dates (%s .. %s)", src.table, sum(counts.values()), len(dates),
                  dates[0], dates[-1])
         results = input_present_results(InputPresentCheck("error", "inference", check_name="input_present_inference"),
@@ -122,23 +129,23 @@ def schema_problems(src: InferenceSource, plan: FeaturePlan, schema: T.StructTyp
 
 
 def rows_of(src: InferenceSource, plan: FeaturePlan, logged: DataFrame, dates: Sequence[dt.date]) -> DataFrame:
-    """The log's rows of ``dates``: key, as_of_date, the features as logged, ``logged_score`` (double); with a
-    timestamp, the latest row of each (key, UTC date)."""
+    """The log's rows of ``dates`` with an entity key: key, as_of_date, the features as logged (categorical ones as
+    strings, as computed features), ``serving_version``, ``logged_score`` (double); with a timestamp, the latest row
+    of each (key, UTC date) (on equal timestamps, the larger score: a deterministic choice among retries)."""
+    keyed = filter_keyed(logged, src.key)
     if src.date is not None:
-        rows = logged.filter(F.col(src.date).isin(list(dates))).withColumn(AS_OF, F.col(src.date))
+        rows = keyed.filter(F.col(src.date).isin(list(dates))).withColumn(AS_OF, F.col(src.date))
     else:
-        micros = F.unix_micros(F.col(str(src.timestamp)))
-        first = (dates[0] - dt.date(1970, 1, 1)).days * MICROS_PER_DAY
-        end = ((dates[-1] - dt.date(1970, 1, 1)).days + 1) * MICROS_PER_DAY
-        day = F.date_from_unix_date(F.floor(micros / F.lit(MICROS_PER_DAY)).cast("int"))
-        rows = (logged.filter((micros >= F.lit(first)) & (micros < F.lit(end))).withColumn(AS_OF, day)
-                .filter(F.col(AS_OF).isin(list(dates))))
-        latest = Window.partitionBy(src.key, AS_OF).orderBy(F.col(str(src.timestamp)).desc(),
-                                                             F.col(src.score).desc_nulls_last())
+        ts = str(src.timestamp)
+        day = F.date_from_unix_date(F.floor(F.unix_micros(F.col(ts)) / F.lit(MICROS_PER_DAY)).cast("int"))
+        rows = (filter_event_days(keyed, ts, day_number(dates[0]), day_number(dates[-1]) + 1)   # pushed down
+                .withColumn(AS_OF, day).filter(F.col(AS_OF).isin(list(dates))))
+        latest = Window.partitionBy(src.key, AS_OF).orderBy(F.col(ts).desc(), F.col(src.score).desc_nulls_last())
         rows = rows.withColumn("_nth", F.row_number().over(latest)).filter(F.col("_nth") == 1)
     return rows.select(
         F.col(src.key).alias(plan.entity_key), F.col(AS_OF).cast("date").alias(AS_OF),
-        *[F.col(column_of(f.name, plan)).alias(f.name) for f in plan.logged],
+        *[F.col(column_of(f.name, plan)).cast("string").alias(f.name) if f.categorical
+          else F.col(column_of(f.name, plan)).alias(f.name) for f in plan.logged],
         *([F.col(src.version).cast("string").alias(SERVING_VERSION)] if src.version else []),
         F.col(src.score).cast("double").alias(LOGGED_SCORE),
     )

@@ -28,6 +28,7 @@ from driftline.alerts.metrics import export_monitor_run
 from driftline.jobs.monitor_parts import (
     decision_threshold,
     importance_drift,
+    matured_segments,
     multivariate_of,
     scope_of,
     segment_drift,
@@ -56,7 +57,7 @@ from driftline.monitoring.inputs import (
     resolve_version,
 )
 from driftline.monitoring.loop_report import Timeline, timeline
-from driftline.monitoring.metrics import MetricsContext, monitor_metrics_frame_rows
+from driftline.monitoring.metrics import ALL_ROWS, MetricsContext, monitor_metrics_frame_rows
 from driftline.monitoring.multivariate import MultivariateDrift, multivariate_rows
 from driftline.monitoring.performance import PERFORMANCE, MaturedWindow, performance_rows, performance_status
 from driftline.monitoring.quality import quality_rows, schema_rows
@@ -261,9 +262,11 @@ def write_outputs(ctx: JobContext, date: dt.date, m: Measured) -> None:
               *[t for name, seg_rows in sorted(m.segment_rows.items())
                 for t in monitor_metrics_frame_rows(seg_rows, replace(metrics_ctx, slice=name))],
               *[t for w in m.matured
-                for t in monitor_metrics_frame_rows(w.rows, replace(metrics_ctx, model_version=w.version,
-                                                                    reference_id=f"{cfg.name}/{w.version}",
-                                                                    window_start=w.start, window_end=w.end))]]
+                for name, rows in [(ALL_ROWS, w.rows), *sorted(w.segments.items())]
+                for t in monitor_metrics_frame_rows(rows, replace(metrics_ctx, model_version=w.version,
+                                                                  reference_id=f"{cfg.name}/{w.version}",
+                                                                  window_start=w.start, window_end=w.end,
+                                                                  slice=name))]]
     df = ctx.spark.createDataFrame(tuples, schema=MONITOR_METRICS.schema())
     partition = [{MODEL: cfg.name, RUN_DATE: date}]
     ctx.store.replace_partitions(MONITOR_METRICS.table(), df, MONITOR_METRICS.partition_by, commit,
@@ -298,11 +301,17 @@ def matured_windows(ctx: JobContext, date: dt.date, ref: Reference, cells: CellT
     `driftline.monitoring.estimated.comparison_rows`)."""
     cfg = ctx.config
     scope = scope_of(ctx)
-    found = matured_frame(scope, date, windows)
+    found = matured_frame(scope, date, windows, cfg.monitoring.segments)
     if found is None:
         return []
-    rows = performance_rows(found.frame, cfg.monitoring.performance, cfg.label.task, WINDOW_END,
-                            threshold=decision_threshold(ctx))
+    frame = found.frame.cache() if cfg.monitoring.segments else found.frame   # one read for every pass
+    try:
+        rows = performance_rows(frame, cfg.monitoring.performance, cfg.label.task, WINDOW_END,
+                                threshold=decision_threshold(ctx))
+        by_segment = matured_segments(ctx, frame, len(windows))
+    finally:
+        if cfg.monitoring.segments:
+            frame.unpersist()
     estimated = estimated_of(history, set(rows)) if cells is not None else {}
     tables: dict[str, CellTable | None] = {ref.version: ref.cells}
     out = []
@@ -316,7 +325,7 @@ def matured_windows(ctx: JobContext, date: dt.date, ref: Reference, cells: CellT
             r = [*r, *comparison_rows(estimated[end], realized, int(realized.get("labelled_rows") or 0), cells)]
         if end == windows[-1][-1]:   # the newest window whose labels are all in: importance on them
             r = [*r, *importance_drift(ctx, date, windows[-1], version)]
-        out.append(MaturedWindow(found.starts[end], end, version, r))
+        out.append(MaturedWindow(found.starts[end], end, version, r, by_segment.get(end, {})))
     return out
 
 

@@ -1,10 +1,12 @@
 """The monitor job's per-run pieces beyond the drift of each column: the run's scope, the samples (Evidently page,
-multivariate drift), the domain classifier's verdict, and the late-label pass (performance per segment, fairness
-per protected column). `driftline.jobs.monitor` orchestrates; the measures live in `driftline.monitoring`."""
+multivariate drift), the domain classifier's verdict, and the late-label passes (performance per segment of the
+current window and of the earlier windows whose labels matured since, fairness per protected column).
+`driftline.jobs.monitor` orchestrates; the measures live in `driftline.monitoring`."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +14,10 @@ from driftline.errors import DriftlineError
 from driftline.monitoring import segments
 from driftline.monitoring.evidently_page import current_sample, reference_sample
 from driftline.monitoring.fairness import fairness_rows, group_counts
-from driftline.monitoring.inputs import Reference, Scope, labelled_frame
+from driftline.monitoring.inputs import WINDOW_END, Reference, Scope, labelled_frame
 from driftline.monitoring.metrics import slice_name
 from driftline.monitoring.multivariate import MultivariateDrift, multivariate_drift
-from driftline.monitoring.performance import performance_rows
+from driftline.monitoring.performance import MAX_SEGMENT_VALUES, performance_rows
 from driftline.monitoring.segments import SegmentColumn
 from driftline.monitoring.spec import DriftSpec
 from driftline.profiling.types import DatasetProfile, NumericProfile
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from driftline.profiling.bins import ColumnBins
 
 log = logging.getLogger(__name__)
+
+MATURED_GROUP = "_window_segment"   # an earlier window's end and a segment value, as one group key
 
 
 def scope_of(ctx: JobContext) -> Scope:
@@ -226,3 +230,22 @@ def _importance_rows(ctx: JobContext, src: LabelSource, date: dt.date, window: t
     log.info("%s v%s: permutation importance on %d matured rows of %s..%s", cfg.name, version, n, window[0],
              window[-1])
     return importance_rows(trained, now, n, cfg.monitoring.importance_drift.min_rank_correlation)
+
+
+def matured_segments(ctx: JobContext, frame: DataFrame, windows: int) -> dict[dt.date, dict[str, list[dict[str, Any]]]]:
+    """Per earlier window (its end) and slice ``<column>=<value>`` of each ``monitoring.segments`` column: the
+    performance rows of its rows with the labels matured since (one grouped pass per column over every window, at
+    most `MAX_SEGMENT_VALUES` values per window)."""
+    from pyspark.sql import functions as F
+
+    cfg = ctx.config
+    out: dict[dt.date, dict[str, list[dict[str, Any]]]] = {}
+    for column in cfg.monitoring.segments:
+        group = F.to_json(F.struct(F.col(WINDOW_END).cast("string").alias("end"), F.col(column).alias("value")))
+        per_group = performance_rows(frame.withColumn(MATURED_GROUP, group), cfg.monitoring.performance,
+                                     cfg.label.task, MATURED_GROUP, threshold=decision_threshold(ctx),
+                                     limit=MAX_SEGMENT_VALUES * windows)
+        for key, rows in per_group.items():
+            found = json.loads(key)
+            out.setdefault(dt.date.fromisoformat(found["end"]), {})[slice_name(column, found.get("value"))] = rows
+    return out

@@ -36,7 +36,7 @@ from driftline.errors import ConfigError, DriftlineError, MissingInputError
 from driftline.jobs import canary, rollback
 from driftline.jobs.notify import notify_retrain
 from driftline.monitoring.metrics import ALL_ROWS
-from driftline.retrain.episodes import ENDED
+from driftline.retrain.episodes import ENDED, MONITOR_ONLY
 from driftline.retrain.policy import LABELLED_ROWS, PERFORMANCE_COLUMN, Decision, evaluate
 from driftline.tables.contracts import MONITOR_METRICS, MONITOR_RUNS, RETRAIN_DECISIONS
 from driftline.vocabulary import AS_OF, DECISION_DATE, MODEL, RUN_DATE, finite_or_none
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NOT_RUN, RUNNING, TRAINED, REUSED, FAILED = "not_run", "running", "trained", "reused", "failed"
-MONITOR_ONLY = "monitor_only"   # fired for a monitor-only model (sources.inference): nothing to train
 LABEL_LOOKBACK_DAYS = 366   # label_counts: the as-of dates [D - 366, D) (retrain.wait_for_labels.max_wait_days <= 366)
 DECISION_COLUMNS = ("decision_date", "status", "trained_version", "train_status", "gate_passed", "champion_version",
                     "episode_id", "episode_status", "onset_date", "armed_date", "labels_available")

@@ -28,15 +28,17 @@ log = logging.getLogger(__name__)
 
 def run_gate(registry: ModelRegistry, cfg: DriftlineConfig, plan: Plan, data: TrainingData, fit: FitResult,
              record: Registered) -> GateDecision:
-    """Challenger vs champion (or the baseline for a first model) on the same validation window (inside a drift
-    episode: post-onset rows only, see `ds.training_windows`)."""
+    """Challenger vs champion (or the baseline for a first model, and for every version of a monitor-only model) on
+    the same validation window (inside a drift episode: post-onset rows only, see `ds.training_windows`)."""
     import mlflow
 
     gate = cfg.training.gate
     challenger = fit.metrics[f"val_{plan.gate_metric}"]
     champion = registry.alias(CHAMPION)
     failure: ArtifactIntegrityError | None = None
-    if champion is None:
+    # a monitor-only model's versions all predict the logged score: on the same rows a new one never differs from
+    # the champion; each is judged against the baseline (a new version is a new reference, not a better model)
+    if champion is None or cfg.sources.inference is not None:
         reference = fit.metrics[f"baseline_val_{plan.gate_metric}"]
         decision = decide(challenger, reference, gate, metric=plan.gate_metric, direction=plan.gate_direction,
                           reference_kind="baseline")

@@ -227,10 +227,12 @@ class MaturedFrame:
     version_of: Mapping[dt.date, str]
 
 
-def matured_frame(scope: Scope, date: dt.date, windows: Sequence[tuple[dt.date, ...]]) -> MaturedFrame | None:
-    """The rows of ``windows`` (earlier windows of a run on ``date``) with the labels matured before ``date``:
-    each window takes the champion rows of the latest version that scored it (as the current window);
-    windows without champion predictions are left out; None when none has any (or no labels table)."""
+def matured_frame(scope: Scope, date: dt.date, windows: Sequence[tuple[dt.date, ...]],
+                  segments: Sequence[str] = ()) -> MaturedFrame | None:
+    """The rows of ``windows`` (earlier windows of a run on ``date``) with the labels matured before ``date`` and
+    the ``segments`` columns (`labelled_frame`): each window takes the champion rows of the latest version that
+    scored it (as the current window); windows without champion predictions are left out; None when none has any
+    (or no labels table)."""
     from pyspark.sql import functions as F
 
 
@@ -253,7 +255,7 @@ def matured_frame(scope: Scope, date: dt.date, windows: Sequence[tuple[dt.date, 
     for d, e in sorted(end_of.items()):
         keep = keep | ((F.col(SCORE_DATE) == F.lit(d)) & (F.col(MODEL_VERSION) == F.lit(version_of[e])))
     frame = labelled_frame(scope, preds.filter(keep).withColumn(WINDOW_END, window_end[F.col(SCORE_DATE)]), date,
-                           span, keep=[WINDOW_END])
+                           span, segments, keep=[WINDOW_END])
     return MaturedFrame(frame, {w[-1]: w[0] for w in windows}, version_of)
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from driftline.vocabulary import INSUFFICIENT, OK, SCORE, finite_or_none, worst
@@ -32,10 +32,12 @@ class MaturedWindow:
     end: dt.date
     version: str
     rows: list[dict[str, Any]]
+    segments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # slice name → its performance rows
 
 
 def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str,
-                     by: str | None = None, threshold: float | None = None) -> dict[Any, list[dict[str, Any]]]:
+                     by: str | None = None, threshold: float | None = None,
+                     limit: int = MAX_SEGMENT_VALUES) -> dict[Any, list[dict[str, Any]]]:
     """Late-label performance rows of ``frame`` (see `labelled_frame`), for the whole window or per ``by`` value.
 
     One grouped aggregation pass, plus one for AUC over the groups that reach the floors. Rows per
@@ -47,7 +49,7 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     (``accuracy``, ``precision``, ``recall``, ``f1`` of prediction = score ≥ threshold, as the score job's
     ``predicted_label``; from TP / FP / FN / TN sums of the same pass; null and ``insufficient_data`` when
     undefined, e.g. precision without a predicted positive). Keys: None for the whole window (``by`` None), else the
-    values of ``by`` (None for nulls), at most `MAX_SEGMENT_VALUES` of them (the most scored).
+    values of ``by`` (None for nulls), at most ``limit`` of them (the most scored).
     No frame (no labels table) → no rows.
     """
     from pyspark.sql import functions as F
@@ -58,7 +60,7 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     frame = frame.withColumn(GROUP, group)
     classification = task == "classification"
     decision = threshold if classification else None
-    values = _group_aggregates(frame, classification, by, decision)
+    values = _group_aggregates(frame, classification, by, decision, limit)
     reasons = _floor_reasons(values, pcfg)
     ready = [g for g, r in reasons.items() if r is None]
     if classification and ready:
@@ -77,10 +79,9 @@ def _label_and_used() -> tuple[Any, Any]:
 
 
 def _group_aggregates(frame: DataFrame, classification: bool, by: str | None,
-                      threshold: float | None = None) -> dict[Any, dict[str, Any]]:
+                      threshold: float | None = None, limit: int = MAX_SEGMENT_VALUES) -> dict[Any, dict[str, Any]]:
     """Group → its ``scored`` and labelled (``n``) counts and error metrics (one pass; with a decision
-    ``threshold`` also `DECISION_METRICS`), the most scored first, at most `MAX_SEGMENT_VALUES` groups of a
-    segment."""
+    ``threshold`` also `DECISION_METRICS`), the most scored first, at most ``limit`` groups of a segment."""
     from pyspark.sql import functions as F
 
     y, used = _label_and_used()
@@ -103,9 +104,9 @@ def _group_aggregates(frame: DataFrame, classification: bool, by: str | None,
     found = frame.groupBy(GROUP).agg(F.count(F.lit(1)).alias("scored"), F.count(F.when(used, 1)).alias("n"),
                                      *aggs).collect()
     groups = sorted(found, key=lambda r: (-r["scored"], r[GROUP] is None, str(r[GROUP])))
-    if by is not None and len(groups) > MAX_SEGMENT_VALUES:
-        log.warning("segment %s: %d values, keeping the %d most scored", by, len(groups), MAX_SEGMENT_VALUES)
-        groups = groups[:MAX_SEGMENT_VALUES]
+    if by is not None and len(groups) > limit:
+        log.warning("segment %s: %d values, keeping the %d most scored", by, len(groups), limit)
+        groups = groups[:limit]
     out = {r[GROUP]: r.asDict() for r in groups}
     if threshold is not None:
         for v in out.values():

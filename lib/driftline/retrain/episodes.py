@@ -27,6 +27,14 @@ from typing import Any
 
 from driftline.retrain.spec import RetrainConfig
 
+MONITOR_ONLY = "monitor_only"   # train_status of a decision that fired for a monitor-only model (nothing trained)
+
+
+def acted(decision: Mapping[str, Any]) -> bool:
+    """Whether a past decision row counts as a retrain: it trained a version, or it fired for a monitor-only model
+    (the retrain happens where the model lives; cooldown, cap and episodes count it all the same)."""
+    return bool(decision.get("trained_version")) or decision.get("train_status") == MONITOR_ONLY
+
 OPEN, ENDED = "open", "ended"
 ARMED = "armed"
 ARMING_RULES = ("drift", "drift_score", "estimated_performance")     # label-free: arm, wait for labels
@@ -79,7 +87,8 @@ def promoted(row: Mapping[str, Any]) -> bool:
 def open_episode(decisions: Sequence[Mapping[str, Any]], date: dt.date) -> Episode | None:
     """The episode open before ``date``: the latest decision row dated before it says ``open``.
 
-    Its fires are the rows of the episode (dated before ``date``) that trained a version; one of them
+    Its fires are the rows of the episode (dated before ``date``) that trained a version (or fired for a monitor-only
+    model: `acted`); one of them
     promoted ends it (also when the row itself still says open).
     """
     earlier = [d for d in decisions if d["decision_date"] < date]
@@ -90,7 +99,7 @@ def open_episode(decisions: Sequence[Mapping[str, Any]], date: dt.date) -> Episo
         return None
     eid = prev["episode_id"]
     rows = sorted((d for d in earlier if d.get("episode_id") == eid), key=lambda d: d["decision_date"])
-    fired = [d for d in rows if d.get("trained_version")]
+    fired = [d for d in rows if acted(d)]
     if any(promoted(d) for d in fired):
         return None
     armed = prev.get("armed_date") or rows[0]["decision_date"]

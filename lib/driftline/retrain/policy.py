@@ -11,8 +11,9 @@ Hysteresis, so the decision does not flap:
 - ``cooldown_days``: no retrain within that many days after the last one;
 - ``max_per_period``: at most ``count`` retrains in any ``period_days`` days.
 
-A retrain is a past decision row with a ``trained_version`` on a date before the decision date
-(a rerun of the same date is the job's business: R23).
+A retrain is a past decision row with a ``trained_version`` (or, for a monitor-only model, that fired:
+``train_status = monitor_only``) on a date before the decision date (a rerun of the same date is the job's
+business: R23).
 
 With ``retrain.wait_for_labels.enabled`` and label availability (``labels``: matured labels per as-of
 date), triggers open drift episodes that arm and fire once post-onset labels matured
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from driftline.retrain import episodes
-from driftline.retrain.episodes import ARMED, Episode
+from driftline.retrain.episodes import ARMED, Episode, acted
 from driftline.retrain.spec import RetrainConfig
 from driftline.vocabulary import finite_or_none
 
@@ -130,8 +131,7 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
     features without an explicit one). Rows dated after ``date`` are ignored; decision rows of ``date`` itself
     too.
     """
-    retrains = sorted({d["decision_date"] for d in decisions
-                       if d.get("trained_version") and d["decision_date"] < date})
+    retrains = sorted({d["decision_date"] for d in decisions if acted(d) and d["decision_date"] < date})
     last = retrains[-1] if retrains else None
     cap = policy.max_per_period
     in_period = sum(1 for d in retrains if (date - d).days < cap.period_days)

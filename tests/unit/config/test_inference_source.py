@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from driftline.config import load_config
 from driftline.errors import ConfigError
 from driftline.features.compile import compile_features
 from driftline.features.spec import FeatureSpec, SourcesConfig
@@ -52,9 +53,12 @@ def test_a_label_column_of_the_log_itself_is_never_a_feature() -> None:
     sources = SourcesConfig.model_validate({"inference": LOG, "labels": {"table": "log", "key": "id",
                                                                           "timestamp": "known", "value": "y"}})
     assert compile_features("id", sources, [FeatureSpec(name="x", kind="logged")]).logged
-    with pytest.raises(ConfigError, match="features.leak: expected a column of the inference log other than its "
-                                          "label column, found y"):
+    with pytest.raises(ConfigError, match="features.leak: expected a feature column of the inference log, found y, "
+                                          "its label"):
         compile_features("id", sources, [FeatureSpec(name="leak", kind="logged", column="y")])
+    for column, role in (("id", "key"), ("p", "score"), ("day", "date")):
+        with pytest.raises(ConfigError, match=f"found {column}, its {role} column"):
+            compile_features("id", sources, [FeatureSpec(name="f", kind="logged", column=column)])
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
@@ -69,3 +73,12 @@ def test_the_logged_kind_predicts_the_logged_score(task) -> None:
         np.testing.assert_array_equal(model.predict(frame), [0.1, 0.7, np.nan])
     with pytest.raises(KeyError):
         model.predict(frame.drop(columns=["logged_score"]))
+
+
+@pytest.mark.parametrize("rule", ["canary", "rollback"])
+def test_a_monitor_only_model_has_no_canary_or_rollback(rule) -> None:
+    from pathlib import Path
+
+    served = Path(__file__).resolve().parents[3] / "conf" / "examples" / "served"
+    with pytest.raises(ConfigError, match=f"expected them off, found retrain.{rule} enabled"):
+        load_config("loan_default", served, [f"retrain.{rule}.enabled=true"])
