@@ -144,8 +144,8 @@ def _check_logged_column(spec: FeatureSpec, sources: SourcesConfig) -> None:
     roles = {src.key: "key", src.score: "score", **({src.date: "date"} if src.date else {}),
              **({src.timestamp: "timestamp"} if src.timestamp else {}), **({src.version: "version"} if src.version
                                                                            else {})}
-    if labels is not None and labels.table == src.table:
-        roles[labels.value] = "label (labels must never be visible to features)"
+    if labels is not None and labels.table == src.table:   # labels (and when they arrived) never reach features
+        roles.update({labels.value: "label", labels.timestamp: "label timestamp", labels.as_of: "label as-of"})
     if column in roles:
         raise ConfigError(f"features.{spec.name}: expected a feature column of the inference log, found {column}, "
                           f"its {roles[column]} column")

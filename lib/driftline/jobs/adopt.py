@@ -90,7 +90,9 @@ class Request:
 
     def named(self, cfg: DriftlineConfig) -> str:
         """The source as an error message names it: ``--model-uri URI`` or ``sources.inference TABLE``."""
-        return f"--model-uri {self.model_uri}" if self.model_uri else f"sources.inference {self.source(cfg)[10:]}"
+        if self.model_uri:
+            return f"--model-uri {self.model_uri}"
+        return f"sources.inference {cfg.sources.inference.table if cfg.sources.inference else '?'}"
 
 
 def check(cfg: DriftlineConfig, request: Request, date: dt.date) -> tuple[Plan, Candidate, ModelSignature]:

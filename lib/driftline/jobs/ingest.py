@@ -131,7 +131,7 @@ def schema_problems(src: InferenceSource, plan: FeaturePlan, schema: T.StructTyp
 def rows_of(src: InferenceSource, plan: FeaturePlan, logged: DataFrame, dates: Sequence[dt.date]) -> DataFrame:
     """The log's rows of ``dates`` with an entity key: key, as_of_date, the features as logged (categorical ones as
     strings, as computed features), ``serving_version``, ``logged_score`` (double); with a timestamp, the latest row
-    of each (key, UTC date) (on equal timestamps, the larger score: a deterministic choice among retries)."""
+    of each (key, UTC date) (on equal timestamps, the larger usable score: a deterministic choice among retries)."""
     keyed = filter_keyed(logged, src.key)
     if src.date is not None:
         rows = keyed.filter(F.col(src.date).isin(list(dates))).withColumn(AS_OF, F.col(src.date))
@@ -140,7 +140,10 @@ def rows_of(src: InferenceSource, plan: FeaturePlan, logged: DataFrame, dates: S
         day = F.date_from_unix_date(F.floor(F.unix_micros(F.col(ts)) / F.lit(MICROS_PER_DAY)).cast("int"))
         rows = (filter_event_days(keyed, ts, day_number(dates[0]), day_number(dates[-1]) + 1)   # pushed down
                 .withColumn(AS_OF, day).filter(F.col(AS_OF).isin(list(dates))))
-        latest = Window.partitionBy(src.key, AS_OF).orderBy(F.col(ts).desc(), F.col(src.score).desc_nulls_last())
+        # on equal timestamps a usable score wins over NaN (Spark sorts NaN above every number), then the larger
+        score = F.col(src.score).cast("double")
+        usable = F.when(F.isnan(score), None).otherwise(score)
+        latest = Window.partitionBy(src.key, AS_OF).orderBy(F.col(ts).desc(), usable.desc_nulls_last())
         rows = rows.withColumn("_nth", F.row_number().over(latest)).filter(F.col("_nth") == 1)
     return rows.select(
         F.col(src.key).alias(plan.entity_key), F.col(AS_OF).cast("date").alias(AS_OF),

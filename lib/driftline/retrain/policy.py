@@ -12,7 +12,8 @@ Hysteresis, so the decision does not flap:
 - ``max_per_period``: at most ``count`` retrains in any ``period_days`` days.
 
 A retrain is a past decision row with a ``trained_version`` (or, for a monitor-only model, that fired:
-``train_status = monitor_only``) on a date before the decision date (a rerun of the same date is the job's
+``train_status = monitor_only``: it counts for the cooldown and the cap, but its model did not change, so the
+windows before it still count) on a date before the decision date (a rerun of the same date is the job's
 business: R23).
 
 With ``retrain.wait_for_labels.enabled`` and label availability (``labels``: matured labels per as-of
@@ -135,13 +136,17 @@ def evaluate(policy: RetrainConfig, date: dt.date, runs: Sequence[Mapping[str, A
     last = retrains[-1] if retrains else None
     cap = policy.max_per_period
     in_period = sum(1 for d in retrains if (date - d).days < cap.period_days)
+    # the windows judged: those after the last change of model (a monitor-only fire changed nothing: its windows
+    # still judge the model in use)
+    changes = [d["decision_date"] for d in decisions if d.get("trained_version") and d["decision_date"] < date]
+    changed = max(changes) if changes else None
 
     scores = drift_scores(policy, column_drift, importance) if policy.drift_score.enabled else {}
     estimates = _estimates(policy, estimated)
     history = sorted((_window(r, scores, estimates) for r in runs
-                      if r["run_date"] <= date and (last is None or r["run_date"] > last)),
+                      if r["run_date"] <= date and (changed is None or r["run_date"] > changed)),
                      key=lambda w: w.run_date, reverse=True)
-    perf, perf_values = _performance(policy, date, history, metrics, last)
+    perf, perf_values = _performance(policy, date, history, metrics, changed)
     rules = (_drift(policy, history), _drift_score(policy, history), perf, _estimated(policy, history),
              _quality(policy, history))
     depth = max(policy.drift.n if policy.drift.enabled else 0, policy.quality.n if policy.quality.enabled else 0,

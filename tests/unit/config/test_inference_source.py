@@ -56,7 +56,7 @@ def test_a_label_column_of_the_log_itself_is_never_a_feature() -> None:
     with pytest.raises(ConfigError, match="features.leak: expected a feature column of the inference log, found y, "
                                           "its label"):
         compile_features("id", sources, [FeatureSpec(name="leak", kind="logged", column="y")])
-    for column, role in (("id", "key"), ("p", "score"), ("day", "date")):
+    for column, role in (("id", "key"), ("p", "score"), ("day", "date"), ("known", "label timestamp")):
         with pytest.raises(ConfigError, match=f"found {column}, its {role} column"):
             compile_features("id", sources, [FeatureSpec(name="f", kind="logged", column=column)])
 

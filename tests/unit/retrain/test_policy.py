@@ -116,6 +116,21 @@ def test_decision_without_a_trained_version_is_not_a_retrain() -> None:
     assert (d.fired, d.last_retrain) == (True, None)
 
 
+def test_a_monitor_only_fire_counts_for_the_cooldown_and_the_cap_but_keeps_its_windows() -> None:
+    """A fired decision of a monitor-only model (nothing trained) suppresses the next ones like a retrain, but the
+    model in use did not change: the windows before it still count."""
+    fire = [{"decision_date": day(2), "trained_version": None, "train_status": "monitor_only"}]
+    drifting = runs(True, True, True, True, False)   # drift on day(4..1), none on D
+    d = evaluate(policy(), D, drifting, decisions=fire)
+    assert (d.status, d.last_retrain, d.retrains_in_period) == ("cooldown", day(2), 1)
+    d = evaluate(policy(cooldown_days=0), D, drifting, decisions=fire)
+    assert (d.status, [w.run_date for w in d.windows]) == ("fired", [day(0), day(1), day(2)])
+    # with a trained version on the same day those windows would judge the previous model: not counted
+    assert evaluate(policy(cooldown_days=0), D, drifting, decisions=retrained(2)).status == "no_trigger"
+    capped = [{**fire[0], "decision_date": day(n)} for n in (20, 10)]
+    assert evaluate(policy(cooldown_days=0), D, runs(True, True, True), decisions=capped).status == "cap"
+
+
 def perf_rows(value: float | None, labels: int | None, when: dt.date = D) -> list[dict]:
     rows = [{"run_date": when, "metric": "auc", "value": value}]
     if labels is not None:
