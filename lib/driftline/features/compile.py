@@ -25,7 +25,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from driftline.errors import ConfigError
-from driftline.features.spec import EventSource, FeatureSpec, SourcesConfig, window_days
+from driftline.features.spec import (
+    EventSource,
+    FeatureSpec,
+    InferenceSource,
+    LabelSource,
+    SourcesConfig,
+    window_days,
+)
 from driftline.tables.contracts import FEATURES
 from driftline.vocabulary import LOGGED_SCORE, SCORE, SERVING_VERSION
 
@@ -126,7 +133,7 @@ def compile_features(entity_key: str, sources: SourcesConfig, features: Sequence
                 f"features.{spec.name}: expected kind logged for a monitor-only model (sources.inference) and only "
                 f"there, found kind {spec.kind} {'with' if sources.inference else 'without'} sources.inference")
         if spec.kind == "logged" and sources.inference is not None:
-            _check_logged_column(spec, sources)
+            _check_logged_column(spec, sources.inference, sources.labels)
         if spec.kind == "attribute" and sources.entities is None:
             raise ConfigError(f"features.{spec.name}: attribute features need sources.entities, found none")
         if spec.kind == "custom":
@@ -135,11 +142,9 @@ def compile_features(entity_key: str, sources: SourcesConfig, features: Sequence
     return FeaturePlan(entity_key, sources, tuple(features), customs)
 
 
-def _check_logged_column(spec: FeatureSpec, sources: SourcesConfig) -> None:
+def _check_logged_column(spec: FeatureSpec, src: InferenceSource, labels: LabelSource | None) -> None:
     """A logged feature reads a feature column of the log: not its key, time, score or version column, nor the
     label column when the labels live in the log too (`ConfigError`)."""
-    src, labels = sources.inference, sources.labels
-    assert src is not None
     column = spec.column or spec.name
     roles = {src.key: "key", src.score: "score", **({src.date: "date"} if src.date else {}),
              **({src.timestamp: "timestamp"} if src.timestamp else {}), **({src.version: "version"} if src.version

@@ -47,11 +47,10 @@ log = logging.getLogger(__name__)
 NUMERIC_TYPES = (T.NumericType, T.BooleanType)
 
 
-def run(ctx: JobContext, plan: FeaturePlan, checks: Sequence[object], dates: Sequence[dt.date]) -> JobResult:
-    """Ingest the inference log's rows of ``dates`` into ``<model>__features`` behind the feature checks."""
+def run(ctx: JobContext, src: InferenceSource, plan: FeaturePlan, checks: Sequence[object],
+        dates: Sequence[dt.date]) -> JobResult:
+    """Ingest the inference log ``src``'s rows of ``dates`` into ``<model>__features`` behind the feature checks."""
     cfg = ctx.config
-    src = cfg.sources.inference
-    assert src is not None
     for check in checks:
         target = getattr(check, "target", None)
         if target in ("events", "entities"):

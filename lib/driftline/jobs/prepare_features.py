@@ -81,7 +81,7 @@ def run(ctx: JobContext) -> JobResult:
     if cfg.sources.inference is not None:   # a monitor-only model: its rows are ingested from its inference log
         from driftline.jobs import ingest
 
-        return ingest.run(ctx, plan, checks, dates)
+        return ingest.run(ctx, cfg.sources.inference, plan, checks, dates)
 
     # -- 2. sources and contracts: schema only, no Spark action yet (R9).
     events, entities, results = _open_sources(ctx.store, plan, checks, dates)
