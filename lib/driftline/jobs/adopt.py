@@ -37,12 +37,10 @@ from driftline.jobs.train import (
     Plan,
     Registered,
     TrainingData,
-    input_versions,
-    labelled_window,
     log_evaluation,
-    model_columns,
     plan_training,
 )
+from driftline.jobs.train_data import input_versions, labelled_window, model_columns
 from driftline.jobs.train_gate import canary_rollout, run_gate
 from driftline.jobs.train_reference import write_reference_profile
 from driftline.registry.adopted import ADOPTED_FILE, Candidate, logged_model, pack
