@@ -28,7 +28,6 @@ from driftline.alerts.metrics import export_monitor_run
 from driftline.jobs.monitor_parts import (
     decision_threshold,
     importance_drift,
-    matured_segments,
     multivariate_of,
     scope_of,
     segment_drift,
@@ -59,7 +58,7 @@ from driftline.monitoring.inputs import (
 from driftline.monitoring.loop_report import Timeline, timeline
 from driftline.monitoring.metrics import ALL_ROWS, MetricsContext, monitor_metrics_frame_rows
 from driftline.monitoring.multivariate import MultivariateDrift, multivariate_rows
-from driftline.monitoring.performance import PERFORMANCE, MaturedWindow, performance_rows, performance_status
+from driftline.monitoring.performance import PERFORMANCE, MaturedWindow, performance_status, sliced_performance
 from driftline.monitoring.quality import quality_rows, schema_rows
 from driftline.monitoring.report import trend_points
 from driftline.monitoring.segments import summary as segment_summary
@@ -304,14 +303,14 @@ def matured_windows(ctx: JobContext, date: dt.date, ref: Reference, cells: CellT
     found = matured_frame(scope, date, windows, cfg.monitoring.segments)
     if found is None:
         return []
-    frame = found.frame.cache() if cfg.monitoring.segments else found.frame   # one read for every pass
-    try:
-        rows = performance_rows(frame, cfg.monitoring.performance, cfg.label.task, WINDOW_END,
-                                threshold=decision_threshold(ctx))
-        by_segment = matured_segments(ctx, frame, len(windows))
-    finally:
-        if cfg.monitoring.segments:
-            frame.unpersist()
+    rows: dict[dt.date, list[dict[str, Any]]] = {}
+    by_segment: dict[dt.date, dict[str, list[dict[str, Any]]]] = {}
+    for (end, name), r in sliced_performance(found.frame, cfg.monitoring.performance, cfg.label.task,
+                                             cfg.monitoring.segments, WINDOW_END, decision_threshold(ctx)).items():
+        if name == ALL_ROWS:
+            rows[dt.date.fromisoformat(str(end))] = r
+        else:
+            by_segment.setdefault(dt.date.fromisoformat(str(end)), {})[name] = r
     estimated = estimated_of(history, set(rows)) if cells is not None else {}
     tables: dict[str, CellTable | None] = {ref.version: ref.cells}
     out = []

@@ -6,7 +6,6 @@ current window and of the earlier windows whose labels matured since, fairness p
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +13,10 @@ from driftline.errors import DriftlineError
 from driftline.monitoring import segments
 from driftline.monitoring.evidently_page import current_sample, reference_sample
 from driftline.monitoring.fairness import fairness_rows, group_counts
-from driftline.monitoring.inputs import WINDOW_END, Reference, Scope, labelled_frame
-from driftline.monitoring.metrics import slice_name
+from driftline.monitoring.inputs import Reference, Scope, labelled_frame
+from driftline.monitoring.metrics import ALL_ROWS, slice_name
 from driftline.monitoring.multivariate import MultivariateDrift, multivariate_drift
-from driftline.monitoring.performance import MAX_SEGMENT_VALUES, performance_rows
+from driftline.monitoring.performance import sliced_performance
 from driftline.monitoring.segments import SegmentColumn
 from driftline.monitoring.spec import DriftSpec
 from driftline.profiling.types import DatasetProfile, NumericProfile
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
     from driftline.profiling.bins import ColumnBins
 
 log = logging.getLogger(__name__)
-
-MATURED_GROUP = "_window_segment"   # an earlier window's end and a segment value, as one group key
 
 
 def scope_of(ctx: JobContext) -> Scope:
@@ -125,14 +122,13 @@ def window_performance(ctx: JobContext, preds: DataFrame, date: dt.date, dates: 
     protected = mcfg.fairness.protected if cfg.label.task == "classification" else []
     grouped = [*mcfg.segments, *[c for c in protected if c not in mcfg.segments]]
     labelled = labelled_frame(scope_of(ctx), preds, date, dates, grouped)
-    if labelled is not None and grouped:
-        labelled = labelled.cache()   # read once for the whole window and every segment column
+    if labelled is not None and protected:
+        labelled = labelled.cache()   # read once for the performance passes and each protected column
     try:
-        performance = performance_rows(labelled, mcfg.performance, cfg.label.task,
-                                       threshold=decision_threshold(ctx)).get(None, [])
-        segment_rows = {slice_name(seg, value): r for seg in mcfg.segments
-                        for value, r in performance_rows(labelled, mcfg.performance, cfg.label.task, seg,
-                                                           threshold=decision_threshold(ctx)).items()}
+        sliced = sliced_performance(labelled, mcfg.performance, cfg.label.task, mcfg.segments,
+                                    threshold=decision_threshold(ctx))
+        performance = sliced.get((None, ALL_ROWS), [])
+        segment_rows = {name: r for (_, name), r in sliced.items() if name != ALL_ROWS}
         for column in protected if labelled is not None else []:
             per_group, across = fairness_rows(column, group_counts(labelled, column, cfg.label.threshold),
                                               mcfg.fairness)
@@ -140,7 +136,7 @@ def window_performance(ctx: JobContext, preds: DataFrame, date: dt.date, dates: 
                 segment_rows.setdefault(slice_name(column, value), []).extend(rows)
             segment_rows[column] = across
     finally:
-        if labelled is not None and grouped:
+        if labelled is not None and protected:
             labelled.unpersist()
     return performance, segment_rows
 
@@ -230,22 +226,3 @@ def _importance_rows(ctx: JobContext, src: LabelSource, date: dt.date, window: t
     log.info("%s v%s: permutation importance on %d matured rows of %s..%s", cfg.name, version, n, window[0],
              window[-1])
     return importance_rows(trained, now, n, cfg.monitoring.importance_drift.min_rank_correlation)
-
-
-def matured_segments(ctx: JobContext, frame: DataFrame, windows: int) -> dict[dt.date, dict[str, list[dict[str, Any]]]]:
-    """Per earlier window (its end) and slice ``<column>=<value>`` of each ``monitoring.segments`` column: the
-    performance rows of its rows with the labels matured since (one grouped pass per column over every window, at
-    most `MAX_SEGMENT_VALUES` values per window)."""
-    from pyspark.sql import functions as F
-
-    cfg = ctx.config
-    out: dict[dt.date, dict[str, list[dict[str, Any]]]] = {}
-    for column in cfg.monitoring.segments:
-        group = F.to_json(F.struct(F.col(WINDOW_END).cast("string").alias("end"), F.col(column).alias("value")))
-        per_group = performance_rows(frame.withColumn(MATURED_GROUP, group), cfg.monitoring.performance,
-                                     cfg.label.task, MATURED_GROUP, threshold=decision_threshold(ctx),
-                                     limit=MAX_SEGMENT_VALUES * windows)
-        for key, rows in per_group.items():
-            found = json.loads(key)
-            out.setdefault(dt.date.fromisoformat(found["end"]), {})[slice_name(column, found.get("value"))] = rows
-    return out

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from driftline.monitoring.metrics import slice_name
 from driftline.vocabulary import INSUFFICIENT, OK, SCORE, finite_or_none, worst
 
 if TYPE_CHECKING:
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 
 PERFORMANCE = "__performance__"  # the column of late-label performance rows in monitor_metrics
 GROUP = "__group__"  # group column of the performance pass: a segment value, or null for the whole window
+SLICE = "__slice__"  # `sliced_performance`'s group: a JSON object of the ``by`` value, segment column and value
 MAX_SEGMENT_VALUES = 50  # per segment column, the most scored values get performance rows
 DECISION_METRICS = ("accuracy", "precision", "recall", "f1")  # classification at a decision threshold
 
@@ -37,7 +40,7 @@ class MaturedWindow:
 
 def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str,
                      by: str | None = None, threshold: float | None = None,
-                     limit: int = MAX_SEGMENT_VALUES) -> dict[Any, list[dict[str, Any]]]:
+                     family: Callable[[Any], Any] | None = None) -> dict[Any, list[dict[str, Any]]]:
     """Late-label performance rows of ``frame`` (see `labelled_frame`), for the whole window or per ``by`` value.
 
     One grouped aggregation pass, plus one for AUC over the groups that reach the floors. Rows per
@@ -49,7 +52,8 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     (``accuracy``, ``precision``, ``recall``, ``f1`` of prediction = score ≥ threshold, as the score job's
     ``predicted_label``; from TP / FP / FN / TN sums of the same pass; null and ``insufficient_data`` when
     undefined, e.g. precision without a predicted positive). Keys: None for the whole window (``by`` None), else the
-    values of ``by`` (None for nulls), at most ``limit`` of them (the most scored).
+    values of ``by`` (None for nulls), at most `MAX_SEGMENT_VALUES` of them (the most scored); with ``family``, at
+    most that many of each family (``family(key)``; None: a group never left out).
     No frame (no labels table) → no rows.
     """
     from pyspark.sql import functions as F
@@ -60,7 +64,7 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     frame = frame.withColumn(GROUP, group)
     classification = task == "classification"
     decision = threshold if classification else None
-    values = _group_aggregates(frame, classification, by, decision, limit)
+    values = _group_aggregates(frame, classification, by, decision, family)
     reasons = _floor_reasons(values, pcfg)
     ready = [g for g, r in reasons.items() if r is None]
     if classification and ready:
@@ -78,10 +82,11 @@ def _label_and_used() -> tuple[Any, Any]:
     return y, y.isNotNull() & F.col(SCORE).isNotNull()
 
 
-def _group_aggregates(frame: DataFrame, classification: bool, by: str | None,
-                      threshold: float | None = None, limit: int = MAX_SEGMENT_VALUES) -> dict[Any, dict[str, Any]]:
+def _group_aggregates(frame: DataFrame, classification: bool, by: str | None, threshold: float | None = None,
+                      family: Callable[[Any], Any] | None = None) -> dict[Any, dict[str, Any]]:
     """Group → its ``scored`` and labelled (``n``) counts and error metrics (one pass; with a decision
-    ``threshold`` also `DECISION_METRICS`), the most scored first, at most ``limit`` groups of a segment."""
+    ``threshold`` also `DECISION_METRICS`), the most scored first, at most `MAX_SEGMENT_VALUES` groups of a segment
+    (of a ``family``, see `performance_rows`)."""
     from pyspark.sql import functions as F
 
     y, used = _label_and_used()
@@ -104,13 +109,59 @@ def _group_aggregates(frame: DataFrame, classification: bool, by: str | None,
     found = frame.groupBy(GROUP).agg(F.count(F.lit(1)).alias("scored"), F.count(F.when(used, 1)).alias("n"),
                                      *aggs).collect()
     groups = sorted(found, key=lambda r: (-r["scored"], r[GROUP] is None, str(r[GROUP])))
-    if by is not None and len(groups) > limit:
-        log.warning("segment %s: %d values, keeping the %d most scored", by, len(groups), limit)
-        groups = groups[:limit]
+    if by is not None:
+        groups = _most_scored(groups, family or (lambda _: by))
     out = {r[GROUP]: r.asDict() for r in groups}
     if threshold is not None:
         for v in out.values():
             v.update(_decision_metrics(int(v["_tp"]), int(v["_fp"]), int(v["_fn"]), int(v["n"])))
+    return out
+
+
+def _most_scored(groups: list[Any], family: Callable[[Any], Any]) -> list[Any]:
+    """The ``groups`` (most scored first) less those past the first `MAX_SEGMENT_VALUES` of their family."""
+    seen: dict[Any, int] = {}
+    kept = []
+    for r in groups:
+        f = family(r[GROUP])
+        seen[f] = seen.get(f, 0) + 1
+        if f is None or seen[f] <= MAX_SEGMENT_VALUES:
+            kept.append(r)
+    for f, n in seen.items():
+        if f is not None and n > MAX_SEGMENT_VALUES:
+            log.warning("segment %s: %d values, keeping the %d most scored", f, n, MAX_SEGMENT_VALUES)
+    return kept
+
+
+def sliced_performance(frame: DataFrame | None, pcfg: PerformanceConfig, task: str, segments: Sequence[str] = (),
+                       by: str | None = None, threshold: float | None = None
+                       ) -> dict[tuple[str | None, str], list[dict[str, Any]]]:
+    """`performance_rows` per value of ``by`` (as a string; None when ``by`` is None: the whole frame) and slice
+    (`slice_name`): ``__all__`` for all its rows, ``<column>=<value>`` per value of each ``segments`` column, at
+    most `MAX_SEGMENT_VALUES` values of a column per ``by`` value (the most scored).
+
+    One grouped pass and one AUC pass for all of them: each row is counted once in each of its 1 + len(segments)
+    slices (the rows are exploded, the aggregation partial before the shuffle), instead of one pair of passes per
+    segment column over a cached frame."""
+    from pyspark.sql import functions as F
+
+    if frame is None:
+        return {}
+    owner = (F.col(by).cast("string") if by is not None else F.lit(None).cast("string")).alias("by")
+    slices = [F.to_json(F.struct(owner)),
+              *[F.to_json(F.struct(owner, F.lit(c).alias("column"), F.col(c).cast("string").alias("value")))
+                for c in segments]]
+    exploded = frame.withColumn(SLICE, F.explode(F.array(*slices)))
+
+    def family(key: str) -> str | None:   # a segment column within one ``by`` value; the whole-frame slices: None
+        found = json.loads(key)
+        column, value = found.get("column"), found.get("by")
+        return None if column is None else column if value is None else f"{column} ({by} {value})"
+
+    out: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
+    for key, rows in performance_rows(exploded, pcfg, task, SLICE, threshold, family).items():
+        found = json.loads(key)
+        out[(found.get("by"), slice_name(found.get("column"), found.get("value")))] = rows
     return out
 
 
