@@ -221,7 +221,41 @@ class EmailChannel(_Delivery):
         return value
 
 
-ChannelConfig = Annotated[WebhookChannel | SlackChannel | PagerDutyChannel | EmailChannel,
+class CommandChannel(_Delivery):
+    """Run a local program: ``argv`` (the program and its arguments; no shell, so nothing in them is expanded or
+    interpreted) in ``cwd`` (default: the job's working directory), with the generic webhook's JSON object on its
+    standard input and ``DRIFTLINE_ALERT_MODEL`` / ``_RULE`` / ``_WINDOW`` / ``_STATUS`` / ``_SEVERITY`` /
+    ``_DEDUP_KEY`` in its environment. Exit code 0 is delivered; another code, a timeout (the program is killed)
+    or a program that cannot be started is a failed attempt. The hook for acting on a verdict: e.g. a
+    ``when: retrain`` rule whose command starts the retraining of a monitor-only model where it lives. Not retried
+    by default (``retries: 0``): a command that started work should not be run twice blindly."""
+
+    type: Literal["command"]
+    argv: list[str]
+    cwd: str | None = None
+    timeout_seconds: float = 60.0
+    retries: int = 0
+
+    @field_validator("argv")
+    @classmethod
+    def _argv(cls, value: list[str]) -> list[str]:
+        if not value or not value[0].strip():
+            raise ValueError("expected argv as a program and its arguments, e.g. [scripts/retrain.sh, --fast], "
+                             f"found {'an empty list' if not value else 'an empty program name'}")
+        bad = [a for a in value if "\x00" in a]
+        if bad:
+            raise ValueError(f"expected argv without NUL characters, found {bad[0]!r}")
+        return value
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(ord(c) < 32 for c in value)):
+            raise ValueError(f"expected cwd as a folder path on one line, found {value!r}")
+        return value
+
+
+ChannelConfig = Annotated[WebhookChannel | SlackChannel | PagerDutyChannel | EmailChannel | CommandChannel,
                           Field(discriminator="type")]
 
 

@@ -1,6 +1,6 @@
 """Notification channels: delivering one alert `Message` (rendered by `driftline.alerts.messages`, re-exported
 here with `payload` and `describe`) as a generic JSON webhook, a Slack(-compatible) Block Kit message, a PagerDuty
-Events API v2 event or a plain-text e-mail over SMTP.
+Events API v2 event, a plain-text e-mail over SMTP, or the JSON on the standard input of a local command.
 
 `send` reads the channel's secret from its environment variable or file at send time; each attempt has a timeout,
 a failed attempt is logged (one warning line with its cause) and retried with exponential backoff; a 3xx or 4xx
@@ -8,9 +8,9 @@ answer (but 408/425/429) or a 5xx SMTP reply is final. `send` never raises for a
 `SendResult`: an alert that cannot be delivered must not fail the job. Every error text and log line has the
 resolved secrets and URL user info masked (``***``).
 
-Standard library only: ``urllib.request`` (redirects are not followed: a webhook's POST would arrive as a
-bodiless GET, or its credentials elsewhere) and ``smtplib`` (STARTTLS verifies the server's certificate
-against the system's CAs).
+Standard library only: ``subprocess`` (no shell), ``urllib.request`` (redirects are not followed: a webhook's
+POST would arrive as a bodiless GET, or its credentials elsewhere) and ``smtplib`` (STARTTLS verifies the
+server's certificate against the system's CAs).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import logging
 import os
 import smtplib
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 from driftline.alerts.channel_spec import (
     HTTP_URL,
     ChannelConfig,
+    CommandChannel,
     EmailChannel,
     PagerDutyChannel,
     SecretUnavailable,
@@ -44,8 +46,8 @@ from driftline.alerts.channel_spec import (
 from driftline.alerts.messages import Message, cut, describe, email_message, event_body, payload, where_secret
 from driftline.spec import mask_userinfo
 
-__all__ = ["ChannelConfig", "EmailChannel", "Message", "PagerDutyChannel", "SecretUnavailable", "SendResult",
-           "SlackChannel", "WebhookChannel", "describe", "payload", "resolve_secret", "send", "send_all"]
+__all__ = ["ChannelConfig", "CommandChannel", "EmailChannel", "Message", "PagerDutyChannel", "SecretUnavailable",
+           "SendResult", "SlackChannel", "WebhookChannel", "describe", "payload", "resolve_secret", "send", "send_all"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,9 @@ def _attempt(channel: ChannelConfig, message: Message, environ: Mapping[str, str
         body = event_body(channel, message, key)
         return (lambda: _post(channel.url, body, channel.timeout_seconds)), key
     body = event_body(channel, message, "")
+    if isinstance(channel, CommandChannel):
+        env = {**environ, **command_environment(message)}
+        return (lambda: _run(channel, body, env)), None
     if isinstance(channel, WebhookChannel) and channel.url is not None:
         inline = channel.url
         return (lambda: _post(inline, body, channel.timeout_seconds)), None
@@ -170,6 +175,30 @@ def _post(url: str, body: Mapping[str, Any], timeout: float) -> None:
         if exc.code < 500 and exc.code not in _RETRIED_4XX:   # 3xx (not followed) and 4xx
             raise _Final(_http_error(exc)) from None
         raise
+
+
+def command_environment(message: Message) -> dict[str, str]:
+    """The ``DRIFTLINE_ALERT_*`` variables a command channel's program finds in its environment."""
+    m = message
+    return {"DRIFTLINE_ALERT_MODEL": m.model, "DRIFTLINE_ALERT_RULE": m.rule, "DRIFTLINE_ALERT_WINDOW": m.window,
+            "DRIFTLINE_ALERT_STATUS": m.status, "DRIFTLINE_ALERT_SEVERITY": m.severity,
+            "DRIFTLINE_ALERT_DEDUP_KEY": m.dedup_key}
+
+
+def _run(channel: CommandChannel, body: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """One run of the command: exit 0 or an exception saying why not (a program that cannot start: final)."""
+    data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+    try:
+        done = subprocess.run(channel.argv, input=data, capture_output=True, cwd=channel.cwd, env=dict(env),
+                              timeout=channel.timeout_seconds, check=False)
+    except subprocess.TimeoutExpired:   # run() has killed it
+        raise TimeoutError from None
+    except OSError as exc:   # no such program, not executable, no such cwd: another attempt gets the same
+        raise _Final(f"cannot run {channel.argv[0]!r}: {exc.strerror or type(exc).__name__}") from None
+    if done.returncode != 0:
+        said = [line for line in done.stderr.decode(errors="replace").splitlines() if line.strip()]
+        raise RuntimeError(f"{channel.argv[0]} exited with code {done.returncode}"
+                           + (f": {said[-1].strip()}" if said else ""))
 
 
 def _smtp(channel: EmailChannel, mail: EmailMessage, password: str | None) -> None:
@@ -217,7 +246,7 @@ def _cause(exc: BaseException, channel: ChannelConfig) -> str:
     elif isinstance(exc, smtplib.SMTPResponseException):
         reply = exc.smtp_error
         text = f"SMTP {exc.smtp_code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
-    elif isinstance(exc, _Final | ConnectionError | smtplib.SMTPException):
+    elif isinstance(exc, _Final | ConnectionError | smtplib.SMTPException | RuntimeError):
         text = str(exc) or type(exc).__name__
     else:
         text = f"{type(exc).__name__}: {exc}"

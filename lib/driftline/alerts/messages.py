@@ -16,6 +16,7 @@ from typing import Any
 from driftline.alerts.channel_spec import (
     HTTP_URL,
     ChannelConfig,
+    CommandChannel,
     EmailChannel,
     PagerDutyChannel,
     SlackChannel,
@@ -59,8 +60,8 @@ class Message:
 # -- what is sent ---------------------------------------------------------------------------------
 
 def payload(name: str, channel: ChannelConfig, message: Message) -> dict[str, Any] | str:
-    """The body ``channel`` sends for ``message``: a JSON object for the HTTP channels (PagerDuty's routing key
-    shown as ``$VARIABLE`` / ``<contents of FILE>``, `send` puts the key there), the RFC 5322 text of the
+    """The body ``channel`` sends for ``message``: a JSON object for the HTTP and command channels (PagerDuty's
+    routing key shown as ``$VARIABLE`` / ``<contents of FILE>``, `send` puts the key there), the RFC 5322 text of the
     e-mail (`send` adds its ``Date`` and ``Message-ID`` headers)."""
     if isinstance(channel, EmailChannel):
         return email_message(channel, message).as_string()
@@ -78,7 +79,12 @@ def describe(name: str, channel: ChannelConfig, message: Message) -> str:
                 f"{' with STARTTLS' if channel.starttls else ' without TLS'}{login}, "
                 f"from {channel.sender} to {', '.join(channel.to)}; {retries}")
         return f"{head}\n{payload(name, channel, message)}"
-    head = f"channel {name!r} ({channel.type}): POST JSON to {_where_url(channel)}; {retries}"
+    if isinstance(channel, CommandChannel):
+        where = f" in {channel.cwd}" if channel.cwd is not None else ""
+        head = (f"channel {name!r} (command): run {' '.join(json.dumps(a) for a in channel.argv)}{where} with the "
+                f"JSON on its standard input and DRIFTLINE_ALERT_* variables; {retries}")
+    else:
+        head = f"channel {name!r} ({channel.type}): POST JSON to {_where_url(channel)}; {retries}"
     return f"{head}\n{json.dumps(payload(name, channel, message), indent=2, ensure_ascii=False)}"
 
 
