@@ -12,6 +12,8 @@ late: every ``monitor_metrics`` row (drift, quality, realized and estimated perf
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -112,9 +114,16 @@ def same_rows(a: pd.DataFrame, b: pd.DataFrame, key: list[str]) -> None:
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=0, atol=1e-9)
 
 
+# the user's hook on a fired decision (a `command` channel): appends the alert's JSON from its stdin to argv[1]
+HOOK = "import sys; open(sys.argv[1], 'a').write(' '.join(sys.stdin.read().split()) + chr(10))"
+
+
 @pytest.fixture(scope="module")
 def served(env):
-    (env["conf"] / "models" / "jm.yaml").write_text(yaml.safe_dump(MONITOR_ONLY))
+    hook = {"channels": {"upstream": {"type": "command", "argv": [sys.executable, "-c", HOOK,
+                                                                  str(env["ws"] / "jm_hook.jsonl")]}},
+            "rules": [{"name": "retrain_upstream", "when": "retrain", "channels": ["upstream"]}]}
+    (env["conf"] / "models" / "jm.yaml").write_text(yaml.safe_dump({**MONITOR_ONLY, "alerts": hook}))
     rows = labelled(env, *REF)
     return xgb.XGBClassifier(n_estimators=20, max_depth=3, random_state=0).fit(rows[NUM].astype("float64"),
                                                                                 rows["churned"].astype(int))
@@ -191,6 +200,10 @@ def test_a_monitor_only_model_is_monitored_as_the_same_model_scored_by_driftline
     decisions = table(env, "retrain_decisions", "jm").sort_values("decision_date")
     assert decisions[["status", "train_status"]].values.tolist() == [["fired", "monitor_only"], ["cooldown", "not_run"]]
     assert [str(v.version) for v in reg.client.search_model_versions("name='jm'")] == ["1"]
+    # the fired decision ran the user's hook once (the cooldown day did not): the alert's JSON on its stdin
+    sent = [json.loads(line) for line in (env["ws"] / "jm_hook.jsonl").read_text().splitlines()]
+    assert [(a["model"], a["rule"], a["window"], a["status"]) for a in sent] == [
+        ("jm", "retrain_upstream", day.isoformat(), "firing")]
 
     # the serving side deployed a new model: adopted again with a newer reference window, it is judged against the
     # baseline (not against v1, which predicts the same logged scores) and becomes champion
