@@ -16,13 +16,16 @@ server's certificate against the system's CAs).
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import json
 import logging
 import os
+import signal
 import smtplib
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -53,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MAX_WAIT = 60.0  # seconds: the longest wait between two attempts, whatever the backoff doubled to
 _RETRIED_4XX = {408, 425, 429}  # client errors that a later attempt may not get
+_STDERR_TAIL = 65536  # bytes: the end of a failed command's standard error that is read for its last line
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,10 @@ class SendResult:
 
 class _Final(Exception):
     """A refusal that another attempt would get again (a 3xx/4xx answer, a 5xx SMTP reply)."""
+
+
+class _CommandFailed(Exception):
+    """A command channel's program exited with another code than 0 (another attempt may succeed)."""
 
 
 # -- delivery -------------------------------------------------------------------------------------
@@ -186,19 +194,32 @@ def command_environment(message: Message) -> dict[str, str]:
 
 
 def _run(channel: CommandChannel, body: Mapping[str, Any], env: Mapping[str, str]) -> None:
-    """One run of the command: exit 0 or an exception saying why not (a program that cannot start: final)."""
+    """One run of the command: exit 0, or an exception saying why not (a program that cannot start: final).
+
+    It runs in a session of its own: on timeout the whole process group is killed, so nothing it started goes on
+    behind a failed (and maybe retried) attempt. Its standard output is discarded and its standard error goes to a
+    temporary file (the last line names a failure): a background child that keeps them open does not hold the job,
+    and a chatty program does not fill the driver's memory."""
     data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
-    try:
-        done = subprocess.run(channel.argv, input=data, capture_output=True, cwd=channel.cwd, env=dict(env),
-                              timeout=channel.timeout_seconds, check=False)
-    except subprocess.TimeoutExpired:   # run() has killed it
-        raise TimeoutError from None
-    except OSError as exc:   # no such program, not executable, no such cwd: another attempt gets the same
-        raise _Final(f"cannot run {channel.argv[0]!r}: {exc.strerror or type(exc).__name__}") from None
-    if done.returncode != 0:
-        said = [line for line in done.stderr.decode(errors="replace").splitlines() if line.strip()]
-        raise RuntimeError(f"{channel.argv[0]} exited with code {done.returncode}"
-                           + (f": {said[-1].strip()}" if said else ""))
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(channel.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
+                                    cwd=channel.cwd, env=dict(env), start_new_session=True)
+        except OSError as exc:   # no such program, not executable, no such cwd: another attempt gets the same
+            raise _Final(f"cannot run {channel.argv[0]!r}: {exc.strerror or type(exc).__name__}") from None
+        try:
+            proc.communicate(data, timeout=channel.timeout_seconds)   # a program not reading stdin is fine
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise TimeoutError from None
+        if proc.returncode != 0:
+            size = err.seek(0, os.SEEK_END)
+            err.seek(max(0, size - _STDERR_TAIL))
+            said = [line for line in err.read().decode(errors="replace").splitlines() if line.strip()]
+            raise _CommandFailed(f"{channel.argv[0]} exited with code {proc.returncode}"
+                                 + (f": {said[-1].strip()}" if said else ""))
 
 
 def _smtp(channel: EmailChannel, mail: EmailMessage, password: str | None) -> None:
@@ -246,7 +267,7 @@ def _cause(exc: BaseException, channel: ChannelConfig) -> str:
     elif isinstance(exc, smtplib.SMTPResponseException):
         reply = exc.smtp_error
         text = f"SMTP {exc.smtp_code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
-    elif isinstance(exc, _Final | ConnectionError | smtplib.SMTPException | RuntimeError):
+    elif isinstance(exc, _Final | _CommandFailed | ConnectionError | smtplib.SMTPException):
         text = str(exc) or type(exc).__name__
     else:
         text = f"{type(exc).__name__}: {exc}"

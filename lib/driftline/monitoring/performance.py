@@ -40,7 +40,7 @@ class MaturedWindow:
 
 def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str,
                      by: str | None = None, threshold: float | None = None,
-                     family: Callable[[Any], Any] | None = None) -> dict[Any, list[dict[str, Any]]]:
+                     family: Callable[[Any], tuple[Any, Any]] | None = None) -> dict[Any, list[dict[str, Any]]]:
     """Late-label performance rows of ``frame`` (see `labelled_frame`), for the whole window or per ``by`` value.
 
     One grouped aggregation pass, plus one for AUC over the groups that reach the floors. Rows per
@@ -52,8 +52,9 @@ def performance_rows(frame: DataFrame | None, pcfg: PerformanceConfig, task: str
     (``accuracy``, ``precision``, ``recall``, ``f1`` of prediction = score ≥ threshold, as the score job's
     ``predicted_label``; from TP / FP / FN / TN sums of the same pass; null and ``insufficient_data`` when
     undefined, e.g. precision without a predicted positive). Keys: None for the whole window (``by`` None), else the
-    values of ``by`` (None for nulls), at most `MAX_SEGMENT_VALUES` of them (the most scored); with ``family``, at
-    most that many of each family (``family(key)``; None: a group never left out).
+    values of ``by`` (None for nulls), at most `MAX_SEGMENT_VALUES` of them (the most scored, ties by value); with
+    ``family``, at most that many of each family (``family(key)`` = (family, value the ties are ordered by); family
+    None: a group never left out).
     No frame (no labels table) → no rows.
     """
     from pyspark.sql import functions as F
@@ -83,7 +84,7 @@ def _label_and_used() -> tuple[Any, Any]:
 
 
 def _group_aggregates(frame: DataFrame, classification: bool, by: str | None, threshold: float | None = None,
-                      family: Callable[[Any], Any] | None = None) -> dict[Any, dict[str, Any]]:
+                      family: Callable[[Any], tuple[Any, Any]] | None = None) -> dict[Any, dict[str, Any]]:
     """Group → its ``scored`` and labelled (``n``) counts and error metrics (one pass; with a decision
     ``threshold`` also `DECISION_METRICS`), the most scored first, at most `MAX_SEGMENT_VALUES` groups of a segment
     (of a ``family``, see `performance_rows`)."""
@@ -110,7 +111,7 @@ def _group_aggregates(frame: DataFrame, classification: bool, by: str | None, th
                                      *aggs).collect()
     groups = sorted(found, key=lambda r: (-r["scored"], r[GROUP] is None, str(r[GROUP])))
     if by is not None:
-        groups = _most_scored(groups, family or (lambda _: by))
+        groups = _most_scored(groups, family or (lambda g: (by, g)))
     out = {r[GROUP]: r.asDict() for r in groups}
     if threshold is not None:
         for v in out.values():
@@ -118,12 +119,16 @@ def _group_aggregates(frame: DataFrame, classification: bool, by: str | None, th
     return out
 
 
-def _most_scored(groups: list[Any], family: Callable[[Any], Any]) -> list[Any]:
-    """The ``groups`` (most scored first) less those past the first `MAX_SEGMENT_VALUES` of their family."""
+def _most_scored(groups: list[Any], family: Callable[[Any], tuple[Any, Any]]) -> list[Any]:
+    """The ``groups`` less those past the `MAX_SEGMENT_VALUES` most scored of their family (ties: by value)."""
+    def order(r: Any) -> tuple[Any, ...]:
+        value = family(r[GROUP])[1]
+        return -r["scored"], value is None, str(value)
+
     seen: dict[Any, int] = {}
     kept = []
-    for r in groups:
-        f = family(r[GROUP])
+    for r in sorted(groups, key=order):
+        f = family(r[GROUP])[0]
         seen[f] = seen.get(f, 0) + 1
         if f is None or seen[f] <= MAX_SEGMENT_VALUES:
             kept.append(r)
@@ -153,10 +158,11 @@ def sliced_performance(frame: DataFrame | None, pcfg: PerformanceConfig, task: s
                 for c in segments]]
     exploded = frame.withColumn(SLICE, F.explode(F.array(*slices)))
 
-    def family(key: str) -> str | None:   # a segment column within one ``by`` value; the whole-frame slices: None
+    def family(key: str) -> tuple[str | None, str | None]:   # (a segment column within one ``by`` value, its value)
         found = json.loads(key)
-        column, value = found.get("column"), found.get("by")
-        return None if column is None else column if value is None else f"{column} ({by} {value})"
+        column, owner = found.get("column"), found.get("by")
+        name = None if column is None else column if owner is None else f"{column} ({by} {owner})"
+        return name, found.get("value")
 
     out: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
     for key, rows in performance_rows(exploded, pcfg, task, SLICE, threshold, family).items():

@@ -90,6 +90,30 @@ def test_a_missing_program_is_final_and_a_slow_one_is_killed_at_the_timeout(tmp_
     assert (slow.ok, slow.attempts, slow.error) == (False, 1, "timed out after 1s")
 
 
+def test_work_left_running_in_the_background_does_not_hold_the_send(tmp_path: Path) -> None:
+    # exits 0 at once; its child keeps the inherited stdout/stderr open for 20 s
+    started = time.monotonic()
+    result = send("upstream", channel(argv=["/bin/sh", "-c", f"{sys.executable} -c 'import time; time.sleep(20)' &"
+                                                            " exit 0"], timeout_seconds=10), message())
+    assert (result.ok, result.error) == (True, None) and time.monotonic() - started < 5
+
+
+def test_a_timeout_kills_what_the_program_started_too(tmp_path: Path) -> None:
+    marker = tmp_path / "late"
+    late = f"import time, pathlib; time.sleep(2); pathlib.Path({str(marker)!r}).touch()"
+    script = f"{sys.executable} -c {late!r} & sleep 30"   # a grandchild that would write the marker after 2 s
+    result = send("upstream", channel(argv=["/bin/sh", "-c", script], timeout_seconds=1), message())
+    assert (result.ok, result.error) == (False, "timed out after 1s")
+    time.sleep(2.5)
+    assert not marker.exists()
+
+
+def test_a_program_that_ignores_stdin_and_floods_stderr_still_reports_its_last_line() -> None:
+    flood = "import sys; sys.stderr.write('x' * 1_000_000 + chr(10) + 'last words' + chr(10)); sys.exit(1)"
+    result = send("upstream", channel(argv=[sys.executable, "-c", flood]), message())
+    assert (result.ok, result.error) == (False, f"{sys.executable} exited with code 1: last words")
+
+
 @pytest.mark.parametrize(("argv", "found"), [([], "found an empty list"), ([" "], "found an empty program name")])
 def test_an_empty_command_is_refused_at_load(argv: list[str], found: str) -> None:
     with pytest.raises(ValidationError, match=found):

@@ -89,7 +89,15 @@ def test_every_window_and_slice_matches_sklearn(spark, data, caplog) -> None:
 
 
 def test_whole_frame_without_by_or_segments(spark, data) -> None:
-    got = sliced_performance(frame_of(spark, data), PCFG, "classification")
+    frame = frame_of(spark, data)
+    got = sliced_performance(frame, PCFG, "classification")
     assert list(got) == [(None, "__all__")]
     check(got[(None, "__all__")], oracle(data))
+    # the current window's case: no ``by``, segments of the whole frame
+    sliced = sliced_performance(frame, PCFG, "classification", ["plan", "tenure"])
+    assert set(sliced) == {(None, n) for n in ("__all__", "plan=basic", "plan=pro", "plan=__null__",
+                                                "tenure=0", "tenure=1", "tenure=2")}
+    check(sliced[(None, "__all__")], oracle(data))
+    check(sliced[(None, "plan=__null__")], oracle(data[data["plan"].isna()]))
+    check(sliced[(None, "tenure=2")], oracle(data[data["tenure"] == 2]))
     assert sliced_performance(None, PCFG, "classification", ["plan"]) == {}
