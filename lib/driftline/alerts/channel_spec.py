@@ -47,6 +47,13 @@ def _file_path(value: str) -> str:
     return value
 
 
+def _on_one_line(value: str | None, what: str) -> str | None:
+    """``value`` when unset or a non-blank text without control characters, else a ValueError naming ``what``."""
+    if value is not None and (not value.strip() or any(ord(c) < 32 for c in value)):
+        raise ValueError(f"expected {what} on one line, found {value!r}")
+    return value
+
+
 def _address(value: str) -> str:
     match = _ADDRESS.match(value)
     if match is None or not _HOST.match(match.group("host")):
@@ -209,9 +216,7 @@ class EmailChannel(_Delivery):
     @field_validator("username")
     @classmethod
     def _username(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or any(ord(c) < 32 for c in value)):
-            raise ValueError(f"expected a user name on one line, found {value!r}")
-        return value
+        return _on_one_line(value, "a user name")
 
     @field_validator("to")
     @classmethod
@@ -250,9 +255,7 @@ class CommandChannel(_Delivery):
     @field_validator("cwd")
     @classmethod
     def _cwd(cls, value: str | None) -> str | None:
-        if value is not None and (not value.strip() or any(ord(c) < 32 for c in value)):
-            raise ValueError(f"expected cwd as a folder path on one line, found {value!r}")
-        return value
+        return _on_one_line(value, "cwd as a folder path")
 
 
 ChannelConfig = Annotated[WebhookChannel | SlackChannel | PagerDutyChannel | EmailChannel | CommandChannel,

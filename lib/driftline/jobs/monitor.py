@@ -307,10 +307,11 @@ def matured_windows(ctx: JobContext, date: dt.date, ref: Reference, cells: CellT
     by_segment: dict[dt.date, dict[str, list[dict[str, Any]]]] = {}
     for (end, name), r in sliced_performance(found.frame, cfg.monitoring.performance, cfg.label.task,
                                              cfg.monitoring.segments, WINDOW_END, decision_threshold(ctx)).items():
+        day = dt.date.fromisoformat(str(end))
         if name == ALL_ROWS:
-            rows[dt.date.fromisoformat(str(end))] = r
+            rows[day] = r
         else:
-            by_segment.setdefault(dt.date.fromisoformat(str(end)), {})[name] = r
+            by_segment.setdefault(day, {})[name] = r
     estimated = estimated_of(history, set(rows)) if cells is not None else {}
     tables: dict[str, CellTable | None] = {ref.version: ref.cells}
     out = []

@@ -53,7 +53,6 @@ from driftline.training.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from driftline.vocabulary import AS_OF
 
 if TYPE_CHECKING:
-
     from driftline.config.schema import DriftlineConfig
     from driftline.jobs import JobResult
     from driftline.jobs.context import JobContext

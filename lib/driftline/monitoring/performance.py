@@ -109,9 +109,7 @@ def _group_aggregates(frame: DataFrame, classification: bool, by: str | None, th
         aggs = [F.sqrt(avg((F.col(SCORE) - y) ** 2)).alias("rmse"), avg(F.abs(F.col(SCORE) - y)).alias("mae")]
     found = frame.groupBy(GROUP).agg(F.count(F.lit(1)).alias("scored"), F.count(F.when(used, 1)).alias("n"),
                                      *aggs).collect()
-    groups = sorted(found, key=lambda r: (-r["scored"], r[GROUP] is None, str(r[GROUP])))
-    if by is not None:
-        groups = _most_scored(groups, family or (lambda g: (by, g)))
+    groups = _most_scored(found, family or (lambda g: (by, g))) if by is not None else found
     out = {r[GROUP]: r.asDict() for r in groups}
     if threshold is not None:
         for v in out.values():
@@ -120,15 +118,13 @@ def _group_aggregates(frame: DataFrame, classification: bool, by: str | None, th
 
 
 def _most_scored(groups: list[Any], family: Callable[[Any], tuple[Any, Any]]) -> list[Any]:
-    """The ``groups`` less those past the `MAX_SEGMENT_VALUES` most scored of their family (ties: by value)."""
-    def order(r: Any) -> tuple[Any, ...]:
-        value = family(r[GROUP])[1]
-        return -r["scored"], value is None, str(value)
-
+    """The ``groups``, most scored first (ties: by value), less those past the `MAX_SEGMENT_VALUES` most scored of
+    their family."""
+    placed = sorted(((r, *family(r[GROUP])) for r in groups),
+                    key=lambda x: (-x[0]["scored"], x[2] is None, str(x[2])))
     seen: dict[Any, int] = {}
     kept = []
-    for r in sorted(groups, key=order):
-        f = family(r[GROUP])[0]
+    for r, f, _ in placed:
         seen[f] = seen.get(f, 0) + 1
         if f is None or seen[f] <= MAX_SEGMENT_VALUES:
             kept.append(r)
@@ -160,8 +156,8 @@ def sliced_performance(frame: DataFrame | None, pcfg: PerformanceConfig, task: s
 
     def family(key: str) -> tuple[str | None, str | None]:   # (a segment column within one ``by`` value, its value)
         found = json.loads(key)
-        column, owner = found.get("column"), found.get("by")
-        name = None if column is None else column if owner is None else f"{column} ({by} {owner})"
+        column, of = found.get("column"), found.get("by")
+        name = None if column is None else column if of is None else f"{column} ({by} {of})"
         return name, found.get("value")
 
     out: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
