@@ -4,7 +4,8 @@ against the importance stored with the version at training time (`driftline.trai
 A feature that mattered little at training and matters much now (or the reverse) is a change of the
 relation between features and label that input drift alone does not show. On the newest fully matured
 earlier window of a monitor run (the one its labels completed), the version that scored it is loaded
-(artifact verified before loading) and scikit-learn's `permutation_importance` is run on that window's scored
+(artifact verified before loading) and the training's permutation importance (scikit-learn's numbers, batched:
+`driftline.training.importance`) is run on that window's scored
 rows with a matured label — at most ``training.importance.max_rows`` (a seeded sample), the same scoring and
 repeats as training, seeded by ``training.sample_seed`` — in the driver.
 

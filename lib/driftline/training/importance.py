@@ -1,9 +1,13 @@
 """Permutation importance of each input column of a fitted pipeline on the validation window
 (``training.importance``): how much the validation score drops when that column's values are shuffled.
 
-scikit-learn's `sklearn.inspection.permutation_importance` on at most ``max_rows`` validation rows (a seeded
-sample), ``repeats`` shuffles per column, seeded by ``training.sample_seed``; the score is the negative log loss
-(classification) or the negative RMSE (regression), so an importance is the loss added by losing the column.
+The numbers of scikit-learn's `sklearn.inspection.permutation_importance` (the same shuffles for the same seed,
+the same scores: a test pins them equal) on at most ``max_rows`` validation rows (a seeded sample), ``repeats``
+shuffles per column, seeded by ``training.sample_seed``; the score is the negative log loss (classification) or
+the negative RMSE (regression), so an importance is the loss added by losing the column. Computed here rather
+than by that function: every shuffled copy of the rows is scored in a few large ``predict`` calls (at most
+``BATCH_CELLS`` values each) instead of one call per column and shuffle, whose fixed cost dominated at a few
+thousand rows (about half the time on a 10-column gradient-boosting pipeline).
 Stored with the version as MLflow run metrics ``importance.<column>`` and ``importance_std.<column>`` (`read`
 gives them back); the ``drift_score`` retrain rule weighs features by them (`driftline.retrain.spec`).
 """
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PREFIX, STD_PREFIX = "importance.", "importance_std."
 SCORING = {"classification": "neg_log_loss", "regression": "neg_root_mean_squared_error"}
+BATCH_CELLS = 2_500_000   # values (rows × columns) per predict call: shuffled copies are scored together up to it
 
 
 def sample(x: pd.DataFrame, y: np.ndarray, max_rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -42,7 +47,6 @@ def permutation_importances(model: Any, x: pd.DataFrame, y: np.ndarray, task: st
     """Column → (mean, std) of the score drop over ``cfg.repeats`` shuffles; {} when off, or when the validation
     rows cannot be scored (one class only: log loss needs both)."""
     import numpy as np
-    from sklearn.inspection import permutation_importance
 
     if not cfg.enabled or len(x) == 0:
         return {}
@@ -50,9 +54,54 @@ def permutation_importances(model: Any, x: pd.DataFrame, y: np.ndarray, task: st
         log.warning("permutation importance not computed: the validation rows hold one class only")
         return {}
     xs, ys = sample(x, y, cfg.max_rows, seed)
-    got = permutation_importance(model, xs, ys, scoring=SCORING[task], n_repeats=cfg.repeats, random_state=seed)
+    drops = loss_increases(model, xs, ys, task, cfg.repeats, seed)
     return {str(c): (float(m), float(s))
-            for c, m, s in zip(xs.columns, got.importances_mean, got.importances_std, strict=True)}
+            for c, m, s in zip(xs.columns, drops.mean(axis=1), drops.std(axis=1), strict=True)}
+
+
+def shuffle_orders(n: int, repeats: int, seed: int) -> list[np.ndarray]:
+    """The row order of a column after each of its ``repeats`` shuffles, as scikit-learn's permutation importance
+    draws them: one seed drawn from ``RandomState(seed)``, the same shuffles for every column, and each repeat
+    shuffling the column as the previous repeat left it."""
+    import numpy as np
+
+    column_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
+    rng, shuffling, order = np.random.RandomState(column_seed), np.arange(n), np.arange(n)
+    orders = []
+    for _ in range(repeats):
+        rng.shuffle(shuffling)
+        order = order[shuffling]
+        orders.append(order)
+    return orders
+
+
+def loss_increases(model: Any, x: pd.DataFrame, y: np.ndarray, task: str, repeats: int,
+                   seed: int) -> np.ndarray:
+    """(columns × repeats): the loss with that column shuffled minus the loss on the rows as they are."""
+    import numpy as np
+    import pandas as pd
+
+    n, identity = len(x), np.arange(len(x))
+    blocks = [(-1, identity)] + [(j, order) for j in range(x.shape[1]) for order in shuffle_orders(n, repeats, seed)]
+    per_call = max(1, BATCH_CELLS // max(n * x.shape[1], 1))
+    losses: list[float] = []
+    for start in range(0, len(blocks), per_call):
+        batch = blocks[start:start + per_call]
+        # each column of the batch: the column taken in its shuffled order in its own blocks, as it is elsewhere
+        frame = pd.DataFrame({c: x.iloc[:, j].take(np.concatenate([order if k == j else identity
+                                                                    for k, order in batch])).reset_index(drop=True)
+                              for j, c in enumerate(x.columns)})
+        scored = model.predict_proba(frame) if task == "classification" else model.predict(frame)
+        losses += [_loss(model, y, scored[i * n:(i + 1) * n], task) for i in range(len(batch))]
+    return (np.asarray(losses[1:]) - losses[0]).reshape(x.shape[1], repeats)
+
+
+def _loss(model: Any, y: np.ndarray, scored: np.ndarray, task: str) -> float:
+    from sklearn.metrics import log_loss, root_mean_squared_error
+
+    if task == "classification":
+        return float(log_loss(y, scored, labels=model.classes_))
+    return float(root_mean_squared_error(y, scored))
 
 
 def as_metrics(importances: Mapping[str, tuple[float, float]]) -> dict[str, float]:
