@@ -6,8 +6,8 @@ the same scores: a test pins them equal) on at most ``max_rows`` validation rows
 shuffles per column, seeded by ``training.sample_seed``; the score is the negative log loss (classification) or
 the negative RMSE (regression), so an importance is the loss added by losing the column. Computed here rather
 than by that function: every shuffled copy of the rows is scored in a few large ``predict`` calls (at most
-``BATCH_CELLS`` values each) instead of one call per column and shuffle, whose fixed cost dominated at a few
-thousand rows (about half the time on a 10-column gradient-boosting pipeline).
+``BATCH_CELLS`` values each, counted on the width the pipeline encodes) instead of one call per column and
+shuffle, whose fixed cost dominated at a few thousand rows (about half the time on a 10-column pipeline).
 Stored with the version as MLflow run metrics ``importance.<column>`` and ``importance_std.<column>`` (`read`
 gives them back); the ``drift_score`` retrain rule weighs features by them (`driftline.retrain.spec`).
 """
@@ -50,10 +50,10 @@ def permutation_importances(model: Any, x: pd.DataFrame, y: np.ndarray, task: st
 
     if not cfg.enabled or len(x) == 0:
         return {}
-    if task == "classification" and len(np.unique(y)) < 2:
+    xs, ys = sample(x, y, cfg.max_rows, seed)
+    if task == "classification" and len(np.unique(ys)) < 2:
         log.warning("permutation importance not computed: the validation rows hold one class only")
         return {}
-    xs, ys = sample(x, y, cfg.max_rows, seed)
     drops = loss_increases(model, xs, ys, task, cfg.repeats, seed)
     return {str(c): (float(m), float(s))
             for c, m, s in zip(xs.columns, drops.mean(axis=1), drops.std(axis=1), strict=True)}
@@ -83,24 +83,37 @@ def loss_increases(model: Any, x: pd.DataFrame, y: np.ndarray, task: str, repeat
 
     n, identity = len(x), np.arange(len(x))
     blocks = [(-1, identity)] + [(j, order) for j in range(x.shape[1]) for order in shuffle_orders(n, repeats, seed)]
-    per_call = max(1, BATCH_CELLS // max(n * x.shape[1], 1))
+    per_call = max(1, BATCH_CELLS // (n * model_width(model, x)))
     losses: list[float] = []
     for start in range(0, len(blocks), per_call):
         batch = blocks[start:start + per_call]
         # each column of the batch: the column taken in its shuffled order in its own blocks, as it is elsewhere
-        frame = pd.DataFrame({c: x.iloc[:, j].take(np.concatenate([order if k == j else identity
-                                                                    for k, order in batch])).reset_index(drop=True)
-                              for j, c in enumerate(x.columns)})
+        frame = pd.concat([x.iloc[:, j].take(np.concatenate([order if k == j else identity for k, order in batch]))
+                           .reset_index(drop=True) for j in range(x.shape[1])], axis=1)
         scored = model.predict_proba(frame) if task == "classification" else model.predict(frame)
         losses += [_loss(model, y, scored[i * n:(i + 1) * n], task) for i in range(len(batch))]
     return (np.asarray(losses[1:]) - losses[0]).reshape(x.shape[1], repeats)
 
 
+def model_width(model: Any, x: pd.DataFrame) -> int:
+    """The columns the model's last step sees per row: a scikit-learn Pipeline's transformed width (its one-hot
+    encoder makes one column per category, dense), else the input's; a batch is sized by it, so a high-cardinality
+    category gives one shuffled copy per call, as scikit-learn's own loop does."""
+    from sklearn.pipeline import Pipeline
+
+    width = max(x.shape[1], 1)
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        width = max(width, model[:-1].transform(x.iloc[:1]).shape[1])
+    return width
+
+
 def _loss(model: Any, y: np.ndarray, scored: np.ndarray, task: str) -> float:
+    """The loss scikit-learn's scorer computes: on two classes the log loss of the last class's probability (the
+    labels taken from ``y``, as there), else of every class's; the RMSE of a regression."""
     from sklearn.metrics import log_loss, root_mean_squared_error
 
     if task == "classification":
-        return float(log_loss(y, scored, labels=model.classes_))
+        return float(log_loss(y, scored[:, -1] if scored.shape[1] == 2 else scored))
     return float(root_mean_squared_error(y, scored))
 
 

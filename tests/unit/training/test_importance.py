@@ -66,3 +66,40 @@ def test_one_class_or_off_gives_nothing() -> None:
     model = fit_pipeline(build_pipeline(EstimatorConfig(type="logistic_regression"), NUMERIC, CATEGORICAL), x, y)
     assert permutation_importances(model, x, np.zeros(200), "classification", ImportanceConfig(), seed=1) == {}
     assert permutation_importances(model, x, y, "classification", ImportanceConfig(enabled=False), seed=1) == {}
+
+
+def test_a_model_with_string_classes_scores_as_scikit_learn() -> None:
+    """An adopted model may have been fitted on "0"/"1" labels; the monitor passes 0.0/1.0."""
+    x, y, _ = awkward(600, 4)
+    model = fit_pipeline(build_pipeline(EstimatorConfig(type="logistic_regression"), NUMERIC, CATEGORICAL), x,
+                         y.astype(int).astype(str))
+    assert list(model.classes_) == ["0", "1"]
+    got = permutation_importances(model, x, y, "classification", ImportanceConfig(repeats=3), seed=5)
+    oracle = permutation_importance(model, x, y, scoring=SCORING["classification"], n_repeats=3, random_state=5)
+    np.testing.assert_allclose([m for m, _ in got.values()], oracle.importances_mean, rtol=1e-12, atol=1e-15)
+
+
+def test_batches_are_sized_by_the_encoded_width_of_a_high_cardinality_category(monkeypatch) -> None:
+    """The batch is sized by the one-hot width the model builds (dense), not by the input's five columns."""
+    x, y, _ = awkward(2_000, 6)
+    model = fit_pipeline(build_pipeline(EstimatorConfig(type="logistic_regression"), NUMERIC, CATEGORICAL), x, y)
+    width = importance.model_width(model, x)
+    assert width == 4 + x["hc"].nunique() + 1            # numeric + one column per category + the missing one
+    oracle = permutation_importance(model, x, y, scoring=SCORING["classification"], n_repeats=2, random_state=5)
+    calls: list[int] = []
+    predict = model.predict_proba
+    monkeypatch.setattr(model, "predict_proba", lambda frame: calls.append(len(frame)) or predict(frame))
+    monkeypatch.setattr(importance, "BATCH_CELLS", 2_000 * width * 3)     # three shuffled copies per call
+    got = permutation_importances(model, x, y, "classification", ImportanceConfig(repeats=2), seed=5)
+    assert calls == [6_000, 6_000, 6_000, 4_000]                          # 11 blocks: baseline + 5 columns × 2
+    np.testing.assert_allclose([m for m, _ in got.values()], oracle.importances_mean, rtol=1e-12, atol=1e-15)
+
+
+def test_a_sample_of_one_class_gives_nothing() -> None:
+    x, _, _ = awkward(300, 7)
+    y = np.zeros(300)
+    y[[17]] = 1.0                                            # one positive, outside the 10-row sample below
+    xs, ys = importance.sample(x, y, 10, 2)
+    assert len(np.unique(ys)) == 1
+    model = fit_pipeline(build_pipeline(EstimatorConfig(type="logistic_regression"), NUMERIC, CATEGORICAL), x, y)
+    assert permutation_importances(model, x, y, "classification", ImportanceConfig(max_rows=10), seed=2) == {}
