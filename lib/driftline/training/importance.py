@@ -91,7 +91,7 @@ def loss_increases(model: Any, x: pd.DataFrame, y: np.ndarray, task: str, repeat
         frame = pd.concat([x.iloc[:, j].take(np.concatenate([order if k == j else identity for k, order in batch]))
                            .reset_index(drop=True) for j in range(x.shape[1])], axis=1)
         scored = model.predict_proba(frame) if task == "classification" else model.predict(frame)
-        losses += [_loss(model, y, scored[i * n:(i + 1) * n], task) for i in range(len(batch))]
+        losses += [_loss(y, scored[i * n:(i + 1) * n], task) for i in range(len(batch))]
     return (np.asarray(losses[1:]) - losses[0]).reshape(x.shape[1], repeats)
 
 
@@ -107,7 +107,7 @@ def model_width(model: Any, x: pd.DataFrame) -> int:
     return width
 
 
-def _loss(model: Any, y: np.ndarray, scored: np.ndarray, task: str) -> float:
+def _loss(y: np.ndarray, scored: np.ndarray, task: str) -> float:
     """The loss scikit-learn's scorer computes: on two classes the log loss of the last class's probability (the
     labels taken from ``y``, as there), else of every class's; the RMSE of a regression."""
     from sklearn.metrics import log_loss, root_mean_squared_error
